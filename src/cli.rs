@@ -1,0 +1,153 @@
+//! The `reelforge` command line: roles and administration.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Settings, SettingsArgs, read_file_layer};
+use crate::startup::{Application, Role, shutdown_signal};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "reelforge",
+    version,
+    about = "Self-hosted video processing and conversion service"
+)]
+pub struct Cli {
+    /// Settings file (default: ./reelforge.toml when present).
+    #[arg(long, global = true, env = "REELFORGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "pretty", value_parser = ["pretty", "json"])]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// API and workers in one process (the embedded default).
+    Serve(SettingsArgs),
+    /// API only (scale-out role).
+    Api(SettingsArgs),
+    /// Workers only (scale-out role).
+    Worker(SettingsArgs),
+    /// Apply database migrations and exit.
+    Migrate(SettingsArgs),
+    /// Administer accounts without the HTTP API.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create an account (the password is read from REELFORGE_NEW_PASSWORD or stdin).
+    Create { username: String, email: String },
+    /// List accounts.
+    List,
+    /// Disable an account: its tokens stop working and it cannot log in.
+    Disable { username: String },
+    /// Enable a disabled account.
+    Enable { username: String },
+}
+
+fn settings(args: SettingsArgs, config: Option<&std::path::Path>) -> anyhow::Result<Settings> {
+    let file = read_file_layer(config)?;
+    Ok(Settings::resolve(args, file)?)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Serve(a) => run_role(settings(a, config)?, Role::Serve).await,
+        Command::Api(a) => run_role(settings(a, config)?, Role::Api).await,
+        Command::Worker(a) => run_role(settings(a, config)?, Role::Worker).await,
+        Command::Migrate(a) => {
+            let mut s = settings(a, config)?;
+            s.prepare(false)?;
+            crate::db::connect(&s.database_url).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User {
+            action,
+            settings: a,
+        } => {
+            let mut s = settings(a, config)?;
+            s.prepare(false)?;
+            user_command(&s, action).await
+        }
+    }
+}
+
+async fn run_role(mut settings: Settings, role: Role) -> anyhow::Result<()> {
+    settings.prepare(role != Role::Api)?;
+    let app = Application::build(settings, role).await?;
+    if let Some(addr) = app.local_addr() {
+        tracing::info!(%addr, ?role, "listening on http://{addr}");
+    }
+    app.run_until(shutdown_signal()).await
+}
+
+async fn user_command(s: &Settings, action: UserAction) -> anyhow::Result<()> {
+    use crate::db::NewUser;
+    use crate::domain::{EmailAddress, Password, Username};
+    let db = crate::db::connect(&s.database_url).await?;
+    match action {
+        UserAction::Create { username, email } => {
+            let password = match std::env::var("REELFORGE_NEW_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let username = Username::parse(&username).map_err(anyhow::Error::msg)?;
+            let email = EmailAddress::parse(&email).map_err(anyhow::Error::msg)?;
+            let password = Password::parse(&password).map_err(anyhow::Error::msg)?;
+            let hash = crate::auth::hash_password(password.expose())?;
+            let user = db
+                .create_user(NewUser {
+                    username,
+                    email,
+                    password_hash: hash,
+                })
+                .await?;
+            println!("created {} ({})", user.username, user.id);
+        }
+        UserAction::List => {
+            for u in db.list_users().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    u.id,
+                    u.username,
+                    u.email,
+                    if u.disabled { "disabled" } else { "active" }
+                );
+            }
+        }
+        UserAction::Disable { username } | UserAction::Enable { username }
+            if username.is_empty() =>
+        {
+            anyhow::bail!("a username is required")
+        }
+        UserAction::Disable { username } => {
+            if !db.set_user_disabled(&username, true).await? {
+                anyhow::bail!("no user named {username:?}");
+            }
+            println!("disabled {username}");
+        }
+        UserAction::Enable { username } => {
+            if !db.set_user_disabled(&username, false).await? {
+                anyhow::bail!("no user named {username:?}");
+            }
+            println!("enabled {username}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,470 @@
+//! Settings: defaults → optional `reelforge.toml` → `REELFORGE_*` environment → flags.
+//!
+//! Flags and environment are read by clap (`SettingsArgs`); the file fills what they left
+//! unset; defaults fill the rest. `Settings::resolve` is the only constructor of `Settings`
+//! and checks everything it can without side effects; `Settings::prepare` then creates the
+//! data directories and loads (or generates) the JWT secret.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::fetch::AllowList;
+
+/// The settings every role accepts, as flags or `REELFORGE_*` variables.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(default, rename_all = "snake_case")]
+pub struct SettingsArgs {
+    /// Address the API binds.
+    #[arg(long, env = "REELFORGE_LISTEN")]
+    pub listen: Option<String>,
+    /// Where the embedded defaults (database, objects, scratch, secret) live.
+    #[arg(long, env = "REELFORGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` (default `sqlite://$DATA_DIR/reelforge.db`).
+    #[arg(long, env = "REELFORGE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// `file://PATH` (default `file://$DATA_DIR/objects`).
+    #[arg(long, env = "REELFORGE_STORAGE_URL")]
+    pub storage_url: Option<String>,
+    /// Per-run temporary folders (default `$DATA_DIR/scratch`).
+    #[arg(long, env = "REELFORGE_SCRATCH_DIR")]
+    pub scratch_dir: Option<PathBuf>,
+    /// Concurrent jobs in this process (default: half the CPU cores, at least 1).
+    #[arg(long, env = "REELFORGE_WORKERS")]
+    pub workers: Option<usize>,
+    /// HS256 key for login tokens (default: generated into `$DATA_DIR/jwt-secret`).
+    #[arg(long, env = "REELFORGE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Login token lifetime, e.g. `1h`, `30m`.
+    #[arg(long, env = "REELFORGE_TOKEN_TTL")]
+    pub token_ttl: Option<String>,
+    /// Largest accepted upload or download, e.g. `2GiB`.
+    #[arg(long, env = "REELFORGE_MAX_UPLOAD")]
+    pub max_upload: Option<String>,
+    /// Hosts, IPs or CIDRs that URL fetches may reach although private or loopback.
+    #[arg(long, env = "REELFORGE_FETCH_ALLOW")]
+    pub fetch_allow: Option<String>,
+    /// SMTP server for notifications, e.g. `smtp://user:pass@host:587?tls=starttls`.
+    #[arg(long, env = "REELFORGE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender address of notification e-mails.
+    #[arg(long, env = "REELFORGE_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Base URL used in e-mails and webhooks (default: derived from the request).
+    #[arg(long, env = "REELFORGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// How long running jobs may finish after SIGTERM before their leases are released.
+    #[arg(long, env = "REELFORGE_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<String>,
+}
+
+/// Fully resolved settings. Build with [`Settings::resolve`].
+#[derive(Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub storage_url: String,
+    pub scratch_dir: PathBuf,
+    pub workers: usize,
+    pub jwt_secret: Option<Secret>,
+    pub token_ttl: Duration,
+    pub max_upload: u64,
+    pub fetch_allow: AllowList,
+    pub smtp_url: Option<Secret>,
+    pub mail_from: Option<String>,
+    pub public_url: Option<url::Url>,
+    pub shutdown_grace: Duration,
+    /// Queue lease length; a worker renews it every third of it.
+    pub lease: Duration,
+    /// Retries of infrastructure failures before a task fails.
+    pub max_attempts: u32,
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+}
+
+/// A string that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+/// A bad setting: one line saying which and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {reason}")]
+pub struct SettingError {
+    pub setting: &'static str,
+    pub reason: String,
+}
+
+fn bad(setting: &'static str, reason: impl Into<String>) -> SettingError {
+    SettingError {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+impl SettingsArgs {
+    /// Fill unset values from `other` (a lower layer).
+    fn or(self, other: SettingsArgs) -> SettingsArgs {
+        SettingsArgs {
+            listen: self.listen.or(other.listen),
+            data_dir: self.data_dir.or(other.data_dir),
+            database_url: self.database_url.or(other.database_url),
+            storage_url: self.storage_url.or(other.storage_url),
+            scratch_dir: self.scratch_dir.or(other.scratch_dir),
+            workers: self.workers.or(other.workers),
+            jwt_secret: self.jwt_secret.or(other.jwt_secret),
+            token_ttl: self.token_ttl.or(other.token_ttl),
+            max_upload: self.max_upload.or(other.max_upload),
+            fetch_allow: self.fetch_allow.or(other.fetch_allow),
+            smtp_url: self.smtp_url.or(other.smtp_url),
+            mail_from: self.mail_from.or(other.mail_from),
+            public_url: self.public_url.or(other.public_url),
+            shutdown_grace: self.shutdown_grace.or(other.shutdown_grace),
+        }
+    }
+}
+
+/// Read `reelforge.toml` (or the given file). A missing default file is not an error.
+pub fn read_file_layer(path: Option<&Path>) -> Result<SettingsArgs, SettingError> {
+    let (path, required) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from("reelforge.toml"), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| bad("config file", e.message().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            Ok(SettingsArgs::default())
+        }
+        Err(e) => Err(bad("config file", format!("{}: {e}", path.display()))),
+    }
+}
+
+impl Settings {
+    /// Merge the layers and check every value. Pure: touches no file.
+    pub fn resolve(args: SettingsArgs, file: SettingsArgs) -> Result<Settings, SettingError> {
+        let a = args.or(file);
+        let listen_text = a.listen.unwrap_or_else(|| "127.0.0.1:8080".to_string());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            bad(
+                "REELFORGE_LISTEN",
+                format!("not an address:port: {listen_text:?}"),
+            )
+        })?;
+        let data_dir = a.data_dir.unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = a
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("reelforge.db").display()));
+        if !database_url.starts_with("sqlite:") {
+            return Err(bad(
+                "REELFORGE_DATABASE_URL",
+                "only sqlite:// is supported by this build",
+            ));
+        }
+        let storage_url = a
+            .storage_url
+            .unwrap_or_else(|| format!("file://{}", absolute(&data_dir.join("objects")).display()));
+        let parsed = url::Url::parse(&storage_url)
+            .map_err(|e| bad("REELFORGE_STORAGE_URL", format!("{e}: {storage_url:?}")))?;
+        if parsed.scheme() != "file" {
+            return Err(bad(
+                "REELFORGE_STORAGE_URL",
+                format!(
+                    "unsupported scheme {:?} (file:// is supported)",
+                    parsed.scheme()
+                ),
+            ));
+        }
+        let scratch_dir = a.scratch_dir.unwrap_or_else(|| data_dir.join("scratch"));
+        let workers = a.workers.unwrap_or_else(default_workers);
+        let token_ttl = parse_duration(a.token_ttl.as_deref().unwrap_or("1h"))
+            .map_err(|e| bad("REELFORGE_TOKEN_TTL", e))?;
+        if token_ttl.is_zero() {
+            return Err(bad("REELFORGE_TOKEN_TTL", "must be positive"));
+        }
+        let max_upload = parse_size(a.max_upload.as_deref().unwrap_or("2GiB"))
+            .map_err(|e| bad("REELFORGE_MAX_UPLOAD", e))?;
+        let fetch_allow = AllowList::parse(a.fetch_allow.as_deref().unwrap_or(""))
+            .map_err(|e| bad("REELFORGE_FETCH_ALLOW", e))?;
+        let public_url = match a.public_url {
+            Some(u) => Some(
+                url::Url::parse(&u)
+                    .map_err(|e| bad("REELFORGE_PUBLIC_URL", format!("{e}: {u:?}")))?,
+            ),
+            None => None,
+        };
+        if let Some(smtp) = &a.smtp_url {
+            url::Url::parse(smtp).map_err(|e| bad("REELFORGE_SMTP_URL", e.to_string()))?;
+        }
+        let shutdown_grace = parse_duration(a.shutdown_grace.as_deref().unwrap_or("30s"))
+            .map_err(|e| bad("REELFORGE_SHUTDOWN_GRACE", e))?;
+        Ok(Settings {
+            listen,
+            data_dir,
+            database_url,
+            storage_url,
+            scratch_dir,
+            workers,
+            jwt_secret: a.jwt_secret.map(Secret::new),
+            token_ttl,
+            max_upload,
+            fetch_allow,
+            smtp_url: a.smtp_url.map(Secret::new),
+            mail_from: a.mail_from,
+            public_url,
+            shutdown_grace,
+            lease: Duration::from_secs(30),
+            max_attempts: 3,
+            ffmpeg: PathBuf::from("ffmpeg"),
+            ffprobe: PathBuf::from("ffprobe"),
+        })
+    }
+
+    /// Create the data directories, check they are writable, check ffmpeg, and load or
+    /// generate the JWT secret. Fails with one line saying what is wrong.
+    pub fn prepare(&mut self, needs_ffmpeg: bool) -> Result<(), SettingError> {
+        for (name, dir) in [
+            ("REELFORGE_DATA_DIR", self.data_dir.clone()),
+            ("REELFORGE_SCRATCH_DIR", self.scratch_dir.clone()),
+        ] {
+            ensure_writable_dir(&dir).map_err(|e| bad(name, format!("{}: {e}", dir.display())))?;
+        }
+        if let Some(path) = self.storage_url.strip_prefix("file://") {
+            let dir = PathBuf::from(path);
+            ensure_writable_dir(&dir)
+                .map_err(|e| bad("REELFORGE_STORAGE_URL", format!("{}: {e}", dir.display())))?;
+        }
+        if needs_ffmpeg {
+            for (name, program) in [("ffmpeg", &self.ffmpeg), ("ffprobe", &self.ffprobe)] {
+                let ok = std::process::Command::new(program)
+                    .arg("-version")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(bad(
+                        "ffmpeg",
+                        format!(
+                            "`{name}` was not found or does not run; install it (Debian: apt-get install ffmpeg)"
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.jwt_secret.is_none() {
+            let secret = load_or_create_secret(&self.data_dir.join("jwt-secret"))
+                .map_err(|e| bad("REELFORGE_JWT_SECRET", e))?;
+            self.jwt_secret = Some(secret);
+        }
+        Ok(())
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn default_workers() -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    (cores / 2).max(1)
+}
+
+fn ensure_writable_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"ok")?;
+    std::fs::remove_file(&probe)
+}
+
+/// Read the secret file, or create it with 64 random bytes (hex) and mode 0600.
+fn load_or_create_secret(path: &Path) -> Result<Secret, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::read_to_string(path) {
+        Ok(s) if s.trim().len() >= 32 => return Ok(Secret::new(s.trim())),
+        Ok(_) => return Err(format!("{} is shorter than 32 characters", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    }
+    let bytes: [u8; 64] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(hex.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Secret::new(hex))
+}
+
+/// `10s`, `5m`, `1h`, `2d`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (use e.g. 30s, 5m, 1h)"))?;
+    let mult = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return Err(format!("not a duration: {text:?} (use e.g. 30s, 5m, 1h)")),
+    };
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("not a duration: {text:?}"));
+    }
+    Ok(Duration::from_secs_f64(n * mult))
+}
+
+/// `512`, `10KiB`, `64MiB`, `2GiB` (also `KB/MB/GB` as powers of 1000).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("not a size: {text:?} (use e.g. 512MiB, 2GiB)"))?;
+    let mult: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        _ => return Err(format!("not a size: {text:?} (use e.g. 512MiB, 2GiB)")),
+    };
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("not a size: {text:?}"));
+    }
+    Ok((n * mult) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("2GiB"), Ok(2 * 1024 * 1024 * 1024));
+        assert_eq!(parse_size("10KiB"), Ok(10240));
+        assert_eq!(parse_size("1MB"), Ok(1_000_000));
+        assert_eq!(parse_size("17"), Ok(17));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn layers_flag_beats_file_beats_default() {
+        let flags = SettingsArgs {
+            listen: Some("127.0.0.1:9000".into()),
+            ..Default::default()
+        };
+        let file: SettingsArgs =
+            toml::from_str("listen = \"127.0.0.1:7000\"\nworkers = 3\ntoken_ttl = \"2h\"\n")
+                .unwrap();
+        let s = Settings::resolve(flags, file).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.workers, 3);
+        assert_eq!(s.token_ttl, Duration::from_secs(7200));
+        assert_eq!(s.max_upload, 2 * 1024 * 1024 * 1024);
+        assert!(s.database_url.ends_with("reelforge.db"));
+    }
+
+    #[test]
+    fn bad_settings_say_which() {
+        let r = Settings::resolve(
+            SettingsArgs {
+                storage_url: Some("::not a url".into()),
+                ..Default::default()
+            },
+            SettingsArgs::default(),
+        );
+        let e = r.err().unwrap();
+        assert_eq!(e.setting, "REELFORGE_STORAGE_URL");
+        let e = Settings::resolve(
+            SettingsArgs {
+                listen: Some("nowhere".into()),
+                ..Default::default()
+            },
+            SettingsArgs::default(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.setting, "REELFORGE_LISTEN");
+    }
+
+    #[test]
+    fn secret_is_generated_once_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Settings::resolve(
+            SettingsArgs {
+                data_dir: Some(dir.path().to_path_buf()),
+                ..Default::default()
+            },
+            SettingsArgs::default(),
+        )
+        .unwrap();
+        s.prepare(false).unwrap();
+        let first = s.jwt_secret.clone().unwrap();
+        let mode = std::fs::metadata(dir.path().join("jwt-secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        s.jwt_secret = None;
+        s.prepare(false).unwrap();
+        assert_eq!(first.expose(), s.jwt_secret.unwrap().expose());
+        assert!(first.expose().len() >= 64);
+    }
+
+    #[test]
+    fn unwritable_data_dir_fails_fast() {
+        let mut s = Settings::resolve(
+            SettingsArgs {
+                data_dir: Some(PathBuf::from("/proc/reelforge-cannot-write")),
+                ..Default::default()
+            },
+            SettingsArgs::default(),
+        )
+        .unwrap();
+        let e = s.prepare(false).err().unwrap();
+        assert_eq!(e.setting, "REELFORGE_DATA_DIR");
+    }
+}

@@ -1,0 +1,181 @@
+//! Persistence: the repository traits every backend implements, and the records they return.
+//!
+//! The queue lives in the same database as the tasks: creating a task writes its job in the
+//! same transaction, and every state change of a job is a single conditional statement on
+//! the lease owner. No transaction is held while a job runs.
+
+pub mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::{OutputFile, Profile, Source, Stage, TaskError, TaskRecord, TaskStatus};
+use crate::media::probe::MediaInfo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// A unique constraint: the field that clashed (`username`, `email`).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub type RepoResult<T> = Result<T, RepoError>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserWithHash {
+    pub user: User,
+    pub password_hash: String,
+}
+
+pub struct NewUser {
+    pub username: crate::domain::Username,
+    pub email: crate::domain::EmailAddress,
+    pub password_hash: String,
+}
+
+pub struct NewTask {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub profile: Profile,
+    pub source: Source,
+    pub input_key: Option<String>,
+}
+
+/// Listing parameters; `after` is the keyset cursor (the last id of the previous page).
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub limit: u32,
+    pub descending: bool,
+    pub status: Option<TaskStatus>,
+    pub after: Option<Uuid>,
+}
+
+/// A job handed to a worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub job_id: Uuid,
+    pub task_id: Uuid,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    /// The task's total run count, used in output keys so a re-run never collides.
+    pub run: u32,
+}
+
+/// What `retry` found.
+#[derive(Debug)]
+pub enum RetryOutcome {
+    Requeued(Box<TaskRecord>),
+    NotRetryable(TaskStatus),
+    NotFound,
+}
+
+/// Users and their credentials.
+#[async_trait]
+pub trait UserRepo: Send + Sync {
+    async fn create_user(&self, new: NewUser) -> RepoResult<User>;
+    /// By username, or by e-mail (case-insensitive) when `login` contains `@`.
+    async fn user_for_login(&self, login: &str) -> RepoResult<Option<UserWithHash>>;
+    async fn user_by_id(&self, id: Uuid) -> RepoResult<Option<User>>;
+    async fn list_users(&self) -> RepoResult<Vec<User>>;
+    async fn set_user_disabled(&self, username: &str, disabled: bool) -> RepoResult<bool>;
+}
+
+/// Tasks as the API sees them. Every call is scoped to the owner.
+#[async_trait]
+pub trait TaskRepo: Send + Sync {
+    /// Writes the task and its job in one transaction.
+    async fn create_task(&self, new: NewTask, max_attempts: u32) -> RepoResult<TaskRecord>;
+    async fn get_task(&self, user: Uuid, id: Uuid) -> RepoResult<Option<TaskRecord>>;
+    async fn list_tasks(&self, user: Uuid, q: &ListQuery) -> RepoResult<Vec<TaskRecord>>;
+    /// Newest task of `user` whose upload name or an output is `name`.
+    async fn task_with_file(&self, user: Uuid, name: &str) -> RepoResult<Option<TaskRecord>>;
+    /// Queued or running → cancelled (the job is ended, so a worker holding it stops).
+    /// Returns the task and whether this call cancelled it.
+    async fn cancel_task(&self, user: Uuid, id: Uuid) -> RepoResult<Option<(TaskRecord, bool)>>;
+    async fn retry_task(&self, user: Uuid, id: Uuid, max_attempts: u32)
+    -> RepoResult<RetryOutcome>;
+    /// Removes the task and its job; returns what was removed.
+    async fn delete_task(&self, user: Uuid, id: Uuid) -> RepoResult<Option<TaskRecord>>;
+    /// Task counts by status (for metrics).
+    async fn count_by_status(&self) -> RepoResult<Vec<(TaskStatus, i64)>>;
+    async fn ping(&self) -> RepoResult<()>;
+}
+
+/// The queue as workers see it. Every write after `claim` is conditional on the lease owner
+/// and on the job still running; `false` means the lease was lost (or the task cancelled or
+/// deleted) and the caller must drop its result.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    async fn claim(&self, owner: &str, lease: Duration) -> RepoResult<Option<ClaimedJob>>;
+    async fn task_for_job(&self, task_id: Uuid) -> RepoResult<Option<TaskRecord>>;
+    async fn heartbeat(&self, job: Uuid, owner: &str, lease: Duration) -> RepoResult<bool>;
+    async fn set_progress(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        stage: Stage,
+        percent: f64,
+        eta_seconds: Option<f64>,
+    ) -> RepoResult<bool>;
+    async fn set_input(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        info: &MediaInfo,
+        input_key: &str,
+    ) -> RepoResult<bool>;
+    async fn complete(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        outputs: &[OutputFile],
+    ) -> RepoResult<bool>;
+    /// Back to the queue after `delay`, keeping the error for the record.
+    async fn retry_later(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        error: &TaskError,
+        delay: Duration,
+    ) -> RepoResult<bool>;
+    async fn fail(&self, job: &ClaimedJob, owner: &str, error: &TaskError) -> RepoResult<bool>;
+    /// Give the job back untouched (shutdown): claimable again at once.
+    async fn release(&self, job: &ClaimedJob, owner: &str) -> RepoResult<bool>;
+    /// Embedded mode at start-up: jobs left `running` by a dead process go back to the queue.
+    async fn recover_running(&self) -> RepoResult<u64>;
+    /// Milliseconds until the next queued job becomes due, if any.
+    async fn next_due_in(&self) -> RepoResult<Option<Duration>>;
+}
+
+/// Everything a backend provides.
+pub trait Repo: UserRepo + TaskRepo + JobQueue + 'static {}
+impl<T: UserRepo + TaskRepo + JobQueue + 'static> Repo for T {}
+
+pub type Db = std::sync::Arc<dyn Repo>;
+
+/// Open the backend named by the URL and apply its migrations.
+pub async fn connect(database_url: &str) -> anyhow::Result<Db> {
+    if database_url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(
+            sqlite::SqliteRepo::connect(database_url).await?,
+        ))
+    } else {
+        anyhow::bail!("unsupported database URL scheme (sqlite:// is supported)")
+    }
+}

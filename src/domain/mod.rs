@@ -1,0 +1,7 @@
+//! Domain types and pure rules. Nothing here does I/O.
+
+pub mod task;
+pub mod user;
+
+pub use task::{OutputFile, Profile, Source, Stage, TaskError, TaskRecord, TaskStatus, TaskView};
+pub use user::{EmailAddress, Password, Username};

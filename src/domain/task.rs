@@ -1,0 +1,307 @@
+//! Tasks as the rest of the code sees them: status, stage, source, profile, outputs, and the
+//! JSON object the API returns.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::media::plan::IdrlOptions;
+use crate::media::probe::MediaInfo;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 5] = [
+        TaskStatus::Queued,
+        TaskStatus::Running,
+        TaskStatus::Succeeded,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<TaskStatus> {
+        TaskStatus::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Cancelled
+        )
+    }
+}
+
+/// What a running task is doing now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Fetching,
+    Probing,
+    Processing,
+    Storing,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Fetching => "fetching",
+            Stage::Probing => "probing",
+            Stage::Processing => "processing",
+            Stage::Storing => "storing",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Stage> {
+        [
+            Stage::Fetching,
+            Stage::Probing,
+            Stage::Processing,
+            Stage::Storing,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
+}
+
+/// Where the input comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    Url { url: String },
+    Upload { filename: String, size: u64 },
+}
+
+impl Source {
+    /// Base name for outputs: the upload's file name or the URL's last path segment.
+    pub fn stem(&self) -> String {
+        let name = match self {
+            Source::Upload { filename, .. } => filename.clone(),
+            Source::Url { url } => url::Url::parse(url)
+                .ok()
+                .and_then(|u| {
+                    u.path_segments()
+                        .and_then(|mut s| s.next_back().map(str::to_string))
+                })
+                .unwrap_or_default(),
+        };
+        let stem = match name.rsplit_once('.') {
+            Some((s, _)) if !s.is_empty() => s.to_string(),
+            _ => name,
+        };
+        crate::media::plan::sanitize_stem(&stem)
+    }
+}
+
+/// The processing asked for. Profiles of `processing.md` not built yet are refused at
+/// submission with `profile_unavailable` rather than accepted and failed later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "profile", content = "options", rename_all = "snake_case")]
+pub enum Profile {
+    Idrl(IdrlOptions),
+}
+
+impl Profile {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Profile::Idrl(_) => "idrl",
+        }
+    }
+    pub fn options_json(&self) -> serde_json::Value {
+        match self {
+            Profile::Idrl(o) => serde_json::to_value(o).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// Names of every profile in `processing.md`, for error messages.
+pub const KNOWN_PROFILES: [&str; 6] =
+    ["idrl", "convert", "compress", "thumbnail", "hls", "archive"];
+
+/// Parse `profile` + `options` from a request. `Err((code, message))`.
+pub fn parse_profile(
+    name: Option<&str>,
+    options: Option<serde_json::Value>,
+) -> Result<Profile, (&'static str, String)> {
+    let options = match options {
+        None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
+        Some(v @ serde_json::Value::Object(_)) => v,
+        Some(_) => return Err(("invalid_options", "options must be a JSON object".into())),
+    };
+    match name.unwrap_or("idrl") {
+        "idrl" => {
+            let o: IdrlOptions = serde_json::from_value(options)
+                .map_err(|e| ("invalid_options", format!("options: {e}")))?;
+            o.validate()
+                .map_err(|e| ("invalid_options", format!("{}: {}", e.option, e.message)))?;
+            Ok(Profile::Idrl(o))
+        }
+        other if KNOWN_PROFILES.contains(&other) => Err((
+            "profile_unavailable",
+            format!("profile {other:?} is not available on this server yet"),
+        )),
+        other => Err((
+            "invalid_profile",
+            format!(
+                "unknown profile {other:?}; expected one of {}",
+                KNOWN_PROFILES.join(", ")
+            ),
+        )),
+    }
+}
+
+/// One produced file, as recorded on the task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputFile {
+    pub name: String,
+    /// Storage key (never shown to clients).
+    pub key: String,
+    pub size: u64,
+    pub duration: Option<f64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TaskError {
+    pub code: String,
+    pub message: String,
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub status: TaskStatus,
+    pub profile: Profile,
+    pub source: Source,
+    pub input: Option<MediaInfo>,
+    pub input_key: Option<String>,
+    pub stage: Option<Stage>,
+    pub percent: Option<f64>,
+    pub eta_seconds: Option<f64>,
+    pub outputs: Vec<OutputFile>,
+    pub error: Option<TaskError>,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct InputView {
+    pub duration: f64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProgressView {
+    pub stage: Option<Stage>,
+    pub percent: f64,
+    pub eta_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OutputView {
+    pub name: String,
+    pub size: u64,
+    pub duration: Option<f64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub url: String,
+}
+
+/// The task object of `api.md`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TaskView {
+    pub id: Uuid,
+    pub status: TaskStatus,
+    pub profile: String,
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+    pub source: Source,
+    pub input: Option<InputView>,
+    pub progress: ProgressView,
+    pub outputs: Vec<OutputView>,
+    pub error: Option<TaskError>,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl TaskRecord {
+    pub fn view(&self) -> TaskView {
+        let percent = match self.status {
+            TaskStatus::Succeeded => 100.0,
+            _ => self.percent.unwrap_or(0.0),
+        };
+        TaskView {
+            id: self.id,
+            status: self.status,
+            profile: self.profile.name().to_string(),
+            options: self.profile.options_json(),
+            source: self.source.clone(),
+            input: self.input.as_ref().map(|i| InputView {
+                duration: i.duration,
+                width: i.video.as_ref().map(|v| v.width),
+                height: i.video.as_ref().map(|v| v.height),
+                video_codec: i.video.as_ref().map(|v| v.codec.clone()),
+                audio_codec: i.audio.as_ref().map(|a| a.codec.clone()),
+            }),
+            progress: ProgressView {
+                stage: if self.status == TaskStatus::Running {
+                    self.stage
+                } else {
+                    None
+                },
+                percent,
+                eta_seconds: if self.status == TaskStatus::Running {
+                    self.eta_seconds
+                } else {
+                    None
+                },
+            },
+            outputs: self
+                .outputs
+                .iter()
+                .map(|o| OutputView {
+                    name: o.name.clone(),
+                    size: o.size,
+                    duration: o.duration,
+                    width: o.width,
+                    height: o.height,
+                    video_codec: o.video_codec.clone(),
+                    audio_codec: o.audio_codec.clone(),
+                    url: format!("/api/tasks/{}/outputs/{}", self.id, o.name),
+                })
+                .collect(),
+            error: self.error.clone(),
+            attempts: self.attempts,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        }
+    }
+}

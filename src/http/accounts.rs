@@ -1,0 +1,195 @@
+//! `POST /api/auth/signup` and `POST /api/auth/login` (and seed A's aliases).
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::JsonBody;
+use crate::auth;
+use crate::db::{NewUser, RepoError};
+use crate::domain::{EmailAddress, Password, Username};
+use crate::startup::AppState;
+
+/// Both seeds' spellings: `password` + `password_2` (seed A) or `password1` + `password2`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SignupRequest {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub password_2: Option<String>,
+    pub password1: Option<String>,
+    pub password2: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignupResponse {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub message: String,
+}
+
+/// `password` and either `email` (seed A) or `username` (seed B).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserInfo {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub user: UserInfo,
+}
+
+fn missing(field: &str) -> ApiError {
+    ApiError::bad_request("missing_field", format!("{field} is required"))
+}
+
+fn invalid(field: &str, why: String) -> ApiError {
+    ApiError::bad_request("invalid_field", format!("{field}: {why}"))
+}
+
+/// Create an account.
+#[utoipa::path(post, path = "/api/auth/signup", tag = "accounts",
+    request_body = SignupRequest,
+    responses(
+        (status = 201, body = SignupResponse),
+        (status = 400, body = ErrorBody, description = "missing field, weak password, mismatch"),
+        (status = 409, body = ErrorBody, description = "username or e-mail taken"),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn signup(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<SignupRequest>,
+) -> ApiResult<(StatusCode, Json<SignupResponse>)> {
+    let username = req.username.as_deref().ok_or_else(|| missing("username"))?;
+    let email = req.email.as_deref().ok_or_else(|| missing("email"))?;
+    let (p1, p2) = match (
+        &req.password,
+        &req.password_2,
+        &req.password1,
+        &req.password2,
+    ) {
+        (Some(a), Some(b), _, _) => (a, b),
+        (_, _, Some(a), Some(b)) => (a, b),
+        (Some(_), None, _, _) => return Err(missing("password_2")),
+        (None, _, Some(_), None) => return Err(missing("password2")),
+        _ => return Err(missing("password")),
+    };
+    let username = Username::parse(username).map_err(|e| invalid("username", e))?;
+    let email = EmailAddress::parse(email).map_err(|e| invalid("email", e))?;
+    if p1 != p2 {
+        return Err(ApiError::bad_request(
+            "password_mismatch",
+            "the two passwords are not equal",
+        ));
+    }
+    let password = Password::parse(p1).map_err(|e| ApiError::bad_request("weak_password", e))?;
+    let hash =
+        tokio::task::spawn_blocking(move || auth::hash_password(password.expose())).await??;
+    let user = state
+        .db
+        .create_user(NewUser {
+            username,
+            email,
+            password_hash: hash,
+        })
+        .await
+        .map_err(|e| match e {
+            RepoError::Conflict(field) => ApiError::new(
+                StatusCode::CONFLICT,
+                if field == "email" {
+                    "email_taken"
+                } else {
+                    "username_taken"
+                },
+                format!("that {field} is already registered"),
+            ),
+            other => other.into(),
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SignupResponse {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            message: "user created".into(),
+        }),
+    ))
+}
+
+/// Exchange credentials for a bearer token.
+#[utoipa::path(post, path = "/api/auth/login", tag = "accounts",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = LoginResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody, description = "same body for unknown user and wrong password"),
+        (status = 429, body = ErrorBody, description = "too many attempts; see Retry-After"),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    let login = req
+        .email
+        .as_deref()
+        .or(req.username.as_deref())
+        .ok_or_else(|| missing("email or username"))?
+        .trim()
+        .to_string();
+    let password = req.password.ok_or_else(|| missing("password"))?;
+    state
+        .login_limiter
+        .check(peer.ip(), &login)
+        .map_err(|wait| ApiError::RateLimited {
+            retry_after_secs: wait.as_secs_f64().ceil() as u64,
+        })?;
+    let found = state.db.user_for_login(&login).await?;
+    let dummy = state.dummy_hash.clone();
+    let (user, hash) = match found {
+        Some(u) if !u.user.disabled => (Some(u.user), u.password_hash),
+        _ => (None, (*dummy).clone()),
+    };
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash)).await?;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "wrong user name, e-mail or password",
+            ));
+        }
+    };
+    let token = state.tokens.issue(user.id)?;
+    Ok(Json(LoginResponse {
+        token,
+        token_type: "Bearer".into(),
+        expires_in: state.tokens.ttl.as_secs(),
+        user: UserInfo {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+        },
+    }))
+}

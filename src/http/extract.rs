@@ -1,0 +1,77 @@
+//! Extractors: the authenticated user, and a JSON body that accepts any content type and
+//! reports bad input in the API's error shape.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::startup::AppState;
+
+/// The caller, from `Authorization: Bearer <jwt>`. A disabled or deleted user is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    pub id: Uuid,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(ApiError::unauthorized)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(ApiError::unauthorized)?
+            .trim();
+        let id = state
+            .tokens
+            .verify(token)
+            .ok_or_else(ApiError::unauthorized)?;
+        if !state.user_active(id).await? {
+            return Err(ApiError::unauthorized());
+        }
+        Ok(AuthUser { id })
+    }
+}
+
+/// JSON body parsed whatever the `Content-Type` says (seed clients are sloppy), with
+/// malformed JSON and wrong types answered as 400 naming the field.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::bad_request("invalid_body", "could not read the body"))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the body must be a JSON object",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::bad_request("invalid_json", format!("malformed JSON: {inner}"))
+        } else if path.is_empty() || path == "." {
+            ApiError::bad_request("invalid_field", inner.to_string())
+        } else {
+            ApiError::bad_request("invalid_field", format!("{path}: {inner}"))
+        }
+    })
+}

@@ -1,0 +1,266 @@
+//! Downloads: outputs, the original input, and seed B's `/api/files/{filename}`, streamed
+//! with `Content-Length`, `Accept-Ranges` and single-range `Range` support.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::AuthUser;
+use super::tasks::task_id;
+use crate::domain::{Source, TaskRecord};
+use crate::startup::AppState;
+use crate::storage::StorageError;
+
+/// A parsed `Range` header against an object of `size` bytes.
+#[derive(Debug, PartialEq)]
+pub enum RangeRequest {
+    Whole,
+    Part(std::ops::Range<u64>),
+    Unsatisfiable,
+}
+
+/// Parse one `bytes=` range (`a-b`, `a-`, `-n`). Several ranges or other units fall back
+/// to the whole body, as RFC 9110 allows.
+pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeRequest::Whole;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeRequest::Whole;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return RangeRequest::Whole,
+        (true, false) => match b.parse::<u64>() {
+            Ok(0) => return RangeRequest::Unsatisfiable,
+            Ok(n) => Some((size.saturating_sub(n), size)),
+            Err(_) => None,
+        },
+        (false, true) => a.parse::<u64>().ok().map(|start| (start, size)),
+        (false, false) => match (a.parse::<u64>(), b.parse::<u64>()) {
+            (Ok(start), Ok(end)) if end >= start => Some((start, end.saturating_add(1).min(size))),
+            _ => None,
+        },
+    };
+    match parsed {
+        None => RangeRequest::Whole,
+        Some((start, end)) if start >= size || start >= end => RangeRequest::Unsatisfiable,
+        Some((start, end)) => RangeRequest::Part(start..end),
+    }
+}
+
+fn content_type(name: &str) -> &'static str {
+    let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "mp4" | "m4v" => "video/mp4",
+        "mov" => "video/quicktime",
+        "webm" => "video/webm",
+        "mkv" => "video/x-matroska",
+        "avi" => "video/x-msvideo",
+        "mpeg" | "mpg" => "video/mpeg",
+        "wmv" => "video/x-ms-wmv",
+        "gif" => "image/gif",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "webp" => "image/webp",
+        "mp3" => "audio/mpeg",
+        "m4a" => "audio/mp4",
+        "ogg" | "opus" => "audio/ogg",
+        "wav" => "audio/wav",
+        "flac" => "audio/flac",
+        "m3u8" => "application/vnd.apple.mpegurl",
+        "ts" => "video/mp2t",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Stream `key` as `name`, honouring `Range`.
+async fn serve_object(
+    state: &AppState,
+    key: &str,
+    name: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let size = match state.storage.size(key).await {
+        Ok(s) => s,
+        Err(StorageError::NotFound) => return Err(ApiError::not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, range) = match parse_range(range_header, size) {
+        RangeRequest::Whole => (StatusCode::OK, None),
+        RangeRequest::Part(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),
+        RangeRequest::Unsatisfiable => {
+            let mut r = super::error::error_response(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                "the requested range is outside the file",
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(r);
+        }
+    };
+    let object = if size == 0 {
+        None
+    } else {
+        Some(
+            state
+                .storage
+                .read(key, range.clone())
+                .await
+                .map_err(|e| match e {
+                    StorageError::NotFound => ApiError::not_found(),
+                    other => ApiError::Internal(other.into()),
+                })?,
+        )
+    };
+    let len = range.as_ref().map(|r| r.end - r.start).unwrap_or(size);
+    let body = match object {
+        Some(o) => Body::from_stream(o.body),
+        None => Body::empty(),
+    };
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(name)),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Some(r) = &range
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{size}", r.start, r.end - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    let disposition = format!("attachment; filename=\"{}\"", name.replace('"', ""));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+async fn owned_task(state: &AppState, user: AuthUser, id: &str) -> ApiResult<TaskRecord> {
+    state
+        .db
+        .get_task(user.id, task_id(id)?)
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
+fn input_name(task: &TaskRecord) -> String {
+    match &task.source {
+        Source::Upload { filename, .. } => filename.clone(),
+        Source::Url { .. } => task
+            .input_key
+            .as_deref()
+            .and_then(|k| k.rsplit('/').next())
+            .unwrap_or("input")
+            .to_string(),
+    }
+}
+
+/// Download one output of a task.
+#[utoipa::path(get, path = "/api/tasks/{id}/outputs/{name}", tag = "files",
+    params(("id" = String, Path), ("name" = String, Path),
+           ("Range" = Option<String>, Header, description = "bytes=START-END")),
+    responses((status = 200, description = "the file"), (status = 206, description = "a range"),
+              (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn download_output(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let task = owned_task(&state, user, &id).await?;
+    let out = task
+        .outputs
+        .iter()
+        .find(|o| o.name == name)
+        .ok_or_else(ApiError::not_found)?;
+    serve_object(&state, &out.key, &out.name, &headers).await
+}
+
+/// Download the task's original input.
+#[utoipa::path(get, path = "/api/tasks/{id}/input", tag = "files",
+    params(("id" = String, Path), ("Range" = Option<String>, Header)),
+    responses((status = 200, description = "the file"), (status = 206, description = "a range"),
+              (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn download_input(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let task = owned_task(&state, user, &id).await?;
+    let key = task.input_key.clone().ok_or_else(ApiError::not_found)?;
+    serve_object(&state, &key, &input_name(&task), &headers).await
+}
+
+/// Seed B: the caller's original or output file with this name (newest task first).
+#[utoipa::path(get, path = "/api/files/{filename}", tag = "files",
+    params(("filename" = String, Path), ("Range" = Option<String>, Header)),
+    responses((status = 200, description = "the file"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn download_file(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(filename): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let task = state
+        .db
+        .task_with_file(user.id, &filename)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if let Some(out) = task.outputs.iter().find(|o| o.name == filename) {
+        return serve_object(&state, &out.key, &out.name, &headers).await;
+    }
+    let key = task.input_key.clone().ok_or_else(ApiError::not_found)?;
+    serve_object(&state, &key, &filename, &headers).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 100), RangeRequest::Whole);
+        assert_eq!(
+            parse_range(Some("bytes=0-9"), 100),
+            RangeRequest::Part(0..10)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=90-"), 100),
+            RangeRequest::Part(90..100)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-10"), 100),
+            RangeRequest::Part(90..100)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=50-500"), 100),
+            RangeRequest::Part(50..100)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=100-"), 100),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-0"), 100),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), RangeRequest::Whole);
+        assert_eq!(parse_range(Some("items=0-1"), 100), RangeRequest::Whole);
+        assert_eq!(parse_range(Some("bytes=9-3"), 100), RangeRequest::Whole);
+    }
+}

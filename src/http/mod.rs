@@ -1,0 +1,169 @@
+//! The HTTP edge: the router, its layers and the OpenAPI document. Handlers parse input into
+//! domain types and call the repository and storage; they never run media tools.
+
+pub mod accounts;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod files;
+pub mod service;
+pub mod tasks;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi, PathItem};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::startup::AppState;
+
+/// Seed A's paths: alias → canonical.
+pub const ALIASES: [(&str, &str); 4] = [
+    ("/auth/signup", "/api/auth/signup"),
+    ("/auth/login", "/api/auth/login"),
+    ("/tasks", "/api/tasks"),
+    ("/tasks/{id}", "/api/tasks/{id}"),
+];
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Reelforge", description = "Self-hosted video processing and conversion service"),
+    tags(
+        (name = "accounts", description = "Sign up and log in"),
+        (name = "tasks", description = "Submit and follow processing tasks"),
+        (name = "files", description = "Download inputs and outputs"),
+        (name = "service", description = "Health, readiness, metrics"),
+        (name = "aliases", description = "Seed A's paths without /api: same handlers"),
+    )
+)]
+struct ApiDoc;
+
+/// Canonical routes with their OpenAPI operations.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(routes!(accounts::signup))
+        .routes(routes!(accounts::login))
+        .routes(routes!(tasks::create_task, tasks::list_tasks))
+        .routes(routes!(tasks::get_task, tasks::delete_task))
+        .routes(routes!(tasks::cancel_task))
+        .routes(routes!(tasks::retry_task))
+        .routes(routes!(events::task_events))
+        .routes(routes!(files::download_output))
+        .routes(routes!(files::download_input))
+        .routes(routes!(files::download_file))
+        .routes(routes!(service::root))
+        .routes(routes!(service::healthz))
+        .routes(routes!(service::readyz))
+        .routes(routes!(service::metrics))
+}
+
+/// The full OpenAPI document, aliases and security scheme included.
+pub fn openapi() -> OpenApi {
+    let (_, mut doc) = documented().split_for_parts();
+    finish_openapi(&mut doc);
+    doc
+}
+
+fn finish_openapi(doc: &mut OpenApi) {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
+    for (alias, canonical) in ALIASES {
+        let Some(item) = doc.paths.paths.get(canonical).cloned() else {
+            continue;
+        };
+        doc.paths
+            .paths
+            .insert(alias.to_string(), alias_item(item, canonical));
+    }
+}
+
+fn alias_item(mut item: PathItem, canonical: &str) -> PathItem {
+    for op in [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        op.operation_id = op.operation_id.as_ref().map(|id| format!("{id}_alias"));
+        op.tags = Some(vec!["aliases".to_string()]);
+        op.description = Some(format!(
+            "Alias of `{canonical}` for seed A clients: same handler, same behaviour."
+        ));
+    }
+    item
+}
+
+/// The application router with every layer.
+pub fn router(state: AppState) -> Router {
+    let (api, mut doc) = documented().split_for_parts();
+    finish_openapi(&mut doc);
+    let aliases = Router::new()
+        .route("/auth/signup", post(accounts::signup))
+        .route("/auth/login", post(accounts::login))
+        .route("/tasks", post(tasks::create_task).get(tasks::list_tasks))
+        .route(
+            "/tasks/{id}",
+            get(tasks::get_task).delete(tasks::delete_task),
+        );
+    Router::new()
+        .merge(api)
+        .merge(aliases)
+        .merge(SwaggerUi::new("/docs").url("/api/openapi.json", doc))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Uploads stream with their own limit; other bodies are small.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(record_metrics))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    error::error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> Response {
+    error::error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this method is not allowed on this route",
+    )
+}
+
+/// Request count and latency by method, matched route and status.
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!(crate::telemetry::HTTP_REQUESTS,
+        "method" => method.clone(), "route" => route.clone(), "status" => status)
+    .increment(1);
+    metrics::histogram!(crate::telemetry::HTTP_DURATION, "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    resp
+}

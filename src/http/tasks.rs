@@ -1,0 +1,504 @@
+//! The tasks API: create (URL or streamed upload), list, get, cancel, retry, delete.
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{AuthUser, parse_json};
+use crate::db::{ListQuery, NewTask, RetryOutcome};
+use crate::domain::task::parse_profile;
+use crate::domain::{Profile, Source, TaskStatus, TaskView};
+use crate::startup::AppState;
+use crate::storage::{StorageError, keys};
+
+/// JSON submission. `format` is shorthand for the `convert` profile.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateTaskRequest {
+    /// http(s) URL of the media to fetch.
+    pub url: Option<String>,
+    /// Processing profile (default `idrl`).
+    pub profile: Option<String>,
+    /// Profile options.
+    #[schema(value_type = Option<Object>)]
+    pub options: Option<serde_json::Value>,
+    /// Target format: implies `{"profile": "convert", "options": {"format": …}}`.
+    pub format: Option<String>,
+}
+
+/// Multipart submission (documented for OpenAPI; parsed by hand so the file streams).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The media (also accepted as part `video` or a file part named `fileName`).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Original file name.
+    #[schema(rename = "fileName")]
+    file_name: Option<String>,
+    /// Target format (seed B): implies profile `convert`.
+    #[schema(rename = "newFormat")]
+    new_format: Option<String>,
+    profile: Option<String>,
+    /// Options as a JSON object.
+    options: Option<String>,
+}
+
+fn profile_error((code, message): (&'static str, String)) -> ApiError {
+    let status = if code == "profile_unavailable" {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    ApiError::new(status, code, message)
+}
+
+/// `format`/`newFormat` is shorthand for the convert profile with that format.
+fn resolve_profile(
+    profile: Option<&str>,
+    options: Option<serde_json::Value>,
+    format: Option<&str>,
+) -> Result<Profile, ApiError> {
+    match format {
+        Some(f) => {
+            let mut opts = match options {
+                Some(serde_json::Value::Object(m)) => m,
+                _ => Default::default(),
+            };
+            opts.insert("format".into(), serde_json::Value::String(f.to_string()));
+            parse_profile(
+                Some(profile.unwrap_or("convert")),
+                Some(serde_json::Value::Object(opts)),
+            )
+        }
+        None => parse_profile(profile, options),
+    }
+    .map_err(profile_error)
+}
+
+fn created(task: &TaskView) -> Response {
+    let mut r = (StatusCode::CREATED, Json(task)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/tasks/{}", task.id)) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// Submit a task: JSON with a URL, or a multipart upload.
+#[utoipa::path(post, path = "/api/tasks", tag = "tasks",
+    request_body(content(
+        (CreateTaskRequest = "application/json"),
+        (UploadForm = "multipart/form-data"),
+    )),
+    responses(
+        (status = 201, body = TaskView, headers(("Location" = String))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody, description = "upload over the size limit"),
+        (status = 422, body = ErrorBody, description = "url_not_allowed, profile_unavailable"),
+    ),
+    security(("bearer" = [])))]
+#[tracing::instrument(skip_all, fields(user = %user.id))]
+pub async fn create_task(
+    State(state): State<AppState>,
+    user: AuthUser,
+    req: Request,
+) -> ApiResult<Response> {
+    let is_multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"));
+    if is_multipart {
+        return create_from_upload(state, user, req).await;
+    }
+    let bytes = axum::body::to_bytes(req.into_body(), 1024 * 1024)
+        .await
+        .map_err(|_| ApiError::too_large(1024 * 1024))?;
+    let body: CreateTaskRequest = parse_json(&bytes)?;
+    let raw_url = body.url.as_deref().ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_field",
+            "url is required (or upload a file as multipart/form-data)",
+        )
+    })?;
+    let url = crate::fetch::check_url(raw_url, &state.fetch_policy)
+        .await
+        .map_err(fetch_error)?;
+    let profile = resolve_profile(
+        body.profile.as_deref(),
+        body.options,
+        body.format.as_deref(),
+    )?;
+    let task = state
+        .db
+        .create_task(
+            NewTask {
+                id: Uuid::now_v7(),
+                user_id: user.id,
+                profile,
+                source: Source::Url {
+                    url: url.to_string(),
+                },
+                input_key: None,
+            },
+            state.max_attempts,
+        )
+        .await?;
+    state.queue_changed();
+    Ok(created(&task.view()))
+}
+
+pub fn fetch_error(e: crate::fetch::FetchError) -> ApiError {
+    let code = e.code();
+    let status = if code == "url_not_allowed" {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    ApiError::new(status, code, e.to_string())
+}
+
+/// Keep the last path component; replace anything outside `[A-Za-z0-9._-]`.
+pub fn safe_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(128)
+        .collect();
+    let trimmed = cleaned.trim_start_matches('.');
+    if trimmed.is_empty() {
+        "upload.bin".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+async fn create_from_upload(state: AppState, user: AuthUser, req: Request) -> ApiResult<Response> {
+    let limit = state.max_upload;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // The multipart envelope adds a little; anything past limit + 64 KiB cannot fit.
+    if declared.is_some_and(|n| n > limit.saturating_add(64 * 1024)) {
+        return Err(ApiError::too_large(limit));
+    }
+    let task_id = Uuid::now_v7();
+    let mut multipart = Multipart::from_request(req, &state)
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+    let mut stored: Option<(String, String, u64)> = None; // key, filename, size
+    let mut file_name_text: Option<String> = None;
+    let mut new_format: Option<String> = None;
+    let mut profile: Option<String> = None;
+    let mut options: Option<String> = None;
+    let result: ApiResult<()> = async {
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?
+        {
+            let name = field.name().unwrap_or("").to_string();
+            let is_file = field.file_name().is_some() || matches!(name.as_str(), "file" | "video");
+            if is_file && matches!(name.as_str(), "file" | "video" | "fileName") {
+                if stored.is_some() {
+                    return Err(ApiError::bad_request(
+                        "invalid_multipart",
+                        "only one file part is accepted",
+                    ));
+                }
+                let filename = safe_filename(field.file_name().unwrap_or("upload.bin"));
+                let key = keys::input(task_id, &filename);
+                let size = state
+                    .storage
+                    .put_stream(&key, field.map_err(|e| e.body_text()), limit)
+                    .await
+                    .map_err(|e| match e {
+                        StorageError::TooLarge(l) => ApiError::too_large(l),
+                        StorageError::Body(m) => ApiError::bad_request("invalid_multipart", m),
+                        other => ApiError::Internal(other.into()),
+                    })?;
+                stored = Some((key, filename, size));
+                continue;
+            }
+            let text = field
+                .text()
+                .await
+                .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+            match name.as_str() {
+                "fileName" => file_name_text = Some(text),
+                "newFormat" => new_format = Some(text),
+                "profile" => profile = Some(text),
+                "options" => options = Some(text),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let outcome = async {
+        result?;
+        let (key, stored_name, size) = stored.clone().ok_or_else(|| {
+            ApiError::bad_request("missing_field", "a file part named `file` is required")
+        })?;
+        if size == 0 {
+            return Err(ApiError::bad_request(
+                "empty_file",
+                "the uploaded file is empty",
+            ));
+        }
+        let options =
+            match options.as_deref() {
+                None | Some("") => None,
+                Some(text) => Some(parse_json::<serde_json::Value>(text.as_bytes()).map_err(
+                    |_| ApiError::bad_request("invalid_options", "options must be a JSON object"),
+                )?),
+            };
+        let profile = resolve_profile(profile.as_deref(), options, new_format.as_deref())?;
+        let filename = file_name_text
+            .as_deref()
+            .map(safe_filename)
+            .unwrap_or(stored_name);
+        let task = state
+            .db
+            .create_task(
+                NewTask {
+                    id: task_id,
+                    user_id: user.id,
+                    profile,
+                    source: Source::Upload { filename, size },
+                    input_key: Some(key),
+                },
+                state.max_attempts,
+            )
+            .await?;
+        Ok(task)
+    }
+    .await;
+    match outcome {
+        Ok(task) => {
+            state.queue_changed();
+            Ok(created(&task.view()))
+        }
+        Err(e) => {
+            // Nothing may outlive a refused upload.
+            if let Some((key, _, _)) = &stored
+                && let Err(del) = state.storage.delete(key).await
+            {
+                tracing::warn!(error = %del, "could not remove a refused upload");
+            }
+            Err(e)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListParams {
+    /// 1–1000, default 100.
+    pub max: Option<String>,
+    /// `0` ascending, `1` descending by creation (default 1).
+    pub order: Option<String>,
+    /// Only tasks with this status.
+    pub status: Option<String>,
+    /// From the previous page's `Link` header.
+    pub cursor: Option<String>,
+}
+
+/// List the caller's tasks (a JSON array; `Link: rel="next"` when more remain).
+#[utoipa::path(get, path = "/api/tasks", tag = "tasks", params(ListParams),
+    responses((status = 200, body = [TaskView]), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+#[tracing::instrument(skip_all, fields(user = %user.id))]
+pub async fn list_tasks(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Response> {
+    let limit = match p.max.as_deref() {
+        None | Some("") => 100,
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_query", "max must be an integer from 1 to 1000")
+            })?,
+    };
+    let descending = match p.order.as_deref() {
+        None | Some("") | Some("1") | Some("desc") => true,
+        Some("0") | Some("asc") => false,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "order must be 0 (ascending) or 1 (descending)",
+            ));
+        }
+    };
+    let status = match p.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                "status must be one of queued, running, succeeded, failed, cancelled",
+            )
+        })?),
+    };
+    let after = match p.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            Uuid::parse_str(c)
+                .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))?,
+        ),
+    };
+    let q = ListQuery {
+        limit: limit + 1,
+        descending,
+        status,
+        after,
+    };
+    let mut tasks = state.db.list_tasks(user.id, &q).await?;
+    let more = tasks.len() > limit as usize;
+    tasks.truncate(limit as usize);
+    let views: Vec<TaskView> = tasks.iter().map(|t| t.view()).collect();
+    let mut resp = Json(views).into_response();
+    if more && let Some(last) = tasks.last() {
+        let mut link = format!(
+            "/api/tasks?max={limit}&order={}&cursor={}",
+            u8::from(descending),
+            last.id
+        );
+        if let Some(s) = status {
+            link.push_str(&format!("&status={}", s.as_str()));
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("<{link}>; rel=\"next\"")) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// Unknown and malformed ids answer the same 404 as another user's task.
+pub fn task_id(raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found())
+}
+
+/// One task, with live progress.
+#[utoipa::path(get, path = "/api/tasks/{id}", tag = "tasks",
+    params(("id" = String, Path, description = "task id")),
+    responses((status = 200, body = TaskView), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_task(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TaskView>> {
+    let id = task_id(&id)?;
+    let task = state
+        .db
+        .get_task(user.id, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(task.view()))
+}
+
+/// Stop a task and delete it with its files (a running ffmpeg is killed).
+#[utoipa::path(delete, path = "/api/tasks/{id}", tag = "tasks",
+    params(("id" = String, Path, description = "task id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+#[tracing::instrument(skip_all, fields(user = %user.id, task = %id))]
+pub async fn delete_task(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = task_id(&id)?;
+    let removed = state
+        .db
+        .delete_task(user.id, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    state.cancels.cancel(removed.id);
+    state.storage.delete_prefix(&keys::task_prefix(id)).await?;
+    state.task_changed(id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stop a queued or running task and keep its record (`cancelled`).
+#[utoipa::path(post, path = "/api/tasks/{id}/cancel", tag = "tasks",
+    params(("id" = String, Path, description = "task id")),
+    responses((status = 200, body = TaskView), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "already finished")),
+    security(("bearer" = [])))]
+pub async fn cancel_task(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TaskView>> {
+    let id = task_id(&id)?;
+    let (task, changed) = state
+        .db
+        .cancel_task(user.id, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if !changed {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_cancellable",
+            format!("the task is already {}", task.status.as_str()),
+        ));
+    }
+    state.cancels.cancel(id);
+    state.task_changed(id);
+    Ok(Json(task.view()))
+}
+
+/// Queue a failed or cancelled task again.
+#[utoipa::path(post, path = "/api/tasks/{id}/retry", tag = "tasks",
+    params(("id" = String, Path, description = "task id")),
+    responses((status = 200, body = TaskView), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "not failed or cancelled")),
+    security(("bearer" = [])))]
+pub async fn retry_task(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TaskView>> {
+    let id = task_id(&id)?;
+    match state.db.retry_task(user.id, id, state.max_attempts).await? {
+        RetryOutcome::Requeued(task) => {
+            // Outputs of earlier runs are gone from the record; drop their objects too.
+            state
+                .storage
+                .delete_prefix(&keys::outputs_prefix(id))
+                .await?;
+            state.queue_changed();
+            state.task_changed(id);
+            Ok(Json(task.view()))
+        }
+        RetryOutcome::NotRetryable(status) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_retryable",
+            format!(
+                "only failed or cancelled tasks can be retried; this one is {}",
+                status.as_str()
+            ),
+        )),
+        RetryOutcome::NotFound => Err(ApiError::not_found()),
+    }
+}

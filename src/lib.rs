@@ -1,0 +1,23 @@
+//! Reelforge: a self-hosted video processing and conversion service.
+//!
+//! See `ARCHITECTURE.md` for the map of this crate.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod fetch;
+pub mod http;
+pub mod jobs;
+pub mod media;
+pub mod process;
+pub mod queue;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;
+
+/// rustls needs exactly one process-wide crypto provider: aws-lc-rs everywhere.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

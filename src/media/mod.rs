@@ -1,0 +1,99 @@
+//! Media handling: ffprobe parsing and limits ([`probe`]) and pure ffmpeg
+//! command planning ([`plan`]). Nothing in here spawns a process; running the
+//! planned argv is the job of [`crate::process`].
+//!
+//! Every file handed to ffmpeg or ffprobe goes through [`safe_input_args`], so
+//! the safety rules of the processing spec live in one place: local files only
+//! (`-protocol_whitelist file`), and a demuxer allow-list that contains real
+//! container formats but no playlist or reference formats (`hls`, `dash`,
+//! `concat`, `image2` patterns, ...), so a crafted upload cannot make ffmpeg
+//! open URLs or other local files.
+
+pub mod plan;
+pub mod probe;
+
+use std::ffi::OsString;
+use std::path::Path;
+
+/// Protocols ffmpeg/ffprobe may use to open any input.
+pub const INPUT_PROTOCOL_WHITELIST: &str = "file";
+
+/// Demuxers allowed for media inputs (uploads, downloads). Container formats
+/// only: no playlists (`hls`, `dash`), no reference formats (`concat`,
+/// `ffconcat`), no `image2` patterns. Names are ffmpeg demuxer short names;
+/// ffmpeg matches a demuxer whose name list (e.g. `mov,mp4,m4a,...`) shares
+/// any entry with this list.
+pub const INPUT_FORMAT_WHITELIST: &str =
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpeg,mpegts,flv,asf,ogg,wav,w64,mp3,aac,flac,mxf";
+
+/// Demuxers that must never appear in [`INPUT_FORMAT_WHITELIST`]: they read
+/// other files or URLs named inside the input.
+pub const FORBIDDEN_DEMUXERS: &[&str] = &[
+    "hls",
+    "dash",
+    "concat",
+    "ffconcat",
+    "image2",
+    "image2pipe",
+    "webm_dash_manifest",
+    "tee",
+    "lavfi",
+    "data",
+    "tty",
+    "sdp",
+    "rtsp",
+    "rtp",
+];
+
+/// The single demuxer used for logo images: it reads exactly the one file it
+/// is given (no `%d` pattern or glob expansion, unlike `image2`).
+pub const LOGO_DEMUXER: &str = "png_pipe";
+
+/// `file:` URL for a local path, so a path can never be mistaken for an
+/// option or another protocol (`-`, `concat:...`, `http://...`).
+pub fn file_url(path: &Path) -> OsString {
+    let mut url = OsString::from("file:");
+    url.push(path.as_os_str());
+    url
+}
+
+/// The options that must precede every media `-i`, for ffmpeg and ffprobe.
+pub const SAFE_INPUT_ARGS: [&str; 4] = [
+    "-protocol_whitelist",
+    INPUT_PROTOCOL_WHITELIST,
+    "-format_whitelist",
+    INPUT_FORMAT_WHITELIST,
+];
+
+/// The options that must precede the logo's `-i`: a local file holding one
+/// PNG image.
+pub const SAFE_LOGO_ARGS: [&str; 6] = [
+    "-protocol_whitelist",
+    INPUT_PROTOCOL_WHITELIST,
+    "-format_whitelist",
+    LOGO_DEMUXER,
+    "-f",
+    LOGO_DEMUXER,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whitelist_has_no_forbidden_demuxer() {
+        for name in INPUT_FORMAT_WHITELIST.split(',') {
+            assert!(!FORBIDDEN_DEMUXERS.contains(&name), "{name} is forbidden");
+        }
+        assert!(!FORBIDDEN_DEMUXERS.contains(&LOGO_DEMUXER));
+    }
+
+    #[test]
+    fn file_url_prefixes_path() {
+        assert_eq!(file_url(Path::new("-x.mp4")), OsString::from("file:-x.mp4"));
+        assert_eq!(
+            file_url(Path::new("/tmp/a b.mp4")),
+            OsString::from("file:/tmp/a b.mp4")
+        );
+    }
+}

@@ -1,0 +1,1468 @@
+//! Pure planning of the `idrl` profile: from (probe result, options, paths)
+//! to one ffmpeg argv per output part. Nothing here touches the filesystem or
+//! spawns a process, so every argv is unit-tested.
+//!
+//! Each part is one ffmpeg run (exact durations; measured within a few
+//! percent of the single-run segment-muxer mode on 2 cores):
+//!
+//! ```text
+//! ffmpeg -nostdin -hide_banner -loglevel error
+//!   <safe input args> -ss START -t DUR -i file:INPUT
+//!   <safe logo args> -i file:LOGO                       (when bumper_seconds > 0)
+//!   -filter_complex GRAPH -map [v] -map [a] <encode settings> -progress pipe:1 -nostats -y file:OUT
+//! ```
+//!
+//! GRAPH: the part's video is resampled to the output fps, centre-cropped or
+//! letterboxed to the output frame, padded by cloning its last frame and
+//! trimmed so it lasts exactly the part's duration; its audio is resampled to
+//! 48 kHz stereo, padded with silence and trimmed the same way (or is pure
+//! silence when the input has none). The bumper is the logo scaled to fit
+//! inside the frame (aspect kept) and overlaid in the centre of a
+//! background-colour frame, held for `bumper_seconds`, with silence under it;
+//! it is split and concatenated before and after the part.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::probe::{MediaInfo, VideoStream};
+use super::{SAFE_INPUT_ARGS, SAFE_LOGO_ARGS};
+
+/// Output aspect ratio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Aspect {
+    #[default]
+    #[serde(rename = "16:9")]
+    Landscape16x9,
+    #[serde(rename = "9:16")]
+    Portrait9x16,
+    #[serde(rename = "1:1")]
+    Square1x1,
+    #[serde(rename = "4:3")]
+    Standard4x3,
+    /// The display aspect ratio of the input (after rotation).
+    #[serde(rename = "source")]
+    Source,
+}
+
+impl Aspect {
+    /// `(width, height)` of the ratio; `None` for [`Aspect::Source`].
+    pub fn ratio(self) -> Option<(u32, u32)> {
+        match self {
+            Aspect::Landscape16x9 => Some((16, 9)),
+            Aspect::Portrait9x16 => Some((9, 16)),
+            Aspect::Square1x1 => Some((1, 1)),
+            Aspect::Standard4x3 => Some((4, 3)),
+            Aspect::Source => None,
+        }
+    }
+}
+
+/// How the input is made to fit the output aspect ratio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fit {
+    /// Centre crop (the seed's behaviour).
+    #[default]
+    Crop,
+    /// Letterbox / pillarbox onto the background colour.
+    Pad,
+}
+
+/// Options of the `idrl` profile. Unknown fields are ignored; a known field
+/// with the wrong type is a deserialisation error. Call
+/// [`IdrlOptions::validate`] after deserialising.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IdrlOptions {
+    /// Length of each part; `0` = no split; else `1..=3600`.
+    pub segment_seconds: f64,
+    /// How long the logo card is shown before and after each part; `0..=10`.
+    pub bumper_seconds: f64,
+    pub aspect: Aspect,
+    pub fit: Fit,
+    /// Output frames per second; `1..=60`.
+    pub fps: u32,
+    /// Maximum output height (never upscaled); `144..=4320`.
+    pub max_height: u32,
+    /// Background colour of the bumper and of letterbox bars: an ffmpeg
+    /// colour name (`black`, `white`, `navy`, ...) or `#RRGGBB`.
+    pub background: String,
+}
+
+impl Default for IdrlOptions {
+    fn default() -> Self {
+        IdrlOptions {
+            segment_seconds: 20.0,
+            bumper_seconds: 1.0,
+            aspect: Aspect::default(),
+            fit: Fit::default(),
+            fps: 24,
+            max_height: 1080,
+            background: "black".to_owned(),
+        }
+    }
+}
+
+/// An invalid option value; `option` is the field name as the API spells it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid option `{option}`: {message}")]
+pub struct OptionError {
+    pub option: &'static str,
+    pub message: String,
+}
+
+impl OptionError {
+    fn new(option: &'static str, message: impl Into<String>) -> Self {
+        OptionError {
+            option,
+            message: message.into(),
+        }
+    }
+}
+
+impl IdrlOptions {
+    pub fn validate(&self) -> Result<(), OptionError> {
+        let s = self.segment_seconds;
+        if !s.is_finite() || !(s == 0.0 || (1.0..=3600.0).contains(&s)) {
+            return Err(OptionError::new(
+                "segment_seconds",
+                "must be 0 (no split) or between 1 and 3600",
+            ));
+        }
+        let b = self.bumper_seconds;
+        if !b.is_finite() || !(0.0..=10.0).contains(&b) {
+            return Err(OptionError::new(
+                "bumper_seconds",
+                "must be between 0 and 10",
+            ));
+        }
+        if !(1..=60).contains(&self.fps) {
+            return Err(OptionError::new("fps", "must be between 1 and 60"));
+        }
+        if !(144..=4320).contains(&self.max_height) {
+            return Err(OptionError::new(
+                "max_height",
+                "must be between 144 and 4320",
+            ));
+        }
+        ffmpeg_color(&self.background).ok_or_else(|| {
+            OptionError::new(
+                "background",
+                "must be a colour name (e.g. black, white, navy) or #RRGGBB",
+            )
+        })?;
+        Ok(())
+    }
+}
+
+/// Colour names ffmpeg understands (`ffmpeg -colors`), lower case.
+#[rustfmt::skip]
+pub const COLOR_NAMES: &[&str] = &[
+    "aliceblue", "antiquewhite", "aqua", "aquamarine", "azure", "beige", "bisque", "black",
+    "blanchedalmond", "blue", "blueviolet", "brown", "burlywood", "cadetblue", "chartreuse",
+    "chocolate", "coral", "cornflowerblue", "cornsilk", "crimson", "cyan", "darkblue",
+    "darkcyan", "darkgoldenrod", "darkgray", "darkgreen", "darkkhaki", "darkmagenta",
+    "darkolivegreen", "darkorange", "darkorchid", "darkred", "darksalmon", "darkseagreen",
+    "darkslateblue", "darkslategray", "darkturquoise", "darkviolet", "deeppink", "deepskyblue",
+    "dimgray", "dodgerblue", "firebrick", "floralwhite", "forestgreen", "fuchsia", "gainsboro",
+    "ghostwhite", "gold", "goldenrod", "gray", "green", "greenyellow", "honeydew", "hotpink",
+    "indianred", "indigo", "ivory", "khaki", "lavender", "lavenderblush", "lawngreen",
+    "lemonchiffon", "lightblue", "lightcoral", "lightcyan", "lightgoldenrodyellow",
+    "lightgreen", "lightgrey", "lightpink", "lightsalmon", "lightseagreen", "lightskyblue",
+    "lightslategray", "lightsteelblue", "lightyellow", "lime", "limegreen", "linen", "magenta",
+    "maroon", "mediumaquamarine", "mediumblue", "mediumorchid", "mediumpurple",
+    "mediumseagreen", "mediumslateblue", "mediumspringgreen", "mediumturquoise",
+    "mediumvioletred", "midnightblue", "mintcream", "mistyrose", "moccasin", "navajowhite",
+    "navy", "oldlace", "olive", "olivedrab", "orange", "orangered", "orchid", "palegoldenrod",
+    "palegreen", "paleturquoise", "palevioletred", "papayawhip", "peachpuff", "peru", "pink",
+    "plum", "powderblue", "purple", "red", "rosybrown", "royalblue", "saddlebrown", "salmon",
+    "sandybrown", "seagreen", "seashell", "sienna", "silver", "skyblue", "slateblue",
+    "slategray", "snow", "springgreen", "steelblue", "tan", "teal", "thistle", "tomato",
+    "turquoise", "violet", "wheat", "white", "whitesmoke", "yellow", "yellowgreen",
+];
+
+/// The colour as written into the filter graph: a known lower-case name or
+/// `0xRRGGBB`. `None` for anything else, so no filter syntax can get in.
+fn ffmpeg_color(value: &str) -> Option<String> {
+    if let Some(hex) = value.strip_prefix('#') {
+        if hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some(format!("0x{}", hex.to_ascii_uppercase()));
+        }
+        return None;
+    }
+    if value.len() <= 32
+        && value.bytes().all(|b| b.is_ascii_lowercase())
+        && COLOR_NAMES.contains(&value)
+    {
+        return Some(value.to_owned());
+    }
+    None
+}
+
+/// x264/AAC settings shared by every planned encode (and by benchmarks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EncodeSettings {
+    /// x264 preset; `veryfast` is the measured knee on 2 cores.
+    pub preset: String,
+    pub crf: u8,
+    pub audio_bitrate_kbps: u32,
+}
+
+impl Default for EncodeSettings {
+    fn default() -> Self {
+        EncodeSettings {
+            preset: "veryfast".to_owned(),
+            crf: 22,
+            audio_bitrate_kbps: 128,
+        }
+    }
+}
+
+impl EncodeSettings {
+    /// Output options for H.264/yuv420p + AAC 48 kHz stereo MP4 at `fps`.
+    pub fn output_args(&self, fps: u32) -> Vec<String> {
+        [
+            "-c:v",
+            "libx264",
+            "-preset",
+            &self.preset,
+            "-crf",
+            &self.crf.to_string(),
+            "-pix_fmt",
+            "yuv420p",
+            "-r",
+            &fps.to_string(),
+            "-c:a",
+            "aac",
+            "-b:a",
+            &format!("{}k", self.audio_bitrate_kbps),
+            "-ar",
+            "48000",
+            "-ac",
+            "2",
+            "-movflags",
+            "+faststart",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    }
+}
+
+/// Where the planned runs read and write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanPaths {
+    pub input: PathBuf,
+    /// A PNG image.
+    pub logo: PathBuf,
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Output frame size shared by every part.
+    pub width: u32,
+    pub height: u32,
+    pub runs: Vec<PlannedRun>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRun {
+    /// ffmpeg arguments, without the program name.
+    pub argv: Vec<String>,
+    pub output: PathBuf,
+    /// `{stem}_part_{NNN}.mp4`
+    pub output_name: String,
+    /// Seconds: the part plus both bumpers (what `out_time` runs up to).
+    pub expected_duration: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    #[error("media has no video stream")]
+    NoVideo,
+    #[error("media has no usable duration")]
+    InvalidDuration,
+    #[error("output frame would be {width}x{height}, too small")]
+    FrameTooSmall { width: u32, height: u32 },
+    #[error("path is not valid UTF-8: {0}")]
+    NonUtf8Path(PathBuf),
+}
+
+impl PlanError {
+    /// Stable snake_case error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PlanError::Option(_) => "invalid_option",
+            PlanError::NoVideo => "no_video_stream",
+            PlanError::InvalidDuration | PlanError::FrameTooSmall { .. } => "invalid_media",
+            PlanError::NonUtf8Path(_) => "internal",
+        }
+    }
+}
+
+/// One part of the input: `[start, start + duration)` seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Part {
+    pub start: f64,
+    pub duration: f64,
+}
+
+/// Remainders shorter than this join the previous part.
+pub const MIN_TAIL_SECONDS: f64 = 1.0;
+
+/// Splits `duration` into parts of `segment_seconds` (`0` = one part); the
+/// last part is the remainder, and a remainder under
+/// [`MIN_TAIL_SECONDS`] joins the previous part.
+pub fn split_parts(duration: f64, segment_seconds: f64) -> Vec<Part> {
+    if !duration.is_finite() || duration <= 0.0 {
+        return Vec::new();
+    }
+    if !segment_seconds.is_finite() || segment_seconds <= 0.0 || duration <= segment_seconds {
+        return vec![Part {
+            start: 0.0,
+            duration,
+        }];
+    }
+    let full = (duration / segment_seconds).floor() as usize;
+    let mut parts: Vec<Part> = (0..full)
+        .map(|i| Part {
+            start: i as f64 * segment_seconds,
+            duration: segment_seconds,
+        })
+        .collect();
+    let covered = full as f64 * segment_seconds;
+    let tail = duration - covered;
+    if tail >= MIN_TAIL_SECONDS {
+        parts.push(Part {
+            start: covered,
+            duration: tail,
+        });
+    } else if let Some(last) = parts.last_mut() {
+        last.duration += tail.max(0.0);
+    }
+    parts
+}
+
+/// Keeps `[A-Za-z0-9_-]` (other characters become `_`, runs collapsed),
+/// trims `_`/`-` at both ends, at most 64 characters, never empty.
+pub fn sanitize_stem(stem: &str) -> String {
+    let mut out = String::with_capacity(stem.len().min(64));
+    for c in stem.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            c
+        } else {
+            '_'
+        };
+        if c == '_' && out.ends_with('_') {
+            continue;
+        }
+        out.push(c);
+    }
+    let trimmed: String = out
+        .trim_matches(|c| c == '_' || c == '-')
+        .chars()
+        .take(64)
+        .collect();
+    let trimmed = trimmed.trim_end_matches(['_', '-']);
+    if trimmed.is_empty() {
+        "video".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// How the (display-oriented) source becomes the output frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Crop `width`x`height` at (`x`, `y`) from the source, then scale.
+    Crop {
+        width: u32,
+        height: u32,
+        x: u32,
+        y: u32,
+    },
+    /// Scale to fit inside the frame, then pad with the background colour.
+    Pad,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub width: u32,
+    pub height: u32,
+    pub framing: Framing,
+}
+
+fn even_floor(x: f64) -> u32 {
+    let v = x.floor().clamp(0.0, f64::from(u32::MAX));
+    (v as u32) & !1
+}
+
+fn even_round(x: f64) -> u32 {
+    let v = (x / 2.0).round().clamp(0.0, f64::from(u32::MAX / 2));
+    (v as u32) * 2
+}
+
+/// Output frame size and framing for a video stream (rotation honoured).
+/// Never upscales; both dimensions even.
+pub fn output_geometry(
+    video: &VideoStream,
+    aspect: Aspect,
+    fit: Fit,
+    max_height: u32,
+) -> Result<Geometry, PlanError> {
+    let (dw, dh) = (video.display_width(), video.display_height());
+    let (rw, rh) = aspect.ratio().unwrap_or((dw, dh));
+    if dw == 0 || dh == 0 || rw == 0 || rh == 0 {
+        return Err(PlanError::FrameTooSmall {
+            width: dw,
+            height: dh,
+        });
+    }
+    let ratio = f64::from(rw) / f64::from(rh);
+    // Is the source wider than the target ratio? (exact integer compare)
+    let wider = u64::from(dw) * u64::from(rh) > u64::from(dh) * u64::from(rw);
+    let (geometry_w, geometry_h, framing) = match fit {
+        Fit::Crop => {
+            let (cw, ch) = if wider {
+                let cw = (f64::from(dh) * ratio).round().clamp(1.0, f64::from(dw)) as u32;
+                (cw, dh)
+            } else {
+                let ch = (f64::from(dw) / ratio).round().clamp(1.0, f64::from(dh)) as u32;
+                (dw, ch)
+            };
+            let height = even_floor(f64::from(ch.min(max_height)));
+            let width = even_round(f64::from(height) * ratio).min(even_floor(f64::from(cw)));
+            let framing = Framing::Crop {
+                width: cw,
+                height: ch,
+                x: (dw - cw) / 2,
+                y: (dh - ch) / 2,
+            };
+            (width, height, framing)
+        }
+        Fit::Pad => {
+            // The smallest frame of the target ratio holding the whole source.
+            let box_h = if wider {
+                f64::from(dw) / ratio
+            } else {
+                f64::from(dh)
+            };
+            let height = even_floor(box_h.min(f64::from(max_height)));
+            let width = even_round(f64::from(height) * ratio);
+            (width, height, Framing::Pad)
+        }
+    };
+    if geometry_w < 2 || geometry_h < 2 {
+        return Err(PlanError::FrameTooSmall {
+            width: geometry_w,
+            height: geometry_h,
+        });
+    }
+    Ok(Geometry {
+        width: geometry_w,
+        height: geometry_h,
+        framing,
+    })
+}
+
+/// Seconds as an ffmpeg time/duration: up to microseconds, no trailing zeros.
+fn secs(value: f64) -> String {
+    let s = format!("{:.6}", value.max(0.0));
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() {
+        "0".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+fn path_str(path: &Path) -> Result<&str, PlanError> {
+    path.to_str()
+        .ok_or_else(|| PlanError::NonUtf8Path(path.to_path_buf()))
+}
+
+const AUDIO_FORMAT: &str = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo";
+
+struct GraphInput<'a> {
+    video: &'a VideoStream,
+    audio_index: Option<usize>,
+    geometry: Geometry,
+    fps: u32,
+    color: &'a str,
+    part: f64,
+    bumper: f64,
+}
+
+/// The `-filter_complex` graph for one part; outputs `[v]` and `[a]`.
+fn filter_graph(g: &GraphInput<'_>) -> String {
+    let (w, h) = (g.geometry.width, g.geometry.height);
+    let part = secs(g.part);
+    let mut graph = String::new();
+
+    // Main video: fps first (cheapest: drops frames before any scaling).
+    let _ = write!(graph, "[0:{}]fps={},", g.video.index, g.fps);
+    match g.geometry.framing {
+        Framing::Crop {
+            width,
+            height,
+            x,
+            y,
+        } => {
+            let _ = write!(graph, "crop={width}:{height}:{x}:{y},scale={w}:{h},");
+        }
+        Framing::Pad => {
+            let _ = write!(
+                graph,
+                "scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2,\
+                 pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color={},",
+                g.color
+            );
+        }
+    }
+    let _ = write!(
+        graph,
+        "setsar=1,format=yuv420p,tpad=stop=-1:stop_mode=clone,\
+         trim=duration={part},setpts=PTS-STARTPTS[mv];"
+    );
+
+    // Main audio, or silence.
+    match g.audio_index {
+        Some(index) => {
+            let _ = write!(
+                graph,
+                "[0:{index}]aresample=48000:async=1:first_pts=0,{AUDIO_FORMAT},apad,\
+                 atrim=duration={part},asetpts=PTS-STARTPTS[ma];"
+            );
+        }
+        None => {
+            let _ = write!(
+                graph,
+                "anullsrc=r=48000:cl=stereo,{AUDIO_FORMAT},atrim=duration={part}[ma];"
+            );
+        }
+    }
+
+    if g.bumper > 0.0 {
+        let bumper = secs(g.bumper);
+        let _ = write!(
+            graph,
+            "color=c={color}:s={w}x{h}:r={fps}:d={bumper},format=yuv420p[bg];\
+             [1:v]scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2[logo];\
+             [bg][logo]overlay=x=(W-w)/2:y=(H-h)/2:format=auto,setsar=1,format=yuv420p,\
+             split=2[b1][b2];\
+             anullsrc=r=48000:cl=stereo,{AUDIO_FORMAT},atrim=duration={bumper},asplit=2[s1][s2];\
+             [b1][s1][mv][ma][b2][s2]concat=n=3:v=1:a=1[v][a]",
+            color = g.color,
+            fps = g.fps,
+        );
+    } else {
+        graph.push_str("[mv][ma]concat=n=1:v=1:a=1[v][a]");
+    }
+    graph
+}
+
+/// Plans the `idrl` profile with the default [`EncodeSettings`].
+pub fn plan_idrl(
+    info: &MediaInfo,
+    opts: &IdrlOptions,
+    paths: &PlanPaths,
+    stem: &str,
+) -> Result<Plan, PlanError> {
+    plan_idrl_with(info, opts, paths, stem, &EncodeSettings::default())
+}
+
+/// Plans the `idrl` profile: one ffmpeg run per part.
+pub fn plan_idrl_with(
+    info: &MediaInfo,
+    opts: &IdrlOptions,
+    paths: &PlanPaths,
+    stem: &str,
+    encode: &EncodeSettings,
+) -> Result<Plan, PlanError> {
+    opts.validate()?;
+    let video = info.video.as_ref().ok_or(PlanError::NoVideo)?;
+    let parts = split_parts(info.duration, opts.segment_seconds);
+    if parts.is_empty() {
+        return Err(PlanError::InvalidDuration);
+    }
+    let geometry = output_geometry(video, opts.aspect, opts.fit, opts.max_height)?;
+    let color = ffmpeg_color(&opts.background).ok_or_else(|| {
+        // Unreachable after validate(), but never panic on user input.
+        OptionError::new("background", "must be a colour name or #RRGGBB")
+    })?;
+    let input = format!("file:{}", path_str(&paths.input)?);
+    let logo = format!("file:{}", path_str(&paths.logo)?);
+    let stem = sanitize_stem(stem);
+
+    let mut runs = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let output_name = format!("{stem}_part_{:03}.mp4", i + 1);
+        let output = paths.out_dir.join(&output_name);
+        let graph = filter_graph(&GraphInput {
+            video,
+            audio_index: info.audio.as_ref().map(|a| a.index),
+            geometry,
+            fps: opts.fps,
+            color: &color,
+            part: part.duration,
+            bumper: opts.bumper_seconds,
+        });
+
+        let mut argv: Vec<String> = ["-nostdin", "-hide_banner", "-loglevel", "error"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        argv.extend(SAFE_INPUT_ARGS.iter().map(|s| (*s).to_owned()));
+        argv.extend([
+            "-ss".to_owned(),
+            secs(part.start),
+            "-t".to_owned(),
+            secs(part.duration),
+            "-i".to_owned(),
+            input.clone(),
+        ]);
+        if opts.bumper_seconds > 0.0 {
+            argv.extend(SAFE_LOGO_ARGS.iter().map(|s| (*s).to_owned()));
+            argv.extend(["-i".to_owned(), logo.clone()]);
+        }
+        argv.extend(
+            [
+                "-filter_complex",
+                &graph,
+                "-map",
+                "[v]",
+                "-map",
+                "[a]",
+                "-map_metadata",
+                "-1",
+                "-map_chapters",
+                "-1",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned()),
+        );
+        argv.extend(encode.output_args(opts.fps));
+        argv.extend([
+            "-f".to_owned(),
+            "mp4".to_owned(),
+            "-progress".to_owned(),
+            "pipe:1".to_owned(),
+            "-nostats".to_owned(),
+            "-y".to_owned(),
+            format!("file:{}", path_str(&output)?),
+        ]);
+
+        runs.push(PlannedRun {
+            argv,
+            output,
+            output_name,
+            expected_duration: part.duration + 2.0 * opts.bumper_seconds,
+        });
+    }
+    Ok(Plan {
+        width: geometry.width,
+        height: geometry.height,
+        runs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::probe::parse_ffprobe;
+    use super::super::{INPUT_FORMAT_WHITELIST, LOGO_DEMUXER};
+    use super::*;
+
+    fn fixture(name: &str) -> MediaInfo {
+        let json = match name {
+            "landscape" => &include_bytes!("fixtures/landscape_1080p30.json")[..],
+            "portrait" => include_bytes!("fixtures/portrait_1080x1920.json"),
+            "sd" => include_bytes!("fixtures/sd_640x480.json"),
+            "no_audio" => include_bytes!("fixtures/no_audio_720p.json"),
+            "long" => include_bytes!("fixtures/long_45s.json"),
+            "clip_20_5" => include_bytes!("fixtures/clip_20_5s.json"),
+            "rotated" => include_bytes!("fixtures/rotated_phone.json"),
+            "audio_only" => include_bytes!("fixtures/audio_only.json"),
+            other => panic!("no fixture {other}"),
+        };
+        parse_ffprobe(json).unwrap()
+    }
+
+    fn paths() -> PlanPaths {
+        PlanPaths {
+            input: PathBuf::from("/scratch/t1/input.mp4"),
+            logo: PathBuf::from("/srv/assets/logo.png"),
+            out_dir: PathBuf::from("/scratch/t1/out"),
+        }
+    }
+
+    fn plan(name: &str, opts: &IdrlOptions) -> Plan {
+        plan_idrl(&fixture(name), opts, &paths(), "My clip (final)").unwrap()
+    }
+
+    fn arg_after<'a>(argv: &'a [String], flag: &str) -> &'a str {
+        let i = argv.iter().position(|a| a == flag).unwrap();
+        &argv[i + 1]
+    }
+
+    fn graph(run: &PlannedRun) -> &str {
+        arg_after(&run.argv, "-filter_complex")
+    }
+
+    /// Every `-i` has its own allow-lists among the options since the
+    /// previous input; returns the inputs.
+    fn check_safety(argv: &[String]) -> Vec<String> {
+        assert_eq!(
+            &argv[..4],
+            ["-nostdin", "-hide_banner", "-loglevel", "error"]
+        );
+        let mut inputs = Vec::new();
+        let mut since = 0;
+        for (i, a) in argv.iter().enumerate() {
+            if a != "-i" {
+                continue;
+            }
+            let opts = &argv[since..i];
+            let value = |flag: &str| {
+                let j = opts.iter().position(|o| o == flag).unwrap_or_else(|| {
+                    panic!("{flag} missing before input {}", argv[i + 1]);
+                });
+                opts[j + 1].clone()
+            };
+            assert_eq!(value("-protocol_whitelist"), "file");
+            let formats = value("-format_whitelist");
+            assert!(
+                formats == INPUT_FORMAT_WHITELIST || formats == LOGO_DEMUXER,
+                "{formats}"
+            );
+            if formats == LOGO_DEMUXER {
+                assert_eq!(value("-f"), LOGO_DEMUXER);
+            }
+            assert!(argv[i + 1].starts_with("file:"));
+            inputs.push(argv[i + 1].clone());
+            since = i + 2;
+        }
+        inputs
+    }
+
+    #[test]
+    fn landscape_1080p_full_argv() {
+        let plan = plan("landscape", &IdrlOptions::default());
+        assert_eq!((plan.width, plan.height), (1920, 1080));
+        assert_eq!(plan.runs.len(), 1);
+        let run = &plan.runs[0];
+        assert_eq!(run.output_name, "My_clip_final_part_001.mp4");
+        assert_eq!(
+            run.output,
+            PathBuf::from("/scratch/t1/out/My_clip_final_part_001.mp4")
+        );
+        assert!((run.expected_duration - 4.0).abs() < 0.05);
+        let expected_graph = "[0:0]fps=24,crop=1920:1080:0:0,scale=1920:1080,setsar=1,\
+            format=yuv420p,tpad=stop=-1:stop_mode=clone,trim=duration=2,setpts=PTS-STARTPTS[mv];\
+            [0:1]aresample=48000:async=1:first_pts=0,\
+            aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,apad,\
+            atrim=duration=2,asetpts=PTS-STARTPTS[ma];\
+            color=c=black:s=1920x1080:r=24:d=1,format=yuv420p[bg];\
+            [1:v]scale=1920:1080:force_original_aspect_ratio=decrease:force_divisible_by=2[logo];\
+            [bg][logo]overlay=x=(W-w)/2:y=(H-h)/2:format=auto,setsar=1,format=yuv420p,\
+            split=2[b1][b2];\
+            anullsrc=r=48000:cl=stereo,\
+            aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,\
+            atrim=duration=1,asplit=2[s1][s2];\
+            [b1][s1][mv][ma][b2][s2]concat=n=3:v=1:a=1[v][a]";
+        let expected: Vec<&str> = vec![
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-protocol_whitelist",
+            "file",
+            "-format_whitelist",
+            INPUT_FORMAT_WHITELIST,
+            "-ss",
+            "0",
+            "-t",
+            "2",
+            "-i",
+            "file:/scratch/t1/input.mp4",
+            "-protocol_whitelist",
+            "file",
+            "-format_whitelist",
+            "png_pipe",
+            "-f",
+            "png_pipe",
+            "-i",
+            "file:/srv/assets/logo.png",
+            "-filter_complex",
+            expected_graph,
+            "-map",
+            "[v]",
+            "-map",
+            "[a]",
+            "-map_metadata",
+            "-1",
+            "-map_chapters",
+            "-1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "22",
+            "-pix_fmt",
+            "yuv420p",
+            "-r",
+            "24",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-ar",
+            "48000",
+            "-ac",
+            "2",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            "-progress",
+            "pipe:1",
+            "-nostats",
+            "-y",
+            "file:/scratch/t1/out/My_clip_final_part_001.mp4",
+        ];
+        // The fixture lasts 2.000000 s (up to ffprobe's rounding).
+        let mut argv = run.argv.clone();
+        let t = argv.iter().position(|a| a == "-t").unwrap();
+        let dur: f64 = argv[t + 1].parse().unwrap();
+        assert!((dur - 2.0).abs() < 0.05, "{dur}");
+        argv[t + 1] = "2".into();
+        let g = argv.iter().position(|a| a == "-filter_complex").unwrap() + 1;
+        argv[g] = argv[g].replace(&format!("duration={}", secs(dur)), "duration=2");
+        assert_eq!(argv, expected);
+        assert_eq!(check_safety(&run.argv).len(), 2);
+    }
+
+    #[test]
+    fn portrait_crops_to_16_9() {
+        let plan = plan("portrait", &IdrlOptions::default());
+        assert_eq!((plan.width, plan.height), (1080, 608));
+        let g = graph(&plan.runs[0]);
+        assert!(g.contains("crop=1080:608:0:656,scale=1080:608,"), "{g}");
+        check_safety(&plan.runs[0].argv);
+    }
+
+    #[test]
+    fn portrait_kept_portrait_with_9_16() {
+        let opts = IdrlOptions {
+            aspect: Aspect::Portrait9x16,
+            ..IdrlOptions::default()
+        };
+        // max_height counts lines, so the default 1080 caps a 9:16 output.
+        let plan = plan("portrait", &opts);
+        assert_eq!((plan.width, plan.height), (608, 1080));
+        let tall = IdrlOptions {
+            max_height: 1920,
+            ..opts.clone()
+        };
+        let plan = plan_idrl(&fixture("portrait"), &tall, &paths(), "x").unwrap();
+        assert_eq!((plan.width, plan.height), (1080, 1920));
+        assert!(graph(&plan.runs[0]).contains("crop=1080:1920:0:0,scale=1080:1920,"));
+        // max_height caps, width follows the ratio.
+        let opts = IdrlOptions {
+            max_height: 1280,
+            ..opts
+        };
+        let plan = plan_idrl(&fixture("portrait"), &opts, &paths(), "x").unwrap();
+        assert_eq!((plan.width, plan.height), (720, 1280));
+    }
+
+    #[test]
+    fn sd_4_3_crops_to_640x360() {
+        let plan = plan("sd", &IdrlOptions::default());
+        assert_eq!((plan.width, plan.height), (640, 360));
+        assert!(graph(&plan.runs[0]).contains("crop=640:360:0:60,scale=640:360,"));
+    }
+
+    #[test]
+    fn pad_letterboxes_on_background() {
+        let opts = IdrlOptions {
+            fit: Fit::Pad,
+            background: "#1a2B3c".into(),
+            ..IdrlOptions::default()
+        };
+        // 640x480 into 16:9 without cropping: 854x480 box (never upscaled).
+        let plan = plan("sd", &opts);
+        assert_eq!((plan.width, plan.height), (854, 480));
+        let g = graph(&plan.runs[0]);
+        assert!(
+            g.contains(
+                "scale=854:480:force_original_aspect_ratio=decrease:force_divisible_by=2,\
+                 pad=854:480:(ow-iw)/2:(oh-ih)/2:color=0x1A2B3C,"
+            ),
+            "{g}"
+        );
+        assert!(g.contains("color=c=0x1A2B3C:s=854x480"));
+        assert!(!g.contains("crop="));
+        // Portrait padded to 16:9 is pillarboxed at the source height, capped.
+        let plan = plan_idrl(&fixture("portrait"), &opts, &paths(), "x").unwrap();
+        assert_eq!((plan.width, plan.height), (1920, 1080));
+    }
+
+    #[test]
+    fn geometry_table() {
+        let v = |w, h, rotation| VideoStream {
+            index: 0,
+            codec: "h264".into(),
+            width: w,
+            height: h,
+            fps: None,
+            pix_fmt: None,
+            rotation,
+        };
+        let cases = [
+            (
+                v(640, 360, 0),
+                Aspect::Landscape16x9,
+                Fit::Crop,
+                1080,
+                (640, 360),
+            ),
+            (
+                v(1920, 1080, 0),
+                Aspect::Landscape16x9,
+                Fit::Crop,
+                1080,
+                (1920, 1080),
+            ),
+            (
+                v(3840, 2160, 0),
+                Aspect::Landscape16x9,
+                Fit::Crop,
+                1080,
+                (1920, 1080),
+            ),
+            (
+                v(1920, 1080, 0),
+                Aspect::Landscape16x9,
+                Fit::Crop,
+                720,
+                (1280, 720),
+            ),
+            (
+                v(1920, 1080, 0),
+                Aspect::Standard4x3,
+                Fit::Crop,
+                1080,
+                (1440, 1080),
+            ),
+            (
+                v(1920, 1080, 0),
+                Aspect::Square1x1,
+                Fit::Crop,
+                1080,
+                (1080, 1080),
+            ),
+            (
+                v(1920, 1080, 0),
+                Aspect::Portrait9x16,
+                Fit::Crop,
+                1080,
+                (608, 1080),
+            ),
+            (
+                v(1080, 1920, 0),
+                Aspect::Landscape16x9,
+                Fit::Crop,
+                1080,
+                (1080, 608),
+            ),
+            (
+                v(640, 480, 0),
+                Aspect::Landscape16x9,
+                Fit::Crop,
+                1080,
+                (640, 360),
+            ),
+            (
+                v(321, 181, 0),
+                Aspect::Landscape16x9,
+                Fit::Crop,
+                1080,
+                (320, 180),
+            ),
+            (
+                v(1000, 700, 0),
+                Aspect::Source,
+                Fit::Crop,
+                1080,
+                (1000, 700),
+            ),
+            (
+                v(1001, 701, 0),
+                Aspect::Source,
+                Fit::Crop,
+                1080,
+                (1000, 700),
+            ),
+            (v(1920, 1080, 0), Aspect::Source, Fit::Crop, 480, (854, 480)),
+            // Rotated phone clip: 1920x1080 coded, 1080x1920 displayed.
+            (
+                v(1920, 1080, 90),
+                Aspect::Landscape16x9,
+                Fit::Crop,
+                1080,
+                (1080, 608),
+            ),
+            (
+                v(1920, 1080, 270),
+                Aspect::Source,
+                Fit::Crop,
+                1080,
+                (608, 1080),
+            ),
+            (
+                v(1920, 1080, 180),
+                Aspect::Source,
+                Fit::Crop,
+                1080,
+                (1920, 1080),
+            ),
+            (
+                v(640, 480, 0),
+                Aspect::Landscape16x9,
+                Fit::Pad,
+                1080,
+                (854, 480),
+            ),
+            (
+                v(1920, 1080, 0),
+                Aspect::Square1x1,
+                Fit::Pad,
+                1080,
+                (1080, 1080),
+            ),
+            (
+                v(1280, 720, 0),
+                Aspect::Square1x1,
+                Fit::Pad,
+                4320,
+                (1280, 1280),
+            ),
+            (
+                v(1920, 1080, 0),
+                Aspect::Landscape16x9,
+                Fit::Pad,
+                1080,
+                (1920, 1080),
+            ),
+        ];
+        for (video, aspect, fit, max_h, want) in cases {
+            let g = output_geometry(&video, aspect, fit, max_h).unwrap();
+            assert_eq!(
+                (g.width, g.height),
+                want,
+                "{video:?} {aspect:?} {fit:?} {max_h}"
+            );
+            assert_eq!(g.width % 2 + g.height % 2, 0);
+            assert!(g.height <= max_h);
+            if let Framing::Crop {
+                width,
+                height,
+                x,
+                y,
+            } = g.framing
+            {
+                // Never upscaled, crop inside the display frame.
+                assert!(g.width <= width && g.height <= height);
+                assert!(x + width <= video.display_width());
+                assert!(y + height <= video.display_height());
+            }
+        }
+        let tiny = v(1, 1, 0);
+        let err = output_geometry(&tiny, Aspect::Landscape16x9, Fit::Crop, 1080).unwrap_err();
+        assert_eq!(err.code(), "invalid_media");
+    }
+
+    #[test]
+    fn rotated_fixture_is_cropped_in_display_orientation() {
+        let plan = plan("rotated", &IdrlOptions::default());
+        // 320x180 coded, rotated to 180x320 → 16:9 crop of 180x101 → 180x100.
+        assert_eq!((plan.width, plan.height), (178, 100));
+        assert!(graph(&plan.runs[0]).contains("crop=180:101:0:109,scale=178:100,"));
+    }
+
+    #[test]
+    fn no_audio_uses_generated_silence() {
+        let plan = plan("no_audio", &IdrlOptions::default());
+        assert_eq!((plan.width, plan.height), (1280, 720));
+        let g = graph(&plan.runs[0]);
+        assert!(!g.contains("[0:1]"));
+        assert!(
+            g.contains(
+                "anullsrc=r=48000:cl=stereo,\
+             aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,\
+             atrim=duration=2[ma];"
+            ),
+            "{g}"
+        );
+        assert!(g.ends_with("concat=n=3:v=1:a=1[v][a]"));
+    }
+
+    #[test]
+    fn forty_five_seconds_make_three_parts() {
+        let plan = plan("long", &IdrlOptions::default());
+        assert_eq!(plan.runs.len(), 3);
+        let names: Vec<&str> = plan.runs.iter().map(|r| r.output_name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "My_clip_final_part_001.mp4",
+                "My_clip_final_part_002.mp4",
+                "My_clip_final_part_003.mp4"
+            ]
+        );
+        let expected = [22.0, 22.0, 7.0];
+        let starts = ["0", "20", "40"];
+        for ((run, want), start) in plan.runs.iter().zip(expected).zip(starts) {
+            assert!(
+                (run.expected_duration - want).abs() < 0.05,
+                "{}",
+                run.expected_duration
+            );
+            assert_eq!(arg_after(&run.argv, "-ss"), start);
+            check_safety(&run.argv);
+        }
+        assert_eq!(arg_after(&plan.runs[0].argv, "-t"), "20");
+        assert!(graph(&plan.runs[1]).contains("trim=duration=20,"));
+        let tail: f64 = arg_after(&plan.runs[2].argv, "-t").parse().unwrap();
+        assert!((tail - 5.0).abs() < 0.05);
+        // 64x36 source: 16:9 at native size (never upscaled).
+        assert_eq!((plan.width, plan.height), (64, 36));
+    }
+
+    #[test]
+    fn twenty_and_a_half_seconds_make_one_part() {
+        let plan = plan("clip_20_5", &IdrlOptions::default());
+        assert_eq!(plan.runs.len(), 1);
+        assert!((plan.runs[0].expected_duration - 22.5).abs() < 0.05);
+        let t: f64 = arg_after(&plan.runs[0].argv, "-t").parse().unwrap();
+        assert!((t - 20.5).abs() < 0.05);
+    }
+
+    #[test]
+    fn no_split_and_no_bumper() {
+        let opts = IdrlOptions {
+            segment_seconds: 0.0,
+            bumper_seconds: 0.0,
+            ..IdrlOptions::default()
+        };
+        let plan = plan("long", &opts);
+        assert_eq!(plan.runs.len(), 1);
+        let run = &plan.runs[0];
+        assert!((run.expected_duration - 45.0).abs() < 0.05);
+        // No logo input at all, and no bumper in the graph.
+        assert_eq!(check_safety(&run.argv).len(), 1);
+        let g = graph(run);
+        assert!(g.ends_with("[mv][ma]concat=n=1:v=1:a=1[v][a]"));
+        assert!(!g.contains("[1:v]") && !g.contains("color=c="));
+    }
+
+    #[test]
+    fn split_rules() {
+        let durs =
+            |d: f64, s: f64| -> Vec<f64> { split_parts(d, s).iter().map(|p| p.duration).collect() };
+        assert_eq!(durs(45.0, 20.0), [20.0, 20.0, 5.0]);
+        assert_eq!(durs(20.5, 20.0), [20.5]);
+        assert_eq!(durs(40.0, 20.0), [20.0, 20.0]);
+        assert_eq!(durs(40.9, 20.0), [20.0, 20.9]);
+        assert_eq!(durs(41.0, 20.0), [20.0, 20.0, 1.0]);
+        assert_eq!(durs(45.0, 0.0), [45.0]);
+        assert_eq!(durs(0.4, 20.0), [0.4]);
+        assert_eq!(durs(3.0, 1.0), [1.0, 1.0, 1.0]);
+        assert!(split_parts(0.0, 20.0).is_empty());
+        assert!(split_parts(f64::NAN, 20.0).is_empty());
+        let starts: Vec<f64> = split_parts(45.0, 20.0).iter().map(|p| p.start).collect();
+        assert_eq!(starts, [0.0, 20.0, 40.0]);
+    }
+
+    #[test]
+    fn stems_are_sanitised() {
+        assert_eq!(sanitize_stem("My clip (final)"), "My_clip_final");
+        assert_eq!(sanitize_stem("../../etc/passwd"), "etc_passwd");
+        assert_eq!(sanitize_stem("-rf"), "rf");
+        assert_eq!(sanitize_stem(""), "video");
+        assert_eq!(sanitize_stem("日本語"), "video");
+        assert_eq!(sanitize_stem("a-b_c9"), "a-b_c9");
+        assert_eq!(sanitize_stem(&"x".repeat(100)).len(), 64);
+        let s = sanitize_stem(&format!("{}_{}", "y".repeat(63), "z".repeat(5)));
+        assert_eq!(s, "y".repeat(63));
+    }
+
+    #[test]
+    fn audio_only_is_no_video_stream() {
+        let err = plan_idrl(
+            &fixture("audio_only"),
+            &IdrlOptions::default(),
+            &paths(),
+            "a",
+        )
+        .unwrap_err();
+        assert_eq!(err, PlanError::NoVideo);
+        assert_eq!(err.code(), "no_video_stream");
+    }
+
+    #[test]
+    fn options_deserialize_with_defaults_and_ignore_unknown_fields() {
+        let opts: IdrlOptions = serde_json::from_str("{}").unwrap();
+        assert_eq!(opts, IdrlOptions::default());
+        let opts: IdrlOptions = serde_json::from_str(
+            r##"{"aspect":"9:16","fit":"pad","fps":30,"segment_seconds":0,"bumper_seconds":2.5,
+                "max_height":720,"background":"#ff0000","something_new":[1,2]}"##,
+        )
+        .unwrap();
+        assert_eq!(opts.aspect, Aspect::Portrait9x16);
+        assert_eq!(opts.fit, Fit::Pad);
+        assert_eq!((opts.fps, opts.max_height), (30, 720));
+        assert_eq!(opts.segment_seconds, 0.0);
+        assert_eq!(opts.validate(), Ok(()));
+        for bad in [
+            r#"{"fps":"24"}"#,
+            r#"{"fps":24.5}"#,
+            r#"{"aspect":"21:9"}"#,
+            r#"{"fit":"stretch"}"#,
+            r#"{"segment_seconds":"20"}"#,
+            r#"{"background":1}"#,
+        ] {
+            assert!(serde_json::from_str::<IdrlOptions>(bad).is_err(), "{bad}");
+        }
+        // Resolved options echo back with the API's spelling.
+        let echoed = serde_json::to_value(IdrlOptions::default()).unwrap();
+        assert_eq!(echoed["aspect"], "16:9");
+        assert_eq!(echoed["fit"], "crop");
+        assert_eq!(echoed["segment_seconds"], 20.0);
+    }
+
+    #[test]
+    fn option_errors_name_the_option() {
+        let d = IdrlOptions::default;
+        let cases: Vec<(IdrlOptions, &str)> = vec![
+            (
+                IdrlOptions {
+                    segment_seconds: 0.5,
+                    ..d()
+                },
+                "segment_seconds",
+            ),
+            (
+                IdrlOptions {
+                    segment_seconds: 3601.0,
+                    ..d()
+                },
+                "segment_seconds",
+            ),
+            (
+                IdrlOptions {
+                    segment_seconds: -1.0,
+                    ..d()
+                },
+                "segment_seconds",
+            ),
+            (
+                IdrlOptions {
+                    segment_seconds: f64::INFINITY,
+                    ..d()
+                },
+                "segment_seconds",
+            ),
+            (
+                IdrlOptions {
+                    bumper_seconds: 10.5,
+                    ..d()
+                },
+                "bumper_seconds",
+            ),
+            (
+                IdrlOptions {
+                    bumper_seconds: -0.1,
+                    ..d()
+                },
+                "bumper_seconds",
+            ),
+            (
+                IdrlOptions {
+                    bumper_seconds: f64::NAN,
+                    ..d()
+                },
+                "bumper_seconds",
+            ),
+            (IdrlOptions { fps: 0, ..d() }, "fps"),
+            (IdrlOptions { fps: 61, ..d() }, "fps"),
+            (
+                IdrlOptions {
+                    max_height: 143,
+                    ..d()
+                },
+                "max_height",
+            ),
+            (
+                IdrlOptions {
+                    max_height: 4321,
+                    ..d()
+                },
+                "max_height",
+            ),
+            (
+                IdrlOptions {
+                    background: "".into(),
+                    ..d()
+                },
+                "background",
+            ),
+            (
+                IdrlOptions {
+                    background: "Black".into(),
+                    ..d()
+                },
+                "background",
+            ),
+            (
+                IdrlOptions {
+                    background: "notacolour".into(),
+                    ..d()
+                },
+                "background",
+            ),
+            (
+                IdrlOptions {
+                    background: "random".into(),
+                    ..d()
+                },
+                "background",
+            ),
+            (
+                IdrlOptions {
+                    background: "#12345".into(),
+                    ..d()
+                },
+                "background",
+            ),
+            (
+                IdrlOptions {
+                    background: "#1234567".into(),
+                    ..d()
+                },
+                "background",
+            ),
+            (
+                IdrlOptions {
+                    background: "#12345g".into(),
+                    ..d()
+                },
+                "background",
+            ),
+            (
+                IdrlOptions {
+                    background: "0x123456".into(),
+                    ..d()
+                },
+                "background",
+            ),
+            (
+                IdrlOptions {
+                    background: "black@0.5".into(),
+                    ..d()
+                },
+                "background",
+            ),
+        ];
+        for (opts, name) in cases {
+            let err = opts.validate().unwrap_err();
+            assert_eq!(err.option, name, "{opts:?}");
+            assert!(err.to_string().contains(name));
+            let perr = plan_idrl(&fixture("landscape"), &opts, &paths(), "x").unwrap_err();
+            assert_eq!(perr.code(), "invalid_option");
+        }
+        for ok in [
+            "black",
+            "white",
+            "navy",
+            "lightgoldenrodyellow",
+            "#000000",
+            "#FFaa00",
+        ] {
+            let opts = IdrlOptions {
+                background: ok.into(),
+                ..d()
+            };
+            assert_eq!(opts.validate(), Ok(()), "{ok}");
+        }
+        for ok in [0.0, 1.0, 20.0, 3600.0] {
+            assert_eq!(
+                IdrlOptions {
+                    segment_seconds: ok,
+                    ..d()
+                }
+                .validate(),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
+    fn background_cannot_inject_filter_syntax() {
+        for evil in [
+            "black:x=1[a];",
+            "black,drawtext=text=hi",
+            "black[v];movie=/etc/passwd",
+            "black'",
+            "black;",
+            "#000000;x",
+            "red\n",
+            " black",
+        ] {
+            let opts = IdrlOptions {
+                background: evil.into(),
+                ..IdrlOptions::default()
+            };
+            let err = opts.validate().unwrap_err();
+            assert_eq!(err.option, "background", "{evil:?}");
+            assert!(plan_idrl(&fixture("landscape"), &opts, &paths(), "x").is_err());
+        }
+    }
+
+    #[test]
+    fn encode_settings_are_shared() {
+        let fast = EncodeSettings {
+            preset: "ultrafast".into(),
+            crf: 30,
+            audio_bitrate_kbps: 96,
+        };
+        let plan = plan_idrl_with(
+            &fixture("landscape"),
+            &IdrlOptions::default(),
+            &paths(),
+            "b",
+            &fast,
+        )
+        .unwrap();
+        let argv = &plan.runs[0].argv;
+        assert_eq!(arg_after(argv, "-preset"), "ultrafast");
+        assert_eq!(arg_after(argv, "-crf"), "30");
+        assert_eq!(arg_after(argv, "-b:a"), "96k");
+    }
+
+    #[test]
+    fn seconds_format() {
+        assert_eq!(secs(0.0), "0");
+        assert_eq!(secs(20.0), "20");
+        assert_eq!(secs(20.5), "20.5");
+        assert_eq!(secs(45.016 - 40.0), "5.016");
+        assert_eq!(secs(-1.0), "0");
+    }
+}

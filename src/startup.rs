@@ -1,0 +1,267 @@
+//! Wiring: build the shared state, bind the listener, start workers, and stop gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::auth::{LoginLimiter, Tokens};
+use crate::config::Settings;
+use crate::db::Db;
+use crate::fetch::{FetchPolicy, Fetcher};
+use crate::jobs::JobEnv;
+use crate::media::probe::ProbeLimits;
+use crate::queue::{CancelRegistry, WorkerContext, worker_loop};
+use crate::storage::Storage;
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub storage: Storage,
+    pub tokens: Tokens,
+    pub login_limiter: Arc<LoginLimiter>,
+    /// Verified against for unknown users, so they cost as much as a wrong password.
+    pub dummy_hash: Arc<String>,
+    pub fetch_policy: Arc<FetchPolicy>,
+    pub max_upload: u64,
+    pub max_attempts: u32,
+    pub cancels: Arc<CancelRegistry>,
+    pub events: broadcast::Sender<Uuid>,
+    pub wake: Arc<Notify>,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// A job was queued: wake an idle worker of this process.
+    pub fn queue_changed(&self) {
+        self.wake.notify_one();
+    }
+    /// A task changed: wake its event streams in this process.
+    pub fn task_changed(&self, id: Uuid) {
+        let _ = self.events.send(id);
+    }
+    pub async fn user_active(&self, id: Uuid) -> anyhow::Result<bool> {
+        Ok(self.db.user_by_id(id).await?.is_some_and(|u| !u.disabled))
+    }
+}
+
+/// Which parts run in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// API + workers; recovers jobs left running by a previous process at start.
+    Serve,
+    Api,
+    Worker,
+}
+
+pub struct Application {
+    listener: Option<TcpListener>,
+    state: AppState,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    stop_claiming: CancellationToken,
+    shutdown_jobs: CancellationToken,
+    grace: Duration,
+    worker_ctx: Arc<WorkerContext>,
+}
+
+/// Open the database and storage named by the settings.
+pub async fn open_backends(settings: &Settings) -> anyhow::Result<(Db, Storage)> {
+    let db = crate::db::connect(&settings.database_url).await?;
+    let storage = Storage::from_url(&settings.storage_url)?;
+    Ok((db, storage))
+}
+
+impl Application {
+    /// Build everything and bind the listener (port 0 picks a free port).
+    pub async fn build(settings: Settings, role: Role) -> anyhow::Result<Application> {
+        let (db, storage) = open_backends(&settings).await?;
+        let secret = settings
+            .jwt_secret
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("JWT secret missing: call Settings::prepare first"))?;
+        let fetch_policy = FetchPolicy {
+            allow: settings.fetch_allow.clone(),
+            max_bytes: settings.max_upload,
+            ..FetchPolicy::default()
+        };
+        let (events, _) = broadcast::channel(1024);
+        let cancels = Arc::new(CancelRegistry::default());
+        let wake = Arc::new(Notify::new());
+        let dummy_hash = tokio::task::spawn_blocking(crate::auth::dummy_hash).await?;
+        let state = AppState {
+            db: db.clone(),
+            storage: storage.clone(),
+            tokens: Tokens::new(secret.expose(), settings.token_ttl),
+            login_limiter: Arc::new(LoginLimiter::default()),
+            dummy_hash: Arc::new(dummy_hash),
+            fetch_policy: Arc::new(fetch_policy.clone()),
+            max_upload: settings.max_upload,
+            max_attempts: settings.max_attempts,
+            cancels: cancels.clone(),
+            events: events.clone(),
+            wake: wake.clone(),
+            metrics: crate::telemetry::metrics_handle(),
+        };
+        let worker_ctx = Arc::new(WorkerContext {
+            db: db.clone(),
+            storage,
+            env: JobEnv {
+                fetcher: Fetcher::new(fetch_policy)?,
+                scratch_dir: settings.scratch_dir.clone(),
+                ffmpeg: settings.ffmpeg.clone(),
+                ffprobe: settings.ffprobe.clone(),
+                limits: ProbeLimits::default(),
+                stall_timeout: Duration::from_secs(120),
+            },
+            lease: settings.lease,
+            retry_base: Duration::from_secs(5),
+            cancels,
+            events,
+            wake,
+        });
+        if role == Role::Serve {
+            let recovered = db.recover_running().await?;
+            if recovered > 0 {
+                tracing::warn!(
+                    jobs = recovered,
+                    "re-queued jobs left running by a previous process"
+                );
+            }
+            let swept = crate::jobs::sweep_scratch(&settings.scratch_dir)?;
+            if swept > 0 {
+                tracing::info!(
+                    folders = swept,
+                    "removed scratch left by a previous process"
+                );
+            }
+        }
+        let listener = if role == Role::Worker {
+            None
+        } else {
+            Some(
+                TcpListener::bind(settings.listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?,
+            )
+        };
+        let mut app = Application {
+            listener,
+            state,
+            workers: vec![],
+            stop_claiming: CancellationToken::new(),
+            shutdown_jobs: CancellationToken::new(),
+            grace: settings.shutdown_grace,
+            worker_ctx,
+        };
+        let worker_count = if role == Role::Api {
+            0
+        } else {
+            settings.workers
+        };
+        app.start_workers(worker_count);
+        Ok(app)
+    }
+
+    fn start_workers(&mut self, n: usize) {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+        for i in 0..n {
+            let owner = format!("{host}:{}:{}:{i}", std::process::id(), Uuid::now_v7());
+            self.workers.push(tokio::spawn(worker_loop(
+                self.worker_ctx.clone(),
+                owner,
+                self.stop_claiming.clone(),
+                self.shutdown_jobs.clone(),
+            )));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn worker_context(&self) -> Arc<WorkerContext> {
+        self.worker_ctx.clone()
+    }
+
+    /// Serve until `stop` fires, then: stop accepting and claiming, let running jobs finish
+    /// for the grace period, then stop them and release their leases.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop_claiming = self.stop_claiming.clone();
+        let shutdown_jobs = self.shutdown_jobs.clone();
+        let stopping = CancellationToken::new();
+        let server = match self.listener {
+            Some(listener) => {
+                let app = crate::http::router(self.state.clone());
+                let stopping = stopping.clone();
+                Some(tokio::spawn(async move {
+                    axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(async move { stopping.cancelled().await })
+                    .await
+                }))
+            }
+            None => None,
+        };
+        stop.await;
+        tracing::info!("shutting down: no new requests or jobs");
+        stopping.cancel();
+        stop_claiming.cancel();
+        let workers = futures::future::join_all(self.workers);
+        tokio::pin!(workers);
+        tokio::select! {
+            _ = &mut workers => {}
+            _ = tokio::time::sleep(self.grace) => {
+                tracing::warn!("grace period over: stopping running jobs and releasing their leases");
+                shutdown_jobs.cancel();
+                workers.await;
+            }
+        }
+        if let Some(server) = server {
+            // Open streams (SSE) end with the process; don't wait on them forever.
+            match tokio::time::timeout(Duration::from_secs(5), server).await {
+                Ok(joined) => joined??,
+                Err(_) => tracing::warn!("some connections were still open at exit"),
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

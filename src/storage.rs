@@ -1,0 +1,349 @@
+//! Object storage behind `object_store`, and the key layout of a task's files.
+//!
+//! Keys: `tasks/{task}/input/{filename}` for the original, and
+//! `tasks/{task}/out/{run}/{name}` for outputs, where `run` is the task's run count when
+//! the job was claimed. A re-run writes under a new `run`, and a successful finish removes
+//! every other run's objects, so outputs are never duplicated and a stale worker can never
+//! overwrite a newer result.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+/// Multipart chunk size: S3 needs ≥ 5 MiB for every part but the last.
+const CHUNK: usize = 8 * 1024 * 1024;
+/// Parts in flight at once: bounds memory to about `CHUNK × (IN_FLIGHT + 1)`.
+const IN_FLIGHT: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object not found")]
+    NotFound,
+    #[error("upload exceeds the limit of {0} bytes")]
+    TooLarge(u64),
+    #[error("upload interrupted: {0}")]
+    Body(String),
+    #[error("storage: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("local file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn map_not_found(e: object_store::Error) -> StorageError {
+    match e {
+        object_store::Error::NotFound { .. } => StorageError::NotFound,
+        other => StorageError::Store(other),
+    }
+}
+
+/// A byte range to read, already checked against the object size.
+pub type ByteRange = Range<u64>;
+
+pub struct ObjectStream {
+    pub size: u64,
+    pub range: ByteRange,
+    pub body: futures::stream::BoxStream<'static, Result<Bytes, StorageError>>,
+}
+
+#[derive(Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+}
+
+pub mod keys {
+    use uuid::Uuid;
+
+    pub fn task_prefix(task: Uuid) -> String {
+        format!("tasks/{task}")
+    }
+    pub fn input(task: Uuid, filename: &str) -> String {
+        format!("tasks/{task}/input/{filename}")
+    }
+    pub fn outputs_prefix(task: Uuid) -> String {
+        format!("tasks/{task}/out")
+    }
+    pub fn run_prefix(task: Uuid, run: u32) -> String {
+        format!("tasks/{task}/out/{run}")
+    }
+    pub fn output(task: Uuid, run: u32, name: &str) -> String {
+        format!("tasks/{task}/out/{run}/{name}")
+    }
+}
+
+impl Storage {
+    /// `file:///abs/path` (more schemes come with the scale-out backends).
+    pub fn from_url(url: &str) -> anyhow::Result<Self> {
+        let parsed = url::Url::parse(url)?;
+        match parsed.scheme() {
+            "file" => {
+                let dir = parsed
+                    .to_file_path()
+                    .map_err(|_| anyhow::anyhow!("file:// URL must be an absolute path"))?;
+                std::fs::create_dir_all(&dir)?;
+                let store = object_store::local::LocalFileSystem::new_with_prefix(dir)?
+                    .with_automatic_cleanup(true);
+                Ok(Self {
+                    store: Arc::new(store),
+                })
+            }
+            other => anyhow::bail!("unsupported storage scheme {other:?}"),
+        }
+    }
+
+    pub fn in_memory() -> Self {
+        Self {
+            store: Arc::new(object_store::memory::InMemory::new()),
+        }
+    }
+
+    fn path(key: &str) -> ObjectPath {
+        ObjectPath::from(key)
+    }
+
+    /// Stream a body into `key` through multipart writes, stopping with `TooLarge` as soon
+    /// as more than `limit` bytes arrive. Nothing is left behind on error.
+    pub async fn put_stream<S, E>(
+        &self,
+        key: &str,
+        body: S,
+        limit: u64,
+    ) -> Result<u64, StorageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let upload = self.store.put_multipart(&Self::path(key)).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK);
+        let mut body = body;
+        let mut total: u64 = 0;
+        let result: Result<(), StorageError> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| StorageError::Body(e.to_string()))?;
+                total += chunk.len() as u64;
+                if total > limit {
+                    return Err(StorageError::TooLarge(limit));
+                }
+                writer.wait_for_capacity(IN_FLIGHT).await?;
+                writer.put(chunk);
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                writer.finish().await?;
+                Ok(total)
+            }
+            Err(e) => {
+                let _ = writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Copy a local file into `key`.
+    pub async fn put_file(&self, key: &str, path: &Path) -> Result<u64, StorageError> {
+        let mut file = tokio::fs::File::open(path).await?;
+        let stream = async_stream_file(&mut file);
+        self.put_stream(key, Box::pin(stream), u64::MAX).await
+    }
+
+    /// Copy `key` into a local file.
+    pub async fn get_to_file(&self, key: &str, path: &Path) -> Result<u64, StorageError> {
+        let got = self
+            .store
+            .get(&Self::path(key))
+            .await
+            .map_err(map_not_found)?;
+        let mut stream = got.into_stream();
+        let mut file = tokio::fs::File::create(path).await?;
+        let mut total = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            total += chunk.len() as u64;
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        Ok(total)
+    }
+
+    pub async fn size(&self, key: &str) -> Result<u64, StorageError> {
+        let meta = self
+            .store
+            .head(&Self::path(key))
+            .await
+            .map_err(map_not_found)?;
+        Ok(meta.size)
+    }
+
+    /// Read `key`, all of it or `range` (already validated against the size).
+    pub async fn read(
+        &self,
+        key: &str,
+        range: Option<ByteRange>,
+    ) -> Result<ObjectStream, StorageError> {
+        let opts = GetOptions {
+            range: range.clone().map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let got = self
+            .store
+            .get_opts(&Self::path(key), opts)
+            .await
+            .map_err(map_not_found)?;
+        let size = got.meta.size;
+        let range = got.range.clone();
+        Ok(ObjectStream {
+            size,
+            range,
+            body: got.into_stream().map_err(StorageError::from).boxed(),
+        })
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match self.store.delete(&Self::path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every key under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let p = Self::path(prefix);
+        let metas: Vec<_> = self.store.list(Some(&p)).try_collect().await?;
+        Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
+    }
+
+    /// Delete every key under `prefix`.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, StorageError> {
+        let keys = self.list(prefix).await?;
+        for k in &keys {
+            self.delete(k).await?;
+        }
+        Ok(keys.len())
+    }
+
+    /// Remove every output run of `task` except `keep`.
+    pub async fn prune_runs(&self, task: Uuid, keep: u32) -> Result<(), StorageError> {
+        let keep_prefix = format!("{}/", keys::run_prefix(task, keep));
+        for k in self.list(&keys::outputs_prefix(task)).await? {
+            if !k.starts_with(&keep_prefix) {
+                self.delete(&k).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Readiness: a small object can be written and removed.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        let key = ObjectPath::from(format!(".readyz/{}", Uuid::now_v7()));
+        self.store
+            .put(&key, object_store::PutPayload::from_static(b"ok"))
+            .await?;
+        self.store.delete(&key).await?;
+        Ok(())
+    }
+}
+
+fn async_stream_file(
+    file: &mut tokio::fs::File,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + '_ {
+    futures::stream::unfold(file, |file| async move {
+        let mut buf = vec![0u8; 1024 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(n: usize, size: usize) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+        futures::stream::iter((0..n).map(move |i| Ok(Bytes::from(vec![i as u8; size]))))
+    }
+
+    #[tokio::test]
+    async fn put_read_range_and_limits_on_local_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().display());
+        let s = Storage::from_url(&url).unwrap();
+        let n = s
+            .put_stream("tasks/a/input/x.bin", chunks(3, 1000), 10_000)
+            .await
+            .unwrap();
+        assert_eq!(n, 3000);
+        assert_eq!(s.size("tasks/a/input/x.bin").await.unwrap(), 3000);
+        let r = s
+            .read("tasks/a/input/x.bin", Some(999..1001))
+            .await
+            .unwrap();
+        let body: Vec<Bytes> = r.body.try_collect().await.unwrap();
+        assert_eq!(body.concat(), vec![0u8, 1u8]);
+        assert_eq!(r.size, 3000);
+
+        let err = s
+            .put_stream("tasks/a/input/big.bin", chunks(20, 1000), 10_000)
+            .await;
+        assert!(matches!(err, Err(StorageError::TooLarge(10_000))));
+        assert!(matches!(
+            s.size("tasks/a/input/big.bin").await,
+            Err(StorageError::NotFound)
+        ));
+        // No partial file anywhere under the root.
+        let mut files = vec![];
+        for e in walk(dir.path()) {
+            files.push(e);
+        }
+        assert_eq!(files.len(), 1, "{files:?}");
+    }
+
+    #[tokio::test]
+    async fn prune_keeps_only_the_winning_run() {
+        let s = Storage::in_memory();
+        let t = Uuid::now_v7();
+        for run in 1..=3 {
+            s.put_stream(&keys::output(t, run, "a.mp4"), chunks(1, 10), 100)
+                .await
+                .unwrap();
+        }
+        s.put_stream(&keys::input(t, "in.mp4"), chunks(1, 10), 100)
+            .await
+            .unwrap();
+        s.prune_runs(t, 2).await.unwrap();
+        let mut left = s.list(&keys::task_prefix(t)).await.unwrap();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![keys::input(t, "in.mp4"), keys::output(t, 2, "a.mp4")]
+        );
+        assert_eq!(s.delete_prefix(&keys::task_prefix(t)).await.unwrap(), 2);
+        assert!(s.list(&keys::task_prefix(t)).await.unwrap().is_empty());
+    }
+
+    fn walk(p: &Path) -> Vec<std::path::PathBuf> {
+        let mut out = vec![];
+        for e in std::fs::read_dir(p).unwrap() {
+            let e = e.unwrap().path();
+            if e.is_dir() {
+                out.extend(walk(&e));
+            } else {
+                out.push(e);
+            }
+        }
+        out
+    }
+}

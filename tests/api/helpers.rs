@@ -1,0 +1,186 @@
+//! `spawn_app()`: a real server on a random port with a temporary data dir, and helpers
+//! to drive its queue one step at a time.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reelforge::config::{Settings, SettingsArgs};
+use reelforge::queue::{Outcome, WorkerContext, run_one};
+use reelforge::startup::{Application, Role};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub worker: Arc<WorkerContext>,
+    pub data_dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+#[derive(Default)]
+pub struct Options {
+    pub max_upload: Option<&'static str>,
+    pub token_ttl: Option<&'static str>,
+    pub fetch_allow: Option<String>,
+    pub workers: usize,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(o: Options) -> TestApp {
+    reelforge::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let args = SettingsArgs {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().to_path_buf()),
+        workers: Some(o.workers),
+        max_upload: o.max_upload.map(str::to_string),
+        token_ttl: o.token_ttl.map(str::to_string),
+        fetch_allow: o.fetch_allow,
+        ..Default::default()
+    };
+    let mut settings = Settings::resolve(args, SettingsArgs::default()).unwrap();
+    settings.prepare(false).unwrap();
+    let app = Application::build(settings, Role::Serve).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let worker = app.worker_context();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        worker,
+        data_dir: dir,
+        stop: Some(tx),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn signup(&self, username: &str) -> Value {
+        let r = self
+            .post_json(
+                "/api/auth/signup",
+                &json!({"username": username, "email": format!("{username}@example.com"),
+                        "password1": "Secret123", "password2": "Secret123"}),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "signup {username}");
+        r.json().await.unwrap()
+    }
+
+    /// Sign up and log in; returns the bearer token.
+    pub async fn user(&self, username: &str) -> String {
+        self.signup(username).await;
+        let r = self
+            .post_json(
+                "/api/auth/login",
+                &json!({"username": username, "password": "Secret123"}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(token)
+    }
+
+    pub fn post(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(token)
+    }
+
+    pub fn delete(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path)).bearer_auth(token)
+    }
+
+    /// Upload bytes as multipart part `file`.
+    pub async fn upload(
+        &self,
+        token: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        );
+        for (k, v) in extra {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        self.post("/api/tasks", token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Run queued jobs in this test's task until none is due.
+    pub async fn drain(&self) -> Vec<Outcome> {
+        let mut outcomes = vec![];
+        loop {
+            let o = run_one(&self.worker, "test-worker", &CancellationToken::new())
+                .await
+                .unwrap();
+            if o == Outcome::Idle {
+                return outcomes;
+            }
+            outcomes.push(o);
+        }
+    }
+
+    /// Every file under the data dir's objects and scratch folders.
+    pub fn stored_files(&self) -> Vec<PathBuf> {
+        let mut out = vec![];
+        for sub in ["objects", "scratch"] {
+            walk(&self.data_dir.path().join(sub), &mut out);
+        }
+        out
+    }
+}
+
+pub fn walk(p: &std::path::Path, out: &mut Vec<PathBuf>) {
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+}
+
+pub async fn error_code(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    (status, body["error"].as_str().unwrap_or("").to_string())
+}

@@ -1,0 +1,259 @@
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_ready_root_and_metrics() {
+    let app = spawn_app().await;
+    for path in ["/", "/healthz", "/readyz"] {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let t = app.user("pat").await;
+    app.post("/api/tasks", &t)
+        .json(&json!({"url": "http://93.184.216.34/a.mp4"}))
+        .send()
+        .await
+        .unwrap();
+    app.get("/api/tasks", &t).send().await.unwrap();
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            "reelforge_http_requests_total{method=\"GET\",route=\"/api/tasks\",status=\"200\"}"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("reelforge_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(
+        text.contains("reelforge_tasks{status=\"queued\"}"),
+        "{text}"
+    );
+    let unknown = app
+        .client
+        .get(app.url("/no/such/route"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(unknown).await, (404, "not_found".into()));
+}
+
+#[tokio::test]
+async fn readyz_fails_when_the_database_is_gone() {
+    let app = spawn_app().await;
+    std::fs::remove_dir_all(app.data_dir.path().join("objects")).unwrap();
+    std::fs::write(app.data_dir.path().join("objects"), b"not a directory").unwrap();
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(error_code(r).await, (503, "not_ready".into()));
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route_and_docs_work_offline() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/api/auth/signup", vec!["post"]),
+        ("/api/auth/login", vec!["post"]),
+        ("/api/tasks", vec!["get", "post"]),
+        ("/api/tasks/{id}", vec!["get", "delete"]),
+        ("/api/tasks/{id}/cancel", vec!["post"]),
+        ("/api/tasks/{id}/retry", vec!["post"]),
+        ("/api/tasks/{id}/events", vec!["get"]),
+        ("/api/tasks/{id}/outputs/{name}", vec!["get"]),
+        ("/api/tasks/{id}/input", vec!["get"]),
+        ("/api/files/{filename}", vec!["get"]),
+        ("/", vec!["get"]),
+        ("/healthz", vec!["get"]),
+        ("/readyz", vec!["get"]),
+        ("/metrics", vec!["get"]),
+        ("/auth/signup", vec!["post"]),
+        ("/auth/login", vec!["post"]),
+        ("/tasks", vec!["get", "post"]),
+        ("/tasks/{id}", vec!["get", "delete"]),
+    ] {
+        for m in methods {
+            assert!(
+                paths.get(path).and_then(|p| p.get(m)).is_some(),
+                "{m} {path} missing"
+            );
+        }
+    }
+    assert_eq!(paths["/tasks"]["get"]["tags"][0], "aliases");
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(doc["components"]["schemas"]["TaskView"].is_object());
+    // The in-process document equals the served one.
+    let local = serde_json::to_value(reelforge::http::openapi()).unwrap();
+    assert_eq!(local, doc);
+    // Swagger UI and its assets come from the binary.
+    let page = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        !html.contains("https://"),
+        "docs page must not load remote assets"
+    );
+    for asset in ["/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js"] {
+        let r = app.client.get(app.url(asset)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{asset}");
+    }
+}
+
+/// Seed A's Postman collection: JSON content type on every call, GET and DELETE included,
+/// against the paths without /api.
+#[tokio::test]
+async fn seed_a_client_flow_on_alias_paths() {
+    let app = spawn_app().await;
+    let ct = ("Content-Type", "application/json");
+    let r = app
+        .client
+        .post(app.url("/auth/signup"))
+        .header(ct.0, ct.1)
+        .body(r#"{"username": "admin", "email": "admin@gmail.com", "password": "Admin123", "password_2": "Admin123"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = app
+        .client
+        .post(app.url("/auth/login"))
+        .header(ct.0, ct.1)
+        .body(r#"{"email": "admin@gmail.com", "password": "Admin123"}"#)
+        .send()
+        .await
+        .unwrap();
+    let token = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .client
+        .post(app.url("/tasks"))
+        .header(ct.0, ct.1)
+        .bearer_auth(&token)
+        .body(r#"{"url": "https://93.184.216.34/video/2023/06/28/169249-840702546_large.mp4"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .client
+        .get(app.url("/tasks?max=4&order=1"))
+        .header(ct.0, ct.1)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let list: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(list.len(), 1);
+    let r = app
+        .client
+        .get(app.url(&format!("/tasks/{id}")))
+        .header(ct.0, ct.1)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["profile"], "idrl");
+    let r = app
+        .client
+        .delete(app.url(&format!("/tasks/{id}")))
+        .header(ct.0, ct.1)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = app
+        .client
+        .get(app.url(&format!("/tasks/{id}")))
+        .header(ct.0, ct.1)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // The load balancer's health check.
+    assert_eq!(
+        app.client.get(app.url("/")).send().await.unwrap().status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn events_stream_ends_after_the_final_state() {
+    let app = spawn_app().await;
+    let t = app.user("quinn").await;
+    let task: Value = app
+        .post("/api/tasks", &t)
+        .json(&json!({"url": "http://93.184.216.34/a.mp4"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = task["id"].as_str().unwrap().to_string();
+    let stream = app
+        .get(&format!("/api/tasks/{id}/events"), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let body = tokio::spawn(async move { stream.text().await.unwrap() });
+    app.post(&format!("/api/tasks/{id}/cancel"), &t)
+        .send()
+        .await
+        .unwrap();
+    let text = tokio::time::timeout(std::time::Duration::from_secs(10), body)
+        .await
+        .expect("stream did not end after the final state")
+        .unwrap();
+    let statuses: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| {
+            serde_json::from_str::<Value>(d.trim()).unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(statuses, vec!["queued", "cancelled"], "{text}");
+}

@@ -1,0 +1,372 @@
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn url_submission_rules() {
+    let app = spawn_app().await;
+    let t = app.user("ivan").await;
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({}), 400, "missing_field"),
+        (json!({"url": 5}), 400, "invalid_field"),
+        (json!({"url": "not a url"}), 400, "invalid_url"),
+        (
+            json!({"url": "ftp://example.com/a.mp4"}),
+            422,
+            "url_not_allowed",
+        ),
+        (json!({"url": "file:///etc/passwd"}), 422, "url_not_allowed"),
+        (
+            json!({"url": "http://127.0.0.1/a.mp4"}),
+            422,
+            "url_not_allowed",
+        ),
+        (json!({"url": "http://[::1]/a.mp4"}), 422, "url_not_allowed"),
+        (
+            json!({"url": "http://[::ffff:127.0.0.1]/a.mp4"}),
+            422,
+            "url_not_allowed",
+        ),
+        (
+            json!({"url": "http://169.254.169.254/latest/meta-data"}),
+            422,
+            "url_not_allowed",
+        ),
+        (
+            json!({"url": "http://10.0.0.7/a.mp4"}),
+            422,
+            "url_not_allowed",
+        ),
+        (
+            json!({"url": "http://100.64.0.1/a.mp4"}),
+            422,
+            "url_not_allowed",
+        ),
+        (
+            json!({"url": "http://localhost:9/a.mp4"}),
+            422,
+            "url_not_allowed",
+        ),
+        (
+            json!({"url": "http://93.184.216.34/a.mp4", "profile": "nope"}),
+            400,
+            "invalid_profile",
+        ),
+        (
+            json!({"url": "http://93.184.216.34/a.mp4", "profile": "convert"}),
+            422,
+            "profile_unavailable",
+        ),
+        (
+            json!({"url": "http://93.184.216.34/a.mp4", "format": "webm"}),
+            422,
+            "profile_unavailable",
+        ),
+        (
+            json!({"url": "http://93.184.216.34/a.mp4", "options": []}),
+            400,
+            "invalid_options",
+        ),
+        (
+            json!({"url": "http://93.184.216.34/a.mp4", "options": {"fps": "fast"}}),
+            400,
+            "invalid_options",
+        ),
+        (
+            json!({"url": "http://93.184.216.34/a.mp4", "options": {"fps": 500}}),
+            400,
+            "invalid_options",
+        ),
+        (
+            json!({"url": "http://93.184.216.34/a.mp4", "options": {"background": "black:x=1[a];"}}),
+            400,
+            "invalid_options",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let r = app.post("/api/tasks", &t).json(&body).send().await.unwrap();
+        assert_eq!(error_code(r).await, (status, code.to_string()), "{body}");
+    }
+    // Option errors name the option.
+    let r = app
+        .post("/api/tasks", &t)
+        .json(&json!({"url": "http://93.184.216.34/a.mp4", "options": {"fps": 500}}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert!(v["message"].as_str().unwrap().contains("fps"), "{v}");
+    // None of it left a task behind.
+    let list: Vec<Value> = app
+        .get("/api/tasks", &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list.is_empty());
+}
+
+#[tokio::test]
+async fn url_task_is_created_queued_with_location_and_defaults() {
+    let app = spawn_app().await;
+    let t = app.user("judy").await;
+    let r = app
+        .post("/tasks", &t)
+        .json(&json!({"url": "http://93.184.216.34/videos/clip.mp4"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let task: Value = r.json().await.unwrap();
+    assert_eq!(loc, format!("/api/tasks/{}", task["id"].as_str().unwrap()));
+    assert_eq!(task["status"], "queued");
+    assert_eq!(task["profile"], "idrl");
+    assert_eq!(task["options"]["segment_seconds"], 20.0);
+    assert_eq!(task["options"]["aspect"], "16:9");
+    assert_eq!(task["options"]["fit"], "crop");
+    assert_eq!(task["options"]["fps"], 24);
+    assert_eq!(
+        task["source"],
+        json!({"kind": "url", "url": "http://93.184.216.34/videos/clip.mp4"})
+    );
+    assert_eq!(task["attempts"], 0);
+    assert_eq!(task["progress"]["percent"], 0.0);
+    assert!(task["error"].is_null());
+    let id = uuid::Uuid::parse_str(task["id"].as_str().unwrap()).unwrap();
+    assert_eq!(id.get_version_num(), 7);
+    let got: Value = app
+        .get(&loc, &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["id"], task["id"]);
+    assert!(chrono::DateTime::parse_from_rfc3339(got["created_at"].as_str().unwrap()).is_ok());
+}
+
+#[tokio::test]
+async fn list_paginates_with_order_status_and_link() {
+    let app = spawn_app().await;
+    let t = app.user("ken").await;
+    let mut ids = vec![];
+    for i in 0..5 {
+        let v: Value = app
+            .post("/api/tasks", &t)
+            .json(&json!({"url": format!("http://93.184.216.34/{i}.mp4")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    // Seed A: ?max=4&order=1 → newest four, a JSON array, and a next link.
+    let r = app.get("/tasks?max=4&order=1", &t).send().await.unwrap();
+    let link = r.headers()["link"].to_str().unwrap().to_string();
+    let page: Vec<Value> = r.json().await.unwrap();
+    let got: Vec<&str> = page.iter().map(|v| v["id"].as_str().unwrap()).collect();
+    let mut expect: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    assert_eq!(got, expect[..4]);
+    let next = link.trim_start_matches('<').split('>').next().unwrap();
+    let r = app.get(next, &t).send().await.unwrap();
+    assert!(r.headers().get("link").is_none());
+    let page: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0]["id"], expect[4]);
+    // Ascending.
+    let page: Vec<Value> = app
+        .get("/api/tasks?order=0&max=2", &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    expect.reverse();
+    assert_eq!(page[0]["id"], expect[0]);
+    assert_eq!(page[1]["id"], expect[1]);
+    // Status filter.
+    app.post(&format!("/api/tasks/{}/cancel", ids[0]), &t)
+        .send()
+        .await
+        .unwrap();
+    let page: Vec<Value> = app
+        .get("/api/tasks?status=cancelled", &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0]["id"], ids[0]);
+    let page: Vec<Value> = app
+        .get("/api/tasks?status=queued", &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 4);
+    for bad in [
+        "max=0",
+        "max=1001",
+        "max=x",
+        "order=2",
+        "status=lost",
+        "cursor=zzz",
+    ] {
+        let r = app
+            .get(&format!("/api/tasks?{bad}"), &t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_code(r).await, (400, "invalid_query".into()), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn cancel_retry_delete_lifecycle() {
+    let app = spawn_app().await;
+    let t = app.user("leo").await;
+    let task: Value = app
+        .post("/api/tasks", &t)
+        .json(&json!({"url": "http://93.184.216.34/a.mp4"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = task["id"].as_str().unwrap();
+    let retry = app
+        .post(&format!("/api/tasks/{id}/retry"), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(retry).await, (409, "not_retryable".into()));
+    let c = app
+        .post(&format!("/api/tasks/{id}/cancel"), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(c.status(), 200);
+    let v: Value = c.json().await.unwrap();
+    assert_eq!(v["status"], "cancelled");
+    assert!(v["finished_at"].is_string());
+    let again = app
+        .post(&format!("/api/tasks/{id}/cancel"), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(again).await, (409, "not_cancellable".into()));
+    // A cancelled task is not picked up by workers.
+    assert!(app.drain().await.is_empty());
+    let r = app
+        .post(&format!("/api/tasks/{id}/retry"), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "queued");
+    let d = app
+        .delete(&format!("/api/tasks/{id}"), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.status(), 204);
+    let d = app
+        .delete(&format!("/api/tasks/{id}"), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(d).await, (404, "not_found".into()));
+    assert!(
+        app.drain().await.is_empty(),
+        "a deleted task's job must be gone"
+    );
+    for bad in ["nope", "00000000-0000-0000-0000-000000000000"] {
+        let r = app
+            .get(&format!("/api/tasks/{bad}"), &t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_code(r).await, (404, "not_found".into()));
+    }
+}
+
+#[tokio::test]
+async fn users_never_see_each_others_tasks_or_files() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let mallory = app.user("mallory").await;
+    let r = app.upload(&alice, "secret.mp4", vec![7u8; 1000], &[]).await;
+    assert_eq!(r.status(), 201);
+    let task: Value = r.json().await.unwrap();
+    let id = task["id"].as_str().unwrap();
+    let unknown = app
+        .get("/api/tasks/00000000-0000-7000-8000-000000000000", &mallory)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (method, path) in [
+        ("GET", format!("/api/tasks/{id}")),
+        ("GET", format!("/tasks/{id}")),
+        ("DELETE", format!("/api/tasks/{id}")),
+        ("POST", format!("/api/tasks/{id}/cancel")),
+        ("POST", format!("/api/tasks/{id}/retry")),
+        ("GET", format!("/api/tasks/{id}/input")),
+        ("GET", format!("/api/tasks/{id}/events")),
+        ("GET", "/api/files/secret.mp4".to_string()),
+    ] {
+        let req = match method {
+            "GET" => app.get(&path, &mallory),
+            "POST" => app.post(&path, &mallory),
+            _ => app.delete(&path, &mallory),
+        };
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 404, "{method} {path}");
+        let body = r.text().await.unwrap();
+        assert_eq!(
+            body, unknown,
+            "{method} {path} must look like an unknown id"
+        );
+    }
+    let list: Vec<Value> = app
+        .get("/api/tasks", &mallory)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list.is_empty());
+    // The owner still has it.
+    assert_eq!(
+        app.get(&format!("/api/tasks/{id}"), &alice)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get("/api/files/secret.mp4", &alice)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

@@ -17,7 +17,7 @@ use crate::fetch::{FetchError, Fetcher};
 use crate::media::plan::{PlanPaths, plan_idrl};
 use crate::media::probe::{self, MediaInfo, ProbeLimits};
 use crate::process::{self, CommandSpec, ProcessError};
-use crate::queue::Progress;
+use crate::queue::{Progress, WorkerContext};
 use crate::storage::{Storage, StorageError, keys};
 
 /// The service's default logo for bumpers.
@@ -197,13 +197,14 @@ pub async fn probe_file(
 /// Run one task's job to its outputs (stored under this run's keys).
 #[tracing::instrument(skip_all, fields(task = %task.id, run = job.run))]
 pub async fn execute(
-    env: &JobEnv,
-    storage: &Storage,
+    ctx: &WorkerContext,
+    owner: &str,
     job: &ClaimedJob,
     task: &TaskRecord,
     cancel: &CancellationToken,
     progress: &watch::Sender<Progress>,
 ) -> Result<Vec<OutputFile>, JobError> {
+    let (env, storage) = (&ctx.env, &ctx.storage);
     let scratch = Scratch::create(&env.scratch_dir, job)
         .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?;
     let dir = scratch.path();
@@ -218,6 +219,12 @@ pub async fn execute(
     // probing
     report(progress, Stage::Probing, 0.0, None);
     let info = probe_file(env, &input_path, dir, cancel).await?;
+    // Recorded before validation so the owner sees what was refused.
+    match ctx.db.set_input(job, owner, &info, &input_key).await {
+        Ok(true) => {}
+        Ok(false) => return Err(JobError::Cancelled),
+        Err(e) => return Err(JobError::Retry(task_error("database_error", e.to_string()))),
+    }
     probe::validate(&info, &env.limits)
         .map_err(|e| JobError::Abort(task_error(e.code(), e.to_string())))?;
     info.require_video()
@@ -310,7 +317,6 @@ pub async fn execute(
             audio_codec: out_info.audio.as_ref().map(|a| a.codec.clone()),
         });
     }
-    let _ = input_key;
     Ok(outputs)
 }
 

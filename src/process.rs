@@ -402,6 +402,18 @@ fn spawn(spec: &CommandSpec) -> Result<Child, ProcessError> {
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
+    // If this process dies without running destructors (SIGKILL, abort), the kernel kills
+    // the child too, so a crashed worker never leaves an ffmpeg running on its own.
+    // SAFETY: the closure runs in the forked child before exec and only makes one
+    // async-signal-safe system call.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     command.spawn().map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => ProcessError::NotFound(spec.program.clone()),
         io::ErrorKind::PermissionDenied => ProcessError::PermissionDenied(spec.program.clone()),

@@ -170,7 +170,7 @@ async fn run_claimed(
         })
     };
 
-    let result = jobs::execute(&ctx.env, &ctx.storage, job, &task, &stop, &progress_tx).await;
+    let result = jobs::execute(ctx, owner, job, &task, &stop, &progress_tx).await;
 
     forward_shutdown.abort();
     ticker.abort();

@@ -1,0 +1,261 @@
+//! Real `reelforge serve` processes: SIGKILL in the middle of a job, then a new process on
+//! the same data dir finishes the task exactly once; SIGTERM releases the job for the next.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::media::clip_45s;
+use crate::helpers::walk;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `reelforge serve` and read the address it logs.
+fn start(data: &Path, extra_env: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelforge"));
+    cmd.arg("serve")
+        .env("REELFORGE_DATA_DIR", data)
+        .env("REELFORGE_LISTEN", "127.0.0.1:0")
+        .env("REELFORGE_WORKERS", "1")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent && let Some(i) = line.find("http://") {
+                let addr: String = line[i..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                let _ = tx.send(addr);
+                sent = true;
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server did not log its address");
+    Server { child, base }
+}
+
+async fn login(c: &reqwest::Client, base: &str, first: bool) -> String {
+    if first {
+        let r = c
+            .post(format!("{base}/api/auth/signup"))
+            .json(&json!({"username": "vic", "email": "vic@example.com", "password1": "Secret123", "password2": "Secret123"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let r: Value = c
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": "vic", "password": "Secret123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["token"].as_str().unwrap().to_string()
+}
+
+async fn task(c: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
+    c.get(format!("{base}/api/tasks/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_for(
+    c: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+    limit: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let v = task(c, base, token, id).await;
+        if pred(&v) {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out waiting; last state {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn submit(c: &reqwest::Client, base: &str, token: &str) -> String {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(std::fs::read(clip_45s()).unwrap()).file_name("crash.mp4"),
+    );
+    let r = c
+        .post(format!("{base}/api/tasks"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn objects_of(data: &Path, id: &str) -> Vec<String> {
+    let mut files = vec![];
+    walk(&data.join("objects").join("tasks").join(id), &mut files);
+    let mut names: Vec<String> = files
+        .iter()
+        .map(|f| {
+            f.strip_prefix(data.join("objects"))
+                .unwrap()
+                .to_string_lossy()
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn sigkill_mid_job_then_restart_finishes_exactly_once() {
+    let data = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+    let first = start(data.path(), &[]);
+    let token = login(&c, &first.base, true).await;
+    let id = submit(&c, &first.base, &token).await;
+    wait_for(&c, &first.base, &token, &id, Duration::from_secs(60), |v| {
+        v["status"] == "running"
+            && v["progress"]["stage"] == "processing"
+            && v["progress"]["percent"].as_f64().unwrap_or(0.0) > 0.0
+    })
+    .await;
+    let mut first = first;
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+    // The kernel takes the ffmpeg child down with its parent.
+    let orphan_gone = {
+        let start = Instant::now();
+        loop {
+            let alive = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).contains(&id))
+                    .unwrap_or(false)
+            });
+            if !alive || start.elapsed() > Duration::from_secs(5) {
+                break !alive;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert!(orphan_gone, "ffmpeg outlived its killed parent");
+
+    let second = start(data.path(), &[]);
+    let token = login(&c, &second.base, false).await;
+    let v = wait_for(
+        &c,
+        &second.base,
+        &token,
+        &id,
+        Duration::from_secs(120),
+        |v| v["status"] != "queued" && v["status"] != "running",
+    )
+    .await;
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["attempts"], 2, "{v}");
+    assert_eq!(v["outputs"].as_array().unwrap().len(), 3);
+    // Exactly one set of outputs (run 2) and the input; nothing of the killed run.
+    let objects = objects_of(data.path(), &id);
+    assert_eq!(
+        objects,
+        vec![
+            format!("tasks/{id}/input/crash.mp4"),
+            format!("tasks/{id}/out/2/crash_part_001.mp4"),
+            format!("tasks/{id}/out/2/crash_part_002.mp4"),
+            format!("tasks/{id}/out/2/crash_part_003.mp4"),
+        ]
+    );
+    let mut scratch = vec![];
+    walk(&data.path().join("scratch"), &mut scratch);
+    assert!(scratch.is_empty(), "{scratch:?}");
+}
+
+#[tokio::test]
+async fn sigterm_past_the_grace_period_releases_the_job_for_the_next_process() {
+    let data = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+    let first = start(data.path(), &[("REELFORGE_SHUTDOWN_GRACE", "200ms")]);
+    let token = login(&c, &first.base, true).await;
+    let id = submit(&c, &first.base, &token).await;
+    wait_for(&c, &first.base, &token, &id, Duration::from_secs(60), |v| {
+        v["progress"]["stage"] == "processing"
+    })
+    .await;
+    let mut first = first;
+    let pid = first.child.id() as libc::pid_t;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = first.child.wait().unwrap();
+    assert!(status.success(), "graceful exit, got {status:?}");
+
+    // The release happened at shutdown (not by the next start's recovery): the task is
+    // queued again in the database the process left behind.
+    let db = reelforge::db::connect(&format!(
+        "sqlite://{}",
+        data.path().join("reelforge.db").display()
+    ))
+    .await
+    .unwrap();
+    let counts = db.count_by_status().await.unwrap();
+    let n = |s: &str| {
+        counts
+            .iter()
+            .find(|(st, _)| st.as_str() == s)
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    };
+    assert_eq!((n("queued"), n("running")), (1, 0), "{counts:?}");
+    drop(db);
+    let second = start(data.path(), &[]);
+    let token = login(&c, &second.base, false).await;
+    let v = wait_for(
+        &c,
+        &second.base,
+        &token,
+        &id,
+        Duration::from_secs(120),
+        |v| v["status"] == "succeeded" || v["status"] == "failed",
+    )
+    .await;
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(objects_of(data.path(), &id).len(), 4);
+}

@@ -1,0 +1,364 @@
+//! End to end with real ffmpeg: the idrl profile through the HTTP API and the queue, by URL
+//! and by upload; cancel and delete while ffmpeg runs; and a `serve` process killed in the
+//! middle of a job, recovered by the next one.
+
+#[path = "../api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+mod crash;
+mod media;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use helpers::*;
+use media::*;
+
+#[tokio::test]
+async fn idrl_by_url_and_by_upload_produces_three_probed_parts() {
+    let clip = clip_45s();
+    let (server, hits) = serve_file(clip.clone()).await;
+    let app = spawn_app_with(Options {
+        fetch_allow: Some("127.0.0.1".into()),
+        ..Default::default()
+    })
+    .await;
+    let t = app.user("rosa").await;
+    let by_url: Value = app
+        .post("/api/tasks", &t)
+        .json(&json!({"url": format!("{server}/media/holiday.mp4")}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = app
+        .upload(&t, "holiday.mp4", std::fs::read(&clip).unwrap(), &[])
+        .await;
+    assert_eq!(r.status(), 201);
+    let by_upload: Value = r.json().await.unwrap();
+
+    let outcomes = app.drain().await;
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    for task in [&by_url, &by_upload] {
+        let id = task["id"].as_str().unwrap();
+        let v: Value = app
+            .get(&format!("/api/tasks/{id}"), &t)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["status"], "succeeded", "{v}");
+        assert_eq!(v["attempts"], 1);
+        assert_eq!(v["progress"]["percent"], 100.0);
+        assert!(v["error"].is_null());
+        assert!(
+            (v["input"]["duration"].as_f64().unwrap() - 45.0).abs() < 0.2,
+            "{v}"
+        );
+        assert_eq!(v["input"]["width"], 640);
+        let outputs = v["outputs"].as_array().unwrap();
+        let names: Vec<&str> = outputs
+            .iter()
+            .map(|o| o["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "holiday_part_001.mp4",
+                "holiday_part_002.mp4",
+                "holiday_part_003.mp4"
+            ]
+        );
+        for (o, want) in outputs.iter().zip([22.0, 22.0, 7.0]) {
+            let url = o["url"].as_str().unwrap();
+            let bytes = app
+                .get(url, &t)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            assert_eq!(bytes.len() as u64, o["size"].as_u64().unwrap());
+            let local = app
+                .data_dir
+                .path()
+                .join(format!("dl-{id}-{}", o["name"].as_str().unwrap()));
+            std::fs::write(&local, &bytes).unwrap();
+            let p = probe(&local);
+            let (v, a) = streams(&p);
+            assert_eq!(v["codec_name"], "h264");
+            assert_eq!(v["pix_fmt"], "yuv420p");
+            let (w, h) = (v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap());
+            assert_eq!((w, h), (640, 360));
+            assert_eq!(w * 9, h * 16, "16:9");
+            assert_eq!(v["avg_frame_rate"], "24/1");
+            assert_eq!(a["codec_name"], "aac");
+            assert_eq!(a["sample_rate"], "48000");
+            assert_eq!(a["channels"], 2);
+            let d: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
+            assert!((d - want).abs() <= 0.2, "duration {d} want {want}");
+            assert!((o["duration"].as_f64().unwrap() - want).abs() <= 0.2);
+            assert_eq!(o["width"], 640);
+            assert_eq!(o["video_codec"], "h264");
+            assert_eq!(o["audio_codec"], "aac");
+            // A working Range request on an output.
+            let part = app
+                .get(url, &t)
+                .header("range", "bytes=100-199")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(part.status(), 206);
+            assert_eq!(part.bytes().await.unwrap(), bytes.slice(100..200));
+        }
+    }
+    // The URL task's fetched input is stored and downloadable too.
+    let id = by_url["id"].as_str().unwrap();
+    let input = app
+        .get(&format!("/api/tasks/{id}/input"), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(input.status(), 200);
+    assert_eq!(
+        input.bytes().await.unwrap().len() as u64,
+        std::fs::metadata(&clip).unwrap().len()
+    );
+    // Seed B's route serves outputs by name.
+    assert_eq!(
+        app.get("/api/files/holiday_part_003.mp4", &t)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Exactly the inputs and 3 outputs each are stored; scratch is empty.
+    let files = app.stored_files();
+    assert_eq!(files.len(), 8, "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|f| !f.starts_with(app.data_dir.path().join("scratch")))
+    );
+}
+
+#[tokio::test]
+async fn hostile_and_broken_inputs_fail_with_a_code_and_the_worker_lives_on() {
+    let app = spawn_app().await;
+    let t = app.user("sam").await;
+    let playlist = b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:///etc/passwd\n#EXTINF:1,\nhttp://127.0.0.1:9/x.ts\n#EXT-X-ENDLIST\n".to_vec();
+    let audio_only = audio_only_clip();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "text.mp4",
+            b"this is not a video at all".to_vec(),
+            "invalid_media",
+        ),
+        ("list.mp4", playlist, "invalid_media"),
+        (
+            "concat.mp4",
+            b"ffconcat version 1.0\nfile /etc/passwd\n".to_vec(),
+            "invalid_media",
+        ),
+        (
+            "song.mp4",
+            std::fs::read(&audio_only).unwrap(),
+            "no_video_stream",
+        ),
+    ];
+    let mut ids = vec![];
+    for (name, bytes, code) in &cases {
+        let r = app.upload(&t, name, bytes.clone(), &[]).await;
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        ids.push((v["id"].as_str().unwrap().to_string(), *code));
+    }
+    app.drain().await;
+    for (id, code) in ids {
+        let v: Value = app
+            .get(&format!("/api/tasks/{id}"), &t)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["status"], "failed", "{v}");
+        assert_eq!(v["error"]["code"], code, "{v}");
+        assert_eq!(v["attempts"], 1, "bad input is not retried: {v}");
+        assert!(
+            !v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(app.data_dir.path().to_str().unwrap())
+        );
+    }
+    // Scratch is clean and the service still works.
+    let scratch: Vec<_> = std::fs::read_dir(app.data_dir.path().join("scratch"))
+        .unwrap()
+        .collect();
+    assert!(scratch.is_empty());
+    assert_eq!(
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+/// Every pid whose command line mentions `needle` (the task id is in its scratch path).
+fn pids_with(needle: &str) -> Vec<i32> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmd).contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+async fn wait_until<F: FnMut() -> bool>(limit: Duration, mut f: F) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
+}
+
+/// Submit a long clip to an app with one worker and wait until ffmpeg runs for it.
+async fn running_task(app: &TestApp, t: &str) -> (String, Vec<i32>) {
+    let r = app
+        .upload(
+            t,
+            "long.mp4",
+            std::fs::read(clip_long()).unwrap(),
+            &[("options", r#"{"segment_seconds": 0}"#)],
+        )
+        .await;
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut pids = vec![];
+    let found = wait_until(Duration::from_secs(60), || {
+        pids = pids_with(&id)
+            .into_iter()
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).starts_with("ffmpeg"))
+                    .unwrap_or(false)
+            })
+            .collect();
+        !pids.is_empty()
+    })
+    .await;
+    assert!(found, "ffmpeg never started for {id}");
+    (id, pids)
+}
+
+#[tokio::test]
+async fn delete_while_running_kills_ffmpeg_and_leaves_nothing() {
+    let app = spawn_app_with(Options {
+        workers: 1,
+        ..Default::default()
+    })
+    .await;
+    let t = app.user("tina").await;
+    let (id, pids) = running_task(&app, &t).await;
+    let asked = Instant::now();
+    let r = app
+        .delete(&format!("/api/tasks/{id}"), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let gone = wait_until(Duration::from_secs(2), || {
+        pids.iter()
+            .all(|p| !Path::new(&format!("/proc/{p}")).exists() || pids_with(&id).is_empty())
+    })
+    .await;
+    assert!(
+        gone,
+        "ffmpeg still running {:?} after delete",
+        asked.elapsed()
+    );
+    let clean = wait_until(Duration::from_secs(5), || {
+        app.stored_files()
+            .iter()
+            .all(|f| !f.to_string_lossy().contains(&id))
+    })
+    .await;
+    assert!(clean, "files left: {:?}", app.stored_files());
+    assert_eq!(
+        app.get(&format!("/api/tasks/{id}"), &t)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn cancel_while_running_kills_ffmpeg_and_keeps_the_record() {
+    let app = spawn_app_with(Options {
+        workers: 1,
+        ..Default::default()
+    })
+    .await;
+    let t = app.user("uma").await;
+    let (id, _pids) = running_task(&app, &t).await;
+    let r = app
+        .post(&format!("/api/tasks/{id}/cancel"), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let gone = wait_until(Duration::from_secs(2), || pids_with(&id).is_empty()).await;
+    assert!(gone, "ffmpeg still running after cancel");
+    let v: Value = app
+        .get(&format!("/api/tasks/{id}"), &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "cancelled");
+    assert!(v["outputs"].as_array().unwrap().is_empty());
+    // Only the input remains; no output object and no scratch.
+    let clean = wait_until(Duration::from_secs(5), || {
+        let files = app.stored_files();
+        files.len() == 1 && files[0].to_string_lossy().contains("/input/")
+    })
+    .await;
+    assert!(clean, "{:?}", app.stored_files());
+}

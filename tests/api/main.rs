@@ -2,6 +2,7 @@
 
 mod accounts;
 mod helpers;
+mod queue;
 mod service;
 mod tasks;
 mod uploads;

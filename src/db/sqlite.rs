@@ -164,6 +164,42 @@ impl SqliteRepo {
     }
 }
 
+impl SqliteRepo {
+    /// Put a running job held by `owner` back in the queue, due after `delay`; the task
+    /// shows `queued` again. `last_error` replaces the job's note when given.
+    async fn requeue(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        delay: Duration,
+        last_error: Option<&str>,
+    ) -> RepoResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, \
+             lease_expires_at = NULL, last_error = COALESCE(?, last_error) \
+             WHERE id = ? AND lease_owner = ? AND state = 'running'",
+        )
+        .bind(now_ms() + ms(delay))
+        .bind(last_error)
+        .bind(job.job_id.to_string())
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE tasks SET status = 'queued', stage = NULL, eta_seconds = NULL WHERE id = ?",
+        )
+        .bind(job.task_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
 #[async_trait]
 impl UserRepo for SqliteRepo {
     #[tracing::instrument(skip_all, fields(username = %new.username))]
@@ -577,29 +613,8 @@ impl JobQueue for SqliteRepo {
         error: &TaskError,
         delay: Duration,
     ) -> RepoResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let r = sqlx::query(
-            "UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, \
-             lease_expires_at = NULL, last_error = ? \
-             WHERE id = ? AND lease_owner = ? AND state = 'running'",
-        )
-        .bind(now_ms() + ms(delay))
-        .bind(format!("{}: {}", error.code, error.message))
-        .bind(job.job_id.to_string())
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() != 1 {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE tasks SET status = 'queued', stage = NULL, eta_seconds = NULL WHERE id = ?",
-        )
-        .bind(job.task_id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        let last_error = format!("{}: {}", error.code, error.message);
+        self.requeue(job, owner, delay, Some(&last_error)).await
     }
 
     async fn fail(&self, job: &ClaimedJob, owner: &str, error: &TaskError) -> RepoResult<bool> {
@@ -608,27 +623,7 @@ impl JobQueue for SqliteRepo {
     }
 
     async fn release(&self, job: &ClaimedJob, owner: &str) -> RepoResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let r = sqlx::query(
-            "UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, \
-             lease_expires_at = NULL WHERE id = ? AND lease_owner = ? AND state = 'running'",
-        )
-        .bind(now_ms())
-        .bind(job.job_id.to_string())
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() != 1 {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE tasks SET status = 'queued', stage = NULL, eta_seconds = NULL WHERE id = ?",
-        )
-        .bind(job.task_id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        self.requeue(job, owner, Duration::ZERO, None).await
     }
 
     async fn recover_running(&self) -> RepoResult<u64> {

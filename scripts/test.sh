@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Run the whole test suite: formatting, lints, and every test target.
+#
+#   bash scripts/test.sh                  # what CI runs (through .ci/run)
+#   bash scripts/test.sh -- some_filter   # extra arguments go to `cargo test`
+#
+# 1. Installs what the tests need when it is missing (see "Services" below).
+# 2. cargo fmt --check
+# 3. cargo clippy --all-targets --locked -- -D warnings
+# 4. cargo test --locked --no-fail-fast -- --test-threads=2   (unit, integration, doc tests)
+# Every step runs even if an earlier one failed, so one run shows every problem; the script
+# exits non-zero if any step failed. Tests that need a server (HTTP, later PostgreSQL, S3,
+# SMTP) start their own throw-away instance on a free loopback port and stop it.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf 'test.sh: %s\n' "$*" >&2; }
+die() {
+    say "error: $*"
+    exit 1
+}
+
+if [ -n "${CI:-}" ] && [ "${CI}" != "false" ]; then
+    # Plain logs, and no incremental-compilation state in a fresh clone that is thrown away.
+    export CARGO_TERM_COLOR=never
+    export CARGO_INCREMENTAL=0
+fi
+
+# Install Debian packages (one apt-get update per run), as root or through sudo.
+apt_updated=
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 ||
+        die "missing $*; this is not a Debian-like system, install it by hand"
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "missing $*; run as root or install sudo"
+        sudo=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    if [ -z "$apt_updated" ]; then
+        say "apt-get update"
+        "${sudo[@]}" apt-get update -q </dev/null
+        apt_updated=1
+    fi
+    say "apt-get install -y $*"
+    "${sudo[@]}" apt-get install -y -q "$@" </dev/null
+}
+
+# --- Toolchain ------------------------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null 2>&1 ||
+    die "cargo not found; install Rust with rustup (https://rustup.rs), then run this again"
+for component in rustfmt clippy; do
+    sub=${component/rustfmt/fmt}
+    if ! cargo "$sub" --version >/dev/null 2>&1; then
+        command -v rustup >/dev/null 2>&1 || die "cargo $sub is missing and rustup is not installed"
+        say "rustup component add $component"
+        rustup component add "$component"
+    fi
+done
+if ! command -v cc >/dev/null 2>&1; then
+    # aws-lc-sys and SQLite compile C sources (cc builder; cmake is not needed).
+    apt_install gcc libc6-dev
+fi
+
+# --- Services the tests need -----------------------------------------------------------------
+# One function per external program or server. Each installs what is missing and exports
+# what the tests read; the tests themselves start and stop any server they use.
+need_ffmpeg() { # tests/media (real ffmpeg runs) and the planner's end-to-end checks
+    if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
+        apt_install ffmpeg
+    fi
+}
+# Not needed yet; add with the tests that use them:
+# need_postgres() { … }  # PostgreSQL 15 backend: initdb/pg_ctl a throw-away cluster (Debian `postgresql`)
+# need_s3() { … }        # S3 backend: `pip install 'moto[server]'` (moto_server on a free port)
+# need_smtp() { … }      # e-mail: `pip install aiosmtpd` (SMTP sink on a free port)
+need_ffmpeg
+
+# --- Checks --------------------------------------------------------------------------------------
+failed=()
+timings=()
+step() {
+    local name=$1
+    shift
+    say "==> $name: $*"
+    local start=$SECONDS rc=0
+    "$@" </dev/null || rc=$?
+    timings+=("$(printf '%-8s %4ss  %s' "$name" $((SECONDS - start)) "$([ $rc -eq 0 ] && echo ok || echo "FAILED ($rc)")")")
+    if [ $rc -ne 0 ]; then
+        failed+=("$name")
+    fi
+}
+
+# Extra arguments (e.g. a test-name filter) go to `cargo test` after `--`.
+test_args=(--test-threads=2)
+if [ "${1:-}" = "--" ]; then
+    shift
+fi
+test_args+=("$@")
+
+step fmt cargo fmt --check
+step clippy cargo clippy --all-targets --locked -- -D warnings
+step test cargo test --locked --no-fail-fast -- "${test_args[@]}"
+
+say "summary:"
+for t in "${timings[@]}"; do
+    printf '  %s\n' "$t" >&2
+done
+if [ ${#failed[@]} -gt 0 ]; then
+    say "FAILED: ${failed[*]}"
+    exit 1
+fi
+say "all checks passed"

@@ -482,11 +482,8 @@ pub async fn retry_task(
     let id = task_id(&id)?;
     match state.db.retry_task(user.id, id, state.max_attempts).await? {
         RetryOutcome::Requeued(task) => {
-            // Outputs of earlier runs are gone from the record; drop their objects too.
-            state
-                .storage
-                .delete_prefix(&keys::outputs_prefix(id))
-                .await?;
+            // Earlier runs' objects need no removal here: a failed or cancelled run deletes
+            // its own, and the next success prunes every other run.
             state.queue_changed();
             state.task_changed(id);
             Ok(Json(task.view()))

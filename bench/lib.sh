@@ -1,0 +1,150 @@
+# Shared helpers for the benchmarks in bench/*/run.sh. Source it; do not run it.
+#
+# Provides: ROOT, BIN, WORK (temp dir removed at exit), free_port, build_release,
+# start_service (sets RF_PID, RF_URL), wait_http, api_login (sets TOKEN), json_get,
+# and an EXIT trap that stops every background process started through bg_start.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET_DIR/release/reelforge"
+# Inputs worth keeping between runs (the generated source clip) live here (git-ignored).
+CACHE="${BENCH_CACHE:-$ROOT/bench/out}"
+mkdir -p "$CACHE"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/reelforge-bench.XXXXXX")"
+BG_PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${BG_PIDS[@]:-}"; do
+        [ -n "$pid" ] || continue
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${BG_PIDS[@]:-}"; do
+        [ -n "$pid" ] || continue
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -n "${KEEP_WORK:-}" ]; then
+        echo "work dir kept: $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+now() { date +%s.%N; }
+# elapsed START END -> seconds with 3 decimals
+elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
+# ratio A B -> A / B with 3 decimals
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.3f}')" "$1" "$2"; }
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Start a background command; its PID is stopped at exit. Sets LAST_PID.
+bg_start() {
+    "$@" &
+    LAST_PID=$!
+    BG_PIDS+=("$LAST_PID")
+}
+
+build_release() {
+    log "cargo build --release (waits for the lock if another build runs)"
+    (cd "$ROOT" && cargo build --release --quiet)
+    [ -x "$BIN" ] || { echo "no binary at $BIN" >&2; exit 1; }
+}
+
+# wait_http URL [seconds]
+wait_http() {
+    local url=$1 limit=${2:-60} i
+    for ((i = 0; i < limit * 10; i++)); do
+        if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "timed out waiting for $url" >&2
+    return 1
+}
+
+# start_service [extra env assignments...]: reelforge serve on a free loopback port with a
+# fresh data dir. Sets RF_PID, RF_URL, RF_LOG.
+start_service() {
+    local port
+    port=$(free_port)
+    RF_URL="http://127.0.0.1:$port"
+    RF_LOG="$WORK/reelforge.log"
+    mkdir -p "$WORK/data"
+    bg_start env REELFORGE_LISTEN="127.0.0.1:$port" REELFORGE_DATA_DIR="$WORK/data" \
+        RUST_LOG="${RUST_LOG:-warn}" "$@" "$BIN" serve >"$RF_LOG" 2>&1
+    RF_PID=$LAST_PID
+    if ! wait_http "$RF_URL/healthz" 60; then
+        cat "$RF_LOG" >&2
+        exit 1
+    fi
+    log "reelforge serve pid $RF_PID on $RF_URL"
+}
+
+# json_get FIELD.PATH < json  (e.g. json_get token, json_get outputs.1.name)
+json_get() {
+    python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    v = v[int(k)] if isinstance(v, list) else v[k]
+print(v if not isinstance(v, (dict, list)) else json.dumps(v))' "$1"
+}
+
+# api_login: sign up and log in a bench user. Sets TOKEN.
+api_login() {
+    local body
+    curl -fsS -o /dev/null -H 'Content-Type: application/json' \
+        -d '{"username":"bench","email":"bench@example.com","password":"Bench-pass-1","password_2":"Bench-pass-1"}' \
+        "$RF_URL/api/auth/signup"
+    body=$(curl -fsS -H 'Content-Type: application/json' \
+        -d '{"username":"bench","password":"Bench-pass-1"}' "$RF_URL/api/auth/login")
+    TOKEN=$(json_get token <<<"$body")
+}
+
+machine_line() {
+    local cpu
+    cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+    echo "machine: nproc=$(nproc) cpu=\"$cpu\" mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) loadavg_before=\"$(cut -d' ' -f1-3 /proc/loadavg)\" date=$(date -u +%Y-%m-%dT%H:%M:%SZ) commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+}
+
+# Contention check. cpu_busy_s: machine-wide busy CPU seconds since boot (all cores).
+# proc_cpu_s PID: CPU seconds of PID itself plus its reaped children (utime+stime+cutime+cstime).
+CLK_TCK=$(getconf CLK_TCK)
+cpu_busy_s() { awk -v hz="$CLK_TCK" '$1 == "cpu" {print ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat; }
+proc_cpu_s() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$CLK_TCK" '{print ($12 + $13 + $14 + $15) / hz}'; }
+# other_cpu BUSY0 BUSY1 OURS0 OURS1 WALL -> "X CPU-s (Y% of the machine)" used by everything else
+other_cpu() {
+    python3 -c "import sys, os
+b0, b1, o0, o1, w = map(float, sys.argv[1:])
+other = max(0.0, (b1 - b0) - (o1 - o0))
+print(f'{other:.1f} CPU-s ({100 * other / (w * os.cpu_count()):.0f}% of the machine)')" "$@"
+}
+
+# wait_quiet: before measuring, wait (up to QUIET_WAIT s, default 180) until the machine is
+# under 25 % busy over 3 s; says so either way. QUIET_WAIT=0 skips the wait.
+wait_quiet() {
+    local limit=${QUIET_WAIT:-180} start b0 b1 pct
+    start=$(date +%s)
+    while :; do
+        b0=$(cpu_busy_s); sleep 3; b1=$(cpu_busy_s)
+        pct=$(python3 -c "import os; print(int(100 * ($b1 - $b0) / (3 * os.cpu_count())))")
+        if [ "$pct" -lt 25 ]; then
+            log "machine quiet (${pct}% busy over 3 s)"
+            return 0
+        fi
+        if [ $(($(date +%s) - start)) -ge "$limit" ]; then
+            log "machine still ${pct}% busy after ${limit} s: measuring anyway (figures may be contended)"
+            return 0
+        fi
+        log "machine ${pct}% busy (other builds/tests?): waiting"
+        sleep 7
+    done
+}

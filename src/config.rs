@@ -18,46 +18,56 @@ use crate::fetch::AllowList;
 #[serde(default, rename_all = "snake_case")]
 pub struct SettingsArgs {
     /// Address the API binds.
-    #[arg(long, env = "REELFORGE_LISTEN")]
+    #[arg(long, global = true, env = "REELFORGE_LISTEN")]
     pub listen: Option<String>,
     /// Where the embedded defaults (database, objects, scratch, secret) live.
-    #[arg(long, env = "REELFORGE_DATA_DIR")]
+    #[arg(long, global = true, env = "REELFORGE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// `sqlite://PATH` (default `sqlite://$DATA_DIR/reelforge.db`).
-    #[arg(long, env = "REELFORGE_DATABASE_URL")]
+    #[arg(long, global = true, env = "REELFORGE_DATABASE_URL")]
     pub database_url: Option<String>,
     /// `file://PATH` (default `file://$DATA_DIR/objects`).
-    #[arg(long, env = "REELFORGE_STORAGE_URL")]
+    #[arg(long, global = true, env = "REELFORGE_STORAGE_URL")]
     pub storage_url: Option<String>,
     /// Per-run temporary folders (default `$DATA_DIR/scratch`).
-    #[arg(long, env = "REELFORGE_SCRATCH_DIR")]
+    #[arg(long, global = true, env = "REELFORGE_SCRATCH_DIR")]
     pub scratch_dir: Option<PathBuf>,
     /// Concurrent jobs in this process (default: half the CPU cores, at least 1).
-    #[arg(long, env = "REELFORGE_WORKERS")]
+    #[arg(long, global = true, env = "REELFORGE_WORKERS")]
     pub workers: Option<usize>,
     /// HS256 key for login tokens (default: generated into `$DATA_DIR/jwt-secret`).
-    #[arg(long, env = "REELFORGE_JWT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "REELFORGE_JWT_SECRET",
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<String>,
     /// Login token lifetime, e.g. `1h`, `30m`.
-    #[arg(long, env = "REELFORGE_TOKEN_TTL")]
+    #[arg(long, global = true, env = "REELFORGE_TOKEN_TTL")]
     pub token_ttl: Option<String>,
     /// Largest accepted upload or download, e.g. `2GiB`.
-    #[arg(long, env = "REELFORGE_MAX_UPLOAD")]
+    #[arg(long, global = true, env = "REELFORGE_MAX_UPLOAD")]
     pub max_upload: Option<String>,
     /// Hosts, IPs or CIDRs that URL fetches may reach although private or loopback.
-    #[arg(long, env = "REELFORGE_FETCH_ALLOW")]
+    #[arg(long, global = true, env = "REELFORGE_FETCH_ALLOW")]
     pub fetch_allow: Option<String>,
     /// SMTP server for notifications, e.g. `smtp://user:pass@host:587?tls=starttls`.
-    #[arg(long, env = "REELFORGE_SMTP_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "REELFORGE_SMTP_URL",
+        hide_env_values = true
+    )]
     pub smtp_url: Option<String>,
     /// Sender address of notification e-mails.
-    #[arg(long, env = "REELFORGE_MAIL_FROM")]
+    #[arg(long, global = true, env = "REELFORGE_MAIL_FROM")]
     pub mail_from: Option<String>,
     /// Base URL used in e-mails and webhooks (default: derived from the request).
-    #[arg(long, env = "REELFORGE_PUBLIC_URL")]
+    #[arg(long, global = true, env = "REELFORGE_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// How long running jobs may finish after SIGTERM before their leases are released.
-    #[arg(long, env = "REELFORGE_SHUTDOWN_GRACE")]
+    #[arg(long, global = true, env = "REELFORGE_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<String>,
 }
 

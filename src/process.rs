@@ -435,6 +435,25 @@ fn spawn(spec: &CommandSpec) -> Result<Child, ProcessError> {
 pub async fn run<F: FnMut(ProgressUpdate)>(
     spec: &CommandSpec,
     cancel: &CancellationToken,
+    on_progress: F,
+) -> Result<RunOutput, ProcessError> {
+    let result = run_inner(spec, cancel, on_progress).await;
+    let program = std::path::Path::new(&spec.program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    };
+    metrics::counter!(crate::telemetry::PROCESS_RUNS, "program" => program, "outcome" => outcome)
+        .increment(1);
+    result
+}
+
+async fn run_inner<F: FnMut(ProgressUpdate)>(
+    spec: &CommandSpec,
+    cancel: &CancellationToken,
     mut on_progress: F,
 ) -> Result<RunOutput, ProcessError> {
     if cancel.is_cancelled() {

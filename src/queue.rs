@@ -218,8 +218,16 @@ async fn run_claimed(
         Err(JobError::Cancelled) => None,
     };
     if status.is_none() {
-        // Cancelled, deleted or lease lost: nothing of this run may remain.
-        ctx.storage.delete_prefix(&run_prefix).await?;
+        // Cancelled, deleted or lease lost: nothing of this run may remain. A deleted
+        // task may also have had its input stored by this run after the API removed its
+        // files: then everything under the task goes.
+        if ctx.db.task_for_job(task_id).await?.is_none() {
+            ctx.storage
+                .delete_prefix(&keys::task_prefix(task_id))
+                .await?;
+        } else {
+            ctx.storage.delete_prefix(&run_prefix).await?;
+        }
         tracing::info!(task = %task_id, "run stopped; its result was dropped");
     } else if status != Some(TaskStatus::Succeeded) {
         ctx.storage.delete_prefix(&run_prefix).await?;

@@ -134,6 +134,8 @@ pub fn router(state: AppState) -> Router {
         // Uploads stream with their own limit; other bodies are small.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn(record_metrics))
+        // Spans and events at DEBUG (`RUST_LOG=tower_http=debug` to see every request).
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 

@@ -57,6 +57,15 @@ pub fn file_url(path: &Path) -> OsString {
     url
 }
 
+/// Seconds as the API shows them: whole values as integers (`20`, not `20.0`).
+pub fn serialize_seconds<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
 /// The options that must precede every media `-i`, for ffmpeg and ffprobe.
 pub const SAFE_INPUT_ARGS: [&str; 4] = [
     "-protocol_whitelist",

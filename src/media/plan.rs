@@ -77,8 +77,10 @@ pub enum Fit {
 #[serde(default)]
 pub struct IdrlOptions {
     /// Length of each part; `0` = no split; else `1..=3600`.
+    #[serde(serialize_with = "super::serialize_seconds")]
     pub segment_seconds: f64,
     /// How long the logo card is shown before and after each part; `0..=10`.
+    #[serde(serialize_with = "super::serialize_seconds")]
     pub bumper_seconds: f64,
     pub aspect: Aspect,
     pub fit: Fit,
@@ -1245,7 +1247,15 @@ mod tests {
         let echoed = serde_json::to_value(IdrlOptions::default()).unwrap();
         assert_eq!(echoed["aspect"], "16:9");
         assert_eq!(echoed["fit"], "crop");
-        assert_eq!(echoed["segment_seconds"], 20.0);
+        assert_eq!(echoed["segment_seconds"], serde_json::json!(20));
+        let half = IdrlOptions {
+            segment_seconds: 12.5,
+            ..IdrlOptions::default()
+        };
+        let echoed = serde_json::to_value(&half).unwrap();
+        assert_eq!(echoed["segment_seconds"], serde_json::json!(12.5));
+        let back: IdrlOptions = serde_json::from_value(echoed).unwrap();
+        assert_eq!(back, half);
     }
 
     #[test]

@@ -293,3 +293,24 @@ async fn tokens_missing_garbage_foreign_or_expired_are_401() {
         401
     );
 }
+
+#[tokio::test]
+async fn logins_are_rate_limited_per_address_across_accounts() {
+    let app = spawn_app().await;
+    let mut limited = None;
+    for i in 0..30 {
+        let r = app
+            .post_json(
+                "/api/auth/login",
+                &json!({"username": format!("ghost{i}"), "password": "Wrong1234"}),
+            )
+            .await;
+        if r.status() == 429 {
+            limited = Some(i);
+            break;
+        }
+        assert_eq!(r.status(), 401);
+    }
+    let i = limited.expect("30 logins for 30 accounts from one address were never limited");
+    assert!(i >= 10, "limited too early, after {i}");
+}

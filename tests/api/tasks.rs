@@ -124,7 +124,12 @@ async fn url_task_is_created_queued_with_location_and_defaults() {
     assert_eq!(loc, format!("/api/tasks/{}", task["id"].as_str().unwrap()));
     assert_eq!(task["status"], "queued");
     assert_eq!(task["profile"], "idrl");
-    assert_eq!(task["options"]["segment_seconds"], 20.0);
+    assert_eq!(task["options"]["segment_seconds"], json!(20));
+    assert_eq!(task["options"]["bumper_seconds"], json!(1));
+    assert!(
+        task["options"]["segment_seconds"].is_u64(),
+        "whole seconds print as integers"
+    );
     assert_eq!(task["options"]["aspect"], "16:9");
     assert_eq!(task["options"]["fit"], "crop");
     assert_eq!(task["options"]["fps"], 24);

@@ -259,3 +259,46 @@ async fn sigterm_past_the_grace_period_releases_the_job_for_the_next_process() {
     assert_eq!(v["status"], "succeeded", "{v}");
     assert_eq!(objects_of(data.path(), &id).len(), 4);
 }
+
+#[tokio::test]
+async fn sigterm_within_the_grace_period_lets_the_running_job_finish() {
+    let data = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+    let first = start(data.path(), &[("REELFORGE_SHUTDOWN_GRACE", "120s")]);
+    let token = login(&c, &first.base, true).await;
+    let id = submit(&c, &first.base, &token).await;
+    wait_for(&c, &first.base, &token, &id, Duration::from_secs(60), |v| {
+        v["progress"]["stage"] == "processing"
+    })
+    .await;
+    let mut first = first;
+    let pid = first.child.id() as libc::pid_t;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    // New connections are refused at once while the job is still running.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        c.get(format!("{}/healthz", first.base))
+            .send()
+            .await
+            .is_err(),
+        "the listener must close at SIGTERM"
+    );
+    let status = first.child.wait().unwrap();
+    assert!(status.success(), "graceful exit, got {status:?}");
+    let db = reelforge::db::connect(&format!(
+        "sqlite://{}",
+        data.path().join("reelforge.db").display()
+    ))
+    .await
+    .unwrap();
+    let counts = db.count_by_status().await.unwrap();
+    let n = |s: &str| {
+        counts
+            .iter()
+            .find(|(st, _)| st.as_str() == s)
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    };
+    assert_eq!(n("succeeded"), 1, "{counts:?}");
+    assert_eq!(objects_of(data.path(), &id).len(), 4);
+}

@@ -8,6 +8,7 @@ mod helpers;
 
 mod crash;
 mod media;
+mod startup;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -142,6 +143,28 @@ async fn idrl_by_url_and_by_upload_produces_three_probed_parts() {
             .unwrap()
             .status(),
         200
+    );
+    // Runs and jobs are counted.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("reelforge_process_runs_total{program=\"ffmpeg\",outcome=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("reelforge_jobs_finished_total{outcome=\"succeeded\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("reelforge_tasks{status=\"succeeded\"} 2"),
+        "{metrics}"
     );
     // Exactly the inputs and 3 outputs each are stored; scratch is empty.
     let files = app.stored_files();
@@ -361,4 +384,68 @@ async fn cancel_while_running_kills_ffmpeg_and_keeps_the_record() {
     })
     .await;
     assert!(clean, "{:?}", app.stored_files());
+}
+
+#[tokio::test]
+async fn a_redirect_into_a_blocked_address_fails_the_task_without_retry() {
+    // An allowed loopback server that redirects to the cloud metadata address and to a
+    // loopback address that is not on the allow-list.
+    let app_router = axum::Router::new()
+        .route(
+            "/meta",
+            axum::routing::get(|| async {
+                axum::response::Redirect::temporary("http://169.254.169.254/latest/meta-data")
+            }),
+        )
+        .route(
+            "/loop",
+            axum::routing::get(|| async {
+                axum::response::Redirect::temporary("http://127.0.0.2:9/x.mp4")
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app_router).await.unwrap() });
+    let app = spawn_app_with(Options {
+        fetch_allow: Some("127.0.0.1/32".into()),
+        ..Default::default()
+    })
+    .await;
+    let t = app.user("walt").await;
+    let mut ids = vec![];
+    for path in ["meta", "loop"] {
+        let r = app
+            .post("/api/tasks", &t)
+            .json(&json!({"url": format!("http://{addr}/{path}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "the first hop is allowed");
+        ids.push(
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    app.drain().await;
+    for id in ids {
+        let v: Value = app
+            .get(&format!("/api/tasks/{id}"), &t)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["status"], "failed", "{v}");
+        assert_eq!(v["error"]["code"], "url_not_allowed", "{v}");
+        assert_eq!(v["attempts"], 1, "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            !msg.contains("169.254") && !msg.contains("127.0.0.2"),
+            "no internal address in {msg}"
+        );
+    }
+    assert!(app.stored_files().is_empty(), "{:?}", app.stored_files());
 }

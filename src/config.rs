@@ -69,6 +69,15 @@ pub struct SettingsArgs {
     /// How long running jobs may finish after SIGTERM before their leases are released.
     #[arg(long, global = true, env = "REELFORGE_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<String>,
+    /// Kill an ffmpeg run whose progress has not advanced for this long (the attempt is retried).
+    #[arg(long, global = true, env = "REELFORGE_STALL_TIMEOUT")]
+    pub stall_timeout: Option<String>,
+    /// The ffmpeg program (default: `ffmpeg` on the PATH).
+    #[arg(long, global = true, env = "REELFORGE_FFMPEG")]
+    pub ffmpeg: Option<PathBuf>,
+    /// The ffprobe program (default: `ffprobe` on the PATH).
+    #[arg(long, global = true, env = "REELFORGE_FFPROBE")]
+    pub ffprobe: Option<PathBuf>,
 }
 
 /// Fully resolved settings. Build with [`Settings::resolve`].
@@ -88,6 +97,9 @@ pub struct Settings {
     pub mail_from: Option<String>,
     pub public_url: Option<url::Url>,
     pub shutdown_grace: Duration,
+    pub stall_timeout: Duration,
+    /// First retry delay of an infrastructure failure; doubles per attempt (max 5 min).
+    pub retry_base: Duration,
     /// Queue lease length; a worker renews it every third of it.
     pub lease: Duration,
     /// Retries of infrastructure failures before a task fails.
@@ -148,6 +160,9 @@ impl SettingsArgs {
             mail_from: self.mail_from.or(other.mail_from),
             public_url: self.public_url.or(other.public_url),
             shutdown_grace: self.shutdown_grace.or(other.shutdown_grace),
+            stall_timeout: self.stall_timeout.or(other.stall_timeout),
+            ffmpeg: self.ffmpeg.or(other.ffmpeg),
+            ffprobe: self.ffprobe.or(other.ffprobe),
         }
     }
 }
@@ -225,6 +240,11 @@ impl Settings {
         }
         let shutdown_grace = parse_duration(a.shutdown_grace.as_deref().unwrap_or("30s"))
             .map_err(|e| bad("REELFORGE_SHUTDOWN_GRACE", e))?;
+        let stall_timeout = parse_duration(a.stall_timeout.as_deref().unwrap_or("120s"))
+            .map_err(|e| bad("REELFORGE_STALL_TIMEOUT", e))?;
+        if stall_timeout.is_zero() {
+            return Err(bad("REELFORGE_STALL_TIMEOUT", "must be positive"));
+        }
         Ok(Settings {
             listen,
             data_dir,
@@ -240,10 +260,12 @@ impl Settings {
             mail_from: a.mail_from,
             public_url,
             shutdown_grace,
+            stall_timeout,
+            retry_base: Duration::from_secs(5),
             lease: Duration::from_secs(30),
             max_attempts: 3,
-            ffmpeg: PathBuf::from("ffmpeg"),
-            ffprobe: PathBuf::from("ffprobe"),
+            ffmpeg: a.ffmpeg.unwrap_or_else(|| PathBuf::from("ffmpeg")),
+            ffprobe: a.ffprobe.unwrap_or_else(|| PathBuf::from("ffprobe")),
         })
     }
 

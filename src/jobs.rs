@@ -144,6 +144,33 @@ fn process_error(e: ProcessError, what: &str, scratch: &Path) -> JobError {
     }
 }
 
+/// A command line as shown to the task's owner: the program's file name, arguments quoted
+/// for a POSIX shell where needed, and the run's scratch folder left out of every path.
+pub fn display_command(program: &Path, args: &[String], scratch: &Path) -> String {
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "ffmpeg".to_string());
+    let prefix = format!("{}/", scratch.display());
+    let mut out = name;
+    for a in args {
+        let rel = a.replace(&prefix, "");
+        out.push(' ');
+        if !rel.is_empty()
+            && rel
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.,:/=+@%".contains(c))
+        {
+            out.push_str(&rel);
+        } else {
+            out.push('\'');
+            out.push_str(&rel.replace('\'', r"'\''"));
+            out.push('\'');
+        }
+    }
+    out
+}
+
 /// Hard limit for one ffmpeg run: generous, but scaled to the media it produces.
 pub fn run_timeout(expected_seconds: f64) -> Duration {
     Duration::from_secs_f64((expected_seconds * 20.0).max(120.0) + 60.0)
@@ -249,6 +276,19 @@ pub async fn execute(
         )
         .map_err(|e| JobError::Abort(task_error(e.code(), e.to_string())))?,
     };
+    let commands: Vec<String> = plan
+        .runs
+        .iter()
+        .map(|r| display_command(&env.ffmpeg, &r.argv, dir))
+        .collect();
+    if !ctx
+        .db
+        .set_commands(job, owner, &commands)
+        .await
+        .map_err(|e| JobError::Retry(task_error("database_error", e.to_string())))?
+    {
+        return Err(JobError::Cancelled);
+    }
     let total: f64 = plan
         .runs
         .iter()
@@ -361,4 +401,38 @@ async fn fetch_input(
     let key = keys::input(task.id, &name);
     storage.put_file(&key, &path).await.map_err(storage_error)?;
     Ok((path, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_shown_relative_and_quoted() {
+        let scratch = Path::new("/data/scratch/0193-1");
+        let args: Vec<String> = [
+            "-i",
+            "file:/data/scratch/0193-1/input",
+            "-filter_complex",
+            "[0:v]scale=640:360[v]; [v]null",
+            "file:/data/scratch/0193-1/out/clip_part_001.mp4",
+            "it's",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let shown = display_command(Path::new("/usr/bin/ffmpeg"), &args, scratch);
+        assert_eq!(
+            shown,
+            "ffmpeg -i file:input -filter_complex '[0:v]scale=640:360[v]; [v]null' \
+             file:out/clip_part_001.mp4 'it'\\''s'"
+        );
+        assert!(!shown.contains("/data/"));
+    }
+
+    #[test]
+    fn run_timeout_scales_with_duration() {
+        assert_eq!(run_timeout(1.0), Duration::from_secs(180));
+        assert_eq!(run_timeout(600.0), Duration::from_secs(12_060));
+    }
 }

@@ -140,6 +140,13 @@ pub trait JobQueue: Send + Sync {
         info: &MediaInfo,
         input_key: &str,
     ) -> RepoResult<bool>;
+    /// Record the planned command lines of this run.
+    async fn set_commands(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        commands: &[String],
+    ) -> RepoResult<bool>;
     async fn complete(
         &self,
         job: &ClaimedJob,

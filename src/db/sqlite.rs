@@ -49,7 +49,8 @@ fn to_json<T: serde::Serialize>(v: &T) -> RepoResult<String> {
 }
 
 const TASK_COLUMNS: &str = "id, user_id, status, profile, source, input, input_key, stage, percent, \
-     eta_seconds, outputs, error_code, error_message, attempts, created_at, started_at, finished_at";
+     eta_seconds, outputs, error_code, error_message, attempts, commands, created_at, started_at, \
+     finished_at";
 
 fn task_from_row(row: &sqlx::sqlite::SqliteRow) -> RepoResult<TaskRecord> {
     let status: String = row.try_get("status")?;
@@ -76,6 +77,7 @@ fn task_from_row(row: &sqlx::sqlite::SqliteRow) -> RepoResult<TaskRecord> {
             message: error_message.unwrap_or_default(),
         }),
         attempts: u32::try_from(attempts).unwrap_or(0),
+        commands: json("commands", &row.try_get::<String, _>("commands")?)?,
         created_at: time(row.try_get("created_at")?)?,
         started_at: opt_time(row.try_get("started_at")?)?,
         finished_at: opt_time(row.try_get("finished_at")?)?,
@@ -327,6 +329,7 @@ impl TaskRepo for SqliteRepo {
             outputs: vec![],
             error: None,
             attempts: 0,
+            commands: vec![],
             created_at: time(now)?,
             started_at: None,
             finished_at: None,
@@ -588,6 +591,26 @@ impl JobQueue for SqliteRepo {
         )
         .bind(to_json(info)?)
         .bind(input_key)
+        .bind(job.task_id.to_string())
+        .bind(job.job_id.to_string())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn set_commands(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        commands: &[String],
+    ) -> RepoResult<bool> {
+        let r = sqlx::query(
+            "UPDATE tasks SET commands = ? \
+             WHERE id = ? AND EXISTS (SELECT 1 FROM jobs \
+               WHERE id = ? AND lease_owner = ? AND state = 'running')",
+        )
+        .bind(to_json(&commands)?)
         .bind(job.task_id.to_string())
         .bind(job.job_id.to_string())
         .bind(owner)

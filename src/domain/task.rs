@@ -199,6 +199,8 @@ pub struct TaskRecord {
     pub outputs: Vec<OutputFile>,
     pub error: Option<TaskError>,
     pub attempts: u32,
+    /// The planned command lines of the latest run (scratch paths made relative).
+    pub commands: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -246,6 +248,8 @@ pub struct TaskView {
     pub outputs: Vec<OutputView>,
     pub error: Option<TaskError>,
     pub attempts: u32,
+    /// The ffmpeg command lines planned for the latest run, for troubleshooting.
+    pub commands: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -299,6 +303,7 @@ impl TaskRecord {
                 .collect(),
             error: self.error.clone(),
             attempts: self.attempts,
+            commands: self.commands.clone(),
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,

@@ -24,6 +24,9 @@ pub struct Options {
     pub token_ttl: Option<&'static str>,
     pub fetch_allow: Option<String>,
     pub workers: usize,
+    pub ffmpeg: Option<PathBuf>,
+    pub stall_timeout: Option<&'static str>,
+    pub retry_base: Option<std::time::Duration>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -40,9 +43,14 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         max_upload: o.max_upload.map(str::to_string),
         token_ttl: o.token_ttl.map(str::to_string),
         fetch_allow: o.fetch_allow,
+        ffmpeg: o.ffmpeg,
+        stall_timeout: o.stall_timeout.map(str::to_string),
         ..Default::default()
     };
     let mut settings = Settings::resolve(args, SettingsArgs::default()).unwrap();
+    if let Some(b) = o.retry_base {
+        settings.retry_base = b;
+    }
     settings.prepare(false).unwrap();
     let app = Application::build(settings, Role::Serve).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -449,3 +449,81 @@ async fn a_redirect_into_a_blocked_address_fails_the_task_without_retry() {
     }
     assert!(app.stored_files().is_empty(), "{:?}", app.stored_files());
 }
+
+#[tokio::test]
+async fn a_stalled_ffmpeg_is_killed_by_the_watchdog_and_the_attempt_retried() {
+    // A stand-in ffmpeg: reports one progress block and then hangs, until a marker file
+    // exists; then it is the real ffmpeg.
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("healthy");
+    let fake = dir.path().join("ffmpeg");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nif [ -e '{}' ]; then exec ffmpeg \"$@\"; fi\n\
+             echo out_time_us=1000000; echo progress=continue; exec sleep 600\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let app = spawn_app_with(Options {
+        ffmpeg: Some(fake.clone()),
+        stall_timeout: Some("1s"),
+        retry_base: Some(Duration::from_millis(200)),
+        ..Default::default()
+    })
+    .await;
+    let t = app.user("xena").await;
+    let r = app
+        .upload(&t, "stall.mp4", std::fs::read(clip_45s()).unwrap(), &[])
+        .await;
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    let outcomes = app.drain().await;
+    let took = started.elapsed();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "stall 1 s + 2 s, took {took:?}"
+    );
+    assert!(
+        pids_with(&id).is_empty(),
+        "the stalled process group is gone"
+    );
+    let v: Value = app
+        .get(&format!("/api/tasks/{id}"), &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "queued", "retried, not failed: {v}");
+    assert_eq!(v["attempts"], 1);
+    // Second attempt with a working ffmpeg, after the backoff.
+    std::fs::write(&marker, b"").unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    app.drain().await;
+    let v: Value = app
+        .get(&format!("/api/tasks/{id}"), &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["attempts"], 2);
+    assert_eq!(v["outputs"].as_array().unwrap().len(), 3);
+    let files = app.stored_files();
+    assert_eq!(
+        files.len(),
+        4,
+        "one input and one set of outputs: {files:?}"
+    );
+}

@@ -79,7 +79,11 @@ need_ffmpeg() { # tests/media (real ffmpeg runs) and the planner's end-to-end ch
 # need_postgres() { … }  # PostgreSQL 15 backend: initdb/pg_ctl a throw-away cluster (Debian `postgresql`)
 # need_s3() { … }        # S3 backend: `pip install 'moto[server]'` (moto_server on a free port)
 # need_smtp() { … }      # e-mail: `pip install aiosmtpd` (SMTP sink on a free port)
+need_strace() { # tests/e2e/hostile.rs traces every ffmpeg/ffprobe run
+    command -v strace >/dev/null 2>&1 || apt_install strace
+}
 need_ffmpeg
+need_strace
 
 # --- Checks --------------------------------------------------------------------------------------
 failed=()

@@ -401,7 +401,15 @@ fn spawn(spec: &CommandSpec) -> Result<Child, ProcessError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
-        .process_group(0);
+        .process_group(0)
+        // Children get a minimal environment: never the service's secrets or credentials
+        // (JWT key, AWS_*/GOOGLE_*), nor loader paths of the parent.
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
+        .env("LC_ALL", "C");
     // If this process dies without running destructors (SIGKILL, abort), the kernel kills
     // the child too, so a crashed worker never leaves an ffmpeg running on its own.
     // SAFETY: the closure runs in the forked child before exec and only makes one

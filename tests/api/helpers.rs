@@ -25,6 +25,7 @@ pub struct Options {
     pub fetch_allow: Option<String>,
     pub workers: usize,
     pub ffmpeg: Option<PathBuf>,
+    pub ffprobe: Option<PathBuf>,
     pub stall_timeout: Option<&'static str>,
     pub retry_base: Option<std::time::Duration>,
 }
@@ -44,6 +45,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         token_ttl: o.token_ttl.map(str::to_string),
         fetch_allow: o.fetch_allow,
         ffmpeg: o.ffmpeg,
+        ffprobe: o.ffprobe,
         stall_timeout: o.stall_timeout.map(str::to_string),
         ..Default::default()
     };

@@ -273,3 +273,16 @@ async fn real_ffmpeg_progress() {
     assert!(updates.windows(2).all(|w| w[0].out_time <= w[1].out_time));
     assert!(out.stderr_tail.is_empty(), "{}", out.stderr_tail);
 }
+
+#[tokio::test]
+async fn children_do_not_inherit_the_service_environment() {
+    // SAFETY: this test binary sets the variable before spawning and reads no other env.
+    unsafe { std::env::set_var("REELFORGE_JWT_SECRET", "do-not-leak-this") };
+    let mut s = spec("sh", &["-c", "env"]);
+    s.capture_stdout = true;
+    let out = run(&s, &CancellationToken::new(), |_| {}).await.unwrap();
+    let env = String::from_utf8(out.stdout).unwrap();
+    assert!(!env.contains("do-not-leak-this"), "{env}");
+    assert!(!env.contains("LD_LIBRARY_PATH"), "{env}");
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+}

@@ -72,6 +72,15 @@ pub struct SettingsArgs {
     /// Kill an ffmpeg run whose progress has not advanced for this long (the attempt is retried).
     #[arg(long, global = true, env = "REELFORGE_STALL_TIMEOUT")]
     pub stall_timeout: Option<String>,
+    /// Longest accepted media, e.g. `4h`.
+    #[arg(long, global = true, env = "REELFORGE_MAX_DURATION")]
+    pub max_duration: Option<String>,
+    /// Largest accepted video frame, `WIDTHxHEIGHT` (compared as a pixel count), e.g. `8192x4320`.
+    #[arg(long, global = true, env = "REELFORGE_MAX_FRAME")]
+    pub max_frame: Option<String>,
+    /// Most streams an input may have.
+    #[arg(long, global = true, env = "REELFORGE_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
     /// The ffmpeg program (default: `ffmpeg` on the PATH).
     #[arg(long, global = true, env = "REELFORGE_FFMPEG")]
     pub ffmpeg: Option<PathBuf>,
@@ -98,6 +107,8 @@ pub struct Settings {
     pub public_url: Option<url::Url>,
     pub shutdown_grace: Duration,
     pub stall_timeout: Duration,
+    /// What ffprobe must find acceptable before any processing.
+    pub probe_limits: crate::media::probe::ProbeLimits,
     /// First retry delay of an infrastructure failure; doubles per attempt (max 5 min).
     pub retry_base: Duration,
     /// Queue lease length; a worker renews it every third of it.
@@ -161,6 +172,9 @@ impl SettingsArgs {
             public_url: self.public_url.or(other.public_url),
             shutdown_grace: self.shutdown_grace.or(other.shutdown_grace),
             stall_timeout: self.stall_timeout.or(other.stall_timeout),
+            max_duration: self.max_duration.or(other.max_duration),
+            max_frame: self.max_frame.or(other.max_frame),
+            max_streams: self.max_streams.or(other.max_streams),
             ffmpeg: self.ffmpeg.or(other.ffmpeg),
             ffprobe: self.ffprobe.or(other.ffprobe),
         }
@@ -245,6 +259,20 @@ impl Settings {
         if stall_timeout.is_zero() {
             return Err(bad("REELFORGE_STALL_TIMEOUT", "must be positive"));
         }
+        let max_duration = parse_duration(a.max_duration.as_deref().unwrap_or("4h"))
+            .map_err(|e| bad("REELFORGE_MAX_DURATION", e))?;
+        let max_pixels = parse_frame(a.max_frame.as_deref().unwrap_or("8192x4320"))
+            .map_err(|e| bad("REELFORGE_MAX_FRAME", e))?;
+        let max_streams = a.max_streams.unwrap_or(16);
+        if max_streams == 0 || max_duration.is_zero() {
+            return Err(bad("REELFORGE_MAX_STREAMS", "limits must be positive"));
+        }
+        let probe_limits = crate::media::probe::ProbeLimits {
+            max_duration_s: max_duration.as_secs_f64(),
+            max_pixels,
+            max_streams,
+            max_file_size: max_upload,
+        };
         Ok(Settings {
             listen,
             data_dir,
@@ -261,6 +289,7 @@ impl Settings {
             public_url,
             shutdown_grace,
             stall_timeout,
+            probe_limits,
             retry_base: Duration::from_secs(5),
             lease: Duration::from_secs(30),
             max_attempts: 3,
@@ -352,6 +381,18 @@ fn load_or_create_secret(path: &Path) -> Result<Secret, String> {
     Ok(Secret::new(hex))
 }
 
+/// `WIDTHxHEIGHT` → pixel count.
+pub fn parse_frame(text: &str) -> Result<u64, String> {
+    let err = || format!("not a frame size: {text:?} (use e.g. 8192x4320)");
+    let (w, h) = text.trim().split_once(['x', 'X']).ok_or_else(err)?;
+    let w: u64 = w.trim().parse().map_err(|_| err())?;
+    let h: u64 = h.trim().parse().map_err(|_| err())?;
+    if w == 0 || h == 0 {
+        return Err(err());
+    }
+    Ok(w * h)
+}
+
 /// `10s`, `5m`, `1h`, `2d`, or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
@@ -419,6 +460,9 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_frame("8192x4320"), Ok(8192 * 4320));
+        assert!(parse_frame("8192").is_err());
+        assert!(parse_frame("0x5").is_err());
     }
 
     #[test]

@@ -260,9 +260,13 @@ pub async fn execute(
     // processing
     report(progress, Stage::Processing, 0.0, None);
     let logo = dir.join("logo.png");
-    tokio::fs::write(&logo, DEFAULT_LOGO)
-        .await
-        .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?;
+    match storage.get_to_file(&keys::logo(task.id), &logo).await {
+        Ok(_) => {}
+        Err(StorageError::NotFound) => tokio::fs::write(&logo, DEFAULT_LOGO)
+            .await
+            .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?,
+        Err(e) => return Err(storage_error(e)),
+    }
     let plan = match &task.profile {
         Profile::Idrl(options) => plan_idrl(
             &info,

@@ -15,7 +15,6 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::fetch::{FetchPolicy, Fetcher};
 use crate::jobs::JobEnv;
-use crate::media::probe::ProbeLimits;
 use crate::queue::{CancelRegistry, WorkerContext, worker_loop};
 use crate::storage::Storage;
 
@@ -116,7 +115,7 @@ impl Application {
                 scratch_dir: settings.scratch_dir.clone(),
                 ffmpeg: settings.ffmpeg.clone(),
                 ffprobe: settings.ffprobe.clone(),
-                limits: ProbeLimits::default(),
+                limits: settings.probe_limits.clone(),
                 stall_timeout: settings.stall_timeout,
             },
             lease: settings.lease,

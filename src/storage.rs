@@ -66,6 +66,10 @@ pub mod keys {
     pub fn input(task: Uuid, filename: &str) -> String {
         format!("tasks/{task}/input/{filename}")
     }
+    /// A per-task logo for the idrl bumpers (PNG).
+    pub fn logo(task: Uuid) -> String {
+        format!("tasks/{task}/logo.png")
+    }
     pub fn outputs_prefix(task: Uuid) -> String {
         format!("tasks/{task}/out")
     }

@@ -205,6 +205,7 @@ async fn create_from_upload(state: AppState, user: AuthUser, req: Request) -> Ap
     let mut new_format: Option<String> = None;
     let mut profile: Option<String> = None;
     let mut options: Option<String> = None;
+    let mut has_logo = false;
     let result: ApiResult<()> = async {
         while let Some(field) = multipart
             .next_field()
@@ -212,6 +213,26 @@ async fn create_from_upload(state: AppState, user: AuthUser, req: Request) -> Ap
             .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?
         {
             let name = field.name().unwrap_or("").to_string();
+            if name == "logo" {
+                let bytes = read_small_part(field, crate::media::MAX_LOGO_BYTES).await?;
+                crate::media::check_logo_png(&bytes).map_err(|m| {
+                    if m.contains("PNG") {
+                        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_logo", m)
+                    } else {
+                        ApiError::bad_request("invalid_logo", m)
+                    }
+                })?;
+                state
+                    .storage
+                    .put_stream(
+                        &keys::logo(task_id),
+                        futures::stream::iter([Ok::<_, std::io::Error>(bytes)]),
+                        crate::media::MAX_LOGO_BYTES,
+                    )
+                    .await?;
+                has_logo = true;
+                continue;
+            }
             let is_file = field.file_name().is_some() || matches!(name.as_str(), "file" | "video");
             if is_file && matches!(name.as_str(), "file" | "video" | "fileName") {
                 if stored.is_some() {
@@ -268,6 +289,12 @@ async fn create_from_upload(state: AppState, user: AuthUser, req: Request) -> Ap
                 )?),
             };
         let profile = resolve_profile(profile.as_deref(), options, new_format.as_deref())?;
+        if has_logo && !matches!(profile, Profile::Idrl(_)) {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "logo: a logo applies to the idrl profile only",
+            ));
+        }
         let filename = file_name_text
             .as_deref()
             .map(safe_filename)
@@ -294,9 +321,12 @@ async fn create_from_upload(state: AppState, user: AuthUser, req: Request) -> Ap
             Ok(created(&task.view()))
         }
         Err(e) => {
-            // Nothing may outlive a refused upload.
-            if let Some((key, _, _)) = &stored
-                && let Err(del) = state.storage.delete(key).await
+            // Nothing may outlive a refused upload (input, logo).
+            if (stored.is_some() || has_logo)
+                && let Err(del) = state
+                    .storage
+                    .delete_prefix(&keys::task_prefix(task_id))
+                    .await
             {
                 tracing::warn!(error = %del, "could not remove a refused upload");
             }
@@ -498,4 +528,23 @@ pub async fn retry_task(
         )),
         RetryOutcome::NotFound => Err(ApiError::not_found()),
     }
+}
+
+/// Read a small multipart part whole, refusing it past `limit` bytes.
+async fn read_small_part(
+    mut field: axum::extract::multipart::Field<'_>,
+    limit: u64,
+) -> ApiResult<bytes::Bytes> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?
+    {
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::too_large(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(bytes::Bytes::from(buf))
 }

@@ -57,6 +57,27 @@ pub fn file_url(path: &Path) -> OsString {
     url
 }
 
+/// Largest per-task logo accepted, in bytes and in pixels per side.
+pub const MAX_LOGO_BYTES: u64 = 4 * 1024 * 1024;
+pub const MAX_LOGO_SIDE: u32 = 4096;
+
+/// Check that `bytes` start like a PNG image of sane size (the logo demuxer reads PNG only).
+/// Returns its width and height.
+pub fn check_logo_png(bytes: &[u8]) -> Result<(u32, u32), String> {
+    const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if bytes.len() < 24 || &bytes[..8] != SIGNATURE || &bytes[12..16] != b"IHDR" {
+        return Err("the logo must be a PNG image".into());
+    }
+    let w = u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
+    let h = u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
+    if w == 0 || h == 0 || w > MAX_LOGO_SIDE || h > MAX_LOGO_SIDE {
+        return Err(format!(
+            "the logo is {w}x{h}; each side must be 1 to {MAX_LOGO_SIDE} pixels"
+        ));
+    }
+    Ok((w, h))
+}
+
 /// Seconds as the API shows them: whole values as integers (`20`, not `20.0`).
 pub fn serialize_seconds<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     if v.fract() == 0.0 && v.abs() < 1e15 {
@@ -95,6 +116,17 @@ mod tests {
             assert!(!FORBIDDEN_DEMUXERS.contains(&name), "{name} is forbidden");
         }
         assert!(!FORBIDDEN_DEMUXERS.contains(&LOGO_DEMUXER));
+    }
+
+    #[test]
+    fn logo_png_checks() {
+        let logo = include_bytes!("../../assets/logo.png");
+        assert_eq!(check_logo_png(logo), Ok((640, 256)));
+        assert!(check_logo_png(b"GIF89a....................").is_err());
+        assert!(check_logo_png(&logo[..20]).is_err());
+        let mut huge = logo.to_vec();
+        huge[16..20].copy_from_slice(&30000u32.to_be_bytes());
+        assert!(check_logo_png(&huge).unwrap_err().contains("30000x256"));
     }
 
     #[test]

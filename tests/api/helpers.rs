@@ -26,6 +26,7 @@ pub struct Options {
     pub workers: usize,
     pub ffmpeg: Option<PathBuf>,
     pub ffprobe: Option<PathBuf>,
+    pub max_duration: Option<&'static str>,
     pub stall_timeout: Option<&'static str>,
     pub retry_base: Option<std::time::Duration>,
 }
@@ -46,6 +47,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         fetch_allow: o.fetch_allow,
         ffmpeg: o.ffmpeg,
         ffprobe: o.ffprobe,
+        max_duration: o.max_duration.map(str::to_string),
         stall_timeout: o.stall_timeout.map(str::to_string),
         ..Default::default()
     };

@@ -233,3 +233,74 @@ async fn oversized_uploads_get_413_and_the_server_stays_healthy() {
     let r = app.upload(&t, "small.mp4", vec![1u8; 1000], &[]).await;
     assert_eq!(r.status(), 201);
 }
+
+#[tokio::test]
+async fn per_task_logo_must_be_a_sane_png_and_leaves_nothing_when_refused() {
+    let app = spawn_app().await;
+    let t = app.user("zoe").await;
+    let png = include_bytes!("../../assets/logo.png").to_vec();
+    let form = |logo: Vec<u8>| reelforge_form(vec![1u8; 100], logo);
+    let r = app
+        .post("/api/tasks", &t)
+        .multipart(form(b"GIF89a not a png at all....".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (415, "unsupported_logo".into()));
+    let mut huge = png.clone();
+    huge[16..20].copy_from_slice(&20_000u32.to_be_bytes());
+    let r = app
+        .post("/api/tasks", &t)
+        .multipart(form(huge))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (400, "invalid_logo".into()));
+    let r = app
+        .post("/api/tasks", &t)
+        .multipart(form(vec![0u8; 5 * 1024 * 1024]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (413, "payload_too_large".into()));
+    assert!(app.stored_files().is_empty(), "{:?}", app.stored_files());
+    let r = app
+        .post("/api/tasks", &t)
+        .multipart(form(png))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let files = app.stored_files();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.ends_with(format!("tasks/{id}/logo.png"))),
+        "{files:?}"
+    );
+    assert_eq!(
+        app.delete(&format!("/api/tasks/{id}"), &t)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert!(app.stored_files().is_empty());
+}
+
+fn reelforge_form(media: Vec<u8>, logo: Vec<u8>) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(media).file_name("clip.mp4"),
+        )
+        .part(
+            "logo",
+            reqwest::multipart::Part::bytes(logo).file_name("logo.png"),
+        )
+}

@@ -461,3 +461,170 @@ async fn a_stalled_ffmpeg_is_killed_by_the_watchdog_and_the_attempt_retried() {
         "one input and one set of outputs: {files:?}"
     );
 }
+
+/// Mean RGB of a 20×20 block at the centre of the frame at `t` seconds.
+fn centre_colour(path: &Path, t: f64) -> [u8; 3] {
+    let out = std::process::Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-ss",
+            &t.to_string(),
+            "-i",
+        ])
+        .arg(path)
+        .args([
+            "-vf",
+            "crop=20:20:(iw-20)/2:(ih-20)/2,scale=1:1",
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    [out.stdout[0], out.stdout[1], out.stdout[2]]
+}
+
+#[tokio::test]
+async fn a_per_task_logo_is_shown_in_the_bumpers() {
+    let app = spawn_app().await;
+    let t = app.user("ada").await;
+    let dir = tempfile::tempdir().unwrap();
+    let logo = dir.path().join("red.png");
+    let ok = std::process::Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=200x100",
+            "-frames:v",
+            "1",
+        ])
+        .arg(&logo)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(std::fs::read(clip_45s()).unwrap())
+                .file_name("brand.mp4"),
+        )
+        .part(
+            "logo",
+            reqwest::multipart::Part::bytes(std::fs::read(&logo).unwrap()).file_name("red.png"),
+        )
+        .text("options", r#"{"segment_seconds": 0, "background": "navy"}"#);
+    let r = app
+        .post("/api/tasks", &t)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.drain().await;
+    let v: Value = app
+        .get(&format!("/api/tasks/{id}"), &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "succeeded", "{v}");
+    let url = v["outputs"][0]["url"].as_str().unwrap();
+    let bytes = app
+        .get(url, &t)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let out = dir.path().join("out.mp4");
+    std::fs::write(&out, &bytes).unwrap();
+    // 1 s bumper + 45 s + 1 s bumper.
+    let d: f64 = probe(&out)["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((d - 47.0).abs() <= 0.2, "{d}");
+    for at in [0.5, 46.5] {
+        let [r, g, b] = centre_colour(&out, at);
+        assert!(
+            r > 200 && g < 60 && b < 60,
+            "bumper at {at}s is not the red logo: {r},{g},{b}"
+        );
+    }
+    // The logo is scaled to fit (2:1 into 16:9), never stretched: the top rows are background.
+    let top = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-ss", "0.5", "-i"])
+        .arg(&out)
+        .args([
+            "-vf",
+            "crop=20:10:(iw-20)/2:0,scale=1:1",
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(top[2] > top[0], "navy background above the logo: {top:?}");
+    // The main part is the clip, not the logo.
+    let [r, g, b] = centre_colour(&out, 10.0);
+    assert!(!(r > 200 && g < 60 && b < 60), "main part shows the logo");
+}
+
+#[tokio::test]
+async fn configured_probe_limits_refuse_long_media_with_their_own_code() {
+    let app = spawn_app_with(Options {
+        max_duration: Some("30s"),
+        ..Default::default()
+    })
+    .await;
+    let t = app.user("bea").await;
+    let r = app
+        .upload(&t, "long.mp4", std::fs::read(clip_45s()).unwrap(), &[])
+        .await;
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.drain().await;
+    let v: Value = app
+        .get(&format!("/api/tasks/{id}"), &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "failed", "{v}");
+    assert_eq!(v["error"]["code"], "media_too_long", "{v}");
+    // What was refused is shown: the probed input.
+    assert!(
+        (v["input"]["duration"].as_f64().unwrap() - 45.0).abs() < 0.2,
+        "{v}"
+    );
+    assert!(v["outputs"].as_array().unwrap().is_empty());
+}

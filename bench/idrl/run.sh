@@ -22,7 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 SOURCE="${SOURCE:-mandelbrot}"
 DURATION=60
 W=1920 H=1080 FPS=24 SEG=20 BUMPER=1
-PRESET=veryfast CRF=22 ABR=128k
+PRESET=veryfast CRF=19 ABR=128k
 LOGO="$ROOT/assets/logo.png"
 
 case "$SOURCE" in
@@ -100,7 +100,7 @@ SVC_PART2="$WORK/svc/$(json_get outputs.1.name <<<"$BODY")"
 # ---------------------------------------------------------------- reference
 # One ffmpeg run: decode once, fps -> split into the three 20 s spans, each framed by the
 # same logo bumper (logo scaled to fit, centred on black, 1 s, silent) and encoded to its own
-# MP4 with the service's EncodeSettings (x264 veryfast crf 22 yuv420p 24 fps, AAC 128k 48 kHz
+# MP4 with the service's EncodeSettings (x264 veryfast crf 19 yuv420p 24 fps, AAC 128k 48 kHz
 # stereo, +faststart). Written by hand, not derived from the planner.
 # Sets REF_WALL_S and REF_OTHER (CPU used by other processes meanwhile).
 timed_reference() { # timed_reference PRESET OUTDIR

@@ -9,6 +9,7 @@
 //! `concat`, `image2` patterns, ...), so a crafted upload cannot make ffmpeg
 //! open URLs or other local files.
 
+pub mod hls;
 pub mod plan;
 pub mod probe;
 

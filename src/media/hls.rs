@@ -1,0 +1,350 @@
+//! The `hls` profile (pure): an adaptive ladder never above the source, written by ONE
+//! ffmpeg run (one decode, one encode per rung) as a master playlist, one media playlist
+//! per rung and their segments, all flat in the output folder:
+//! `master.m3u8`, `stream_{i}.m3u8`, `stream_{i}_{NNN}.ts`.
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::{EncodeSettings, OptionError, PlanError, PlannedRun};
+use super::probe::MediaInfo;
+use super::{SAFE_INPUT_ARGS, file_url};
+
+/// One rung of the ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rung {
+    pub height: u32,
+    /// Target video bitrate, kbit/s.
+    pub video_kbps: u32,
+}
+
+/// The default ladder: (height, kbit/s), in the spirit of common streaming ladders.
+pub const DEFAULT_LADDER: [Rung; 4] = [
+    Rung {
+        height: 360,
+        video_kbps: 800,
+    },
+    Rung {
+        height: 480,
+        video_kbps: 1400,
+    },
+    Rung {
+        height: 720,
+        video_kbps: 2800,
+    },
+    Rung {
+        height: 1080,
+        video_kbps: 5000,
+    },
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HlsOptions {
+    /// Rung heights to offer (each must be one of the default ladder's); rungs above the
+    /// source are dropped. Default: every rung up to the source.
+    pub heights: Option<Vec<u32>>,
+    /// Target segment length, `2..=30` seconds.
+    #[serde(serialize_with = "super::serialize_seconds")]
+    pub segment_seconds: f64,
+}
+
+impl Default for HlsOptions {
+    fn default() -> Self {
+        HlsOptions {
+            heights: None,
+            segment_seconds: 6.0,
+        }
+    }
+}
+
+impl HlsOptions {
+    pub fn validate(&self) -> Result<(), OptionError> {
+        if !(2.0..=30.0).contains(&self.segment_seconds) {
+            return Err(OptionError {
+                option: "segment_seconds",
+                message: "must be from 2 to 30".into(),
+            });
+        }
+        if let Some(h) = &self.heights {
+            let known: Vec<u32> = DEFAULT_LADDER.iter().map(|r| r.height).collect();
+            if h.is_empty() || h.iter().any(|x| !known.contains(x)) {
+                return Err(OptionError {
+                    option: "heights",
+                    message: format!("must be a non-empty list of {known:?}"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rungs for a source `source_height` lines tall: the asked ones not above the source;
+/// a source below the smallest rung gets one rung at its own (even) height.
+pub fn ladder(source_height: u32, opts: &HlsOptions) -> Vec<Rung> {
+    let mut rungs: Vec<Rung> = DEFAULT_LADDER
+        .iter()
+        .copied()
+        .filter(|r| opts.heights.as_ref().is_none_or(|h| h.contains(&r.height)))
+        .filter(|r| r.height <= source_height)
+        .collect();
+    if rungs.is_empty() {
+        let height = (source_height.max(2) / 2) * 2;
+        let share = f64::from(height) / 360.0;
+        rungs.push(Rung {
+            height,
+            video_kbps: ((800.0 * share) as u32).max(150),
+        });
+    }
+    rungs
+}
+
+/// Where the run reads and writes.
+pub struct HlsPaths {
+    pub input: std::path::PathBuf,
+    pub out_dir: std::path::PathBuf,
+}
+
+/// Plan the single ffmpeg run. Its `output` is the master playlist; every file the run
+/// writes to `out_dir` is an output of the task.
+pub fn plan_hls(
+    info: &MediaInfo,
+    opts: &HlsOptions,
+    paths: &HlsPaths,
+    encode: &EncodeSettings,
+) -> Result<(PlannedRun, Vec<Rung>), PlanError> {
+    opts.validate()?;
+    let video = info.video.as_ref().ok_or(PlanError::NoVideo)?;
+    if !(info.duration.is_finite() && info.duration > 0.0) {
+        return Err(PlanError::InvalidDuration);
+    }
+    let rungs = ladder(video.display_height(), opts);
+    let n = rungs.len();
+    let out = |name: &str| paths.out_dir.join(name).to_string_lossy().into_owned();
+    let mut graph = format!("[0:{}]split={n}", video.index);
+    for i in 0..n {
+        graph.push_str(&format!("[s{i}]"));
+    }
+    for (i, r) in rungs.iter().enumerate() {
+        graph.push_str(&format!(
+            ";[s{i}]scale=-2:{},setsar=1,format=yuv420p[v{i}]",
+            r.height
+        ));
+    }
+    let mut argv: Vec<String> = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    argv.extend(SAFE_INPUT_ARGS.iter().map(|s| s.to_string()));
+    argv.push("-i".into());
+    argv.push(file_url(&paths.input).to_string_lossy().into_owned());
+    argv.extend(["-filter_complex".to_string(), graph]);
+    for i in 0..n {
+        argv.extend(["-map".to_string(), format!("[v{i}]")]);
+        if let Some(a) = &info.audio {
+            argv.extend(["-map".to_string(), format!("0:{}", a.index)]);
+        }
+    }
+    argv.extend(
+        [
+            "-map_metadata",
+            "-1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            &encode.preset,
+            "-sc_threshold",
+            "0",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    for (i, r) in rungs.iter().enumerate() {
+        argv.extend([
+            format!("-b:v:{i}"),
+            format!("{}k", r.video_kbps),
+            format!("-maxrate:v:{i}"),
+            format!("{}k", r.video_kbps * 107 / 100),
+            format!("-bufsize:v:{i}"),
+            format!("{}k", r.video_kbps * 3 / 2),
+        ]);
+    }
+    let seg = opts.segment_seconds;
+    argv.extend([
+        "-force_key_frames".to_string(),
+        format!("expr:gte(t,n_forced*{seg})"),
+    ]);
+    if info.audio.is_some() {
+        argv.extend([
+            "-c:a".to_string(),
+            "aac".into(),
+            "-b:a".into(),
+            format!("{}k", encode.audio_bitrate_kbps),
+            "-ar".into(),
+            "48000".into(),
+            "-ac".into(),
+            "2".into(),
+        ]);
+    }
+    let stream_map: Vec<String> = (0..n)
+        .map(|i| {
+            if info.audio.is_some() {
+                format!("v:{i},a:{i}")
+            } else {
+                format!("v:{i}")
+            }
+        })
+        .collect();
+    argv.extend([
+        "-f".to_string(),
+        "hls".into(),
+        "-hls_time".into(),
+        seg.to_string(),
+        "-hls_playlist_type".into(),
+        "vod".into(),
+        "-hls_flags".into(),
+        "independent_segments".into(),
+        "-hls_segment_filename".into(),
+        out("stream_%v_%03d.ts"),
+        "-master_pl_name".into(),
+        "master.m3u8".into(),
+        "-var_stream_map".into(),
+        stream_map.join(" "),
+        "-progress".into(),
+        "pipe:1".into(),
+        "-nostats".into(),
+        out("stream_%v.m3u8"),
+    ]);
+    Ok((
+        PlannedRun {
+            argv,
+            output: paths.out_dir.join("master.m3u8"),
+            output_name: "master.m3u8".into(),
+            expected_duration: info.duration,
+        },
+        rungs,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::probe::parse_ffprobe;
+
+    fn fixture(name: &str) -> MediaInfo {
+        let path = format!("{}/src/media/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        parse_ffprobe(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn ladder_never_goes_above_the_source() {
+        let d = HlsOptions::default();
+        let h = |v: &[Rung]| v.iter().map(|r| r.height).collect::<Vec<_>>();
+        assert_eq!(h(&ladder(1080, &d)), [360, 480, 720, 1080]);
+        assert_eq!(h(&ladder(720, &d)), [360, 480, 720]);
+        assert_eq!(h(&ladder(719, &d)), [360, 480]);
+        assert_eq!(h(&ladder(180, &d)), [180]);
+        assert_eq!(h(&ladder(181, &d)), [180]);
+        let only = HlsOptions {
+            heights: Some(vec![360, 1080]),
+            ..d
+        };
+        assert_eq!(h(&ladder(720, &only)), [360]);
+    }
+
+    #[test]
+    fn options_are_validated_by_name() {
+        let bad = HlsOptions {
+            segment_seconds: 1.0,
+            ..HlsOptions::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().option, "segment_seconds");
+        let bad = HlsOptions {
+            heights: Some(vec![999]),
+            ..HlsOptions::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().option, "heights");
+        let bad = HlsOptions {
+            heights: Some(vec![]),
+            ..HlsOptions::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().option, "heights");
+    }
+
+    #[test]
+    fn one_run_maps_every_rung_with_audio_and_safe_input() {
+        let info = fixture("landscape_1080p30.json");
+        let paths = HlsPaths {
+            input: "/s/input".into(),
+            out_dir: "/s/out".into(),
+        };
+        let (run, rungs) = plan_hls(
+            &info,
+            &HlsOptions::default(),
+            &paths,
+            &EncodeSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(rungs.len(), 4);
+        let a = run.argv.join(" ");
+        assert!(a.starts_with("-nostdin -hide_banner -loglevel error -y -protocol_whitelist file -format_whitelist "), "{a}");
+        assert!(a.contains("-i file:/s/input"), "{a}");
+        assert!(a.contains("split=4[s0][s1][s2][s3]"), "{a}");
+        assert!(
+            a.contains("[s3]scale=-2:1080,setsar=1,format=yuv420p[v3]"),
+            "{a}"
+        );
+        assert!(
+            a.contains("-var_stream_map v:0,a:0 v:1,a:1 v:2,a:2 v:3,a:3"),
+            "{a}"
+        );
+        assert!(
+            a.contains("-b:v:3 5000k -maxrate:v:3 5350k -bufsize:v:3 7500k"),
+            "{a}"
+        );
+        assert!(
+            a.contains("-force_key_frames expr:gte(t,n_forced*6)"),
+            "{a}"
+        );
+        assert!(
+            a.ends_with("-progress pipe:1 -nostats /s/out/stream_%v.m3u8"),
+            "{a}"
+        );
+        assert_eq!(run.output_name, "master.m3u8");
+    }
+
+    #[test]
+    fn silent_input_maps_video_only() {
+        let info = fixture("no_audio_720p.json");
+        let paths = HlsPaths {
+            input: "/s/input".into(),
+            out_dir: "/s/out".into(),
+        };
+        let (run, rungs) = plan_hls(
+            &info,
+            &HlsOptions::default(),
+            &paths,
+            &EncodeSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(rungs.len(), 3);
+        let a = run.argv.join(" ");
+        assert!(a.contains("-var_stream_map v:0 v:1 v:2"), "{a}");
+        assert!(!a.contains("-c:a"), "{a}");
+    }
+
+    #[test]
+    fn audio_only_input_is_refused() {
+        let info = fixture("audio_only.json");
+        let paths = HlsPaths {
+            input: "/s/input".into(),
+            out_dir: "/s/out".into(),
+        };
+        let e = plan_hls(
+            &info,
+            &HlsOptions::default(),
+            &paths,
+            &EncodeSettings::default(),
+        );
+        assert_eq!(e.unwrap_err().code(), "no_video_stream");
+    }
+}

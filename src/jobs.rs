@@ -14,8 +14,12 @@ use tokio_util::sync::CancellationToken;
 use crate::db::ClaimedJob;
 use crate::domain::{OutputFile, Profile, Source, Stage, TaskError, TaskRecord};
 use crate::fetch::{FetchError, Fetcher};
-use crate::media::plan::{PlanPaths, plan_idrl};
+use crate::media::compress::plan_compress;
+use crate::media::convert::{ConvertPaths, plan_convert};
+use crate::media::hls::{HlsPaths, plan_hls};
+use crate::media::plan::{EncodeSettings, Plan, PlanError, PlanPaths, PlannedRun, plan_idrl};
 use crate::media::probe::{self, MediaInfo, ProbeLimits};
+use crate::media::thumbnail::plan_thumbnails;
 use crate::process::{self, CommandSpec, ProcessError};
 use crate::queue::{Progress, WorkerContext};
 use crate::storage::{Storage, StorageError, keys};
@@ -230,7 +234,7 @@ pub async fn execute(
     task: &TaskRecord,
     cancel: &CancellationToken,
     progress: &watch::Sender<Progress>,
-) -> Result<Vec<OutputFile>, JobError> {
+) -> Result<JobOutput, JobError> {
     let (env, storage) = (&ctx.env, &ctx.storage);
     let scratch = Scratch::create(&env.scratch_dir, job)
         .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?;
@@ -254,33 +258,12 @@ pub async fn execute(
     }
     probe::validate(&info, &env.limits)
         .map_err(|e| JobError::Abort(task_error(e.code(), e.to_string())))?;
-    info.require_video()
-        .map_err(|e| JobError::Abort(task_error(e.code(), e.to_string())))?;
 
     // processing
     report(progress, Stage::Processing, 0.0, None);
-    let logo = dir.join("logo.png");
-    match storage.get_to_file(&keys::logo(task.id), &logo).await {
-        Ok(_) => {}
-        Err(StorageError::NotFound) => tokio::fs::write(&logo, DEFAULT_LOGO)
-            .await
-            .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?,
-        Err(e) => return Err(storage_error(e)),
-    }
-    let plan = match &task.profile {
-        Profile::Idrl(options) => plan_idrl(
-            &info,
-            options,
-            &PlanPaths {
-                input: input_path.clone(),
-                logo,
-                out_dir: dir.join("out"),
-            },
-            &task.source.stem(),
-        )
-        .map_err(|e| JobError::Abort(task_error(e.code(), e.to_string())))?,
-    };
-    let commands: Vec<String> = plan
+    let out_dir = dir.join("out");
+    let planned = plan_task(ctx, task, &info, &input_path, &out_dir, dir).await?;
+    let commands: Vec<String> = planned
         .runs
         .iter()
         .map(|r| display_command(&env.ffmpeg, &r.argv, dir))
@@ -293,15 +276,135 @@ pub async fn execute(
     {
         return Err(JobError::Cancelled);
     }
-    let total: f64 = plan
-        .runs
+    run_all(env, &planned.runs, dir, cancel, progress).await?;
+
+    // storing
+    report(progress, Stage::Storing, 99.0, None);
+    let files = list_files(&out_dir)
+        .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?;
+    let mut result = planned.result;
+    if let Profile::Compress(_) = &task.profile {
+        result = Some(keep_smaller(&files, &input_path)?);
+    }
+    if files.is_empty() {
+        return Err(JobError::Abort(task_error(
+            "no_output",
+            "processing produced no file",
+        )));
+    }
+    let mut outputs = Vec::with_capacity(files.len());
+    for (name, path) in files {
+        if cancel.is_cancelled() {
+            return Err(JobError::Cancelled);
+        }
+        let meta = describe_output(env, &path, dir, cancel).await?;
+        let key = keys::output(task.id, job.run, &name);
+        let size = storage.put_file(&key, &path).await.map_err(storage_error)?;
+        outputs.push(OutputFile {
+            name,
+            key,
+            size,
+            ..meta
+        });
+    }
+    Ok(JobOutput { outputs, result })
+}
+
+/// What a successful run hands to the queue.
+pub struct JobOutput {
+    pub outputs: Vec<OutputFile>,
+    /// The profile's summary, stored on the task.
+    pub result: Option<serde_json::Value>,
+}
+
+/// The ffmpeg runs a task needs, and the summary it will show.
+struct Planned {
+    runs: Vec<PlannedRun>,
+    result: Option<serde_json::Value>,
+}
+
+fn plan_error(e: PlanError) -> JobError {
+    JobError::Abort(task_error(e.code(), e.to_string()))
+}
+
+/// Pick the planner of the task's profile (pure), fetching what it needs (the logo).
+async fn plan_task(
+    ctx: &WorkerContext,
+    task: &TaskRecord,
+    info: &MediaInfo,
+    input: &Path,
+    out_dir: &Path,
+    dir: &Path,
+) -> Result<Planned, JobError> {
+    let stem = task.source.stem();
+    let paths = ConvertPaths {
+        input: input.to_path_buf(),
+        out_dir: out_dir.to_path_buf(),
+    };
+    let runs = |plan: Plan| Planned {
+        runs: plan.runs,
+        result: None,
+    };
+    Ok(match &task.profile {
+        Profile::Idrl(options) => {
+            let logo = dir.join("logo.png");
+            match ctx.storage.get_to_file(&keys::logo(task.id), &logo).await {
+                Ok(_) => {}
+                Err(StorageError::NotFound) => tokio::fs::write(&logo, DEFAULT_LOGO)
+                    .await
+                    .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?,
+                Err(e) => return Err(storage_error(e)),
+            }
+            let paths = PlanPaths {
+                input: input.to_path_buf(),
+                logo,
+                out_dir: out_dir.to_path_buf(),
+            };
+            runs(plan_idrl(info, options, &paths, &stem).map_err(plan_error)?)
+        }
+        Profile::Convert(o) => runs(plan_convert(info, o, &paths, &stem).map_err(plan_error)?),
+        Profile::Compress(o) => runs(plan_compress(info, o, &paths, &stem).map_err(plan_error)?),
+        Profile::Thumbnail(o) => runs(plan_thumbnails(info, o, &paths, &stem).map_err(plan_error)?),
+        Profile::Hls(o) => {
+            let hls_paths = HlsPaths {
+                input: input.to_path_buf(),
+                out_dir: out_dir.to_path_buf(),
+            };
+            let (run, rungs) =
+                plan_hls(info, o, &hls_paths, &EncodeSettings::default()).map_err(plan_error)?;
+            let ladder: Vec<serde_json::Value> = rungs
+                .iter()
+                .map(|r| serde_json::json!({"height": r.height, "video_kbps": r.video_kbps}))
+                .collect();
+            Planned {
+                runs: vec![run],
+                result: Some(serde_json::json!({"master": "master.m3u8", "ladder": ladder})),
+            }
+        }
+    })
+}
+
+/// Run the planned ffmpeg runs in order, reporting one progress bar over all of them.
+async fn run_all(
+    env: &JobEnv,
+    runs: &[PlannedRun],
+    dir: &Path,
+    cancel: &CancellationToken,
+    progress: &watch::Sender<Progress>,
+) -> Result<(), JobError> {
+    if let Some(out) = runs.first().and_then(|r| r.output.parent()) {
+        tokio::fs::create_dir_all(out)
+            .await
+            .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?;
+    }
+    let total: f64 = runs
         .iter()
         .map(|r| r.expected_duration)
         .sum::<f64>()
         .max(0.001);
     let mut done_before = 0.0;
     let started = std::time::Instant::now();
-    for run in &plan.runs {
+    for run in runs {
         let spec = CommandSpec {
             program: env.ffmpeg.clone().into_os_string(),
             args: run.argv.iter().map(Into::into).collect(),
@@ -328,40 +431,111 @@ pub async fn execute(
         .map_err(|e| process_error(e, "ffmpeg", dir))?;
         done_before += run.expected_duration;
     }
+    Ok(())
+}
 
-    // storing
-    report(progress, Stage::Storing, 99.0, None);
-    let mut outputs = Vec::with_capacity(plan.runs.len());
-    for run in &plan.runs {
-        if cancel.is_cancelled() {
-            return Err(JobError::Cancelled);
+/// Every regular file in `dir` (name, path), sorted by name. Two-pass logs and other
+/// scratch never go there.
+fn list_files(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut files = vec![];
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            files.push((e.file_name().to_string_lossy().into_owned(), e.path()));
         }
-        let out_info = probe_file(env, &run.output, dir, cancel)
-            .await
-            .map_err(|e| match e {
-                JobError::Abort(err) => JobError::Retry(task_error(
-                    "output_invalid",
-                    format!("a produced file could not be read back: {}", err.message),
-                )),
-                other => other,
-            })?;
-        let key = keys::output(task.id, job.run, &run.output_name);
-        let size = storage
-            .put_file(&key, &run.output)
-            .await
-            .map_err(storage_error)?;
-        outputs.push(OutputFile {
-            name: run.output_name.clone(),
-            key,
-            size,
-            duration: Some(out_info.duration),
-            width: out_info.video.as_ref().map(|v| v.width),
-            height: out_info.video.as_ref().map(|v| v.height),
-            video_codec: out_info.video.as_ref().map(|v| v.codec.clone()),
-            audio_codec: out_info.audio.as_ref().map(|a| a.codec.clone()),
-        });
     }
-    Ok(outputs)
+    files.sort();
+    Ok(files)
+}
+
+/// Compress never hands back something bigger than it was given: when the result is not
+/// smaller, the input (under the output's name) is kept instead, and the summary says so.
+fn keep_smaller(files: &[(String, PathBuf)], input: &Path) -> Result<serde_json::Value, JobError> {
+    let io = |e: std::io::Error| JobError::Retry(task_error("scratch_error", e.to_string()));
+    let input_size = std::fs::metadata(input).map_err(io)?.len();
+    let Some((_, path)) = files.first() else {
+        return Err(JobError::Abort(task_error(
+            "no_output",
+            "compress produced no file",
+        )));
+    };
+    let output_size = std::fs::metadata(path).map_err(io)?.len();
+    let kept_input = output_size >= input_size;
+    if kept_input {
+        std::fs::copy(input, path).map_err(io)?;
+    }
+    let final_size = output_size.min(input_size);
+    Ok(serde_json::json!({
+        "input_size": input_size,
+        "compressed_size": output_size,
+        "output_size": final_size,
+        "ratio": if input_size > 0 { final_size as f64 / input_size as f64 } else { 1.0 },
+        "kept": if kept_input { "input" } else { "compressed" },
+        "message": if kept_input {
+            "the compressed file was not smaller than the input; the input is kept"
+        } else {
+            "compressed"
+        },
+    }))
+}
+
+/// Size aside, what an output is: probed when it is audio, video or an image; playlists
+/// and other text are stored as they are.
+async fn describe_output(
+    env: &JobEnv,
+    path: &Path,
+    dir: &Path,
+    cancel: &CancellationToken,
+) -> Result<OutputFile, JobError> {
+    let mut meta = OutputFile {
+        name: String::new(),
+        key: String::new(),
+        size: 0,
+        duration: None,
+        width: None,
+        height: None,
+        video_codec: None,
+        audio_codec: None,
+    };
+    if path.extension().is_some_and(|e| e == "m3u8") {
+        return Ok(meta);
+    }
+    let spec = CommandSpec {
+        program: env.ffprobe.clone().into_os_string(),
+        args: probe::ffprobe_output_args(path),
+        cwd: dir.to_path_buf(),
+        timeout: Duration::from_secs(60),
+        stall_timeout: None,
+        capture_stdout: true,
+    };
+    let out = process::run(&spec, cancel, |_| {})
+        .await
+        .map_err(|e| match e {
+            ProcessError::Status { stderr_tail, .. } => JobError::Retry(task_error(
+                "output_invalid",
+                format!(
+                    "a produced file could not be read back: {}",
+                    redact(stderr_tail.trim(), dir)
+                ),
+            )),
+            other => process_error(other, "ffprobe", dir),
+        })?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let streams = v["streams"].as_array().cloned().unwrap_or_default();
+    let of = |kind: &str| streams.iter().find(|s| s["codec_type"] == kind).cloned();
+    if let Some(video) = of("video") {
+        meta.width = video["width"].as_u64().and_then(|w| u32::try_from(w).ok());
+        meta.height = video["height"].as_u64().and_then(|h| u32::try_from(h).ok());
+        meta.video_codec = video["codec_name"].as_str().map(str::to_string);
+    }
+    if let Some(audio) = of("audio") {
+        meta.audio_codec = audio["codec_name"].as_str().map(str::to_string);
+    }
+    meta.duration = v["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse::<f64>().ok())
+        .filter(|d| d.is_finite() && *d > 0.0);
+    Ok(meta)
 }
 
 /// Bring the input into scratch: from storage (uploads, and URLs fetched by an earlier

@@ -178,8 +178,12 @@ async fn run_claimed(
 
     let run_prefix = keys::run_prefix(task_id, job.run);
     let status = match result {
-        Ok(outputs) => {
-            if ctx.db.complete(job, owner, &outputs).await? {
+        Ok(jobs::JobOutput { outputs, result }) => {
+            if ctx
+                .db
+                .complete(job, owner, &outputs, result.as_ref())
+                .await?
+            {
                 ctx.storage.prune_runs(task_id, job.run).await?;
                 tracing::info!(task = %task_id, outputs = outputs.len(), "task succeeded");
                 Some(TaskStatus::Succeeded)

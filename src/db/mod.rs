@@ -152,6 +152,7 @@ pub trait JobQueue: Send + Sync {
         job: &ClaimedJob,
         owner: &str,
         outputs: &[OutputFile],
+        result: Option<&serde_json::Value>,
     ) -> RepoResult<bool>;
     /// Back to the queue after `delay`, keeping the error for the record.
     async fn retry_later(

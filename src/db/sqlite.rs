@@ -49,7 +49,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> RepoResult<String> {
 }
 
 const TASK_COLUMNS: &str = "id, user_id, status, profile, source, input, input_key, stage, percent, \
-     eta_seconds, outputs, error_code, error_message, attempts, commands, created_at, started_at, \
+     eta_seconds, outputs, error_code, error_message, attempts, commands, result, created_at, started_at, \
      finished_at";
 
 fn task_from_row(row: &sqlx::sqlite::SqliteRow) -> RepoResult<TaskRecord> {
@@ -78,6 +78,11 @@ fn task_from_row(row: &sqlx::sqlite::SqliteRow) -> RepoResult<TaskRecord> {
         }),
         attempts: u32::try_from(attempts).unwrap_or(0),
         commands: json("commands", &row.try_get::<String, _>("commands")?)?,
+        result: row
+            .try_get::<Option<String>, _>("result")?
+            .as_deref()
+            .map(|s| json("result", s))
+            .transpose()?,
         created_at: time(row.try_get("created_at")?)?,
         started_at: opt_time(row.try_get("started_at")?)?,
         finished_at: opt_time(row.try_get("finished_at")?)?,
@@ -129,6 +134,7 @@ impl SqliteRepo {
         owner: &str,
         status: TaskStatus,
         outputs: Option<&[OutputFile]>,
+        result: Option<&serde_json::Value>,
         error: Option<&TaskError>,
     ) -> RepoResult<bool> {
         let mut tx = self.pool.begin().await?;
@@ -149,12 +155,14 @@ impl SqliteRepo {
         sqlx::query(
             "UPDATE tasks SET status = ?, stage = NULL, eta_seconds = NULL, \
              percent = CASE WHEN ? = 'succeeded' THEN 100 ELSE percent END, \
-             outputs = COALESCE(?, outputs), error_code = ?, error_message = ?, finished_at = ? \
+             outputs = COALESCE(?, outputs), result = ?, error_code = ?, error_message = ?, \
+             finished_at = ? \
              WHERE id = ?",
         )
         .bind(status.as_str())
         .bind(status.as_str())
         .bind(outputs_json)
+        .bind(result.map(|r| r.to_string()))
         .bind(error.map(|e| e.code.clone()))
         .bind(error.map(|e| e.message.clone()))
         .bind(now)
@@ -330,6 +338,7 @@ impl TaskRepo for SqliteRepo {
             error: None,
             attempts: 0,
             commands: vec![],
+            result: None,
             created_at: time(now)?,
             started_at: None,
             finished_at: None,
@@ -422,7 +431,8 @@ impl TaskRepo for SqliteRepo {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE tasks SET status = 'queued', stage = NULL, percent = NULL, eta_seconds = NULL, \
-             error_code = NULL, error_message = NULL, finished_at = NULL, outputs = '[]' \
+             error_code = NULL, error_message = NULL, finished_at = NULL, outputs = '[]', \
+             result = NULL \
              WHERE id = ? AND user_id = ? AND status IN ('failed', 'cancelled')",
         )
         .bind(id.to_string())
@@ -624,9 +634,17 @@ impl JobQueue for SqliteRepo {
         job: &ClaimedJob,
         owner: &str,
         outputs: &[OutputFile],
+        result: Option<&serde_json::Value>,
     ) -> RepoResult<bool> {
-        self.finish(job, owner, TaskStatus::Succeeded, Some(outputs), None)
-            .await
+        self.finish(
+            job,
+            owner,
+            TaskStatus::Succeeded,
+            Some(outputs),
+            result,
+            None,
+        )
+        .await
     }
 
     async fn retry_later(
@@ -641,7 +659,7 @@ impl JobQueue for SqliteRepo {
     }
 
     async fn fail(&self, job: &ClaimedJob, owner: &str, error: &TaskError) -> RepoResult<bool> {
-        self.finish(job, owner, TaskStatus::Failed, None, Some(error))
+        self.finish(job, owner, TaskStatus::Failed, None, None, Some(error))
             .await
     }
 

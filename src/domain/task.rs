@@ -5,8 +5,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::media::plan::IdrlOptions;
+use crate::media::compress::CompressOptions;
+use crate::media::convert::ConvertOptions;
+use crate::media::hls::HlsOptions;
+use crate::media::plan::{IdrlOptions, OptionError};
 use crate::media::probe::MediaInfo;
+use crate::media::thumbnail::ThumbnailOptions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -112,19 +116,43 @@ impl Source {
 #[serde(tag = "profile", content = "options", rename_all = "snake_case")]
 pub enum Profile {
     Idrl(IdrlOptions),
+    Convert(ConvertOptions),
+    Compress(CompressOptions),
+    Thumbnail(ThumbnailOptions),
+    Hls(HlsOptions),
 }
 
 impl Profile {
     pub fn name(&self) -> &'static str {
         match self {
             Profile::Idrl(_) => "idrl",
+            Profile::Convert(_) => "convert",
+            Profile::Compress(_) => "compress",
+            Profile::Thumbnail(_) => "thumbnail",
+            Profile::Hls(_) => "hls",
         }
     }
     pub fn options_json(&self) -> serde_json::Value {
-        match self {
-            Profile::Idrl(o) => serde_json::to_value(o).unwrap_or(serde_json::Value::Null),
-        }
+        let v = match self {
+            Profile::Idrl(o) => serde_json::to_value(o),
+            Profile::Convert(o) => serde_json::to_value(o),
+            Profile::Compress(o) => serde_json::to_value(o),
+            Profile::Thumbnail(o) => serde_json::to_value(o),
+            Profile::Hls(o) => serde_json::to_value(o),
+        };
+        v.unwrap_or(serde_json::Value::Null)
     }
+}
+
+/// Deserialize and validate one profile's options.
+fn parse_options<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    validate: impl FnOnce(&T) -> Result<(), OptionError>,
+) -> Result<T, (&'static str, String)> {
+    let o: T =
+        serde_json::from_value(value).map_err(|e| ("invalid_options", format!("options: {e}")))?;
+    validate(&o).map_err(|e| ("invalid_options", format!("{}: {}", e.option, e.message)))?;
+    Ok(o)
 }
 
 /// Names of every profile in `processing.md`, for error messages.
@@ -136,19 +164,17 @@ pub fn parse_profile(
     name: Option<&str>,
     options: Option<serde_json::Value>,
 ) -> Result<Profile, (&'static str, String)> {
-    let options = match options {
+    let value = match options {
         None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
         Some(v @ serde_json::Value::Object(_)) => v,
         Some(_) => return Err(("invalid_options", "options must be a JSON object".into())),
     };
     match name.unwrap_or("idrl") {
-        "idrl" => {
-            let o: IdrlOptions = serde_json::from_value(options)
-                .map_err(|e| ("invalid_options", format!("options: {e}")))?;
-            o.validate()
-                .map_err(|e| ("invalid_options", format!("{}: {}", e.option, e.message)))?;
-            Ok(Profile::Idrl(o))
-        }
+        "idrl" => parse_options(value, IdrlOptions::validate).map(Profile::Idrl),
+        "convert" => parse_options(value, ConvertOptions::validate).map(Profile::Convert),
+        "compress" => parse_options(value, CompressOptions::validate).map(Profile::Compress),
+        "thumbnail" => parse_options(value, ThumbnailOptions::validate).map(Profile::Thumbnail),
+        "hls" => parse_options(value, HlsOptions::validate).map(Profile::Hls),
         other if KNOWN_PROFILES.contains(&other) => Err((
             "profile_unavailable",
             format!("profile {other:?} is not available on this server yet"),
@@ -201,6 +227,9 @@ pub struct TaskRecord {
     pub attempts: u32,
     /// The planned command lines of the latest run (scratch paths made relative).
     pub commands: Vec<String>,
+    /// The profile's summary of the finished run, e.g. `{"input_size", "output_size",
+    /// "ratio"}` for compress, the ladder for hls.
+    pub result: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -250,6 +279,9 @@ pub struct TaskView {
     pub attempts: u32,
     /// The ffmpeg command lines planned for the latest run, for troubleshooting.
     pub commands: Vec<String>,
+    /// The profile's summary of the finished run (compress ratio, HLS ladder, …).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -304,6 +336,7 @@ impl TaskRecord {
             error: self.error.clone(),
             attempts: self.attempts,
             commands: self.commands.clone(),
+            result: self.result.clone(),
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,

@@ -9,9 +9,15 @@
 //! `concat`, `image2` patterns, ...), so a crafted upload cannot make ffmpeg
 //! open URLs or other local files.
 
+pub mod compress;
+pub mod convert;
 pub mod hls;
 pub mod plan;
 pub mod probe;
+pub mod thumbnail;
+
+#[cfg(test)]
+mod testutil;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -88,6 +94,21 @@ pub fn serialize_seconds<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S
     }
 }
 
+/// Reading back one of the service's own outputs whose demuxer is not in
+/// [`INPUT_FORMAT_WHITELIST`] (GIF, still images): the single-file demuxer to
+/// force with `-f`, chosen by the output's extension. Forcing matters: by
+/// extension ffprobe would pick `image2`, which expands file name patterns.
+pub fn output_demuxer(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "gif" => Some("gif"),
+        "jpg" | "jpeg" => Some("jpeg_pipe"),
+        "png" => Some("png_pipe"),
+        "webp" => Some("webp_pipe"),
+        _ => None,
+    }
+}
+
 /// The options that must precede every media `-i`, for ffmpeg and ffprobe.
 pub const SAFE_INPUT_ARGS: [&str; 4] = [
     "-protocol_whitelist",
@@ -128,6 +149,23 @@ mod tests {
         let mut huge = logo.to_vec();
         huge[16..20].copy_from_slice(&30000u32.to_be_bytes());
         assert!(check_logo_png(&huge).unwrap_err().contains("30000x256"));
+    }
+
+    #[test]
+    fn output_demuxers_are_single_file_readers() {
+        for (name, want) in [
+            ("a.gif", Some("gif")),
+            ("a_thumb_001.jpg", Some("jpeg_pipe")),
+            ("a.PNG", Some("png_pipe")),
+            ("a.webp", Some("webp_pipe")),
+            ("a.mp4", None),
+            ("noext", None),
+        ] {
+            assert_eq!(output_demuxer(Path::new(name)), want, "{name}");
+            if let Some(d) = want {
+                assert!(!FORBIDDEN_DEMUXERS.contains(&d));
+            }
+        }
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub struct OptionError {
 }
 
 impl OptionError {
-    fn new(option: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(option: &'static str, message: impl Into<String>) -> Self {
         OptionError {
             option,
             message: message.into(),
@@ -291,6 +291,8 @@ pub enum PlanError {
     Option(#[from] OptionError),
     #[error("media has no video stream")]
     NoVideo,
+    #[error("media has no audio stream")]
+    NoAudio,
     #[error("media has no usable duration")]
     InvalidDuration,
     #[error("output frame would be {width}x{height}, too small")]
@@ -305,6 +307,7 @@ impl PlanError {
         match self {
             PlanError::Option(_) => "invalid_option",
             PlanError::NoVideo => "no_video_stream",
+            PlanError::NoAudio => "no_audio_stream",
             PlanError::InvalidDuration | PlanError::FrameTooSmall { .. } => "invalid_media",
             PlanError::NonUtf8Path(_) => "internal",
         }
@@ -403,12 +406,12 @@ pub struct Geometry {
     pub framing: Framing,
 }
 
-fn even_floor(x: f64) -> u32 {
+pub(crate) fn even_floor(x: f64) -> u32 {
     let v = x.floor().clamp(0.0, f64::from(u32::MAX));
     (v as u32) & !1
 }
 
-fn even_round(x: f64) -> u32 {
+pub(crate) fn even_round(x: f64) -> u32 {
     let v = (x / 2.0).round().clamp(0.0, f64::from(u32::MAX / 2));
     (v as u32) * 2
 }
@@ -477,7 +480,7 @@ pub fn output_geometry(
 }
 
 /// Seconds as an ffmpeg time/duration: up to microseconds, no trailing zeros.
-fn secs(value: f64) -> String {
+pub(crate) fn secs(value: f64) -> String {
     let s = format!("{:.6}", value.max(0.0));
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s.is_empty() {
@@ -487,7 +490,7 @@ fn secs(value: f64) -> String {
     }
 }
 
-fn path_str(path: &Path) -> Result<&str, PlanError> {
+pub(crate) fn path_str(path: &Path) -> Result<&str, PlanError> {
     path.to_str()
         .ok_or_else(|| PlanError::NonUtf8Path(path.to_path_buf()))
 }

@@ -30,6 +30,36 @@ pub fn ffprobe_args(input: &Path) -> Vec<OsString> {
     args
 }
 
+/// Arguments for `ffprobe` reading back one of the service's own outputs:
+/// [`ffprobe_args`], except that GIF and image outputs get their single-file
+/// demuxer forced (see [`super::output_demuxer`]). Still images have no
+/// duration, so [`parse_ffprobe`] refuses them: read their size from the JSON.
+pub fn ffprobe_output_args(output: &Path) -> Vec<OsString> {
+    let Some(demuxer) = super::output_demuxer(output) else {
+        return ffprobe_args(output);
+    };
+    let mut args: Vec<OsString> = [
+        "-v",
+        "error",
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
+        "-protocol_whitelist",
+        super::INPUT_PROTOCOL_WHITELIST,
+        "-format_whitelist",
+        demuxer,
+        "-f",
+        demuxer,
+        "-i",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.push(file_url(output));
+    args
+}
+
 /// What the service needs to know about a media file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MediaInfo {

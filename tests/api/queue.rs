@@ -68,7 +68,7 @@ async fn one_claim_per_job_and_expired_leases_are_reclaimed() {
     assert_eq!((b.job_id, b.attempt, b.run), (a.job_id, 2, 2));
     // "a" comes back: every write it tries is refused.
     assert!(!db.heartbeat(a.job_id, "a", lease).await.unwrap());
-    assert!(!db.complete(&a, "a", &[]).await.unwrap());
+    assert!(!db.complete(&a, "a", &[], None).await.unwrap());
     assert!(!db.fail(&a, "a", &err()).await.unwrap());
     let out = OutputFile {
         name: "x_part_001.mp4".into(),
@@ -81,7 +81,7 @@ async fn one_claim_per_job_and_expired_leases_are_reclaimed() {
         audio_codec: None,
     };
     assert!(
-        db.complete(&b, "b", std::slice::from_ref(&out))
+        db.complete(&b, "b", std::slice::from_ref(&out), None)
             .await
             .unwrap()
     );
@@ -135,7 +135,7 @@ async fn cancel_ends_the_lease_and_recovery_requeues_running_jobs() {
         !db.heartbeat(j.job_id, "w", lease).await.unwrap(),
         "the worker must stop"
     );
-    assert!(!db.complete(&j, "w", &[]).await.unwrap());
+    assert!(!db.complete(&j, "w", &[], None).await.unwrap());
     assert_eq!(
         db.get_task(user, id).await.unwrap().unwrap().status,
         TaskStatus::Cancelled

@@ -54,13 +54,33 @@ async fn url_submission_rules() {
         ),
         (
             json!({"url": "http://93.184.216.34/a.mp4", "profile": "convert"}),
-            422,
-            "profile_unavailable",
+            400,
+            "invalid_options",
         ),
         (
-            json!({"url": "http://93.184.216.34/a.mp4", "format": "webm"}),
-            422,
-            "profile_unavailable",
+            json!({"url": "http://93.184.216.34/a.mp4", "format": "webp"}),
+            400,
+            "invalid_options",
+        ),
+        (
+            json!({"url": "http://93.184.216.34/a.mp4", "format": "gif", "options": {"fps": 50}}),
+            400,
+            "invalid_options",
+        ),
+        (
+            json!({"url": "http://93.184.216.34/a.mp4", "profile": "compress", "options": {}}),
+            400,
+            "invalid_options",
+        ),
+        (
+            json!({"url": "http://93.184.216.34/a.mp4", "profile": "thumbnail", "options": {"count": 0}}),
+            400,
+            "invalid_options",
+        ),
+        (
+            json!({"url": "http://93.184.216.34/a.mp4", "profile": "hls", "options": {"heights": [999]}}),
+            400,
+            "invalid_options",
         ),
         (
             json!({"url": "http://93.184.216.34/a.mp4", "options": []}),

@@ -135,13 +135,22 @@ async fn seed_b_field_names_are_accepted() {
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["source"]["filename"], "b.mp4");
-    // `newFormat` implies convert, which this server does not offer yet: refused, and the
-    // upload is not left behind.
-    let before = app.stored_files().len();
+    // `newFormat` implies convert; an unknown format is refused and the upload is not left
+    // behind.
     let r = app
         .upload(&t, "c.mp4", vec![1u8; 100], &[("newFormat", "webm")])
         .await;
-    assert_eq!(error_code(r).await, (422, "profile_unavailable".into()));
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["profile"].as_str(), v["options"]["format"].as_str()),
+        (Some("convert"), Some("webm"))
+    );
+    let before = app.stored_files().len();
+    let r = app
+        .upload(&t, "c.mp4", vec![1u8; 100], &[("newFormat", "betamax")])
+        .await;
+    assert_eq!(error_code(r).await, (400, "invalid_options".into()));
     // Bad options JSON, and a missing file.
     let r = app
         .upload(&t, "d.mp4", vec![1u8; 100], &[("options", "{nope")])

@@ -9,6 +9,7 @@ mod helpers;
 mod crash;
 mod hostile;
 mod media;
+mod profiles;
 mod startup;
 
 use std::path::Path;

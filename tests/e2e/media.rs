@@ -55,6 +55,38 @@ pub fn clip_45s() -> PathBuf {
     .clone()
 }
 
+/// 6 s, 480×270, 30 fps, H.264 + AAC: quick to convert.
+pub fn clip_short() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        generate(
+            "short.mp4",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=480x270:rate=30",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                "6",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+            ],
+        )
+    })
+    .clone()
+}
+
 /// 10 minutes at 640×360: a single idrl run over it lasts many seconds.
 pub fn clip_long() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();

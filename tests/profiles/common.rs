@@ -1,0 +1,192 @@
+//! Clip generation, plan running and probing shared by the profile tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use reelforge::media::plan::Plan;
+use reelforge::media::probe::{MediaInfo, ffprobe_args, ffprobe_output_args, parse_ffprobe};
+
+/// Runs ffmpeg with whitespace-separated arguments (paths have no spaces).
+pub fn ffmpeg(args: &str) {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+        .args(args.split_whitespace())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Generated clips are kept under cargo's target tmp dir and reused by later
+/// runs: each file name carries a hash of the arguments that made it.
+fn clips_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("profile-clips");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
+
+/// A generated input clip. `spec` is the ffmpeg arguments between the
+/// global options and the output file name.
+pub fn clip(name: &str, spec: &str) -> PathBuf {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    spec.hash(&mut h);
+    let path = clips_dir().join(format!("{:016x}-{name}", h.finish()));
+    if !path.exists() {
+        let tmp = clips_dir().join(format!(
+            "tmp-{}-{:?}-{name}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let tmp = PathBuf::from(tmp.to_string_lossy().replace(['(', ')'], ""));
+        ffmpeg(&format!("{spec} {}", tmp.display()));
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    path
+}
+
+/// 3 s, 160x90, 25 fps, H.264 + AAC stereo 48 kHz.
+pub fn small_mp4() -> PathBuf {
+    clip(
+        "small.mp4",
+        "-f lavfi -i testsrc2=s=160x90:r=25:d=3 -f lavfi -i sine=f=440:r=48000:d=3 -ac 2 \
+         -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest",
+    )
+}
+
+/// 3 s, 320x180, 30 fps, H.264 + AAC stereo 44.1 kHz.
+pub fn medium_mp4() -> PathBuf {
+    clip(
+        "medium.mp4",
+        "-f lavfi -i testsrc2=s=320x180:r=30:d=3 -f lavfi -i sine=f=300:r=44100:d=3 -ac 2 \
+         -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest",
+    )
+}
+
+pub fn probe(path: &Path) -> MediaInfo {
+    let out = Command::new("ffprobe")
+        .args(ffprobe_args(path))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe {path:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_ffprobe(&out.stdout).unwrap()
+}
+
+/// ffprobe's JSON for one of our outputs (images have no duration, so
+/// [`parse_ffprobe`] would refuse them).
+pub fn probe_output_json(path: &Path) -> serde_json::Value {
+    let out = Command::new("ffprobe")
+        .args(ffprobe_output_args(path))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe {path:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub fn probe_output(path: &Path) -> MediaInfo {
+    let out = Command::new("ffprobe")
+        .args(ffprobe_output_args(path))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe {path:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_ffprobe(&out.stdout).unwrap()
+}
+
+/// A fresh scratch folder with an `out` folder inside.
+pub fn scratch() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    (dir, out)
+}
+
+/// Runs every planned argv in `cwd`; returns the wall time.
+pub fn run_plan(plan: &Plan, cwd: &Path) -> Duration {
+    let started = Instant::now();
+    for run in &plan.runs {
+        let out = Command::new("ffmpeg")
+            .args(&run.argv)
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{:?}: {}",
+            run.argv,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let progress = String::from_utf8_lossy(&out.stdout);
+        assert!(progress.contains("progress=end"), "{progress}");
+        assert!(run.output.is_file(), "{:?}", run.output);
+    }
+    started.elapsed()
+}
+
+/// What an output must probe as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expect {
+    /// One of the names in ffprobe's `format_name` list.
+    pub container: &'static str,
+    pub video: Option<(&'static str, u32, u32, f64)>,
+    pub audio: Option<&'static str>,
+    pub duration: f64,
+}
+
+pub fn check(info: &MediaInfo, want: &Expect, what: &str) {
+    assert!(
+        info.format_name.split(',').any(|n| n == want.container),
+        "{what}: container {} is not {}",
+        info.format_name,
+        want.container
+    );
+    assert!(
+        (info.duration - want.duration).abs() <= 0.2,
+        "{what}: duration {} vs {}",
+        info.duration,
+        want.duration
+    );
+    match (&info.video, want.video) {
+        (Some(v), Some((codec, w, h, fps))) => {
+            assert_eq!(
+                (v.codec.as_str(), v.width, v.height),
+                (codec, w, h),
+                "{what}"
+            );
+            let got = v.fps.unwrap_or(0.0);
+            // GIF frame delays are whole centiseconds: 15 fps is stored as
+            // delays of 6 and 7 cs, which ffprobe averages to ~15.08.
+            let tolerance = if codec == "gif" { 0.25 } else { 0.05 };
+            assert!((got - fps).abs() < tolerance, "{what}: fps {got} vs {fps}");
+            if codec != "gif" {
+                assert_eq!(v.pix_fmt.as_deref(), Some("yuv420p"), "{what}");
+            }
+        }
+        (None, None) => {}
+        (got, want) => panic!("{what}: video {got:?}, expected {want:?}"),
+    }
+    assert_eq!(
+        info.audio.as_ref().map(|a| a.codec.as_str()),
+        want.audio,
+        "{what}: audio"
+    );
+}

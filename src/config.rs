@@ -78,6 +78,9 @@ pub struct SettingsArgs {
     /// Largest accepted video frame, `WIDTHxHEIGHT` (compared as a pixel count), e.g. `8192x4320`.
     #[arg(long, global = true, env = "REELFORGE_MAX_FRAME")]
     pub max_frame: Option<String>,
+    /// Most bytes an archive may expand to (the archive profile), e.g. `4GiB`.
+    #[arg(long, global = true, env = "REELFORGE_MAX_EXTRACT")]
+    pub max_extract: Option<String>,
     /// Most streams an input may have.
     #[arg(long, global = true, env = "REELFORGE_MAX_STREAMS")]
     pub max_streams: Option<usize>,
@@ -109,6 +112,8 @@ pub struct Settings {
     pub stall_timeout: Duration,
     /// What ffprobe must find acceptable before any processing.
     pub probe_limits: crate::media::probe::ProbeLimits,
+    /// Bounds of archive extraction.
+    pub extract_limits: crate::archive::ExtractLimits,
     /// First retry delay of an infrastructure failure; doubles per attempt (max 5 min).
     pub retry_base: Duration,
     /// Queue lease length; a worker renews it every third of it.
@@ -175,6 +180,7 @@ impl SettingsArgs {
             max_duration: self.max_duration.or(other.max_duration),
             max_frame: self.max_frame.or(other.max_frame),
             max_streams: self.max_streams.or(other.max_streams),
+            max_extract: self.max_extract.or(other.max_extract),
             ffmpeg: self.ffmpeg.or(other.ffmpeg),
             ffprobe: self.ffprobe.or(other.ffprobe),
         }
@@ -273,6 +279,11 @@ impl Settings {
             max_streams,
             max_file_size: max_upload,
         };
+        let extract_limits = crate::archive::ExtractLimits {
+            max_total_bytes: parse_size(a.max_extract.as_deref().unwrap_or("4GiB"))
+                .map_err(|e| bad("REELFORGE_MAX_EXTRACT", e))?,
+            ..Default::default()
+        };
         Ok(Settings {
             listen,
             data_dir,
@@ -290,6 +301,7 @@ impl Settings {
             shutdown_grace,
             stall_timeout,
             probe_limits,
+            extract_limits,
             retry_base: Duration::from_secs(5),
             lease: Duration::from_secs(30),
             max_attempts: 3,

@@ -11,7 +11,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::archive::{ArchiveError, ArchiveFormat, ExtractLimits, recompress};
 use crate::db::ClaimedJob;
+use crate::domain::task::ArchiveOptions;
 use crate::domain::{OutputFile, Profile, Source, Stage, TaskError, TaskRecord};
 use crate::fetch::{FetchError, Fetcher};
 use crate::media::compress::plan_compress;
@@ -52,6 +57,7 @@ pub struct JobEnv {
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
     pub limits: ProbeLimits,
+    pub extract_limits: ExtractLimits,
     pub stall_timeout: Duration,
 }
 
@@ -247,42 +253,42 @@ pub async fn execute(
         return Err(JobError::Cancelled);
     }
 
-    // probing
-    report(progress, Stage::Probing, 0.0, None);
-    let info = probe_file(env, &input_path, dir, cancel).await?;
-    // Recorded before validation so the owner sees what was refused.
-    match ctx.db.set_input(job, owner, &info, &input_key).await {
-        Ok(true) => {}
-        Ok(false) => return Err(JobError::Cancelled),
-        Err(e) => return Err(JobError::Retry(task_error("database_error", e.to_string()))),
-    }
-    probe::validate(&info, &env.limits)
-        .map_err(|e| JobError::Abort(task_error(e.code(), e.to_string())))?;
-
-    // processing
-    report(progress, Stage::Processing, 0.0, None);
     let out_dir = dir.join("out");
-    let planned = plan_task(ctx, task, &info, &input_path, &out_dir, dir).await?;
-    let commands: Vec<String> = planned
-        .runs
-        .iter()
-        .map(|r| display_command(&env.ffmpeg, &r.argv, dir))
-        .collect();
-    if !ctx
-        .db
-        .set_commands(job, owner, &commands)
-        .await
-        .map_err(|e| JobError::Retry(task_error("database_error", e.to_string())))?
-    {
-        return Err(JobError::Cancelled);
-    }
-    run_all(env, &planned.runs, dir, cancel, progress).await?;
+    let mut result = match &task.profile {
+        Profile::Archive(options) => {
+            recompress_archive(
+                env,
+                task,
+                &input_path,
+                dir,
+                &out_dir,
+                options,
+                cancel,
+                progress,
+            )
+            .await?
+        }
+        _ => {
+            process_media(
+                ctx,
+                owner,
+                job,
+                task,
+                &input_path,
+                &input_key,
+                dir,
+                &out_dir,
+                cancel,
+                progress,
+            )
+            .await?
+        }
+    };
 
     // storing
     report(progress, Stage::Storing, 99.0, None);
     let files = list_files(&out_dir)
         .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?;
-    let mut result = planned.result;
     if let Profile::Compress(_) = &task.profile {
         result = Some(keep_smaller(&files, &input_path)?);
     }
@@ -308,6 +314,108 @@ pub async fn execute(
         });
     }
     Ok(JobOutput { outputs, result })
+}
+
+/// probe → validate → plan → run ffmpeg, for every media profile. Returns the profile's
+/// summary; the outputs are in `out_dir`.
+#[allow(clippy::too_many_arguments)]
+async fn process_media(
+    ctx: &WorkerContext,
+    owner: &str,
+    job: &ClaimedJob,
+    task: &TaskRecord,
+    input_path: &Path,
+    input_key: &str,
+    dir: &Path,
+    out_dir: &Path,
+    cancel: &CancellationToken,
+    progress: &watch::Sender<Progress>,
+) -> Result<Option<serde_json::Value>, JobError> {
+    let env = &ctx.env;
+    // probing
+    report(progress, Stage::Probing, 0.0, None);
+    let info = probe_file(env, input_path, dir, cancel).await?;
+    // Recorded before validation so the owner sees what was refused.
+    match ctx.db.set_input(job, owner, &info, input_key).await {
+        Ok(true) => {}
+        Ok(false) => return Err(JobError::Cancelled),
+        Err(e) => return Err(JobError::Retry(task_error("database_error", e.to_string()))),
+    }
+    probe::validate(&info, &env.limits)
+        .map_err(|e| JobError::Abort(task_error(e.code(), e.to_string())))?;
+
+    // processing
+    report(progress, Stage::Processing, 0.0, None);
+    let planned = plan_task(ctx, task, &info, input_path, out_dir, dir).await?;
+    let commands: Vec<String> = planned
+        .runs
+        .iter()
+        .map(|r| display_command(&env.ffmpeg, &r.argv, dir))
+        .collect();
+    if !ctx
+        .db
+        .set_commands(job, owner, &commands)
+        .await
+        .map_err(|e| JobError::Retry(task_error("database_error", e.to_string())))?
+    {
+        return Err(JobError::Cancelled);
+    }
+    run_all(env, &planned.runs, dir, cancel, progress).await?;
+    Ok(planned.result)
+}
+
+fn archive_error(e: ArchiveError) -> JobError {
+    match e {
+        ArchiveError::Cancelled => JobError::Cancelled,
+        ArchiveError::Io(io) => JobError::Retry(task_error("io_error", io.to_string())),
+        other => JobError::Abort(task_error(other.code(), other.to_string())),
+    }
+}
+
+/// The `archive` profile: no ffmpeg and no probing; a bounded, link-refusing extraction
+/// into scratch and a new archive, in a blocking thread that stops when `cancel` fires.
+#[allow(clippy::too_many_arguments)]
+async fn recompress_archive(
+    env: &JobEnv,
+    task: &TaskRecord,
+    input: &Path,
+    dir: &Path,
+    out_dir: &Path,
+    options: &ArchiveOptions,
+    cancel: &CancellationToken,
+    progress: &watch::Sender<Progress>,
+) -> Result<Option<serde_json::Value>, JobError> {
+    report(progress, Stage::Processing, 0.0, None);
+    let from = ArchiveFormat::detect(input).map_err(archive_error)?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?;
+    let name = format!("{}.{}", task.source.stem(), options.format.extension());
+    let out = out_dir.join(&name);
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, cancel) = (stop.clone(), cancel.clone());
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            stop.store(true, Ordering::SeqCst);
+        })
+    };
+    let (src, work, to, dest) = (input.to_path_buf(), dir.to_path_buf(), options.format, out);
+    let limits = env.extract_limits.clone();
+    let summary =
+        tokio::task::spawn_blocking(move || recompress(&src, to, &work, &dest, &limits, &stop))
+            .await;
+    watcher.abort();
+    let summary = summary
+        .map_err(|e| JobError::Retry(task_error("internal", e.to_string())))?
+        .map_err(archive_error)?;
+    Ok(Some(serde_json::json!({
+            "from": from.as_str(),
+            "to": options.format.as_str(),
+            "entries": summary.entries,
+            "files": summary.files,
+            "dirs": summary.dirs,
+            "total_bytes": summary.total_bytes,
+    })))
 }
 
 /// What a successful run hands to the queue.
@@ -365,6 +473,12 @@ async fn plan_task(
         Profile::Convert(o) => runs(plan_convert(info, o, &paths, &stem).map_err(plan_error)?),
         Profile::Compress(o) => runs(plan_compress(info, o, &paths, &stem).map_err(plan_error)?),
         Profile::Thumbnail(o) => runs(plan_thumbnails(info, o, &paths, &stem).map_err(plan_error)?),
+        Profile::Archive(_) => {
+            return Err(JobError::Abort(task_error(
+                "internal",
+                "archives are not media",
+            )));
+        }
         Profile::Hls(o) => {
             let hls_paths = HlsPaths {
                 input: input.to_path_buf(),
@@ -497,7 +611,16 @@ async fn describe_output(
         video_codec: None,
         audio_codec: None,
     };
-    if path.extension().is_some_and(|e| e == "m3u8") {
+    const PROBED: [&str; 21] = [
+        "mp4", "m4v", "mov", "webm", "mkv", "avi", "mpg", "mpeg", "wmv", "ts", "gif", "mp3", "m4a",
+        "ogg", "opus", "wav", "flac", "wma", "jpg", "png", "webp",
+    ];
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if !PROBED.contains(&ext.as_str()) {
+        // Playlists, archives: stored as they are.
         return Ok(meta);
     }
     let spec = CommandSpec {

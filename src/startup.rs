@@ -116,6 +116,7 @@ impl Application {
                 ffmpeg: settings.ffmpeg.clone(),
                 ffprobe: settings.ffprobe.clone(),
                 limits: settings.probe_limits.clone(),
+                extract_limits: settings.extract_limits.clone(),
                 stall_timeout: settings.stall_timeout,
             },
             lease: settings.lease,

@@ -102,6 +102,13 @@ impl Source {
                 })
                 .unwrap_or_default(),
         };
+        // Two-part archive extensions go whole: `photos.tar.gz` → `photos`.
+        let lower = name.to_ascii_lowercase();
+        let name = [".tar.gz", ".tar.bz2"]
+            .iter()
+            .find(|ext| lower.ends_with(*ext) && lower.len() > ext.len())
+            .map(|ext| name[..name.len() - ext.len()].to_string())
+            .unwrap_or(name);
         let stem = match name.rsplit_once('.') {
             Some((s, _)) if !s.is_empty() => s.to_string(),
             _ => name,
@@ -110,8 +117,7 @@ impl Source {
     }
 }
 
-/// The processing asked for. Profiles of `processing.md` not built yet are refused at
-/// submission with `profile_unavailable` rather than accepted and failed later.
+/// The processing asked for: every profile of `processing.md`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "profile", content = "options", rename_all = "snake_case")]
 pub enum Profile {
@@ -120,6 +126,13 @@ pub enum Profile {
     Compress(CompressOptions),
     Thumbnail(ThumbnailOptions),
     Hls(HlsOptions),
+    Archive(ArchiveOptions),
+}
+
+/// Options of the `archive` profile: the format to recompress into.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveOptions {
+    pub format: crate::archive::ArchiveFormat,
 }
 
 impl Profile {
@@ -130,6 +143,7 @@ impl Profile {
             Profile::Compress(_) => "compress",
             Profile::Thumbnail(_) => "thumbnail",
             Profile::Hls(_) => "hls",
+            Profile::Archive(_) => "archive",
         }
     }
     pub fn options_json(&self) -> serde_json::Value {
@@ -139,6 +153,7 @@ impl Profile {
             Profile::Compress(o) => serde_json::to_value(o),
             Profile::Thumbnail(o) => serde_json::to_value(o),
             Profile::Hls(o) => serde_json::to_value(o),
+            Profile::Archive(o) => serde_json::to_value(o),
         };
         v.unwrap_or(serde_json::Value::Null)
     }
@@ -175,10 +190,7 @@ pub fn parse_profile(
         "compress" => parse_options(value, CompressOptions::validate).map(Profile::Compress),
         "thumbnail" => parse_options(value, ThumbnailOptions::validate).map(Profile::Thumbnail),
         "hls" => parse_options(value, HlsOptions::validate).map(Profile::Hls),
-        other if KNOWN_PROFILES.contains(&other) => Err((
-            "profile_unavailable",
-            format!("profile {other:?} is not available on this server yet"),
-        )),
+        "archive" => parse_options(value, |_: &ArchiveOptions| Ok(())).map(Profile::Archive),
         other => Err((
             "invalid_profile",
             format!(

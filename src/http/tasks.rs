@@ -50,12 +50,7 @@ pub struct UploadForm {
 }
 
 fn profile_error((code, message): (&'static str, String)) -> ApiError {
-    let status = if code == "profile_unavailable" {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::BAD_REQUEST
-    };
-    ApiError::new(status, code, message)
+    ApiError::bad_request(code, message)
 }
 
 /// `format`/`newFormat` is shorthand for the convert profile with that format.
@@ -99,7 +94,7 @@ fn created(task: &TaskView) -> Response {
         (status = 201, body = TaskView, headers(("Location" = String))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 413, body = ErrorBody, description = "upload over the size limit"),
-        (status = 422, body = ErrorBody, description = "url_not_allowed, profile_unavailable"),
+        (status = 422, body = ErrorBody, description = "url_not_allowed"),
     ),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(user = %user.id))]

@@ -27,6 +27,7 @@ pub struct Options {
     pub ffmpeg: Option<PathBuf>,
     pub ffprobe: Option<PathBuf>,
     pub max_duration: Option<&'static str>,
+    pub max_extract: Option<&'static str>,
     pub stall_timeout: Option<&'static str>,
     pub retry_base: Option<std::time::Duration>,
 }
@@ -48,6 +49,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         ffmpeg: o.ffmpeg,
         ffprobe: o.ffprobe,
         max_duration: o.max_duration.map(str::to_string),
+        max_extract: o.max_extract.map(str::to_string),
         stall_timeout: o.stall_timeout.map(str::to_string),
         ..Default::default()
     };

@@ -6,6 +6,7 @@
 #[allow(dead_code)]
 mod helpers;
 
+mod archives;
 mod crash;
 mod hostile;
 mod media;

@@ -186,14 +186,25 @@ pub fn run_timeout(expected_seconds: f64) -> Duration {
     Duration::from_secs_f64((expected_seconds * 20.0).max(120.0) + 60.0)
 }
 
-fn report(tx: &watch::Sender<Progress>, stage: Stage, percent: f64, eta: Option<f64>) {
+/// One bar for the whole run: each stage owns a slice of it, so the task's `percent` only
+/// ever moves forward (fetching 0–5, probing 5, processing 5–99, storing 99; 100 is set
+/// when the task succeeds).
+pub fn overall_percent(stage: Stage, within_stage: f64) -> f64 {
+    let p = within_stage.clamp(0.0, 100.0) / 100.0;
+    match stage {
+        Stage::Fetching => 5.0 * p,
+        Stage::Probing => 5.0,
+        Stage::Processing => 5.0 + 94.0 * p,
+        Stage::Storing => 99.0,
+    }
+}
+
+/// Report progress within a stage (`within_stage` in 0–100).
+fn report(tx: &watch::Sender<Progress>, stage: Stage, within_stage: f64, eta: Option<f64>) {
     tx.send_if_modified(|p| {
-        let percent = percent
-            .clamp(0.0, 100.0)
-            .max(if p.stage == stage { p.percent } else { 0.0 });
         let next = Progress {
             stage,
-            percent,
+            percent: overall_percent(stage, within_stage).max(p.percent),
             eta_seconds: eta,
         };
         let changed = *p != next;
@@ -286,7 +297,7 @@ pub async fn execute(
     };
 
     // storing
-    report(progress, Stage::Storing, 99.0, None);
+    report(progress, Stage::Storing, 0.0, None);
     let files = list_files(&out_dir)
         .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?;
     if let Profile::Compress(_) = &task.profile {
@@ -538,8 +549,7 @@ async fn run_all(
             let elapsed = started.elapsed().as_secs_f64();
             let eta = (produced > 0.5 && elapsed > 0.5)
                 .then(|| (total - produced).max(0.0) * elapsed / produced);
-            // Processing ends at 99 %; storing finishes the bar.
-            report(progress, Stage::Processing, percent.min(99.0), eta);
+            report(progress, Stage::Processing, percent, eta);
         })
         .await
         .map_err(|e| process_error(e, "ffmpeg", dir))?;
@@ -729,6 +739,31 @@ mod tests {
              file:out/clip_part_001.mp4 'it'\\''s'"
         );
         assert!(!shown.contains("/data/"));
+    }
+
+    #[test]
+    fn progress_only_moves_forward_across_stages() {
+        let (tx, rx) = watch::channel(Progress {
+            stage: Stage::Fetching,
+            percent: 0.0,
+            eta_seconds: None,
+        });
+        let mut seen = vec![];
+        for (stage, within) in [
+            (Stage::Fetching, 0.0),
+            (Stage::Fetching, 100.0),
+            (Stage::Probing, 0.0),
+            (Stage::Processing, 0.0),
+            (Stage::Processing, 50.0),
+            (Stage::Processing, 40.0), // a late, smaller report
+            (Stage::Processing, 100.0),
+            (Stage::Storing, 0.0),
+        ] {
+            report(&tx, stage, within, None);
+            seen.push(rx.borrow().percent);
+        }
+        assert_eq!(seen, [0.0, 5.0, 5.0, 5.0, 52.0, 52.0, 99.0, 99.0]);
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]));
     }
 
     #[test]

@@ -630,3 +630,70 @@ async fn configured_probe_limits_refuse_long_media_with_their_own_code() {
     );
     assert!(v["outputs"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn live_progress_over_sse_only_moves_forward_and_ends_at_100() {
+    let clip = clip_45s();
+    let (server, _) = serve_file(clip).await;
+    let app = spawn_app_with(Options {
+        workers: 1,
+        fetch_allow: Some("127.0.0.1".into()),
+        ..Default::default()
+    })
+    .await;
+    let t = app.user("ivy").await;
+    let r = app
+        .post("/api/tasks", &t)
+        .json(&json!({"url": format!("{server}/clip.mp4")}))
+        .send()
+        .await
+        .unwrap();
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stream = app
+        .get(&format!("/api/tasks/{id}/events"), &t)
+        .send()
+        .await
+        .unwrap();
+    let text = tokio::time::timeout(Duration::from_secs(120), stream.text())
+        .await
+        .expect("the event stream did not end")
+        .unwrap();
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| serde_json::from_str(d.trim()).unwrap())
+        .collect();
+    let percents: Vec<f64> = events
+        .iter()
+        .map(|e| e["progress"]["percent"].as_f64().unwrap())
+        .collect();
+    assert!(
+        percents.windows(2).all(|w| w[0] <= w[1]),
+        "went backwards: {percents:?}"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["status"], "succeeded", "{last}");
+    assert_eq!(last["progress"]["percent"], 100.0);
+    let processing: Vec<f64> = events
+        .iter()
+        .filter(|e| e["progress"]["stage"] == "processing")
+        .map(|e| e["progress"]["percent"].as_f64().unwrap())
+        .collect();
+    assert!(
+        processing.len() >= 2,
+        "live progress while processing: {percents:?}"
+    );
+    assert!(
+        processing.iter().any(|p| *p > 5.0 && *p < 99.0),
+        "{processing:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["progress"]["eta_seconds"].as_f64().is_some()),
+        "an ETA while running"
+    );
+}

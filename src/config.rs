@@ -23,8 +23,14 @@ pub struct SettingsArgs {
     /// Where the embedded defaults (database, objects, scratch, secret) live.
     #[arg(long, global = true, env = "REELFORGE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// `sqlite://PATH` (default `sqlite://$DATA_DIR/reelforge.db`).
-    #[arg(long, global = true, env = "REELFORGE_DATABASE_URL")]
+    /// `sqlite://PATH` (default `sqlite://$DATA_DIR/reelforge.db`) or
+    /// `postgres://USER:PASSWORD@HOST/DB` (`postgresql://` too).
+    #[arg(
+        long,
+        global = true,
+        env = "REELFORGE_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// `file://PATH` (default `file://$DATA_DIR/objects`).
     #[arg(long, global = true, env = "REELFORGE_STORAGE_URL")]
@@ -217,10 +223,10 @@ impl Settings {
         let database_url = a
             .database_url
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("reelforge.db").display()));
-        if !database_url.starts_with("sqlite:") {
+        if crate::db::Backend::of_url(&database_url).is_none() {
             return Err(bad(
                 "REELFORGE_DATABASE_URL",
-                "only sqlite:// is supported by this build",
+                "unsupported scheme (sqlite:// and postgres:// are supported)",
             ));
         }
         let storage_url = a
@@ -515,6 +521,35 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(e.setting, "REELFORGE_LISTEN");
+        let e = Settings::resolve(
+            SettingsArgs {
+                database_url: Some("mysql://db/reelforge".into()),
+                ..Default::default()
+            },
+            SettingsArgs::default(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.setting, "REELFORGE_DATABASE_URL");
+    }
+
+    #[test]
+    fn postgres_urls_are_accepted() {
+        for url in [
+            "postgres://reelforge:pw@127.0.0.1:5432/reelforge",
+            "postgresql://db.internal/reelforge?sslmode=require",
+        ] {
+            let s = Settings::resolve(
+                SettingsArgs {
+                    database_url: Some(url.into()),
+                    ..Default::default()
+                },
+                SettingsArgs::default(),
+            )
+            .ok()
+            .unwrap();
+            assert_eq!(s.database_url, url);
+        }
     }
 
     #[test]

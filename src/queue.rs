@@ -322,9 +322,12 @@ pub async fn worker_loop(
                     .flatten()
                     .unwrap_or(Duration::from_secs(1))
                     .clamp(Duration::from_millis(10), Duration::from_secs(1));
+                // Woken by an enqueue in this process (`wake`), by one in any process
+                // (`wait_for_job`: LISTEN/NOTIFY on PostgreSQL), or by the timeout, which is
+                // also the polling fallback for notifications that were lost.
                 tokio::select! {
                     _ = ctx.wake.notified() => {}
-                    _ = tokio::time::sleep(due) => {}
+                    _ = ctx.db.wait_for_job(due) => {}
                     _ = stop_claiming.cancelled() => {}
                 }
             }

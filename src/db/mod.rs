@@ -4,6 +4,7 @@
 //! same transaction, and every state change of a job is a single conditional statement on
 //! the lease owner. No transaction is held while a job runs.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -165,10 +166,20 @@ pub trait JobQueue: Send + Sync {
     async fn fail(&self, job: &ClaimedJob, owner: &str, error: &TaskError) -> RepoResult<bool>;
     /// Give the job back untouched (shutdown): claimable again at once.
     async fn release(&self, job: &ClaimedJob, owner: &str) -> RepoResult<bool>;
-    /// Embedded mode at start-up: jobs left `running` by a dead process go back to the queue.
+    /// At start-up of `serve`: jobs left `running` by a dead process go back to the queue.
+    /// SQLite (embedded, one process) re-queues every running job; PostgreSQL, where other
+    /// live processes may hold leases, re-queues only jobs whose lease has expired.
     async fn recover_running(&self) -> RepoResult<u64>;
     /// Milliseconds until the next queued job becomes due, if any.
     async fn next_due_in(&self) -> RepoResult<Option<Duration>>;
+    /// An idle worker waits here for a job to be queued, at most `timeout`; `true` when it
+    /// was woken before the timeout (a hint: the caller claims to find out). The default
+    /// just sleeps: in embedded mode every enqueue happens in this process, which wakes its
+    /// workers itself. PostgreSQL wakes on `NOTIFY` from any process.
+    async fn wait_for_job(&self, timeout: Duration) -> bool {
+        tokio::time::sleep(timeout).await;
+        false
+    }
 }
 
 /// Everything a backend provides.
@@ -177,13 +188,57 @@ impl<T: UserRepo + TaskRepo + JobQueue + 'static> Repo for T {}
 
 pub type Db = std::sync::Arc<dyn Repo>;
 
+/// The database backends, by URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite:…` or `postgres://…` / `postgresql://…`.
+    pub fn of_url(database_url: &str) -> Option<Backend> {
+        let scheme = database_url.split_once(':')?.0.to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Some(Backend::Sqlite),
+            "postgres" | "postgresql" => Some(Backend::Postgres),
+            _ => None,
+        }
+    }
+}
+
 /// Open the backend named by the URL and apply its migrations.
 pub async fn connect(database_url: &str) -> anyhow::Result<Db> {
-    if database_url.starts_with("sqlite:") {
-        Ok(std::sync::Arc::new(
+    match Backend::of_url(database_url) {
+        Some(Backend::Sqlite) => Ok(std::sync::Arc::new(
             sqlite::SqliteRepo::connect(database_url).await?,
-        ))
-    } else {
-        anyhow::bail!("unsupported database URL scheme (sqlite:// is supported)")
+        )),
+        Some(Backend::Postgres) => Ok(std::sync::Arc::new(
+            postgres::PgRepo::connect(database_url).await?,
+        )),
+        None => anyhow::bail!(
+            "unsupported database URL scheme (sqlite:// and postgres:// are supported)"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backend;
+
+    #[test]
+    fn backend_by_scheme() {
+        assert_eq!(Backend::of_url("sqlite://data/r.db"), Some(Backend::Sqlite));
+        assert_eq!(Backend::of_url("sqlite::memory:"), Some(Backend::Sqlite));
+        assert_eq!(
+            Backend::of_url("postgres://u:p@db:5432/reelforge"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::of_url("PostgreSQL://db/reelforge"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(Backend::of_url("mysql://db/x"), None);
+        assert_eq!(Backend::of_url("reelforge.db"), None);
     }
 }

@@ -1,5 +1,9 @@
 //! `spawn_app()`: a real server on a random port with a temporary data dir, and helpers
 //! to drive its queue one step at a time.
+//!
+//! The database is SQLite in the data dir, or a fresh PostgreSQL database (see `testdb.rs`)
+//! when `Options::postgres` is set or `REELFORGE_TEST_APP_DB=postgres` is in the
+//! environment (`scripts/test.sh` runs the API suite a second time that way).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,12 +14,27 @@ use reelforge::startup::{Application, Role};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::testdb::{PG_URL_VAR, PgDatabase};
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub worker: Arc<WorkerContext>,
     pub data_dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The PostgreSQL database, dropped after the app (fields drop in order).
+    _pg: Option<PgDatabase>,
+}
+
+/// Which database `spawn_app` uses when the test does not say.
+pub const APP_DB_VAR: &str = "REELFORGE_TEST_APP_DB";
+
+fn postgres_by_default() -> bool {
+    match std::env::var(APP_DB_VAR).as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("{APP_DB_VAR}={other:?}: expected sqlite or postgres"),
+    }
 }
 
 #[derive(Default)]
@@ -30,6 +49,8 @@ pub struct Options {
     pub max_extract: Option<&'static str>,
     pub stall_timeout: Option<&'static str>,
     pub retry_base: Option<std::time::Duration>,
+    /// Run on a fresh PostgreSQL database (needs `REELFORGE_TEST_PG_URL`).
+    pub postgres: bool,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -39,9 +60,19 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(o: Options) -> TestApp {
     reelforge::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
+    let pg = if o.postgres || postgres_by_default() {
+        Some(
+            PgDatabase::create()
+                .await
+                .unwrap_or_else(|| panic!("this test asks for PostgreSQL: set {PG_URL_VAR}")),
+        )
+    } else {
+        None
+    };
     let args = SettingsArgs {
         listen: Some("127.0.0.1:0".into()),
         data_dir: Some(dir.path().to_path_buf()),
+        database_url: pg.as_ref().map(|p| p.url.clone()),
         workers: Some(o.workers),
         max_upload: o.max_upload.map(str::to_string),
         token_ttl: o.token_ttl.map(str::to_string),
@@ -71,6 +102,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         worker,
         data_dir: dir,
         stop: Some(tx),
+        _pg: pg,
     }
 }
 

@@ -5,4 +5,5 @@ mod helpers;
 mod queue;
 mod service;
 mod tasks;
+mod testdb;
 mod uploads;

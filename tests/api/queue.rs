@@ -1,45 +1,71 @@
-//! The queue's rules, on the repository directly (the same suite will run on PostgreSQL).
+//! The repository and queue rules, on `Db` directly. Every test in `on_both_backends!` runs
+//! once on SQLite (`NAME::sqlite`) and once on PostgreSQL (`NAME::postgres`, see
+//! `testdb.rs`); the tests at the end are about one backend only.
 
-use std::time::Duration;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
-use reelforge::db::{Db, NewTask, NewUser};
+use reelforge::db::{Db, ListQuery, NewTask, NewUser, RepoError, RetryOutcome};
 use reelforge::domain::{
-    EmailAddress, OutputFile, Profile, Source, TaskError, TaskStatus, Username,
+    EmailAddress, OutputFile, Profile, Source, Stage, TaskError, TaskStatus, Username,
 };
+use reelforge::media::probe::{AudioStream, MediaInfo, VideoStream};
 use uuid::Uuid;
 
-async fn db() -> (Db, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("q.db").display());
-    (reelforge::db::connect(&url).await.unwrap(), dir)
+use crate::on_both_backends;
+use crate::testdb::TestDb;
+
+on_both_backends!(
+    one_claim_per_job_and_expired_leases_are_reclaimed,
+    retries_wait_their_backoff_and_stop_at_max_attempts,
+    cancel_ends_the_lease_and_release_requeues_at_once,
+    recovery_requeues_expired_leases,
+    users_conflicts_logins_and_disabling,
+    tasks_are_scoped_listed_by_keyset_and_found_by_file,
+    progress_input_commands_and_result_round_trip,
+    retry_and_delete_follow_the_status,
+    writes_after_claim_need_the_lease,
+);
+
+async fn user(db: &Db) -> Uuid {
+    // The random end of a v7 id: its start is the time, shared within a millisecond.
+    let id = Uuid::now_v7().simple().to_string();
+    db.create_user(NewUser {
+        username: Username::parse(&format!("u{}", &id[id.len() - 19..])).unwrap(),
+        email: EmailAddress::parse(&format!("{}@example.com", Uuid::now_v7().simple())).unwrap(),
+        password_hash: "x".into(),
+    })
+    .await
+    .unwrap()
+    .id
+}
+
+async fn task_for(db: &Db, user: Uuid, source: Source, max_attempts: u32) -> Uuid {
+    db.create_task(
+        NewTask {
+            id: Uuid::now_v7(),
+            user_id: user,
+            profile: Profile::Idrl(Default::default()),
+            source,
+            input_key: None,
+        },
+        max_attempts,
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+fn url_source() -> Source {
+    Source::Url {
+        url: "http://93.184.216.34/a.mp4".into(),
+    }
 }
 
 async fn task(db: &Db, max_attempts: u32) -> (Uuid, Uuid) {
-    let user = db
-        .create_user(NewUser {
-            username: Username::parse(&format!("u{}", Uuid::now_v7().simple())[..20]).unwrap(),
-            email: EmailAddress::parse(&format!("{}@example.com", Uuid::now_v7().simple()))
-                .unwrap(),
-            password_hash: "x".into(),
-        })
-        .await
-        .unwrap();
-    let t = db
-        .create_task(
-            NewTask {
-                id: Uuid::now_v7(),
-                user_id: user.id,
-                profile: Profile::Idrl(Default::default()),
-                source: Source::Url {
-                    url: "http://93.184.216.34/a.mp4".into(),
-                },
-                input_key: None,
-            },
-            max_attempts,
-        )
-        .await
-        .unwrap();
-    (user.id, t.id)
+    let user = user(db).await;
+    let id = task_for(db, user, url_source(), max_attempts).await;
+    (user, id)
 }
 
 fn err() -> TaskError {
@@ -49,9 +75,29 @@ fn err() -> TaskError {
     }
 }
 
-#[tokio::test]
-async fn one_claim_per_job_and_expired_leases_are_reclaimed() {
-    let (db, _d) = db().await;
+fn output(name: &str) -> OutputFile {
+    OutputFile {
+        name: name.into(),
+        key: format!("tasks/x/out/1/{name}"),
+        size: 1,
+        duration: Some(1.0),
+        width: Some(2),
+        height: Some(2),
+        video_codec: None,
+        audio_codec: None,
+    }
+}
+
+fn list(limit: u32, descending: bool, after: Option<Uuid>) -> ListQuery {
+    ListQuery {
+        limit,
+        descending,
+        status: None,
+        after,
+    }
+}
+
+async fn one_claim_per_job_and_expired_leases_are_reclaimed(db: Db) {
     let (user, id) = task(&db, 3).await;
     let lease = Duration::from_millis(300);
     let a = db.claim("a", lease).await.unwrap().unwrap();
@@ -70,16 +116,7 @@ async fn one_claim_per_job_and_expired_leases_are_reclaimed() {
     assert!(!db.heartbeat(a.job_id, "a", lease).await.unwrap());
     assert!(!db.complete(&a, "a", &[], None).await.unwrap());
     assert!(!db.fail(&a, "a", &err()).await.unwrap());
-    let out = OutputFile {
-        name: "x_part_001.mp4".into(),
-        key: "k".into(),
-        size: 1,
-        duration: Some(1.0),
-        width: Some(2),
-        height: Some(2),
-        video_codec: None,
-        audio_codec: None,
-    };
+    let out = output("x_part_001.mp4");
     assert!(
         db.complete(&b, "b", std::slice::from_ref(&out), None)
             .await
@@ -88,16 +125,16 @@ async fn one_claim_per_job_and_expired_leases_are_reclaimed() {
     let t = db.get_task(user, id).await.unwrap().unwrap();
     assert_eq!(t.status, TaskStatus::Succeeded);
     assert_eq!(t.attempts, 2);
+    assert_eq!(t.percent, Some(100.0));
     assert_eq!(t.outputs, vec![out]);
+    assert!(t.started_at.is_some() && t.finished_at >= t.started_at);
     assert!(
         db.claim("c", lease).await.unwrap().is_none(),
         "done jobs stay done"
     );
 }
 
-#[tokio::test]
-async fn retries_wait_their_backoff_and_stop_at_max_attempts() {
-    let (db, _d) = db().await;
+async fn retries_wait_their_backoff_and_stop_at_max_attempts(db: Db) {
     let (user, id) = task(&db, 2).await;
     let lease = Duration::from_secs(30);
     let j = db.claim("w", lease).await.unwrap().unwrap();
@@ -113,18 +150,19 @@ async fn retries_wait_their_backoff_and_stop_at_max_attempts() {
     assert!(db.claim("w", lease).await.unwrap().is_none(), "not due yet");
     let due = db.next_due_in().await.unwrap().unwrap();
     assert!(due <= Duration::from_millis(300));
+    assert!(due >= Duration::from_millis(100), "{due:?}");
     tokio::time::sleep(Duration::from_millis(350)).await;
     let j2 = db.claim("w", lease).await.unwrap().unwrap();
     assert_eq!((j2.attempt, j2.max_attempts), (2, 2));
+    assert!(db.next_due_in().await.unwrap().is_none(), "nothing queued");
     assert!(db.fail(&j2, "w", &err()).await.unwrap());
     let t = db.get_task(user, id).await.unwrap().unwrap();
     assert_eq!(t.status, TaskStatus::Failed);
-    assert_eq!(t.error.unwrap().code, "fetch_failed");
+    assert_eq!(t.error, Some(err()));
+    assert!(t.finished_at.is_some());
 }
 
-#[tokio::test]
-async fn cancel_ends_the_lease_and_recovery_requeues_running_jobs() {
-    let (db, _d) = db().await;
+async fn cancel_ends_the_lease_and_release_requeues_at_once(db: Db) {
     let (user, id) = task(&db, 3).await;
     let lease = Duration::from_secs(30);
     let j = db.claim("w", lease).await.unwrap().unwrap();
@@ -140,18 +178,557 @@ async fn cancel_ends_the_lease_and_recovery_requeues_running_jobs() {
         db.get_task(user, id).await.unwrap().unwrap().status,
         TaskStatus::Cancelled
     );
+    let (_, again) = db.cancel_task(user, id).await.unwrap().unwrap();
+    assert!(!again, "already cancelled");
+    assert!(
+        db.cancel_task(user, Uuid::now_v7())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(db.claim("w", lease).await.unwrap().is_none());
 
-    let (user2, id2) = task(&db, 3).await;
-    let j2 = db.claim("dead", lease).await.unwrap().unwrap();
+    // Shutdown release: back to the queue at once, claimable by the next worker.
+    let (_, id2) = task(&db, 3).await;
+    let j2 = db.claim("w", lease).await.unwrap().unwrap();
     assert_eq!(j2.task_id, id2);
+    assert!(db.release(&j2, "w").await.unwrap());
+    assert!(!db.release(&j2, "w").await.unwrap(), "released once");
+    let next = db.claim("next", lease).await.unwrap().unwrap();
+    assert_eq!((next.task_id, next.attempt), (id2, 2));
+}
+
+async fn recovery_requeues_expired_leases(db: Db) {
+    // What both backends do at start-up of `serve`: a job whose holder died (lease
+    // expired) goes back to the queue and its task reads `queued`.
+    let (user, id) = task(&db, 3).await;
+    let j = db
+        .claim("dead", Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(db.recover_running().await.unwrap(), 1);
     assert_eq!(
-        db.get_task(user2, id2).await.unwrap().unwrap().status,
+        db.get_task(user, id).await.unwrap().unwrap().status,
         TaskStatus::Queued
     );
-    let again = db.claim("alive", lease).await.unwrap().unwrap();
-    assert_eq!((again.task_id, again.attempt), (id2, 2));
-    // Shutdown release: back to the queue at once, claimable by the next worker.
-    assert!(db.release(&again, "alive").await.unwrap());
-    assert_eq!(db.claim("next", lease).await.unwrap().unwrap().attempt, 3);
+    assert!(
+        !db.heartbeat(j.job_id, "dead", Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    let again = db
+        .claim("alive", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.task_id, again.attempt, again.run), (id, 2, 2));
+}
+
+async fn users_conflicts_logins_and_disabling(db: Db) {
+    let new = |username: &str, email: &str| NewUser {
+        username: Username::parse(username).unwrap(),
+        email: EmailAddress::parse(email).unwrap(),
+        password_hash: "$argon2id$hash".into(),
+    };
+    let alice = db
+        .create_user(new("alice", "Alice@Example.com"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            alice.username.as_str(),
+            alice.email.as_str(),
+            alice.disabled
+        ),
+        ("alice", "Alice@Example.com", false)
+    );
+    assert_eq!(alice.created_at.timestamp_subsec_micros() % 1000, 0, "ms");
+    assert!(matches!(
+        db.create_user(new("alice", "other@example.com")).await,
+        Err(RepoError::Conflict("username"))
+    ));
+    assert!(matches!(
+        db.create_user(new("alice2", "alice@EXAMPLE.com")).await,
+        Err(RepoError::Conflict("email"))
+    ));
+    let bob = db.create_user(new("bob", "bob@example.com")).await.unwrap();
+
+    // What was returned is what is stored.
+    assert_eq!(db.user_by_id(alice.id).await.unwrap(), Some(alice.clone()));
+    assert_eq!(db.user_by_id(Uuid::now_v7()).await.unwrap(), None);
+    let by_name = db.user_for_login("alice").await.unwrap().unwrap();
+    assert_eq!(
+        (&by_name.user, by_name.password_hash.as_str()),
+        (&alice, "$argon2id$hash")
+    );
+    let by_email = db
+        .user_for_login("ALICE@example.COM")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_email.user, alice);
+    assert!(
+        db.user_for_login("Alice").await.unwrap().is_none(),
+        "names are exact"
+    );
+    assert!(
+        db.user_for_login("nobody@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(db.list_users().await.unwrap(), vec![alice.clone(), bob]);
+
+    assert!(db.set_user_disabled("alice", true).await.unwrap());
+    assert!(db.user_by_id(alice.id).await.unwrap().unwrap().disabled);
+    assert!(db.set_user_disabled("alice", false).await.unwrap());
+    assert!(!db.user_by_id(alice.id).await.unwrap().unwrap().disabled);
+    assert!(!db.set_user_disabled("nobody", true).await.unwrap());
+}
+
+async fn tasks_are_scoped_listed_by_keyset_and_found_by_file(db: Db) {
+    let a = user(&db).await;
+    let b = user(&db).await;
+    let mut ids = vec![];
+    for i in 0..5 {
+        let source = Source::Upload {
+            filename: format!("clip{i}.mp4"),
+            size: 10 + i,
+        };
+        ids.push(task_for(&db, a, source, 3).await);
+    }
+    let other = task_for(&db, b, url_source(), 3).await;
+
+    // What create returned is what is stored.
+    let created = db
+        .create_task(
+            NewTask {
+                id: Uuid::now_v7(),
+                user_id: b,
+                profile: Profile::Idrl(Default::default()),
+                source: url_source(),
+                input_key: Some("tasks/k/input/a.mp4".into()),
+            },
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        db.get_task(b, created.id).await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(db.task_for_job(created.id).await.unwrap(), Some(created));
+
+    // Scoped to the owner: another user's id is unknown.
+    assert!(db.get_task(b, ids[0]).await.unwrap().is_none());
+    assert!(db.get_task(a, other).await.unwrap().is_none());
+
+    // Keyset pages, both directions.
+    let page = |l: Vec<reelforge::domain::TaskRecord>| l.iter().map(|t| t.id).collect::<Vec<_>>();
+    let first = page(db.list_tasks(a, &list(2, false, None)).await.unwrap());
+    assert_eq!(first, ids[..2]);
+    let second = page(
+        db.list_tasks(a, &list(2, false, Some(ids[1])))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(second, ids[2..4]);
+    let newest = page(db.list_tasks(a, &list(3, true, None)).await.unwrap());
+    assert_eq!(newest, vec![ids[4], ids[3], ids[2]]);
+    let older = page(
+        db.list_tasks(a, &list(3, true, Some(ids[2])))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(older, vec![ids[1], ids[0]]);
+
+    // Status filter.
+    let j = db
+        .claim("w", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(j.task_id, ids[0], "oldest first");
+    let mut running = list(10, false, None);
+    running.status = Some(TaskStatus::Running);
+    assert_eq!(
+        page(db.list_tasks(a, &running).await.unwrap()),
+        vec![ids[0]]
+    );
+    running.status = Some(TaskStatus::Queued);
+    assert_eq!(
+        page(db.list_tasks(a, &running).await.unwrap()),
+        ids[1..].to_vec()
+    );
+
+    // Found by the upload's name or by an output's name; newest first.
+    let found = |name: &'static str, who: Uuid| {
+        let db = db.clone();
+        async move { db.task_with_file(who, name).await.unwrap().map(|t| t.id) }
+    };
+    assert_eq!(found("clip3.mp4", a).await, Some(ids[3]));
+    assert_eq!(found("clip3.mp4", b).await, None);
+    assert!(
+        db.complete(&j, "w", &[output("clip0_part_001.mp4")], None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(found("clip0_part_001.mp4", a).await, Some(ids[0]));
+    assert_eq!(found("clip0_part_002.mp4", a).await, None);
+    assert_eq!(found("clip", a).await, None, "whole names only");
+
+    let counts = db.count_by_status().await.unwrap();
+    assert_eq!(counts.len(), TaskStatus::ALL.len());
+    let n = |s: TaskStatus| counts.iter().find(|(st, _)| *st == s).unwrap().1;
+    assert_eq!(
+        (
+            n(TaskStatus::Queued),
+            n(TaskStatus::Succeeded),
+            n(TaskStatus::Failed)
+        ),
+        (6, 1, 0)
+    );
+    db.ping().await.unwrap();
+}
+
+async fn progress_input_commands_and_result_round_trip(db: Db) {
+    let (user, id) = task(&db, 3).await;
+    let j = db
+        .claim("w", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let t = db.get_task(user, id).await.unwrap().unwrap();
+    assert_eq!(
+        (t.status, t.percent, t.attempts),
+        (TaskStatus::Running, Some(0.0), 1)
+    );
+
+    assert!(
+        db.set_progress(&j, "w", Stage::Processing, 40.5, Some(12.25))
+            .await
+            .unwrap()
+    );
+    // Progress never goes backwards, and is clamped.
+    assert!(
+        db.set_progress(&j, "w", Stage::Processing, 20.0, None)
+            .await
+            .unwrap()
+    );
+    let t = db.get_task(user, id).await.unwrap().unwrap();
+    assert_eq!(
+        (t.stage, t.percent, t.eta_seconds),
+        (Some(Stage::Processing), Some(40.5), None)
+    );
+    assert!(
+        db.set_progress(&j, "w", Stage::Storing, 250.0, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        db.get_task(user, id).await.unwrap().unwrap().percent,
+        Some(100.0)
+    );
+
+    let info = MediaInfo {
+        duration: 61.433_333_333_333_33,
+        format_name: "mov,mp4,m4a,3gp,3g2,mj2".into(),
+        size: Some(u64::from(u32::MAX) * 3),
+        video: Some(VideoStream {
+            index: 0,
+            codec: "h264".into(),
+            width: 1920,
+            height: 1080,
+            fps: Some(30000.0 / 1001.0),
+            pix_fmt: Some("yuv420p".into()),
+            rotation: 90,
+        }),
+        audio: Some(AudioStream {
+            index: 1,
+            codec: "aac".into(),
+            channels: 2,
+            sample_rate: 48_000,
+        }),
+        stream_count: 3,
+    };
+    assert!(
+        db.set_input(&j, "w", &info, "tasks/x/input/a.mp4")
+            .await
+            .unwrap()
+    );
+    let commands = vec![
+        "ffmpeg -i input/a.mp4 -c:v libx264 'out/a b.mp4'".to_string(),
+        "ffmpeg -i \"quoted\" ünïcödé".to_string(),
+    ];
+    assert!(db.set_commands(&j, "w", &commands).await.unwrap());
+    let result = serde_json::json!({"input_size": 1_000_000_000_000u64, "ratio": 0.125,
+        "ladder": [{"height": 720, "bitrate": "2800k"}], "note": null});
+    let outs = vec![output("a_part_001.mp4"), output("a_part_002.mp4")];
+    assert!(db.complete(&j, "w", &outs, Some(&result)).await.unwrap());
+
+    let t = db.get_task(user, id).await.unwrap().unwrap();
+    assert_eq!(t.input, Some(info));
+    assert_eq!(t.input_key.as_deref(), Some("tasks/x/input/a.mp4"));
+    assert_eq!(t.commands, commands);
+    assert_eq!(t.result, Some(result));
+    assert_eq!(t.outputs, outs, "in order");
+    assert_eq!((t.stage, t.eta_seconds), (None, None));
+    for time in [Some(t.created_at), t.started_at, t.finished_at] {
+        assert_eq!(time.unwrap().timestamp_subsec_micros() % 1000, 0, "ms");
+    }
+}
+
+async fn retry_and_delete_follow_the_status(db: Db) {
+    let (user, id) = task(&db, 1).await;
+    assert!(matches!(
+        db.retry_task(user, id, 3).await.unwrap(),
+        RetryOutcome::NotRetryable(TaskStatus::Queued)
+    ));
+    assert!(matches!(
+        db.retry_task(user, Uuid::now_v7(), 3).await.unwrap(),
+        RetryOutcome::NotFound
+    ));
+    let j = db
+        .claim("w", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        db.set_progress(&j, "w", Stage::Fetching, 3.0, None)
+            .await
+            .unwrap()
+    );
+    assert!(db.fail(&j, "w", &err()).await.unwrap());
+    let RetryOutcome::Requeued(t) = db.retry_task(user, id, 3).await.unwrap() else {
+        panic!("failed tasks can be retried")
+    };
+    assert_eq!(
+        (t.status, t.error, t.percent, t.finished_at),
+        (TaskStatus::Queued, None, None, None)
+    );
+    // The attempt count restarts; the run count (output keys) does not.
+    let j2 = db
+        .claim("w", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((j2.attempt, j2.max_attempts, j2.run), (1, 3, 2));
+
+    let other = self::user(&db).await;
+    assert!(
+        db.delete_task(other, id).await.unwrap().is_none(),
+        "not theirs"
+    );
+    let gone = db.delete_task(user, id).await.unwrap().unwrap();
+    assert_eq!(gone.id, id);
+    assert!(db.get_task(user, id).await.unwrap().is_none());
+    assert!(db.task_for_job(id).await.unwrap().is_none());
+    // The job went with it: the worker's writes are refused, nothing is claimable.
+    assert!(
+        !db.heartbeat(j2.job_id, "w", Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    assert!(!db.complete(&j2, "w", &[], None).await.unwrap());
+    assert!(
+        db.claim("w", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(db.delete_task(user, id).await.unwrap().is_none());
+}
+
+async fn writes_after_claim_need_the_lease(db: Db) {
+    let (user, id) = task(&db, 3).await;
+    let j = db
+        .claim("w", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let info = MediaInfo {
+        duration: 1.0,
+        format_name: "wav".into(),
+        size: None,
+        video: None,
+        audio: None,
+        stream_count: 0,
+    };
+    assert!(
+        !db.set_progress(&j, "x", Stage::Probing, 5.0, None)
+            .await
+            .unwrap()
+    );
+    assert!(!db.set_input(&j, "x", &info, "k").await.unwrap());
+    assert!(!db.set_commands(&j, "x", &["c".into()]).await.unwrap());
+    assert!(
+        !db.retry_later(&j, "x", &err(), Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    assert!(!db.release(&j, "x").await.unwrap());
+    assert!(!db.fail(&j, "x", &err()).await.unwrap());
+    assert!(!db.complete(&j, "x", &[], None).await.unwrap());
+    let t = db.get_task(user, id).await.unwrap().unwrap();
+    assert_eq!(
+        (t.status, t.input, t.commands.len()),
+        (TaskStatus::Running, None, 0)
+    );
+    // The holder's retry puts it back with its note; a zero delay is due at once.
+    assert!(
+        db.retry_later(&j, "w", &err(), Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        db.claim("w2", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap()
+            .attempt,
+        2
+    );
+}
+
+// --- One backend only ---------------------------------------------------------------------
+
+/// Embedded mode: one process owns the database, so at start-up every `running` job is an
+/// orphan, whatever its lease says.
+#[tokio::test]
+async fn sqlite_recovery_requeues_every_running_job() {
+    let t = TestDb::sqlite().await;
+    let db = t.db.clone();
+    let (user, id) = task(&db, 3).await;
+    db.claim("dead", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(db.recover_running().await.unwrap(), 1);
+    assert_eq!(
+        db.get_task(user, id).await.unwrap().unwrap().status,
+        TaskStatus::Queued
+    );
+}
+
+/// PostgreSQL: other live processes hold leases; recovery must leave them alone.
+#[tokio::test]
+async fn postgres_recovery_leaves_live_leases_alone() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let db = t.db.clone();
+    let (user, id) = task(&db, 3).await;
+    let j = db
+        .claim("alive", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(db.recover_running().await.unwrap(), 0);
+    assert_eq!(
+        db.get_task(user, id).await.unwrap().unwrap().status,
+        TaskStatus::Running
+    );
+    assert!(
+        db.heartbeat(j.job_id, "alive", Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+}
+
+/// Claimers racing over one queue, through two pools (two "processes"): every job is handed
+/// out exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_concurrent_claimers_never_share_a_job() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let other = t.second_pool().await;
+    let user = user(&t.db).await;
+    let mut tasks = HashSet::new();
+    for _ in 0..50 {
+        tasks.insert(task_for(&t.db, user, url_source(), 3).await);
+    }
+    let mut claimers = vec![];
+    for i in 0..8 {
+        let db = if i % 2 == 0 {
+            t.db.clone()
+        } else {
+            other.clone()
+        };
+        claimers.push(tokio::spawn(async move {
+            let owner = format!("claimer-{i}");
+            let mut got = vec![];
+            while let Some(j) = db.claim(&owner, Duration::from_secs(60)).await.unwrap() {
+                got.push(j);
+            }
+            got
+        }));
+    }
+    let mut claimed = vec![];
+    for c in claimers {
+        claimed.extend(c.await.unwrap());
+    }
+    let distinct: HashSet<Uuid> = claimed.iter().map(|j| j.task_id).collect();
+    assert_eq!(claimed.len(), 50, "one claim per job");
+    assert_eq!(distinct, tasks);
+    assert!(claimed.iter().all(|j| (j.attempt, j.run) == (1, 1)));
+    assert!(
+        t.db.claim("late", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// An idle worker waiting in `wait_for_job` wakes on an enqueue made through another pool,
+/// well before its polling timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notify_wakes_an_idle_waiter_quickly() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let waiter = t.db.clone();
+    // The first call starts the listener and returns at once (it may have missed a job).
+    assert!(waiter.wait_for_job(Duration::from_secs(5)).await);
+    // Nothing queued: the poll timeout ends the wait.
+    let started = Instant::now();
+    assert!(!waiter.wait_for_job(Duration::from_millis(200)).await);
+    assert!(started.elapsed() >= Duration::from_millis(190));
+
+    let other = t.second_pool().await;
+    let user = user(&other).await;
+    for round in 0..3 {
+        let w = waiter.clone();
+        let wait = tokio::spawn(async move {
+            let woke = w.wait_for_job(Duration::from_secs(5)).await;
+            (woke, Instant::now())
+        });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let enqueued = Instant::now();
+        task_for(&other, user, url_source(), 3).await;
+        let (woke, at) = wait.await.unwrap();
+        let latency = at.saturating_duration_since(enqueued);
+        eprintln!("round {round}: woken {latency:?} after the enqueue started");
+        assert!(woke, "round {round}: woken by NOTIFY, not the timeout");
+        assert!(
+            latency < Duration::from_millis(100),
+            "round {round}: woke {latency:?} after the enqueue"
+        );
+        let j = waiter
+            .claim("w", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(waiter.release(&j, "w").await.unwrap());
+        // The release notified too; take that wake-up and the job out of the way.
+        assert!(waiter.wait_for_job(Duration::from_secs(1)).await);
+        let j = waiter
+            .claim("w", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(waiter.fail(&j, "w", &err()).await.unwrap());
+    }
 }

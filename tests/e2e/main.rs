@@ -5,6 +5,8 @@
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+#[path = "../api/testdb.rs"]
+mod testdb;
 
 mod archives;
 mod crash;

@@ -154,6 +154,18 @@ impl TestApp {
         body["token"].as_str().unwrap().to_string()
     }
 
+    /// The task object, as its owner sees it (used by tests/e2e, which shares this file).
+    #[allow(dead_code)]
+    pub async fn task(&self, token: &str, id: &str) -> Value {
+        self.get(&format!("/api/tasks/{id}"), token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.client.get(self.url(path)).bearer_auth(token)
     }

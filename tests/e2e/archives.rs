@@ -55,14 +55,7 @@ async fn zip_recompresses_to_every_format_and_back() {
     for to in ["tar.gz", "tar.bz2", "7z", "zip"] {
         let id = submit(&app, &t, "photos.zip", zip.clone(), to).await;
         app.drain().await;
-        let v: Value = app
-            .get(&format!("/api/tasks/{id}"), &t)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = app.task(&t, &id).await;
         assert_eq!(v["status"], "succeeded", "{v}");
         assert_eq!(v["result"]["from"], "zip");
         assert_eq!(v["result"]["to"], to);
@@ -149,14 +142,7 @@ async fn hostile_archives_are_refused_and_nothing_escapes_scratch() {
     let scratch = app.data_dir.path().join("scratch");
     app.drain().await;
     for (id, code) in ids {
-        let v: Value = app
-            .get(&format!("/api/tasks/{id}"), &t)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = app.task(&t, &id).await;
         assert_eq!(v["status"], "failed", "{v}");
         assert_eq!(v["error"]["code"], code, "{v}");
         assert_eq!(v["attempts"], 1);

@@ -201,14 +201,7 @@ async fn hostile_inputs_fail_cleanly_without_touching_anything_outside_scratch()
 
     app.drain().await;
     for (name, id, code) in &ids {
-        let v: Value = app
-            .get(&format!("/api/tasks/{id}"), &t)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = app.task(&t, id).await;
         assert_eq!(v["status"], "failed", "{name}: {v}");
         assert_eq!(v["error"]["code"], *code, "{name}: {v}");
         assert_eq!(v["attempts"], 1, "{name}: bad input is not retried");
@@ -249,14 +242,7 @@ async fn hostile_inputs_fail_cleanly_without_touching_anything_outside_scratch()
         .unwrap()
         .to_string();
     app.drain().await;
-    let v: Value = app
-        .get(&format!("/api/tasks/{id}"), &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.task(&t, &id).await;
     assert_eq!(v["status"], "succeeded", "{v}");
     let bad = violations(&logs, &app.data_dir.path().join("scratch"));
     assert!(bad.is_empty(), "{}", bad.join("\n"));

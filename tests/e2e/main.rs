@@ -54,14 +54,7 @@ async fn idrl_by_url_and_by_upload_produces_three_probed_parts() {
 
     for task in [&by_url, &by_upload] {
         let id = task["id"].as_str().unwrap();
-        let v: Value = app
-            .get(&format!("/api/tasks/{id}"), &t)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = app.task(&t, id).await;
         assert_eq!(v["status"], "succeeded", "{v}");
         assert_eq!(v["attempts"], 1);
         assert_eq!(v["progress"]["percent"], 100.0);
@@ -305,14 +298,7 @@ async fn cancel_while_running_kills_ffmpeg_and_keeps_the_record() {
     assert_eq!(r.status(), 200);
     let gone = wait_until(Duration::from_secs(2), || pids_with(&id).is_empty()).await;
     assert!(gone, "ffmpeg still running after cancel");
-    let v: Value = app
-        .get(&format!("/api/tasks/{id}"), &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.task(&t, &id).await;
     assert_eq!(v["status"], "cancelled");
     assert!(v["outputs"].as_array().unwrap().is_empty());
     // Only the input remains; no output object and no scratch.
@@ -368,14 +354,7 @@ async fn a_redirect_into_a_blocked_address_fails_the_task_without_retry() {
     }
     app.drain().await;
     for id in ids {
-        let v: Value = app
-            .get(&format!("/api/tasks/{id}"), &t)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = app.task(&t, &id).await;
         assert_eq!(v["status"], "failed", "{v}");
         assert_eq!(v["error"]["code"], "url_not_allowed", "{v}");
         assert_eq!(v["attempts"], 1, "{v}");
@@ -433,28 +412,14 @@ async fn a_stalled_ffmpeg_is_killed_by_the_watchdog_and_the_attempt_retried() {
         pids_with(&id).is_empty(),
         "the stalled process group is gone"
     );
-    let v: Value = app
-        .get(&format!("/api/tasks/{id}"), &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.task(&t, &id).await;
     assert_eq!(v["status"], "queued", "retried, not failed: {v}");
     assert_eq!(v["attempts"], 1);
     // Second attempt with a working ffmpeg, after the backoff.
     std::fs::write(&marker, b"").unwrap();
     tokio::time::sleep(Duration::from_millis(250)).await;
     app.drain().await;
-    let v: Value = app
-        .get(&format!("/api/tasks/{id}"), &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.task(&t, &id).await;
     assert_eq!(v["status"], "succeeded", "{v}");
     assert_eq!(v["attempts"], 2);
     assert_eq!(v["outputs"].as_array().unwrap().len(), 3);
@@ -541,14 +506,7 @@ async fn a_per_task_logo_is_shown_in_the_bumpers() {
         .unwrap()
         .to_string();
     app.drain().await;
-    let v: Value = app
-        .get(&format!("/api/tasks/{id}"), &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.task(&t, &id).await;
     assert_eq!(v["status"], "succeeded", "{v}");
     let url = v["outputs"][0]["url"].as_str().unwrap();
     let bytes = app
@@ -615,14 +573,7 @@ async fn configured_probe_limits_refuse_long_media_with_their_own_code() {
         .unwrap()
         .to_string();
     app.drain().await;
-    let v: Value = app
-        .get(&format!("/api/tasks/{id}"), &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.task(&t, &id).await;
     assert_eq!(v["status"], "failed", "{v}");
     assert_eq!(v["error"]["code"], "media_too_long", "{v}");
     // What was refused is shown: the probed input.

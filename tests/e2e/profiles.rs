@@ -310,14 +310,7 @@ async fn audio_only_input_converts_to_audio_and_is_refused_for_video_profiles() 
     let thumb = up(&[("profile", "thumbnail")]).await;
     let v = finished(&app, &t, &wav).await;
     assert_eq!(v["outputs"][0]["audio_codec"], "pcm_s16le");
-    let v: Value = app
-        .get(&format!("/api/tasks/{thumb}"), &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.task(&t, &thumb).await;
     assert_eq!(v["status"], "failed");
     assert_eq!(v["error"]["code"], "no_video_stream");
 }

@@ -131,6 +131,21 @@ async fn submit(c: &reqwest::Client, base: &str, token: &str) -> String {
         .to_string()
 }
 
+/// Task counts by status in the database a stopped process left in `data`.
+async fn status_counts(data: &Path) -> impl Fn(&str) -> i64 {
+    let db = reelforge::db::connect(&format!("sqlite://{}", data.join("reelforge.db").display()))
+        .await
+        .unwrap();
+    let counts = db.count_by_status().await.unwrap();
+    move |s: &str| {
+        counts
+            .iter()
+            .find(|(st, _)| st.as_str() == s)
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    }
+}
+
 fn objects_of(data: &Path, id: &str) -> Vec<String> {
     let mut files = vec![];
     walk(&data.join("objects").join("tasks").join(id), &mut files);
@@ -229,22 +244,8 @@ async fn sigterm_past_the_grace_period_releases_the_job_for_the_next_process() {
 
     // The release happened at shutdown (not by the next start's recovery): the task is
     // queued again in the database the process left behind.
-    let db = reelforge::db::connect(&format!(
-        "sqlite://{}",
-        data.path().join("reelforge.db").display()
-    ))
-    .await
-    .unwrap();
-    let counts = db.count_by_status().await.unwrap();
-    let n = |s: &str| {
-        counts
-            .iter()
-            .find(|(st, _)| st.as_str() == s)
-            .map(|(_, n)| *n)
-            .unwrap_or(0)
-    };
-    assert_eq!((n("queued"), n("running")), (1, 0), "{counts:?}");
-    drop(db);
+    let n = status_counts(data.path()).await;
+    assert_eq!((n("queued"), n("running")), (1, 0));
     let second = start(data.path(), &[]);
     let token = login(&c, &second.base, false).await;
     let v = wait_for(
@@ -285,20 +286,7 @@ async fn sigterm_within_the_grace_period_lets_the_running_job_finish() {
     );
     let status = first.child.wait().unwrap();
     assert!(status.success(), "graceful exit, got {status:?}");
-    let db = reelforge::db::connect(&format!(
-        "sqlite://{}",
-        data.path().join("reelforge.db").display()
-    ))
-    .await
-    .unwrap();
-    let counts = db.count_by_status().await.unwrap();
-    let n = |s: &str| {
-        counts
-            .iter()
-            .find(|(st, _)| st.as_str() == s)
-            .map(|(_, n)| *n)
-            .unwrap_or(0)
-    };
-    assert_eq!(n("succeeded"), 1, "{counts:?}");
+    let n = status_counts(data.path()).await;
+    assert_eq!(n("succeeded"), 1);
     assert_eq!(objects_of(data.path(), &id).len(), 4);
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::fetch::AllowList;
+use crate::http::client_ip::TrustedProxies;
 
 /// The settings every role accepts, as flags or `REELFORGE_*` variables.
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
@@ -58,6 +59,9 @@ pub struct SettingsArgs {
     /// Hosts, IPs or CIDRs that URL fetches may reach although private or loopback.
     #[arg(long, global = true, env = "REELFORGE_FETCH_ALLOW")]
     pub fetch_allow: Option<String>,
+    /// Reverse proxies (IPs or CIDRs) whose `X-Forwarded-For` names the client, e.g. `10.0.0.0/8`.
+    #[arg(long, global = true, env = "REELFORGE_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
     /// SMTP server for notifications, e.g. `smtp://user:pass@host:587?tls=starttls`.
     #[arg(
         long,
@@ -111,6 +115,7 @@ pub struct Settings {
     pub token_ttl: Duration,
     pub max_upload: u64,
     pub fetch_allow: AllowList,
+    pub trusted_proxies: TrustedProxies,
     pub smtp_url: Option<Secret>,
     pub mail_from: Option<String>,
     pub public_url: Option<url::Url>,
@@ -178,6 +183,7 @@ impl SettingsArgs {
             token_ttl: self.token_ttl.or(other.token_ttl),
             max_upload: self.max_upload.or(other.max_upload),
             fetch_allow: self.fetch_allow.or(other.fetch_allow),
+            trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
             smtp_url: self.smtp_url.or(other.smtp_url),
             mail_from: self.mail_from.or(other.mail_from),
             public_url: self.public_url.or(other.public_url),
@@ -254,6 +260,8 @@ impl Settings {
             .map_err(|e| bad("REELFORGE_MAX_UPLOAD", e))?;
         let fetch_allow = AllowList::parse(a.fetch_allow.as_deref().unwrap_or(""))
             .map_err(|e| bad("REELFORGE_FETCH_ALLOW", e))?;
+        let trusted_proxies = TrustedProxies::parse(a.trusted_proxies.as_deref().unwrap_or(""))
+            .map_err(|e| bad("REELFORGE_TRUSTED_PROXIES", e))?;
         let public_url = match a.public_url {
             Some(u) => Some(
                 url::Url::parse(&u)
@@ -301,6 +309,7 @@ impl Settings {
             token_ttl,
             max_upload,
             fetch_allow,
+            trusted_proxies,
             smtp_url: a.smtp_url.map(Secret::new),
             mail_from: a.mail_from,
             public_url,

@@ -14,6 +14,7 @@ use crate::auth::{LoginLimiter, Tokens};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::fetch::{FetchPolicy, Fetcher};
+use crate::http::client_ip::TrustedProxies;
 use crate::jobs::JobEnv;
 use crate::queue::{CancelRegistry, WorkerContext, worker_loop};
 use crate::storage::Storage;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub storage: Storage,
     pub tokens: Tokens,
     pub login_limiter: Arc<LoginLimiter>,
+    /// Whose `X-Forwarded-For` names the client (for the login limiter).
+    pub trusted_proxies: Arc<TrustedProxies>,
     /// Verified against for unknown users, so they cost as much as a wrong password.
     pub dummy_hash: Arc<String>,
     pub fetch_policy: Arc<FetchPolicy>,
@@ -98,6 +101,7 @@ impl Application {
             storage: storage.clone(),
             tokens: Tokens::new(secret.expose(), settings.token_ttl),
             login_limiter: Arc::new(LoginLimiter::default()),
+            trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
             dummy_hash: Arc::new(dummy_hash),
             fetch_policy: Arc::new(fetch_policy.clone()),
             max_upload: settings.max_upload,

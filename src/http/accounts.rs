@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -148,6 +148,7 @@ pub async fn signup(
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let login = req
@@ -158,9 +159,11 @@ pub async fn login(
         .trim()
         .to_string();
     let password = req.password.ok_or_else(|| missing("password"))?;
+    // Behind a load balancer the peer is the proxy; see `REELFORGE_TRUSTED_PROXIES`.
+    let client = state.trusted_proxies.client_ip(peer.ip(), &headers);
     state
         .login_limiter
-        .check(peer.ip(), &login)
+        .check(client, &login)
         .map_err(|wait| ApiError::RateLimited {
             retry_after_secs: wait.as_secs_f64().ceil() as u64,
         })?;

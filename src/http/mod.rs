@@ -2,6 +2,7 @@
 //! domain types and call the repository and storage; they never run media tools.
 
 pub mod accounts;
+pub mod client_ip;
 pub mod error;
 pub mod events;
 pub mod extract;

@@ -314,3 +314,62 @@ async fn logins_are_rate_limited_per_address_across_accounts() {
     let i = limited.expect("30 logins for 30 accounts from one address were never limited");
     assert!(i >= 10, "limited too early, after {i}");
 }
+
+/// Failed logins for 30 different accounts, each from the address `forwarded_for(i)` says;
+/// returns the attempt that got 429, if any.
+async fn failed_logins_forwarded(
+    app: &TestApp,
+    forwarded_for: impl Fn(usize) -> String,
+) -> Option<usize> {
+    for i in 0..30 {
+        let r = app
+            .client
+            .post(app.url("/api/auth/login"))
+            .header("X-Forwarded-For", forwarded_for(i))
+            .json(&json!({"username": format!("ghost{i}"), "password": "Wrong1234"}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            return Some(i);
+        }
+        assert_eq!(r.status(), 401);
+    }
+    None
+}
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    // The test client connects from 127.0.0.1, which is not a trusted proxy here: a client
+    // rotating a forged X-Forwarded-For is still one address to the limiter.
+    let app = spawn_app_with(Options {
+        trusted_proxies: Some("10.0.0.0/8"),
+        ..Default::default()
+    })
+    .await;
+    let limited = failed_logins_forwarded(&app, |i| format!("198.51.100.{i}")).await;
+    assert!(
+        limited.is_some(),
+        "a forged X-Forwarded-For escaped the per-address limit"
+    );
+}
+
+#[tokio::test]
+async fn forwarded_for_from_a_trusted_proxy_names_the_client() {
+    let app = spawn_app_with(Options {
+        trusted_proxies: Some("127.0.0.1/32"),
+        ..Default::default()
+    })
+    .await;
+    // 30 clients behind the proxy, one attempt each: none of them is limited by address.
+    let limited = failed_logins_forwarded(&app, |i| format!("198.51.100.{i}")).await;
+    assert_eq!(
+        limited, None,
+        "distinct clients behind a trusted proxy were limited together"
+    );
+    // One client forging the leftmost entry: the proxy appended its real address, which is
+    // the rightmost untrusted one, so it is still limited as one address.
+    let limited = failed_logins_forwarded(&app, |i| format!("192.0.2.{i}, 203.0.113.77")).await;
+    let i = limited.expect("a client behind the proxy escaped the limit by forging the header");
+    assert!(i >= 10, "limited too early, after {i}");
+}

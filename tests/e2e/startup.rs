@@ -59,6 +59,14 @@ fn bad_settings_fail_fast_with_one_line() {
         "REELFORGE_FETCH_ALLOW",
     );
     fails_with(
+        &["serve"],
+        &[
+            ("REELFORGE_DATA_DIR", d),
+            ("REELFORGE_TRUSTED_PROXIES", "10.0.0.1, nginx"),
+        ],
+        "REELFORGE_TRUSTED_PROXIES",
+    );
+    fails_with(
         &["serve", "--token-ttl", "soon"],
         &[("REELFORGE_DATA_DIR", d)],
         "REELFORGE_TOKEN_TTL",

@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+"""Client and checker of the distributed test (driven by tests/distributed/run.sh).
+
+Every request goes through nginx and is logged, one JSON line per attempt, to
+``$WORK/requests-<pid>.jsonl``: time, method, path, status (or ``conn-error``) and
+whether it was retried. Standard library only.
+
+Commands (all take ``--work DIR --base URL``):
+  login                       sign up and log in; writes DIR/token
+  submit --first N --count M  submit tasks N..N+M-1, even indexes by URL, odd by upload;
+                              appends {"index","id","kind"} lines to DIR/tasks.jsonl
+  wait --total T              poll the task list until T tasks are final (deadline)
+  events --index I            follow task I's event stream through nginx (see cmd_events)
+  check --total T             every assertion of the test; prints the summary line and
+                              exits 1 on any violation
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.parse
+import uuid
+import http.client
+
+RETRY_STATUSES = {500, 502, 503, 504}
+FINAL = {"succeeded", "failed", "cancelled"}
+
+
+class Client:
+    def __init__(self, work, base):
+        self.work = work
+        url = urllib.parse.urlsplit(base)
+        self.host, self.port = url.hostname, url.port
+        self.log = open(os.path.join(work, f"requests-{os.getpid()}.jsonl"), "a", buffering=1)
+        self.token = None
+        token_file = os.path.join(work, "token")
+        if os.path.exists(token_file):
+            with open(token_file) as f:
+                self.token = f.read().strip()
+
+    def once(self, method, path, body=None, headers=None):
+        headers = dict(headers or {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            r = conn.getresponse()
+            data = r.read()
+            return r.status, dict(r.getheaders()), data
+        finally:
+            conn.close()
+
+    def request(self, method, path, body=None, headers=None, deadline_s=90):
+        """Retries connection errors and 5xx with capped exponential backoff. Retrying a POST
+        is safe here only when the server did not create the task; `check` proves it (no
+        duplicate tasks, no orphan objects)."""
+        deadline = time.monotonic() + deadline_s
+        delay = 0.1
+        while True:
+            t = time.time()
+            try:
+                status, h, data = self.once(method, path, body, headers)
+            except (OSError, http.client.HTTPException) as e:
+                status, h, data = "conn-error", {}, str(e).encode()
+            retry = status == "conn-error" or status in RETRY_STATUSES
+            self.log.write(json.dumps({"t": t, "method": method, "path": path.split("?")[0],
+                                       "status": status, "retried": retry}) + "\n")
+            if not retry:
+                return status, h, data
+            if time.monotonic() > deadline:
+                sys.exit(f"client: {method} {path} still failing after {deadline_s}s: {status} {data[:200]!r}")
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def json(self, method, path, obj=None, expect=(200,)):
+        body = None if obj is None else json.dumps(obj).encode()
+        hdrs = {} if obj is None else {"Content-Type": "application/json"}
+        status, h, data = self.request(method, path, body, hdrs)
+        if status not in expect:
+            sys.exit(f"client: {method} {path}: {status} {data[:300]!r}")
+        return json.loads(data) if data else None, h
+
+
+def multipart(fields, file_field, filename, content):
+    boundary = uuid.uuid4().hex
+    parts = []
+    for k, v in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode())
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
+        f"Content-Type: video/mp4\r\n\r\n".encode() + content + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def cmd_login(c, a):
+    user = f"dist{uuid.uuid4().hex[:8]}"
+    c.json("POST", "/api/auth/signup",
+           {"username": user, "email": f"{user}@example.com", "password1": "Secret123",
+            "password2": "Secret123"}, expect=(201,))
+    body, _ = c.json("POST", "/api/auth/login", {"username": user, "password": "Secret123"})
+    with open(os.path.join(a.work, "token"), "w") as f:
+        f.write(body["token"])
+
+
+def cmd_submit(c, a):
+    clips = sorted(os.listdir(a.media))
+    options = json.loads(a.options)
+    with open(os.path.join(a.work, "tasks.jsonl"), "a", buffering=1) as out:
+        for i in range(a.first, a.first + a.count):
+            clip = clips[i % len(clips)]
+            if i % 2 == 0:
+                body, _ = c.json("POST", "/api/tasks",
+                                 {"url": f"{a.media_url}/{clip}", "profile": "idrl", "options": options},
+                                 expect=(201,))
+                kind = "url"
+            else:
+                with open(os.path.join(a.media, clip), "rb") as f:
+                    content = f.read()
+                payload, ctype = multipart({"profile": "idrl", "options": json.dumps(options)},
+                                           "file", f"up{i:02d}_{clip}", content)
+                status, _, data = c.request("POST", "/api/tasks", payload, {"Content-Type": ctype})
+                if status != 201:
+                    sys.exit(f"client: upload {i}: {status} {data[:300]!r}")
+                body = json.loads(data)
+                kind = "upload"
+            out.write(json.dumps({"index": i, "id": body["id"], "kind": kind}) + "\n")
+            # Pacing only (spreads the batch over the PostgreSQL outage); not a wait.
+            time.sleep(a.interval)
+
+
+def cmd_events(c, a):
+    """Follow one task's Server-Sent Events through nginx until the stream ends. With
+    response buffering in the proxy the events would arrive together at the end; here they
+    must arrive spread over the task's run, ending with its final status."""
+    tasks = read_jsonl(os.path.join(a.work, "tasks.jsonl"))
+    tid = next(t["id"] for t in tasks if t["index"] == a.index)
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=120)
+    conn.request("GET", f"/api/tasks/{tid}/events", headers={"Authorization": f"Bearer {c.token}"})
+    r = conn.getresponse()
+    c.log.write(json.dumps({"t": time.time(), "method": "GET", "path": "/api/tasks/{id}/events",
+                            "status": r.status, "retried": False}) + "\n")
+    if r.status != 200:
+        sys.exit(f"client: events: {r.status}")
+    arrivals, last = [], None
+    while True:
+        line = r.readline()
+        if not line:
+            break
+        if line.startswith(b"data:"):
+            arrivals.append(time.monotonic())
+            last = json.loads(line[5:])
+    conn.close()
+    spread = arrivals[-1] - arrivals[0] if arrivals else 0
+    status = (last or {}).get("status")
+    with open(os.path.join(a.work, "events-result"), "w") as f:
+        f.write(f"events={len(arrivals)} events_spread={spread:.1f}s events_final={status}\n")
+    if len(arrivals) < 3 or spread < 1.0 or status != "succeeded":
+        sys.exit(f"client: events through nginx: {len(arrivals)} events over {spread:.2f}s, final {status}")
+
+
+def list_tasks(c):
+    tasks, path = [], "/api/tasks?max=100&order=0"
+    while path:
+        page, h = c.json("GET", path)
+        tasks.extend(page)
+        path = None
+        link = h.get("Link") or h.get("link")
+        if link and 'rel="next"' in link:
+            path = link.split(";")[0].strip().strip("<>")
+    return tasks
+
+
+def cmd_wait(c, a):
+    deadline = time.monotonic() + a.deadline
+    while True:
+        tasks = list_tasks(c)
+        final = [t for t in tasks if t["status"] in FINAL]
+        if len(tasks) >= a.total and len(final) == len(tasks):
+            return
+        if time.monotonic() > deadline:
+            counts = {}
+            for t in tasks:
+                counts[t["status"]] = counts.get(t["status"], 0) + 1
+            sys.exit(f"client: not all {a.total} tasks final after {a.deadline}s: {counts}")
+        time.sleep(0.5)
+
+
+def read_jsonl(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def list_storage(url):
+    """Every object key in the shared storage."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme == "file":
+        root = urllib.parse.unquote(parsed.path)
+        keys = []
+        for d, _, files in os.walk(root):
+            for name in files:
+                rel = os.path.relpath(os.path.join(d, name), root)
+                # object_store's local backend writes multipart uploads to `<key>#<n>` temp
+                # files and renames them; a leftover one is an orphan too, so it is listed.
+                keys.append(rel.replace(os.sep, "/"))
+        return keys
+    sys.exit(f"client: storage listing for {parsed.scheme}:// is not implemented")
+
+
+def cmd_check(c, a):
+    violations = []
+    submitted = read_jsonl(os.path.join(a.work, "tasks.jsonl"))
+    by_id = {s["id"]: s for s in submitted}
+    interrupted = set()
+    p = os.path.join(a.work, "interrupted")
+    if os.path.exists(p):
+        with open(p) as f:
+            interrupted = {line.strip() for line in f if line.strip()}
+    with open(os.path.join(a.work, "pg-window")) as f:
+        pg_down, pg_up = (float(x) for x in f.read().split())
+    window = (pg_down, pg_up + a.grace)
+
+    tasks = list_tasks(c)
+    ids = {t["id"] for t in tasks}
+    if len(submitted) != a.total or len(by_id) != a.total:
+        violations.append(f"{len(by_id)} distinct tasks submitted, expected {a.total}")
+    if ids != set(by_id):
+        violations.append(f"server lists {len(ids)} tasks; not submitted: {sorted(ids - set(by_id))}, "
+                          f"missing: {sorted(set(by_id) - ids)}")
+    status_counts = {}
+    for t in tasks:
+        status_counts[t["status"]] = status_counts.get(t["status"], 0) + 1
+        if t["status"] != "succeeded":
+            violations.append(f"task {t['id']} is {t['status']}: {t.get('error')}")
+    retried = {t["id"] for t in tasks if t.get("attempts", 0) > 1}
+    for tid in sorted(retried - interrupted):
+        violations.append(f"task {tid} took {by_task(tasks, tid)['attempts']} attempts but was not interrupted")
+    if not interrupted:
+        violations.append("no task was recorded as interrupted (the worker kill did not hit a job)")
+    for tid in sorted(interrupted - retried):
+        if tid in ids:
+            violations.append(f"interrupted task {tid} shows attempts=1")
+
+    # Storage: exactly one output set per task (one run, the names and sizes the task lists),
+    # an upload's input, and nothing else.
+    keys = list_storage(a.storage)
+    per_task = {}
+    orphans = []
+    for k in keys:
+        parts = k.split("/")
+        if len(parts) < 3 or parts[0] != "tasks" or parts[1] not in by_id:
+            orphans.append(k)
+            continue
+        per_task.setdefault(parts[1], []).append(parts[2:])
+    duplicates = 0
+    outputs_total = 0
+    for t in tasks:
+        objs = per_task.get(t["id"], [])
+        runs = {o[1] for o in objs if o[0] == "out" and len(o) == 3}
+        inputs = [o for o in objs if o[0] == "input"]
+        other = [o for o in objs if not (o[0] == "out" and len(o) == 3) and o[0] != "input"]
+        orphans.extend(f"tasks/{t['id']}/{'/'.join(o)}" for o in other)
+        if len(runs) != 1:
+            duplicates += max(len(runs) - 1, 0)
+            violations.append(f"task {t['id']} has {len(runs)} output sets in storage: {sorted(runs)}")
+        stored = {o[2] for o in objs if o[0] == "out" and len(o) == 3}
+        listed = {o["name"] for o in t.get("outputs", [])}
+        outputs_total += len(listed)
+        if not listed:
+            violations.append(f"task {t['id']} lists no outputs")
+        if stored != listed and len(runs) == 1:
+            violations.append(f"task {t['id']}: storage has {sorted(stored)}, the task lists {sorted(listed)}")
+        # The upload, or the fetched copy of a URL's media: one input either way.
+        if len(inputs) != 1:
+            violations.append(f"task {t['id']} ({by_id.get(t['id'], {}).get('kind')}) has {len(inputs)} input objects")
+    if orphans:
+        violations.append(f"{len(orphans)} orphan objects, e.g. {orphans[:5]}")
+
+    # HTTP: 5xx and connection errors are allowed only while PostgreSQL is down.
+    reqs = []
+    for name in os.listdir(a.work):
+        if name.startswith("requests-") and name.endswith(".jsonl"):
+            reqs.extend(read_jsonl(os.path.join(a.work, name)))
+    bad = [r for r in reqs if r["status"] == "conn-error" or r["status"] >= 500]
+    inside = [r for r in bad if window[0] <= r["t"] <= window[1]]
+    outside = [r for r in bad if not (window[0] <= r["t"] <= window[1])]
+    for r in outside[:10]:
+        violations.append(f"{r['status']} outside the PostgreSQL window at +{r['t'] - pg_down:.2f}s: "
+                          f"{r['method']} {r['path']}")
+    if len(outside) > 10:
+        violations.append(f"… and {len(outside) - 10} more errors outside the window")
+    retries = sum(1 for r in reqs if r["retried"])
+
+    extra = dict(kv.split("=", 1) for kv in a.extra)
+    summary = (f"distributed: tasks={len(tasks)}/{a.total} succeeded={status_counts.get('succeeded', 0)} "
+               f"by_url={sum(1 for s in submitted if s['kind'] == 'url')} "
+               f"by_upload={sum(1 for s in submitted if s['kind'] == 'upload')} "
+               f"interrupted={len(interrupted)} attempts_gt1={len(retried)} "
+               f"objects={len(keys)} outputs={outputs_total} duplicate_sets={duplicates} orphans={len(orphans)} "
+               f"requests={len(reqs)} http5xx={sum(1 for r in bad if r['status'] != 'conn-error')} "
+               f"conn_errors={sum(1 for r in bad if r['status'] == 'conn-error')} "
+               f"in_pg_window={len(inside)} outside={len(outside)} client_retries={retries} "
+               f"pg_down={pg_up - pg_down:.1f}s "
+               + " ".join(f"{k}={v}" for k, v in extra.items())
+               + f" violations={len(violations)}")
+    for v in violations:
+        print(f"VIOLATION: {v}")
+    print(summary)
+    return 1 if violations else 0
+
+
+def by_task(tasks, tid):
+    return next(t for t in tasks if t["id"] == tid)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("command", choices=["login", "submit", "wait", "events", "check"])
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--media")
+    ap.add_argument("--media-url")
+    ap.add_argument("--options", default="{}")
+    ap.add_argument("--first", type=int, default=0)
+    ap.add_argument("--count", type=int, default=0)
+    ap.add_argument("--total", type=int, default=30)
+    ap.add_argument("--interval", type=float, default=0.0)
+    ap.add_argument("--index", type=int, default=0)
+    ap.add_argument("--deadline", type=float, default=600)
+    ap.add_argument("--storage")
+    ap.add_argument("--grace", type=float, default=2.0)
+    ap.add_argument("--extra", nargs="*", default=[])
+    a = ap.parse_args()
+    c = Client(a.work, a.base)
+    commands = {"login": cmd_login, "submit": cmd_submit, "wait": cmd_wait, "events": cmd_events,
+                "check": cmd_check}
+    rc = commands[a.command](c, a)
+    sys.exit(rc or 0)
+
+
+if __name__ == "__main__":
+    main()

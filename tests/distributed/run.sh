@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# The distributed test of issue 4, all on loopback, no manual step:
+#
+#   PostgreSQL (a throw-away cluster) + shared object storage
+#   nginx with the SHIPPED deploy/nginx.conf (its two site includes rewritten for ports only)
+#   2 × `reelforge api` behind nginx, 3 × `reelforge worker` (one job each)
+#   a python http.server serving generated clips (allowed with REELFORGE_FETCH_ALLOW)
+#
+# 30 idrl tasks go in through nginx, half by URL and half by upload. While they run: one
+# worker holding a job is SIGKILLed, one API process is SIGKILLed, PostgreSQL is restarted
+# once while submissions are in flight. Then client.py checks: every task succeeded; each has
+# exactly one output set in storage and nothing else is stored; attempts > 1 only for the
+# interrupted tasks; no 5xx or connection error reached the client outside the seconds
+# PostgreSQL was down; the surviving processes are alive. One summary line; exit 1 on any
+# violation.
+#
+#   bash tests/distributed/run.sh            # builds the debug binary with cargo
+#   REELFORGE_BIN=path/to/reelforge bash tests/distributed/run.sh
+#   KEEP=1 …                                 # keep the work dir (logs) afterwards
+#
+# Needs: nginx, ffmpeg, PostgreSQL server binaries, python3, curl (scripts/test.sh installs
+# them). Storage is a shared file:// directory for now (see STORAGE below).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+repo=$(pwd)
+here=$repo/tests/distributed
+
+TOTAL=${DIST_TASKS:-30}
+PG_DOWN_SECONDS=${DIST_PG_DOWN_SECONDS:-3}
+DEADLINE=${DIST_DEADLINE_SECONDS:-600}
+
+say() { printf 'distributed: %s\n' "$*" >&2; }
+die() {
+    say "error: $*"
+    exit 1
+}
+now() { date +%s.%N; }
+
+for prog in nginx ffmpeg python3 curl; do
+    command -v "$prog" >/dev/null 2>&1 || die "$prog is not installed"
+done
+pg_bindir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
+[ -n "$pg_bindir" ] && [ -x "$pg_bindir/initdb" ] || die "PostgreSQL server binaries not found"
+
+bin=${REELFORGE_BIN:-}
+if [ -z "$bin" ]; then
+    say "cargo build --bin reelforge"
+    cargo build --locked --quiet --bin reelforge
+    target=$(cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+    bin=$target/debug/reelforge
+fi
+[ -x "$bin" ] || die "no reelforge binary at $bin"
+
+# --- Work dir, processes, clean-up ------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/reelforge-dist.XXXXXX")
+chmod 755 "$work" # the PostgreSQL server user must reach its data dir inside
+pids=()          # every process this script started (stopped by pid at exit)
+pg_user=
+[ "$(id -u)" -ne 0 ] || pg_user=postgres
+as_pg_user() {
+    if [ -n "$pg_user" ]; then runuser -u "$pg_user" -- "$@"; else "$@"; fi
+}
+cleanup() {
+    local rc=$?
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -f "$work/pg/data/postmaster.pid" ]; then
+        as_pg_user "$pg_bindir/pg_ctl" -D "$work/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    if [ $rc -ne 0 ] || [ -n "${KEEP:-}" ]; then
+        say "logs kept in $work"
+    else
+        rm -rf "$work"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# N free loopback ports (bound and released together, so they are distinct).
+free_ports() {
+    python3 - "$1" <<'EOF'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+read -r pg_port api1_port api2_port lb_port media_port <<<"$(free_ports 5)"
+
+# Poll a condition (a command) every 50 ms until it holds or the deadline passes.
+wait_for() {
+    local what=$1 secs=$2
+    shift 2
+    local end=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $end ] || die "timed out after ${secs}s waiting for $what"
+        sleep 0.05
+    done
+}
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+mkdir -p "$work/pg"
+[ -z "$pg_user" ] || chown "$pg_user" "$work/pg"
+as_pg_user "$pg_bindir/initdb" -D "$work/pg/data" -U postgres -A trust -E UTF8 --locale=C \
+    --no-sync --no-instructions >"$work/pg/initdb.log" 2>&1 || die "initdb failed: $(tail -n 5 "$work/pg/initdb.log")"
+pg_start() {
+    as_pg_user "$pg_bindir/pg_ctl" -D "$work/pg/data" -l "$work/pg/server.log" -w -t 60 \
+        -o "-h 127.0.0.1 -p $pg_port -k $work/pg -F -c max_connections=200" start >/dev/null
+}
+pg_start || die "PostgreSQL did not start: $(tail -n 5 "$work/pg/server.log")"
+"$pg_bindir/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -c 'CREATE DATABASE reelforge' >/dev/null
+db_url="postgres://postgres@127.0.0.1:$pg_port/reelforge"
+
+# --- Shared settings ------------------------------------------------------------------------------
+# TODO(s3): switch to s3:// on a moto server once the S3 backend is on main; client.py's
+# list_storage then lists the bucket instead of the directory.
+STORAGE="file://$work/objects"
+mkdir -p "$work/objects"
+export REELFORGE_DATABASE_URL=$db_url
+export REELFORGE_STORAGE_URL=$STORAGE
+REELFORGE_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+export REELFORGE_JWT_SECRET
+export REELFORGE_FETCH_ALLOW=127.0.0.1
+export REELFORGE_TRUSTED_PROXIES=127.0.0.1
+export REELFORGE_WORKERS=1
+export RUST_LOG=${RUST_LOG:-info,sqlx=warn}
+
+"$bin" migrate --data-dir "$work/migrate" >"$work/migrate.log" 2>&1 || die "migrate failed: $(tail -n 5 "$work/migrate.log")"
+
+# start NAME ROLE [PORT]: a reelforge process with its own data and scratch dir.
+start() {
+    local name=$1 role=$2 port=${3:-}
+    mkdir -p "$work/$name"
+    local listen=()
+    [ -z "$port" ] || listen=(--listen "127.0.0.1:$port")
+    "$bin" "$role" --data-dir "$work/$name" "${listen[@]}" >"$work/$name.log" 2>&1 &
+    pids+=($!)
+    eval "${name}_pid=$!"
+}
+start api1 api "$api1_port"
+start api2 api "$api2_port"
+for n in 1 2 3; do start "w$n" worker; done
+wait_for "api1" 60 curl -fsS "http://127.0.0.1:$api1_port/readyz"
+wait_for "api2" 60 curl -fsS "http://127.0.0.1:$api2_port/readyz"
+
+# --- nginx: the shipped config, its includes with loopback addresses ---------------------------------
+mkdir -p "$work/nginx"
+cp deploy/nginx.conf "$work/nginx/nginx.conf"
+sed -e "s/\\bapi1:8080\\b/127.0.0.1:$api1_port/" -e "s/\\bapi2:8080\\b/127.0.0.1:$api2_port/" \
+    deploy/nginx-upstream.conf >"$work/nginx/nginx-upstream.conf"
+sed -e "s/^listen 8080;/listen 127.0.0.1:$lb_port;/" deploy/nginx-listen.conf >"$work/nginx/nginx-listen.conf"
+grep -q "127.0.0.1:$api2_port" "$work/nginx/nginx-upstream.conf" &&
+    grep -q "127.0.0.1:$lb_port" "$work/nginx/nginx-listen.conf" ||
+    die "deploy/nginx-upstream.conf or nginx-listen.conf no longer has the lines this test rewrites"
+nginx_args=(-p "$work/nginx/" -c "$work/nginx/nginx.conf" -g "daemon off; pid $work/nginx/nginx.pid;")
+nginx -t -q "${nginx_args[@]}" || die "nginx -t failed on the shipped config"
+nginx "${nginx_args[@]}" >"$work/nginx/access.log" 2>"$work/nginx/error.log" &
+pids+=($!)
+base="http://127.0.0.1:$lb_port"
+wait_for "nginx" 30 curl -fsS "$base/readyz"
+
+# --- Media: short generated clips served over HTTP --------------------------------------------------
+mkdir -p "$work/media"
+for d in 5 6 7; do
+    ffmpeg -nostdin -loglevel error -f lavfi -i "testsrc2=size=320x240:rate=24:duration=$d" \
+        -f lavfi -i "sine=frequency=$((300 + d * 50)):duration=$d" -c:v libx264 -preset ultrafast \
+        -pix_fmt yuv420p -c:a aac -shortest "$work/media/clip$d.mp4"
+done
+python3 -m http.server "$media_port" --bind 127.0.0.1 --directory "$work/media" \
+    >"$work/media.log" 2>&1 &
+pids+=($!)
+wait_for "media server" 30 curl -fsS -o /dev/null "http://127.0.0.1:$media_port/clip5.mp4"
+
+client() {
+    python3 "$here/client.py" "$1" --work "$work" --base "$base" --media "$work/media" \
+        --media-url "http://127.0.0.1:$media_port" \
+        --options '{"segment_seconds": 3, "max_height": 180}' "${@:2}"
+}
+
+# --- The run -------------------------------------------------------------------------------------------
+start_time=$SECONDS
+client login
+half=$((TOTAL / 2))
+client submit --first 0 --count "$half"
+# A poller keeps GETs flowing through nginx for the whole run (and waits for the end).
+client wait --total "$TOTAL" --deadline "$DEADLINE" &
+poller=$!
+pids+=($poller)
+
+# 1. SIGKILL a worker that holds a job: one with an ffmpeg child; its scratch path names the task.
+victim=
+busy_worker() {
+    local w pid child
+    for w in w1 w2 w3; do
+        pid=$(eval echo "\$${w}_pid")
+        child=$(pgrep -P "$pid" -x ffmpeg | head -n 1) || continue
+        [ -n "$child" ] || continue
+        victim_task=$(tr '\0' '\n' <"/proc/$child/cmdline" 2>/dev/null; readlink "/proc/$child/cwd" 2>/dev/null) || true
+        victim_task=$(grep -oE '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' <<<"$victim_task" | head -n 1) || true
+        [ -n "$victim_task" ] || continue
+        victim=$w
+        victim_child=$child
+        return 0
+    done
+    return 1
+}
+end=$((SECONDS + 120))
+until busy_worker; do
+    [ $SECONDS -lt $end ] || die "no worker ran ffmpeg within 120 s"
+    sleep 0.05
+done
+victim_pid=$(eval echo "\$${victim}_pid")
+kill -KILL "$victim_pid"
+kill -KILL "$victim_child" 2>/dev/null || true # the orphaned ffmpeg would finish into scratch
+echo "$victim_task" >>"$work/interrupted"
+say "SIGKILLed worker $victim (pid $victim_pid) while it ran task $victim_task"
+
+# 2. SIGKILL an API process (the poller's GETs are in flight through nginx).
+kill -KILL "$api1_pid"
+say "SIGKILLed api1 (pid $api1_pid)"
+
+# 3. Submit the second half and restart PostgreSQL while those submissions are in flight.
+client submit --first "$half" --count "$((TOTAL - half))" --interval 0.25 &
+submitter=$!
+pids+=($submitter)
+submitted_at_least() { [ "$(wc -l <"$work/tasks.jsonl")" -ge "$1" ]; }
+wait_for "the second batch to start" 60 submitted_at_least $((half + 2))
+pg_down=$(now)
+as_pg_user "$pg_bindir/pg_ctl" -D "$work/pg/data" -m fast -w stop >/dev/null
+say "PostgreSQL stopped; down for ${PG_DOWN_SECONDS}s"
+sleep "$PG_DOWN_SECONDS" # the outage itself, not a wait for a condition
+pg_start || die "PostgreSQL did not restart: $(tail -n 5 "$work/pg/server.log")"
+pg_up=$(now)
+echo "$pg_down $pg_up" >"$work/pg-window"
+say "PostgreSQL up again"
+
+wait "$submitter" || die "the second batch of submissions failed"
+# The last task waits behind the others: follow its events through nginx (proxy_buffering off
+# on the /events location is what makes them arrive one by one).
+client events --index $((TOTAL - 1)) &
+watcher=$!
+pids+=($watcher)
+wait "$poller" || die "the tasks did not all finish"
+wait "$watcher" || die "the event stream through nginx did not behave"
+elapsed=$((SECONDS - start_time))
+
+# --- Checks ----------------------------------------------------------------------------------------------
+alive_count=0
+for p in "$api2_pid" $(for w in w1 w2 w3; do [ "$w" = "$victim" ] || eval echo "\$${w}_pid"; done); do
+    if alive "$p"; then alive_count=$((alive_count + 1)); else say "process $p died"; fi
+done
+rc=0
+# Requests nginx moved to the other API after a connection error (the killed one).
+failovers=$(grep -c 'upstream=[0-9.:]*, ' "$work/nginx/access.log" || true)
+read -r -a events_result <"$work/events-result"
+client check --total "$TOTAL" --storage "$STORAGE" \
+    --extra "nginx_failovers=$failovers" "${events_result[@]}" "survivors_alive=$alive_count/3" \
+    "seconds=$elapsed" || rc=$?
+[ "$alive_count" -eq 3 ] || rc=1
+exit $rc

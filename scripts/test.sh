@@ -10,6 +10,8 @@
 # 4. cargo test --locked --no-fail-fast -- --test-threads=2   (unit, integration, doc tests;
 #    the repository suite runs on SQLite and on a throw-away PostgreSQL cluster)
 # 5. the HTTP API suite (tests/api) again with REELFORGE_TEST_APP_DB=postgres
+# 6. the distributed test (tests/distributed/run.sh): nginx, 2 API and 3 worker processes on
+#    its own PostgreSQL cluster, with a worker, an API process and PostgreSQL knocked over
 # Every step runs even if an earlier one failed, so one run shows every problem; the script
 # exits non-zero if any step failed. Tests that need a server (HTTP; later S3, SMTP) start
 # their own throw-away instance on a free loopback port and stop it; PostgreSQL is the
@@ -149,9 +151,18 @@ need_postgres() {
 need_strace() { # tests/e2e/hostile.rs traces every ffmpeg/ffprobe run
     command -v strace >/dev/null 2>&1 || apt_install strace
 }
+need_nginx() { # tests/distributed: the shipped deploy/nginx.conf, and curl + python3 for its client
+    if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+        apt_install nginx
+    fi
+    command -v nginx >/dev/null 2>&1 || export PATH="$PATH:/usr/sbin"
+    command -v curl >/dev/null 2>&1 || apt_install curl
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+}
 need_ffmpeg
 need_strace
 need_postgres
+need_nginx
 
 # --- Checks --------------------------------------------------------------------------------------
 failed=()
@@ -182,6 +193,8 @@ step test cargo test --locked --no-fail-fast -- "${test_args[@]}"
 # tests/api/queue.rs already ran on both backends above).
 step test-pg env REELFORGE_TEST_APP_DB=postgres \
     cargo test --locked --no-fail-fast --test api -- --skip queue:: "${test_args[@]}"
+# Processes on loopback: its own PostgreSQL cluster (it restarts it), nginx, the debug binary.
+step distributed bash tests/distributed/run.sh
 
 say "summary:"
 for t in "${timings[@]}"; do

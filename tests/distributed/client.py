@@ -11,6 +11,7 @@ Commands (all take ``--work DIR --base URL``):
                               appends {"index","id","kind"} lines to DIR/tasks.jsonl
   wait --total T              poll the task list until T tasks are final (deadline)
   events --index I            follow task I's event stream through nginx (see cmd_events)
+  snapshot                    write the ids of the running tasks to DIR/running-at-pg-stop
   check --total T             every assertion of the test; prints the summary line and
                               exits 1 on any violation
 """
@@ -162,6 +163,13 @@ def cmd_events(c, a):
         sys.exit(f"client: events through nginx: {len(arrivals)} events over {spread:.2f}s, final {status}")
 
 
+def cmd_snapshot(c, a):
+    """The tasks running right now (taken just before PostgreSQL is stopped)."""
+    page, _ = c.json("GET", "/api/tasks?status=running&max=1000")
+    with open(os.path.join(a.work, "running-at-pg-stop"), "w") as f:
+        f.writelines(t["id"] + "\n" for t in page)
+
+
 def list_tasks(c):
     tasks, path = [], "/api/tasks?max=100&order=0"
     while path:
@@ -196,8 +204,9 @@ def read_jsonl(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def list_storage(url):
-    """Every object key in the shared storage."""
+def list_storage(url, endpoint=None):
+    """Every object key in the shared storage (relative to the storage URL), and the
+    multipart uploads left unfinished there (S3 only)."""
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme == "file":
         root = urllib.parse.unquote(parsed.path)
@@ -208,19 +217,54 @@ def list_storage(url):
                 # object_store's local backend writes multipart uploads to `<key>#<n>` temp
                 # files and renames them; a leftover one is an orphan too, so it is listed.
                 keys.append(rel.replace(os.sep, "/"))
-        return keys
+        return keys, []
+    if parsed.scheme == "s3":
+        return list_s3(endpoint, parsed.netloc, parsed.path.strip("/"))
     sys.exit(f"client: storage listing for {parsed.scheme}:// is not implemented")
+
+
+def list_s3(endpoint, bucket, prefix):
+    """ListObjectsV2 and ListMultipartUploads on the test's own S3-compatible server (moto
+    accepts unsigned requests), path-style, paging through continuation tokens."""
+    import urllib.request
+    import xml.etree.ElementTree as ET
+    ns = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
+    base = endpoint.rstrip("/") + "/" + bucket
+    pfx = prefix + "/" if prefix else ""
+
+    def get(query):
+        with urllib.request.urlopen(f"{base}?{urllib.parse.urlencode(query)}", timeout=30) as r:
+            return ET.fromstring(r.read())
+
+    keys, token = [], None
+    while True:
+        q = {"list-type": "2", "prefix": pfx}
+        if token:
+            q["continuation-token"] = token
+        root = get(q)
+        keys.extend(k.text[len(pfx):] for k in root.findall("s3:Contents/s3:Key", ns))
+        token = root.findtext("s3:NextContinuationToken", namespaces=ns)
+        if root.findtext("s3:IsTruncated", namespaces=ns) != "true" or not token:
+            break
+    root = get({"uploads": "", "prefix": pfx})
+    unfinished = [k.text for k in root.findall("s3:Upload/s3:Key", ns)]
+    return keys, unfinished
 
 
 def cmd_check(c, a):
     violations = []
     submitted = read_jsonl(os.path.join(a.work, "tasks.jsonl"))
     by_id = {s["id"]: s for s in submitted}
-    interrupted = set()
-    p = os.path.join(a.work, "interrupted")
-    if os.path.exists(p):
+    def id_set(name):
+        p = os.path.join(a.work, name)
+        if not os.path.exists(p):
+            return set()
         with open(p) as f:
-            interrupted = {line.strip() for line in f if line.strip()}
+            return {line.strip() for line in f if line.strip()}
+    # The job of the SIGKILLed worker must run again. A task whose run spanned the PostgreSQL
+    # restart may have lost a write mid-flight and run again too; any other task may not.
+    interrupted = id_set("interrupted")
+    running_at_pg_stop = id_set("running-at-pg-stop")
     with open(os.path.join(a.work, "pg-window")) as f:
         pg_down, pg_up = (float(x) for x in f.read().split())
     window = (pg_down, pg_up + a.grace)
@@ -238,7 +282,7 @@ def cmd_check(c, a):
         if t["status"] != "succeeded":
             violations.append(f"task {t['id']} is {t['status']}: {t.get('error')}")
     retried = {t["id"] for t in tasks if t.get("attempts", 0) > 1}
-    for tid in sorted(retried - interrupted):
+    for tid in sorted(retried - interrupted - running_at_pg_stop):
         violations.append(f"task {tid} took {by_task(tasks, tid)['attempts']} attempts but was not interrupted")
     if not interrupted:
         violations.append("no task was recorded as interrupted (the worker kill did not hit a job)")
@@ -248,7 +292,9 @@ def cmd_check(c, a):
 
     # Storage: exactly one output set per task (one run, the names and sizes the task lists),
     # an upload's input, and nothing else.
-    keys = list_storage(a.storage)
+    keys, unfinished = list_storage(a.storage, a.s3_endpoint)
+    if unfinished:
+        violations.append(f"{len(unfinished)} unfinished multipart uploads, e.g. {unfinished[:5]}")
     per_task = {}
     orphans = []
     for k in keys:
@@ -300,7 +346,9 @@ def cmd_check(c, a):
     summary = (f"distributed: tasks={len(tasks)}/{a.total} succeeded={status_counts.get('succeeded', 0)} "
                f"by_url={sum(1 for s in submitted if s['kind'] == 'url')} "
                f"by_upload={sum(1 for s in submitted if s['kind'] == 'upload')} "
-               f"interrupted={len(interrupted)} attempts_gt1={len(retried)} "
+               f"interrupted={len(interrupted)} running_at_pg_stop={len(running_at_pg_stop)} "
+               f"attempts_gt1={len(retried)} (worker_kill={len(retried & interrupted)} "
+               f"pg_restart={len(retried & running_at_pg_stop - interrupted)}) "
                f"objects={len(keys)} outputs={outputs_total} duplicate_sets={duplicates} orphans={len(orphans)} "
                f"requests={len(reqs)} http5xx={sum(1 for r in bad if r['status'] != 'conn-error')} "
                f"conn_errors={sum(1 for r in bad if r['status'] == 'conn-error')} "
@@ -320,7 +368,7 @@ def by_task(tasks, tid):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("command", choices=["login", "submit", "wait", "events", "check"])
+    ap.add_argument("command", choices=["login", "submit", "wait", "events", "snapshot", "check"])
     ap.add_argument("--work", required=True)
     ap.add_argument("--base", required=True)
     ap.add_argument("--media")
@@ -333,12 +381,13 @@ def main():
     ap.add_argument("--index", type=int, default=0)
     ap.add_argument("--deadline", type=float, default=600)
     ap.add_argument("--storage")
+    ap.add_argument("--s3-endpoint")
     ap.add_argument("--grace", type=float, default=2.0)
     ap.add_argument("--extra", nargs="*", default=[])
     a = ap.parse_args()
     c = Client(a.work, a.base)
     commands = {"login": cmd_login, "submit": cmd_submit, "wait": cmd_wait, "events": cmd_events,
-                "check": cmd_check}
+                "snapshot": cmd_snapshot, "check": cmd_check}
     rc = commands[a.command](c, a)
     sys.exit(rc or 0)
 

@@ -19,7 +19,7 @@
 #   KEEP=1 …                                 # keep the work dir (logs) afterwards
 #
 # Needs: nginx, ffmpeg, PostgreSQL server binaries, python3, curl (scripts/test.sh installs
-# them). Storage is a shared file:// directory for now (see STORAGE below).
+# them). Storage: DIST_STORAGE=file (a shared directory, the default for now) or s3 (moto).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -107,6 +107,10 @@ wait_for() {
 }
 alive() { kill -0 "$1" 2>/dev/null; }
 
+# A private copy: a concurrent `cargo build` of the same target dir cannot swap it mid-run.
+cp "$bin" "$work/reelforge"
+bin=$work/reelforge
+
 # --- PostgreSQL ---------------------------------------------------------------------------------
 mkdir -p "$work/pg"
 [ -z "$pg_user" ] || chown "$pg_user" "$work/pg"
@@ -120,11 +124,32 @@ pg_start || die "PostgreSQL did not start: $(tail -n 5 "$work/pg/server.log")"
 "$pg_bindir/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -c 'CREATE DATABASE reelforge' >/dev/null
 db_url="postgres://postgres@127.0.0.1:$pg_port/reelforge"
 
+# --- Shared storage ---------------------------------------------------------------------------------
+# DIST_STORAGE=file (default for now): one directory shared by every process.
+# DIST_STORAGE=s3: a moto S3 server on loopback (`moto_server`, from `pip install 'moto[server]'`)
+# with a bucket made here; needs the s3:// storage backend (REELFORGE_S3_ENDPOINT).
+s3_endpoint=
+case ${DIST_STORAGE:-file} in
+file)
+    STORAGE="file://$work/objects"
+    mkdir -p "$work/objects"
+    ;;
+s3)
+    command -v moto_server >/dev/null 2>&1 || die "moto_server is not installed (pip install 'moto[server]')"
+    read -r s3_port <<<"$(free_ports 1)"
+    moto_server -H 127.0.0.1 -p "$s3_port" >"$work/moto.log" 2>&1 &
+    pids+=($!)
+    s3_endpoint="http://127.0.0.1:$s3_port"
+    wait_for "moto" 60 curl -fsS -o /dev/null "$s3_endpoint/moto-api/"
+    curl -fsS -X PUT -o /dev/null "$s3_endpoint/reelforge-dist" || die "could not create the bucket"
+    STORAGE="s3://reelforge-dist/objects"
+    export REELFORGE_S3_ENDPOINT=$s3_endpoint AWS_ACCESS_KEY_ID=distributed-test \
+        AWS_SECRET_ACCESS_KEY=distributed-test AWS_REGION=us-east-1
+    ;;
+*) die "DIST_STORAGE must be file or s3" ;;
+esac
+
 # --- Shared settings ------------------------------------------------------------------------------
-# TODO(s3): switch to s3:// on a moto server once the S3 backend is on main; client.py's
-# list_storage then lists the bucket instead of the directory.
-STORAGE="file://$work/objects"
-mkdir -p "$work/objects"
 export REELFORGE_DATABASE_URL=$db_url
 export REELFORGE_STORAGE_URL=$STORAGE
 REELFORGE_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
@@ -196,7 +221,9 @@ client wait --total "$TOTAL" --deadline "$DEADLINE" &
 poller=$!
 pids+=($poller)
 
-# 1. SIGKILL a worker that holds a job: one with an ffmpeg child; its scratch path names the task.
+# 1. SIGKILL a worker that holds a job: one with an ffmpeg child; its scratch path names the
+# task. The worker is stopped (SIGSTOP) first and the child checked again, so that the job
+# cannot finish between the look and the kill.
 victim=
 busy_worker() {
     local w pid child
@@ -207,6 +234,12 @@ busy_worker() {
         victim_task=$(tr '\0' '\n' <"/proc/$child/cmdline" 2>/dev/null; readlink "/proc/$child/cwd" 2>/dev/null) || true
         victim_task=$(grep -oE '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' <<<"$victim_task" | head -n 1) || true
         [ -n "$victim_task" ] || continue
+        kill -STOP "$pid"
+        if [ "$(awk '{print $3}' "/proc/$child/stat" 2>/dev/null)" = "" ] ||
+            [ "$(awk '{print $3}' "/proc/$child/stat" 2>/dev/null)" = "Z" ]; then
+            kill -CONT "$pid" # the run ended meanwhile: look again
+            continue
+        fi
         victim=$w
         victim_child=$child
         return 0
@@ -234,6 +267,7 @@ submitter=$!
 pids+=($submitter)
 submitted_at_least() { [ "$(wc -l <"$work/tasks.jsonl")" -ge "$1" ]; }
 wait_for "the second batch to start" 60 submitted_at_least $((half + 2))
+client snapshot
 pg_down=$(now)
 as_pg_user "$pg_bindir/pg_ctl" -D "$work/pg/data" -m fast -w stop >/dev/null
 say "PostgreSQL stopped; down for ${PG_DOWN_SECONDS}s"
@@ -262,7 +296,7 @@ rc=0
 # Requests nginx moved to the other API after a connection error (the killed one).
 failovers=$(grep -c 'upstream=[0-9.:]*, ' "$work/nginx/access.log" || true)
 read -r -a events_result <"$work/events-result"
-client check --total "$TOTAL" --storage "$STORAGE" \
+client check --total "$TOTAL" --storage "$STORAGE" ${s3_endpoint:+--s3-endpoint "$s3_endpoint"} \
     --extra "nginx_failovers=$failovers" "${events_result[@]}" "survivors_alive=$alive_count/3" \
     "seconds=$elapsed" || rc=$?
 [ "$alive_count" -eq 3 ] || rc=1

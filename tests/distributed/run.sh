@@ -205,11 +205,11 @@ python3 -m http.server "$media_port" --bind 127.0.0.1 --directory "$work/media" 
 pids+=($!)
 wait_for "media server" 30 curl -fsS -o /dev/null "http://127.0.0.1:$media_port/clip5.mp4"
 
-client() {
-    python3 "$here/client.py" "$1" --work "$work" --base "$base" --media "$work/media" \
-        --media-url "http://127.0.0.1:$media_port" \
-        --options '{"segment_seconds": 3, "max_height": 180}' "${@:2}"
-}
+client_cmd=(python3 "$here/client.py" --work "$work" --base "$base" --media "$work/media"
+    --media-url "http://127.0.0.1:$media_port" --options '{"segment_seconds": 3, "max_height": 180}')
+client() { "${client_cmd[@]}" "$@"; }
+# In the background, with $! the python process itself (so that clean-up can stop it).
+client_bg() { "${client_cmd[@]}" "$@" & }
 
 # --- The run -------------------------------------------------------------------------------------------
 start_time=$SECONDS
@@ -217,7 +217,7 @@ client login
 half=$((TOTAL / 2))
 client submit --first 0 --count "$half"
 # A poller keeps GETs flowing through nginx for the whole run (and waits for the end).
-client wait --total "$TOTAL" --deadline "$DEADLINE" &
+client_bg wait --total "$TOTAL" --deadline "$DEADLINE"
 poller=$!
 pids+=($poller)
 
@@ -262,7 +262,7 @@ kill -KILL "$api1_pid"
 say "SIGKILLed api1 (pid $api1_pid)"
 
 # 3. Submit the second half and restart PostgreSQL while those submissions are in flight.
-client submit --first "$half" --count "$((TOTAL - half))" --interval 0.25 &
+client_bg submit --first "$half" --count "$((TOTAL - half))" --interval 0.25
 submitter=$!
 pids+=($submitter)
 submitted_at_least() { [ "$(wc -l <"$work/tasks.jsonl")" -ge "$1" ]; }
@@ -280,7 +280,7 @@ say "PostgreSQL up again"
 wait "$submitter" || die "the second batch of submissions failed"
 # The last task waits behind the others: follow its events through nginx (proxy_buffering off
 # on the /events location is what makes them arrive one by one).
-client events --index $((TOTAL - 1)) &
+client_bg events --index $((TOTAL - 1))
 watcher=$!
 pids+=($watcher)
 wait "$poller" || die "the tasks did not all finish"

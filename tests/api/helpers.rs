@@ -52,6 +52,8 @@ pub struct Options {
     pub retry_base: Option<std::time::Duration>,
     /// Run on a fresh PostgreSQL database (needs `REELFORGE_TEST_PG_URL`).
     pub postgres: bool,
+    /// `None` = `Role::Serve`.
+    pub role: Option<Role>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -91,7 +93,9 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         settings.retry_base = b;
     }
     settings.prepare(false).unwrap();
-    let app = Application::build(settings, Role::Serve).await.unwrap();
+    let app = Application::build(settings, o.role.unwrap_or(Role::Serve))
+        .await
+        .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let worker = app.worker_context();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -93,7 +93,7 @@ for s in socks:
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
-read -r pg_port api1_port api2_port lb_port media_port <<<"$(free_ports 5)"
+read -r pg_port api1_port api2_port lb_port media_port w1_port w2_port w3_port <<<"$(free_ports 8)"
 
 # Poll a condition (a command) every 50 ms until it holds or the deadline passes.
 wait_for() {
@@ -161,21 +161,23 @@ export RUST_LOG=${RUST_LOG:-info,sqlx=warn}
 
 "$bin" migrate --data-dir "$work/migrate" >"$work/migrate.log" 2>&1 || die "migrate failed: $(tail -n 5 "$work/migrate.log")"
 
-# start NAME ROLE [PORT]: a reelforge process with its own data and scratch dir.
+# start NAME ROLE PORT: a reelforge process with its own data and scratch dir. Workers listen
+# too (/healthz, /readyz, /metrics only).
 start() {
-    local name=$1 role=$2 port=${3:-}
+    local name=$1 role=$2 port=$3
     mkdir -p "$work/$name"
-    local listen=()
-    [ -z "$port" ] || listen=(--listen "127.0.0.1:$port")
-    "$bin" "$role" --data-dir "$work/$name" "${listen[@]}" >"$work/$name.log" 2>&1 &
+    "$bin" "$role" --data-dir "$work/$name" --listen "127.0.0.1:$port" >"$work/$name.log" 2>&1 &
     pids+=($!)
     eval "${name}_pid=$!"
 }
 start api1 api "$api1_port"
 start api2 api "$api2_port"
-for n in 1 2 3; do start "w$n" worker; done
-wait_for "api1" 60 curl -fsS "http://127.0.0.1:$api1_port/readyz"
-wait_for "api2" 60 curl -fsS "http://127.0.0.1:$api2_port/readyz"
+start w1 worker "$w1_port"
+start w2 worker "$w2_port"
+start w3 worker "$w3_port"
+for p in "$api1_port" "$api2_port" "$w1_port" "$w2_port" "$w3_port"; do
+    wait_for "the process on port $p" 60 curl -fsS "http://127.0.0.1:$p/readyz"
+done
 
 # --- nginx: the shipped config, its includes with loopback addresses ---------------------------------
 mkdir -p "$work/nginx"
@@ -288,16 +290,25 @@ wait "$watcher" || die "the event stream through nginx did not behave"
 elapsed=$((SECONDS - start_time))
 
 # --- Checks ----------------------------------------------------------------------------------------------
+# The survivors of the kills outlived the PostgreSQL restart and are ready again, unrestarted.
 alive_count=0
-for p in "$api2_pid" $(for w in w1 w2 w3; do [ "$w" = "$victim" ] || eval echo "\$${w}_pid"; done); do
-    if alive "$p"; then alive_count=$((alive_count + 1)); else say "process $p died"; fi
+survivors=("$api2_pid:$api2_port")
+for w in w1 w2 w3; do
+    [ "$w" = "$victim" ] || survivors+=("$(eval echo "\$${w}_pid:\$${w}_port")")
+done
+for s in "${survivors[@]}"; do
+    if alive "${s%%:*}" && curl -fsS -o /dev/null "http://127.0.0.1:${s##*:}/readyz"; then
+        alive_count=$((alive_count + 1))
+    else
+        say "VIOLATION: process ${s%%:*} (port ${s##*:}) died or is not ready"
+    fi
 done
 rc=0
 # Requests nginx moved to the other API after a connection error (the killed one).
 failovers=$(grep -c 'upstream=[0-9.:]*, ' "$work/nginx/access.log" || true)
 read -r -a events_result <"$work/events-result"
 client check --total "$TOTAL" --storage "$STORAGE" ${s3_endpoint:+--s3-endpoint "$s3_endpoint"} \
-    --extra "nginx_failovers=$failovers" "${events_result[@]}" "survivors_alive=$alive_count/3" \
+    --extra "nginx_failovers=$failovers" "${events_result[@]}" "survivors_ready=$alive_count/3" \
     "seconds=$elapsed" || rc=$?
 [ "$alive_count" -eq 3 ] || rc=1
 exit $rc

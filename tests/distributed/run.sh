@@ -11,7 +11,7 @@
 # once while submissions are in flight. Then client.py checks: every task succeeded; each has
 # exactly one output set in storage and nothing else is stored; attempts > 1 only for the
 # interrupted tasks; no 5xx or connection error reached the client outside the seconds
-# PostgreSQL was down; the surviving processes are alive. One summary line; exit 1 on any
+# PostgreSQL was down; the surviving processes are alive and ready. One summary line; exit 1 on any
 # violation.
 #
 #   bash tests/distributed/run.sh            # builds the debug binary with cargo

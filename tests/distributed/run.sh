@@ -93,7 +93,9 @@ for s in socks:
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
-read -r pg_port api1_port api2_port lb_port media_port w1_port w2_port w3_port <<<"$(free_ports 8)"
+read -r pg_port lb_port media_port api1_port api2_port w1_port w2_port w3_port <<<"$(free_ports 8)"
+declare -A port_of=([api1]=$api1_port [api2]=$api2_port [w1]=$w1_port [w2]=$w2_port [w3]=$w3_port)
+declare -A pid_of=()
 
 # Poll a condition (a command) every 50 ms until it holds or the deadline passes.
 wait_for() {
@@ -138,7 +140,7 @@ s3)
     command -v moto_server >/dev/null 2>&1 || die "moto_server is not installed (pip install 'moto[server]')"
     read -r s3_port <<<"$(free_ports 1)"
     moto_server -H 127.0.0.1 -p "$s3_port" >"$work/moto.log" 2>&1 &
-    pids+=($!)
+    pids+=("$!")
     s3_endpoint="http://127.0.0.1:$s3_port"
     wait_for "moto" 60 curl -fsS -o /dev/null "$s3_endpoint/moto-api/"
     curl -fsS -X PUT -o /dev/null "$s3_endpoint/reelforge-dist" || die "could not create the bucket"
@@ -161,22 +163,21 @@ export RUST_LOG=${RUST_LOG:-info,sqlx=warn}
 
 "$bin" migrate --data-dir "$work/migrate" >"$work/migrate.log" 2>&1 || die "migrate failed: $(tail -n 5 "$work/migrate.log")"
 
-# start NAME ROLE PORT: a reelforge process with its own data and scratch dir. Workers listen
-# too (/healthz, /readyz, /metrics only).
+# start NAME ROLE: a reelforge process with its own data and scratch dir, on port_of[NAME].
+# Workers listen too (/healthz, /readyz, /metrics only).
 start() {
-    local name=$1 role=$2 port=$3
+    local name=$1 role=$2
     mkdir -p "$work/$name"
-    "$bin" "$role" --data-dir "$work/$name" --listen "127.0.0.1:$port" >"$work/$name.log" 2>&1 &
-    pids+=($!)
-    eval "${name}_pid=$!"
+    "$bin" "$role" --data-dir "$work/$name" --listen "127.0.0.1:${port_of[$name]}" \
+        >"$work/$name.log" 2>&1 &
+    pids+=("$!")
+    pid_of[$name]=$!
 }
-start api1 api "$api1_port"
-start api2 api "$api2_port"
-start w1 worker "$w1_port"
-start w2 worker "$w2_port"
-start w3 worker "$w3_port"
-for p in "$api1_port" "$api2_port" "$w1_port" "$w2_port" "$w3_port"; do
-    wait_for "the process on port $p" 60 curl -fsS "http://127.0.0.1:$p/readyz"
+start api1 api
+start api2 api
+for w in w1 w2 w3; do start "$w" worker; done
+for name in api1 api2 w1 w2 w3; do
+    wait_for "$name" 60 curl -fsS "http://127.0.0.1:${port_of[$name]}/readyz"
 done
 
 # --- nginx: the shipped config, its includes with loopback addresses ---------------------------------
@@ -191,7 +192,7 @@ grep -q "127.0.0.1:$api2_port" "$work/nginx/nginx-upstream.conf" &&
 nginx_args=(-p "$work/nginx/" -c "$work/nginx/nginx.conf" -g "daemon off; pid $work/nginx/nginx.pid;")
 nginx -t -q "${nginx_args[@]}" || die "nginx -t failed on the shipped config"
 nginx "${nginx_args[@]}" >"$work/nginx/access.log" 2>"$work/nginx/error.log" &
-pids+=($!)
+pids+=("$!")
 base="http://127.0.0.1:$lb_port"
 wait_for "nginx" 30 curl -fsS "$base/readyz"
 
@@ -204,7 +205,7 @@ for d in 5 6 7; do
 done
 python3 -m http.server "$media_port" --bind 127.0.0.1 --directory "$work/media" \
     >"$work/media.log" 2>&1 &
-pids+=($!)
+pids+=("$!")
 wait_for "media server" 30 curl -fsS -o /dev/null "http://127.0.0.1:$media_port/clip5.mp4"
 
 client_cmd=(python3 "$here/client.py" --work "$work" --base "$base" --media "$work/media"
@@ -221,7 +222,7 @@ client submit --first 0 --count "$half"
 # A poller keeps GETs flowing through nginx for the whole run (and waits for the end).
 client_bg wait --total "$TOTAL" --deadline "$DEADLINE"
 poller=$!
-pids+=($poller)
+pids+=("$poller")
 
 # 1. SIGKILL a worker that holds a job: one with an ffmpeg child; its scratch path names the
 # task. The worker is stopped (SIGSTOP) first and the child checked again, so that the job
@@ -230,7 +231,7 @@ victim=
 busy_worker() {
     local w pid child
     for w in w1 w2 w3; do
-        pid=$(eval echo "\$${w}_pid")
+        pid=${pid_of[$w]}
         child=$(pgrep -P "$pid" -x ffmpeg | head -n 1) || continue
         [ -n "$child" ] || continue
         victim_task=$(tr '\0' '\n' <"/proc/$child/cmdline" 2>/dev/null; readlink "/proc/$child/cwd" 2>/dev/null) || true
@@ -253,20 +254,20 @@ until busy_worker; do
     [ $SECONDS -lt $end ] || die "no worker ran ffmpeg within 120 s"
     sleep 0.05
 done
-victim_pid=$(eval echo "\$${victim}_pid")
+victim_pid=${pid_of[$victim]}
 kill -KILL "$victim_pid"
 kill -KILL "$victim_child" 2>/dev/null || true # the orphaned ffmpeg would finish into scratch
 echo "$victim_task" >>"$work/interrupted"
 say "SIGKILLed worker $victim (pid $victim_pid) while it ran task $victim_task"
 
 # 2. SIGKILL an API process (the poller's GETs are in flight through nginx).
-kill -KILL "$api1_pid"
-say "SIGKILLed api1 (pid $api1_pid)"
+kill -KILL "${pid_of[api1]}"
+say "SIGKILLed api1 (pid ${pid_of[api1]})"
 
 # 3. Submit the second half and restart PostgreSQL while those submissions are in flight.
 client_bg submit --first "$half" --count "$((TOTAL - half))" --interval 0.25
 submitter=$!
-pids+=($submitter)
+pids+=("$submitter")
 submitted_at_least() { [ "$(wc -l <"$work/tasks.jsonl")" -ge "$1" ]; }
 wait_for "the second batch to start" 60 submitted_at_least $((half + 2))
 client snapshot
@@ -284,7 +285,7 @@ wait "$submitter" || die "the second batch of submissions failed"
 # on the /events location is what makes them arrive one by one).
 client_bg events --index $((TOTAL - 1))
 watcher=$!
-pids+=($watcher)
+pids+=("$watcher")
 wait "$poller" || die "the tasks did not all finish"
 wait "$watcher" || die "the event stream through nginx did not behave"
 elapsed=$((SECONDS - start_time))
@@ -292,15 +293,12 @@ elapsed=$((SECONDS - start_time))
 # --- Checks ----------------------------------------------------------------------------------------------
 # The survivors of the kills outlived the PostgreSQL restart and are ready again, unrestarted.
 alive_count=0
-survivors=("$api2_pid:$api2_port")
-for w in w1 w2 w3; do
-    [ "$w" = "$victim" ] || survivors+=("$(eval echo "\$${w}_pid:\$${w}_port")")
-done
-for s in "${survivors[@]}"; do
-    if alive "${s%%:*}" && curl -fsS -o /dev/null "http://127.0.0.1:${s##*:}/readyz"; then
+for name in api2 w1 w2 w3; do
+    [ "$name" != "$victim" ] || continue
+    if alive "${pid_of[$name]}" && curl -fsS -o /dev/null "http://127.0.0.1:${port_of[$name]}/readyz"; then
         alive_count=$((alive_count + 1))
     else
-        say "VIOLATION: process ${s%%:*} (port ${s##*:}) died or is not ready"
+        say "VIOLATION: $name (pid ${pid_of[$name]}) died or is not ready"
     fi
 done
 rc=0

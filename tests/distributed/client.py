@@ -67,8 +67,9 @@ class Client:
             except (OSError, http.client.HTTPException) as e:
                 status, h, data = "conn-error", {}, str(e).encode()
             retry = status == "conn-error" or status in RETRY_STATUSES
-            self.log.write(json.dumps({"t": t, "method": method, "path": path.split("?")[0],
-                                       "status": status, "retried": retry}) + "\n")
+            self.log.write(json.dumps({"t": t, "t_end": time.time(), "method": method,
+                                       "path": path.split("?")[0], "status": status,
+                                       "retried": retry}) + "\n")
             if not retry:
                 return status, h, data
             if time.monotonic() > deadline:
@@ -142,7 +143,8 @@ def cmd_events(c, a):
     conn = http.client.HTTPConnection(c.host, c.port, timeout=120)
     conn.request("GET", f"/api/tasks/{tid}/events", headers={"Authorization": f"Bearer {c.token}"})
     r = conn.getresponse()
-    c.log.write(json.dumps({"t": time.time(), "method": "GET", "path": "/api/tasks/{id}/events",
+    t = time.time()
+    c.log.write(json.dumps({"t": t, "t_end": t, "method": "GET", "path": "/api/tasks/{id}/events",
                             "status": r.status, "retried": False}) + "\n")
     if r.status != 200:
         sys.exit(f"client: events: {r.status}")
@@ -327,14 +329,17 @@ def cmd_check(c, a):
     if orphans:
         violations.append(f"{len(orphans)} orphan objects, e.g. {orphans[:5]}")
 
-    # HTTP: 5xx and connection errors are allowed only while PostgreSQL is down.
+    # HTTP: 5xx and connection errors are allowed only for requests that were in flight
+    # while PostgreSQL was down (their [start, end] overlaps the window).
     reqs = []
     for name in os.listdir(a.work):
         if name.startswith("requests-") and name.endswith(".jsonl"):
             reqs.extend(read_jsonl(os.path.join(a.work, name)))
     bad = [r for r in reqs if r["status"] == "conn-error" or r["status"] >= 500]
-    inside = [r for r in bad if window[0] <= r["t"] <= window[1]]
-    outside = [r for r in bad if not (window[0] <= r["t"] <= window[1])]
+    def in_window(r):
+        return r["t"] <= window[1] and r["t_end"] >= window[0]
+    inside = [r for r in bad if in_window(r)]
+    outside = [r for r in bad if not in_window(r)]
     for r in outside[:10]:
         violations.append(f"{r['status']} outside the PostgreSQL window at +{r['t'] - pg_down:.2f}s: "
                           f"{r['method']} {r['path']}")
@@ -353,7 +358,7 @@ def cmd_check(c, a):
                f"requests={len(reqs)} http5xx={sum(1 for r in bad if r['status'] != 'conn-error')} "
                f"conn_errors={sum(1 for r in bad if r['status'] == 'conn-error')} "
                f"in_pg_window={len(inside)} outside={len(outside)} client_retries={retries} "
-               f"pg_down={pg_up - pg_down:.1f}s "
+               f"pg_down={pg_up - pg_down:.1f}s(+{a.grace:g}s) "
                + " ".join(f"{k}={v}" for k, v in extra.items())
                + f" violations={len(violations)}")
     for v in violations:

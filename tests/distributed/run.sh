@@ -281,8 +281,8 @@ echo "$pg_down $pg_up" >"$work/pg-window"
 say "PostgreSQL up again"
 
 wait "$submitter" || die "the second batch of submissions failed"
-# The last task waits behind the others: follow its events through nginx (proxy_buffering off
-# on the /events location is what makes them arrive one by one).
+# The last task waits behind the others: follow its events through nginx; they must arrive
+# as they happen (client.py cmd_events).
 client_bg events --index $((TOTAL - 1))
 watcher=$!
 pids+=("$watcher")

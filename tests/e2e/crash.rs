@@ -15,7 +15,7 @@ use crate::helpers::walk;
 /// A running `reelforge` process; killed when dropped.
 pub(crate) struct Server {
     pub child: Child,
-    /// `http://addr` of the API (empty for a `worker`, which does not listen).
+    /// `http://addr` it listens on (a `worker` serves only health and metrics there).
     pub base: String,
     /// Every line the process wrote to stderr so far.
     log: Arc<Mutex<Vec<String>>>,
@@ -43,8 +43,8 @@ fn start(data: &Path, extra_env: &[(&str, &str)]) -> Server {
     start_role("serve", data, extra_env)
 }
 
-/// Start `reelforge ROLE` (`serve`, `api` or `worker`) on its own data dir; for the roles
-/// with a listener, wait until it logs its address.
+/// Start `reelforge ROLE` (`serve`, `api` or `worker`) on its own data dir and wait until it
+/// logs the address it listens on.
 pub(crate) fn start_role(role: &str, data: &Path, extra_env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelforge"));
     cmd.arg(role)
@@ -80,12 +80,9 @@ pub(crate) fn start_role(role: &str, data: &Path, extra_env: &[(&str, &str)]) ->
             }
         }
     });
-    let base = if role == "worker" {
-        String::new()
-    } else {
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("server did not log its address")
-    };
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server did not log its address");
     Server { child, base, log }
 }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reelforge_db_postgres as sql;
+use reelforge_db_postgres::{self as sql, CHANNEL};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::{Notify, OnceCell};
@@ -26,8 +26,6 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::*;
-
-pub use sql::CHANNEL;
 
 pub struct PgRepo {
     pool: PgPool,

@@ -279,12 +279,24 @@ impl TaskRepo for SqliteRepo {
         let status = q.status.map(|s| s.as_str());
         let cursor = q.after.map(|id| id.to_string());
         let limit = i64::from(q.limit);
-        let rows = if q.descending {
-            let before = cursor.as_deref().unwrap_or(sql::AFTER_EVERY_ID);
-            sql::tasks_descending(&self.pool, &user, status, before, limit).await?
-        } else {
-            let after = cursor.as_deref().unwrap_or("");
-            sql::tasks_ascending(&self.pool, &user, status, after, limit).await?
+        let (db, user) = (&self.pool, user.as_str());
+        let rows = match (q.descending, status) {
+            (true, None) => {
+                let before = cursor.as_deref().unwrap_or(sql::AFTER_EVERY_ID);
+                sql::tasks_descending(db, user, before, limit).await?
+            }
+            (true, Some(status)) => {
+                let before = cursor.as_deref().unwrap_or(sql::AFTER_EVERY_ID);
+                sql::tasks_descending_with_status(db, user, status, before, limit).await?
+            }
+            (false, None) => {
+                let after = cursor.as_deref().unwrap_or("");
+                sql::tasks_ascending(db, user, after, limit).await?
+            }
+            (false, Some(status)) => {
+                let after = cursor.as_deref().unwrap_or("");
+                sql::tasks_ascending_with_status(db, user, status, after, limit).await?
+            }
         };
         rows.into_iter().map(task_from_row).collect()
     }

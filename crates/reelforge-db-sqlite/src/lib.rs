@@ -245,25 +245,33 @@ pub async fn task_of_user(
     .await
 }
 
-/// One page of a user's tasks by ascending id: `status` filters when given, `after` is the
-/// keyset cursor (`""` when there is none: every id sorts after it).
+/// `SELECT <every TaskRow column> FROM tasks <tail>`, checked like any other query (the
+/// tail must be a string literal: the macros only accept literals joined with `+`).
+macro_rules! select_tasks {
+    ($tail:tt, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            TaskRow,
+            "SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
+                    eta_seconds, outputs, error_code, error_message, attempts, commands,
+                    result, created_at, started_at, finished_at
+             FROM tasks " + $tail,
+            $($arg),*
+        )
+    };
+}
+
+/// One page of a user's tasks by ascending id; `after` is the keyset cursor (`""` when
+/// there is none: every id sorts after it). Walks `tasks_by_user`.
 pub async fn tasks_ascending(
     db: impl SqliteExecutor<'_>,
     user_id: &str,
-    status: Option<&str>,
     after: &str,
     limit: i64,
 ) -> Result<Vec<TaskRow>> {
-    sqlx::query_as!(
-        TaskRow,
-        r#"SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
-                  eta_seconds, outputs, error_code, error_message, attempts, commands, result,
-                  created_at, started_at, finished_at
-           FROM tasks
-           WHERE user_id = ?1 AND (?2 IS NULL OR status = ?2) AND id > ?3
-           ORDER BY id ASC LIMIT ?4"#,
+    select_tasks!(
+        "WHERE user_id = ?1 AND id > ?2
+         ORDER BY id ASC LIMIT ?3",
         user_id,
-        status,
         after,
         limit,
     )
@@ -275,18 +283,52 @@ pub async fn tasks_ascending(
 pub async fn tasks_descending(
     db: impl SqliteExecutor<'_>,
     user_id: &str,
-    status: Option<&str>,
     before: &str,
     limit: i64,
 ) -> Result<Vec<TaskRow>> {
-    sqlx::query_as!(
-        TaskRow,
-        r#"SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
-                  eta_seconds, outputs, error_code, error_message, attempts, commands, result,
-                  created_at, started_at, finished_at
-           FROM tasks
-           WHERE user_id = ?1 AND (?2 IS NULL OR status = ?2) AND id < ?3
-           ORDER BY id DESC LIMIT ?4"#,
+    select_tasks!(
+        "WHERE user_id = ?1 AND id < ?2
+         ORDER BY id DESC LIMIT ?3",
+        user_id,
+        before,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// [`tasks_ascending`] with one status: separate statements so that SQLite walks
+/// `tasks_by_user_status` (an `?2 IS NULL OR status = ?2` filter cannot use it).
+pub async fn tasks_ascending_with_status(
+    db: impl SqliteExecutor<'_>,
+    user_id: &str,
+    status: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<TaskRow>> {
+    select_tasks!(
+        "WHERE user_id = ?1 AND status = ?2 AND id > ?3
+         ORDER BY id ASC LIMIT ?4",
+        user_id,
+        status,
+        after,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// [`tasks_descending`] with one status.
+pub async fn tasks_descending_with_status(
+    db: impl SqliteExecutor<'_>,
+    user_id: &str,
+    status: &str,
+    before: &str,
+    limit: i64,
+) -> Result<Vec<TaskRow>> {
+    select_tasks!(
+        "WHERE user_id = ?1 AND status = ?2 AND id < ?3
+         ORDER BY id DESC LIMIT ?4",
         user_id,
         status,
         before,

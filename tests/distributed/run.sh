@@ -40,8 +40,6 @@ now() { date +%s.%N; }
 for prog in nginx ffmpeg python3 curl; do
     command -v "$prog" >/dev/null 2>&1 || die "$prog is not installed"
 done
-pg_bindir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
-[ -n "$pg_bindir" ] && [ -x "$pg_bindir/initdb" ] || die "PostgreSQL server binaries not found"
 
 bin=${REELFORGE_BIN:-}
 if [ -z "$bin" ]; then
@@ -55,13 +53,11 @@ fi
 
 # --- Work dir, processes, clean-up ------------------------------------------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/reelforge-dist.XXXXXX")
-chmod 755 "$work" # the PostgreSQL server user must reach its data dir inside
-pids=()          # every process this script started (stopped by pid at exit)
-pg_user=
-[ "$(id -u)" -ne 0 ] || pg_user=postgres
-as_pg_user() {
-    if [ -n "$pg_user" ]; then runuser -u "$pg_user" -- "$@"; else "$@"; fi
-}
+pids=() # every process this script started (stopped by pid at exit)
+apt_install() { die "missing $* (scripts/test.sh installs what this test needs)"; }
+# need_postgres, stop_postgres, as_pg_user, pg_dir, pg_ctl_bin, pg_bindir
+# shellcheck source=scripts/lib/postgres.sh
+. scripts/lib/postgres.sh
 cleanup() {
     local rc=$?
     for pid in "${pids[@]}"; do
@@ -70,9 +66,8 @@ cleanup() {
     for pid in "${pids[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
-    if [ -f "$work/pg/data/postmaster.pid" ]; then
-        as_pg_user "$pg_bindir/pg_ctl" -D "$work/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
-    fi
+    [ -z "$pg_dir" ] || cp "$pg_dir/server.log" "$work/postgres.log" 2>/dev/null || true
+    stop_postgres
     if [ $rc -ne 0 ] || [ -n "${KEEP:-}" ]; then
         say "logs kept in $work"
     else
@@ -93,7 +88,7 @@ for s in socks:
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
-read -r pg_port lb_port media_port api1_port api2_port w1_port w2_port w3_port <<<"$(free_ports 8)"
+read -r lb_port media_port api1_port api2_port w1_port w2_port w3_port <<<"$(free_ports 7)"
 declare -A port_of=([api1]=$api1_port [api2]=$api2_port [w1]=$w1_port [w2]=$w2_port [w3]=$w3_port)
 declare -A pid_of=()
 
@@ -114,17 +109,18 @@ cp "$bin" "$work/reelforge"
 bin=$work/reelforge
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
-mkdir -p "$work/pg"
-[ -z "$pg_user" ] || chown "$pg_user" "$work/pg"
-as_pg_user "$pg_bindir/initdb" -D "$work/pg/data" -U postgres -A trust -E UTF8 --locale=C \
-    --no-sync --no-instructions >"$work/pg/initdb.log" 2>&1 || die "initdb failed: $(tail -n 5 "$work/pg/initdb.log")"
-pg_start() {
-    as_pg_user "$pg_bindir/pg_ctl" -D "$work/pg/data" -l "$work/pg/server.log" -w -t 60 \
-        -o "-h 127.0.0.1 -p $pg_port -k $work/pg -F -c max_connections=200" start >/dev/null
-}
-pg_start || die "PostgreSQL did not start: $(tail -n 5 "$work/pg/server.log")"
-"$pg_bindir/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -c 'CREATE DATABASE reelforge' >/dev/null
-db_url="postgres://postgres@127.0.0.1:$pg_port/reelforge"
+# A cluster of its own (scripts/lib/postgres.sh), never the one REELFORGE_TEST_PG_URL names:
+# this test restarts it. need_postgres sets its own exit traps; ours are set again after it.
+unset REELFORGE_TEST_PG_URL
+need_postgres
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+pg_admin_url=$REELFORGE_TEST_PG_URL
+unset REELFORGE_TEST_PG_URL
+"$(pg_bindir)/psql" -X -q "$pg_admin_url" -c 'CREATE DATABASE reelforge' >/dev/null
+db_url="${pg_admin_url%/*}/reelforge"
+# The server's options as need_postgres started it (port, socket dir…), to start it again.
+pg_opts=$(sed -E 's/^[^ ]+ "-D" "[^"]*" ?//' "$pg_dir/data/postmaster.opts")
 
 # --- Shared storage ---------------------------------------------------------------------------------
 # DIST_STORAGE=file (default for now): one directory shared by every process.
@@ -272,10 +268,11 @@ submitted_at_least() { [ "$(wc -l <"$work/tasks.jsonl")" -ge "$1" ]; }
 wait_for "the second batch to start" 60 submitted_at_least $((half + 2))
 client snapshot
 pg_down=$(now)
-as_pg_user "$pg_bindir/pg_ctl" -D "$work/pg/data" -m fast -w stop >/dev/null
+as_pg_user "$pg_ctl_bin" -D "$pg_dir/data" -m fast -w stop >/dev/null
 say "PostgreSQL stopped; down for ${PG_DOWN_SECONDS}s"
 sleep "$PG_DOWN_SECONDS" # the outage itself, not a wait for a condition
-pg_start || die "PostgreSQL did not restart: $(tail -n 5 "$work/pg/server.log")"
+as_pg_user "$pg_ctl_bin" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 -o "$pg_opts" start >/dev/null ||
+    die "PostgreSQL did not restart: $(tail -n 5 "$pg_dir/server.log")"
 pg_up=$(now)
 echo "$pg_down $pg_up" >"$work/pg-window"
 say "PostgreSQL up again"

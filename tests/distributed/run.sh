@@ -19,7 +19,8 @@
 #   KEEP=1 …                                 # keep the work dir (logs) afterwards
 #
 # Needs: nginx, ffmpeg, PostgreSQL server binaries, python3, curl (scripts/test.sh installs
-# them). Storage: DIST_STORAGE=file (a shared directory, the default for now) or s3 (moto).
+# them). Storage: DIST_STORAGE=s3 (moto; the default when REELFORGE_TEST_MOTO is set) or
+# file (one shared directory; the default otherwise).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -123,19 +124,22 @@ db_url="${pg_admin_url%/*}/reelforge"
 pg_opts=$(sed -E 's/^[^ ]+ "-D" "[^"]*" ?//' "$pg_dir/data/postmaster.opts")
 
 # --- Shared storage ---------------------------------------------------------------------------------
-# DIST_STORAGE=file (default for now): one directory shared by every process.
-# DIST_STORAGE=s3: a moto S3 server on loopback (`moto_server`, from `pip install 'moto[server]'`)
-# with a bucket made here; needs the s3:// storage backend (REELFORGE_S3_ENDPOINT).
+# DIST_STORAGE=s3: a moto S3 server on loopback with a bucket made here (the s3:// storage
+# backend, REELFORGE_S3_ENDPOINT). The program is REELFORGE_TEST_MOTO (what scripts/test.sh's
+# need_moto exports) or moto_server on the PATH; s3 is the default when REELFORGE_TEST_MOTO
+# is set. DIST_STORAGE=file: one directory shared by every process.
 s3_endpoint=
-case ${DIST_STORAGE:-file} in
+storage_kind=${DIST_STORAGE:-$([ -n "${REELFORGE_TEST_MOTO:-}" ] && echo s3 || echo file)}
+case $storage_kind in
 file)
     STORAGE="file://$work/objects"
     mkdir -p "$work/objects"
     ;;
 s3)
-    command -v moto_server >/dev/null 2>&1 || die "moto_server is not installed (pip install 'moto[server]')"
+    moto=${REELFORGE_TEST_MOTO:-$(command -v moto_server || true)}
+    [ -n "$moto" ] || die "moto_server is not installed (pip install 'moto[server]')"
     read -r s3_port <<<"$(free_ports 1)"
-    moto_server -H 127.0.0.1 -p "$s3_port" >"$work/moto.log" 2>&1 &
+    "$moto" -H 127.0.0.1 -p "$s3_port" >"$work/moto.log" 2>&1 &
     pids+=("$!")
     s3_endpoint="http://127.0.0.1:$s3_port"
     wait_for "moto" 60 curl -fsS -o /dev/null "$s3_endpoint/moto-api/"
@@ -303,7 +307,7 @@ rc=0
 failovers=$(grep -c 'upstream=[0-9.:]*, ' "$work/nginx/access.log" || true)
 read -r -a events_result <"$work/events-result"
 client check --total "$TOTAL" --storage "$STORAGE" ${s3_endpoint:+--s3-endpoint "$s3_endpoint"} \
-    --extra "nginx_failovers=$failovers" "${events_result[@]}" "survivors_ready=$alive_count/3" \
+    --extra "storage=$storage_kind" "nginx_failovers=$failovers" "${events_result[@]}" "survivors_ready=$alive_count/3" \
     "seconds=$elapsed" || rc=$?
 [ "$alive_count" -eq 3 ] || rc=1
 exit $rc

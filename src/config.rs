@@ -32,9 +32,14 @@ pub struct SettingsArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// `file://PATH` (default `file://$DATA_DIR/objects`).
+    /// `file://PATH` (default `file://$DATA_DIR/objects`), `s3://BUCKET/PREFIX` or
+    /// `gs://BUCKET/PREFIX` (credentials from the usual `AWS_*` / `GOOGLE_*` variables).
     #[arg(long, global = true, env = "REELFORGE_STORAGE_URL")]
     pub storage_url: Option<String>,
+    /// S3-compatible server for `s3://` storage, e.g. `https://minio.internal:9000`
+    /// (path-style requests; plain `http://` only on loopback).
+    #[arg(long, global = true, env = "REELFORGE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
     /// Per-run temporary folders (default `$DATA_DIR/scratch`).
     #[arg(long, global = true, env = "REELFORGE_SCRATCH_DIR")]
     pub scratch_dir: Option<PathBuf>,
@@ -105,6 +110,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub storage_url: String,
+    /// The S3 endpoint, and (for embedding and tests) extra `object_store` keys.
+    pub storage_options: crate::storage::StorageOptions,
     pub scratch_dir: PathBuf,
     pub workers: usize,
     pub jwt_secret: Option<Secret>,
@@ -172,6 +179,7 @@ impl SettingsArgs {
             data_dir: self.data_dir.or(other.data_dir),
             database_url: self.database_url.or(other.database_url),
             storage_url: self.storage_url.or(other.storage_url),
+            s3_endpoint: self.s3_endpoint.or(other.s3_endpoint),
             scratch_dir: self.scratch_dir.or(other.scratch_dir),
             workers: self.workers.or(other.workers),
             jwt_secret: self.jwt_secret.or(other.jwt_secret),
@@ -232,17 +240,23 @@ impl Settings {
         let storage_url = a
             .storage_url
             .unwrap_or_else(|| format!("file://{}", absolute(&data_dir.join("objects")).display()));
-        let parsed = url::Url::parse(&storage_url)
-            .map_err(|e| bad("REELFORGE_STORAGE_URL", format!("{e}: {storage_url:?}")))?;
-        if parsed.scheme() != "file" {
-            return Err(bad(
-                "REELFORGE_STORAGE_URL",
-                format!(
-                    "unsupported scheme {:?} (file:// is supported)",
-                    parsed.scheme()
-                ),
-            ));
-        }
+        let location = crate::storage::Location::parse(&storage_url)
+            .map_err(|e| bad("REELFORGE_STORAGE_URL", e))?;
+        let s3_endpoint = match &a.s3_endpoint {
+            Some(text) => {
+                if !matches!(location, crate::storage::Location::S3 { .. }) {
+                    return Err(bad(
+                        "REELFORGE_S3_ENDPOINT",
+                        "only applies to s3:// storage (REELFORGE_STORAGE_URL)",
+                    ));
+                }
+                Some(
+                    crate::storage::parse_s3_endpoint(text)
+                        .map_err(|e| bad("REELFORGE_S3_ENDPOINT", e))?,
+                )
+            }
+            None => None,
+        };
         let scratch_dir = a.scratch_dir.unwrap_or_else(|| data_dir.join("scratch"));
         let workers = a.workers.unwrap_or_else(default_workers);
         let token_ttl = parse_duration(a.token_ttl.as_deref().unwrap_or("1h"))
@@ -295,6 +309,10 @@ impl Settings {
             data_dir,
             database_url,
             storage_url,
+            storage_options: crate::storage::StorageOptions {
+                s3_endpoint,
+                extra: vec![],
+            },
             scratch_dir,
             workers,
             jwt_secret: a.jwt_secret.map(Secret::new),
@@ -325,8 +343,9 @@ impl Settings {
         ] {
             ensure_writable_dir(&dir).map_err(|e| bad(name, format!("{}: {e}", dir.display())))?;
         }
-        if let Some(path) = self.storage_url.strip_prefix("file://") {
-            let dir = PathBuf::from(path);
+        if let Ok(crate::storage::Location::Local(dir)) =
+            crate::storage::Location::parse(&self.storage_url)
+        {
             ensure_writable_dir(&dir)
                 .map_err(|e| bad("REELFORGE_STORAGE_URL", format!("{}: {e}", dir.display())))?;
         }

@@ -51,6 +51,12 @@ pub struct Options {
     pub retry_base: Option<std::time::Duration>,
     /// Run on a fresh PostgreSQL database (needs `REELFORGE_TEST_PG_URL`).
     pub postgres: bool,
+    /// `REELFORGE_STORAGE_URL` (default: `file://` in the data dir).
+    pub storage_url: Option<String>,
+    /// `REELFORGE_S3_ENDPOINT`.
+    pub s3_endpoint: Option<String>,
+    /// Extra `object_store` keys (credentials of a test S3 server).
+    pub storage_extra: Vec<(String, String)>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -82,12 +88,15 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         max_duration: o.max_duration.map(str::to_string),
         max_extract: o.max_extract.map(str::to_string),
         stall_timeout: o.stall_timeout.map(str::to_string),
+        storage_url: o.storage_url,
+        s3_endpoint: o.s3_endpoint,
         ..Default::default()
     };
     let mut settings = Settings::resolve(args, SettingsArgs::default()).unwrap();
     if let Some(b) = o.retry_base {
         settings.retry_base = b;
     }
+    settings.storage_options.extra = o.storage_extra;
     settings.prepare(false).unwrap();
     let app = Application::build(settings, Role::Serve).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -5,6 +5,7 @@
 //! Without it, S3 cases are skipped with a loud message, except under `CI=true`, where a
 //! missing server is a failure.
 
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,10 +40,12 @@ impl Moto {
             Ok(p) if !p.is_empty() => p,
             _ if in_ci() => panic!("{MOTO_VAR} is not set under CI: scripts/test.sh need_moto"),
             _ => {
-                eprintln!(
-                    "\n!!! SKIPPED S3 case {test}: {MOTO_VAR} is not set \
-                     (run scripts/test.sh, or pip install 'moto[server]' and \
-                     export {MOTO_VAR}=$(command -v moto_server)) !!!\n"
+                // Straight to stderr, past the test harness's capture: a skip must show.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: S3 case {test}: {MOTO_VAR} is not set (bash scripts/test.sh \
+                     installs moto and sets it; or pip install 'moto[server]' and \
+                     export {MOTO_VAR}=$(command -v moto_server))"
                 );
                 return None;
             }

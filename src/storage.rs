@@ -1,5 +1,10 @@
 //! Object storage behind `object_store`, and the key layout of a task's files.
 //!
+//! Stores: `file://DIR`, `s3://bucket/prefix` (an S3-compatible server through
+//! `StorageOptions::s3_endpoint`), `gs://bucket/prefix`; every key lives under the URL's
+//! prefix. S3 and GCS also sign download URLs ([`Storage::signed_url`]), so the API redirects
+//! downloaders to the store instead of proxying the bytes.
+//!
 //! Keys: `tasks/{task}/input/{filename}` for the original, and
 //! `tasks/{task}/out/{run}/{name}` for outputs, where `run` is the task's run count when
 //! the job was claimed. A re-run writes under a new `run`, and a successful finish removes

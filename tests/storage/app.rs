@@ -261,3 +261,40 @@ async fn a_task_runs_on_s3_and_its_output_downloads_through_a_signed_url() {
     let duration: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
     assert!((duration - 6.0).abs() <= 0.2, "{duration}");
 }
+
+/// An upload over the limit, cut off after whole parts reached the server, leaves no object
+/// and no open multipart upload in the bucket.
+#[tokio::test]
+async fn an_oversized_upload_leaves_nothing_in_the_bucket() {
+    let _heavy = crate::backends::HEAVY.lock().await;
+    let Some(moto) = Moto::start("an_oversized_upload_leaves_nothing_in_the_bucket").await else {
+        return;
+    };
+    moto.bucket("reels").await;
+    let app = spawn_app_with(Options {
+        storage_url: Some("s3://reels/tenant-1".into()),
+        s3_endpoint: Some(moto.endpoint.clone()),
+        storage_extra: moto.extra(),
+        max_upload: Some("18MiB"),
+        ..Default::default()
+    })
+    .await;
+    let t = app.user("olga").await;
+    // Chunked (no Content-Length): two 8 MiB parts are sent before the limit is crossed.
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(
+        (0..24).map(|_| Ok::<_, std::io::Error>(vec![7u8; 1024 * 1024])),
+    ));
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::stream(body).file_name("big.mp4"),
+    );
+    let r = app
+        .post("/api/tasks", &t)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (413, "payload_too_large".to_string()));
+    assert_eq!(moto.all_keys("reels").await, Vec::<String>::new());
+    assert_eq!(moto.open_uploads("reels").await, 0);
+}

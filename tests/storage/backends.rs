@@ -13,7 +13,7 @@ use crate::moto::Moto;
 const MIB: usize = 1024 * 1024;
 
 /// Held by the cases that move tens of MiB, so the memory measurement sees only its own.
-static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub enum Backend {
     Local(tempfile::TempDir),
@@ -390,4 +390,52 @@ async fn put_stream_large_with_constant_memory() {
     if let Some(f) = s3 {
         put_stream_large(f, baseline).await;
     }
+}
+
+/// Two installations in one bucket under different prefixes never see or delete each
+/// other's keys, and every key is under its store's prefix.
+#[tokio::test]
+async fn prefixes_keep_installations_apart() {
+    let Some(moto) = Moto::start("prefixes_keep_installations_apart").await else {
+        return;
+    };
+    moto.bucket("shared").await;
+    let (a, b) = (
+        moto.storage("s3://shared/site-a"),
+        moto.storage("s3://shared/site-b/nested/"),
+    );
+    let t = Uuid::now_v7();
+    for s in [&a, &b] {
+        s.put_stream(
+            &keys::input(t, "in.mp4"),
+            futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))]),
+            10,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        moto.all_keys("shared").await,
+        vec![
+            format!("site-a/{}", keys::input(t, "in.mp4")),
+            format!("site-b/nested/{}", keys::input(t, "in.mp4")),
+        ]
+    );
+    assert_eq!(a.list("").await.unwrap(), vec![keys::input(t, "in.mp4")]);
+    assert_eq!(a.delete_prefix(&keys::task_prefix(t)).await.unwrap(), 1);
+    assert_eq!(
+        moto.all_keys("shared").await,
+        vec![format!("site-b/nested/{}", keys::input(t, "in.mp4"))]
+    );
+    assert_eq!(b.size(&keys::input(t, "in.mp4")).await.unwrap(), 3);
+    // Signed URLs carry the prefix too.
+    let url = b
+        .signed_url(&keys::input(t, "in.mp4"), "attachment", "video/mp4")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        url.path().starts_with("/shared/site-b/nested/tasks/"),
+        "{url}"
+    );
 }

@@ -298,3 +298,22 @@ async fn an_oversized_upload_leaves_nothing_in_the_bucket() {
     assert_eq!(moto.all_keys("reels").await, Vec::<String>::new());
     assert_eq!(moto.open_uploads("reels").await, 0);
 }
+
+/// The OpenAPI document tells clients that every download route may redirect.
+#[test]
+fn openapi_documents_the_download_redirect() {
+    let doc = serde_json::to_value(reelforge::http::openapi()).unwrap();
+    for path in [
+        "/api/tasks/{id}/outputs/{name}",
+        "/api/tasks/{id}/input",
+        "/api/files/{filename}",
+    ] {
+        let found = &doc["paths"][path]["get"]["responses"]["302"];
+        let text = found["description"].as_str().unwrap_or_default();
+        assert!(
+            text.contains("presigned") && text.contains("15 minutes"),
+            "{path}: {found}"
+        );
+        assert!(found["headers"]["Location"].is_object(), "{path}: {found}");
+    }
+}

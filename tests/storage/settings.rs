@@ -112,6 +112,14 @@ fn startup_fails_fast_on_bad_storage_settings() {
             ],
             "REELFORGE_S3_ENDPOINT",
         ),
+        // Well-formed, but the store cannot be built: still one line, naming the setting.
+        (
+            vec![
+                ("REELFORGE_STORAGE_URL", "gs://reels"),
+                ("GOOGLE_SERVICE_ACCOUNT", "/nonexistent/reelforge-sa.json"),
+            ],
+            "REELFORGE_STORAGE_URL",
+        ),
     ] {
         let start = std::time::Instant::now();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelforge"));

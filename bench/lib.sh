@@ -2,7 +2,9 @@
 #
 # Provides: ROOT, BIN, WORK (temp dir removed at exit), free_port, build_release,
 # start_service (sets RF_PID, RF_URL), wait_http, api_login (sets TOKEN), json_get,
-# and an EXIT trap that stops every background process started through bg_start.
+# start_postgres (a throw-away cluster; sets PG_URL, PG_BIN, PG_LOG), psql_do,
+# and an EXIT trap that stops every background process started through bg_start (and the
+# PostgreSQL cluster).
 
 set -euo pipefail
 
@@ -17,6 +19,7 @@ BG_PIDS=()
 
 cleanup() {
     local pid
+    stop_postgres
     for pid in "${BG_PIDS[@]:-}"; do
         [ -n "$pid" ] || continue
         kill "$pid" 2>/dev/null || true
@@ -33,6 +36,52 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# --- PostgreSQL: one throw-away cluster per benchmark run ---------------------------------------
+PG_DIR=
+PG_AS=()
+stop_postgres() {
+    [ -n "$PG_DIR" ] || return 0
+    "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    PG_DIR=
+}
+
+# start_postgres: initdb + pg_ctl start in $WORK/pg (as user postgres when run as root) on a
+# free loopback port, with the durable defaults (fsync, synchronous_commit on) unless PG_OPTS
+# says otherwise. Sets PG_URL (superuser, database `postgres`), PG_BIN, PG_LOG.
+start_postgres() {
+    PG_BIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
+    if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
+        echo "PostgreSQL server binaries not found (Debian: apt-get install postgresql)" >&2
+        exit 1
+    fi
+    local dir=$WORK/pg port
+    mkdir -p "$dir"
+    if [ "$(id -u)" -eq 0 ]; then
+        chmod 711 "$WORK"
+        chown postgres "$dir"
+        PG_AS=(runuser -u postgres --)
+    fi
+    "${PG_AS[@]}" "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C \
+        --no-instructions >"$dir/initdb.log" 2>&1 ||
+        { tail -n 5 "$dir/initdb.log" >&2; exit 1; }
+    port=$(free_port)
+    PG_LOG=$dir/server.log
+    # shellcheck disable=SC2086 # PG_OPTS is a list of server options
+    "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -l "$PG_LOG" -w -t 60 \
+        -o "-h 127.0.0.1 -p $port -k $dir -c max_connections=200 ${PG_OPTS:-}" start >/dev/null ||
+        { tail -n 5 "$PG_LOG" >&2; exit 1; }
+    PG_DIR=$dir
+    PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (fsync=$(psql_do postgres -Atc 'SHOW fsync'), synchronous_commit=$(psql_do postgres -Atc 'SHOW synchronous_commit'))"
+}
+
+# psql_do DATABASE [psql args...]: psql against the cluster of start_postgres.
+psql_do() {
+    local db=$1
+    shift
+    psql -X -q -v ON_ERROR_STOP=1 "${PG_URL%/*}/$db" "$@"
+}
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -71,14 +120,14 @@ wait_http() {
 }
 
 # start_service [extra env assignments...]: reelforge serve on a free loopback port with a
-# fresh data dir. Sets RF_PID, RF_URL, RF_LOG.
+# fresh data dir ($RF_DATA, default $WORK/data). Sets RF_PID, RF_URL, RF_LOG.
 start_service() {
-    local port
+    local port data=${RF_DATA:-$WORK/data}
     port=$(free_port)
     RF_URL="http://127.0.0.1:$port"
-    RF_LOG="$WORK/reelforge.log"
-    mkdir -p "$WORK/data"
-    bg_start env REELFORGE_LISTEN="127.0.0.1:$port" REELFORGE_DATA_DIR="$WORK/data" \
+    RF_LOG="$data.log"
+    mkdir -p "$data"
+    bg_start env REELFORGE_LISTEN="127.0.0.1:$port" REELFORGE_DATA_DIR="$data" \
         RUST_LOG="${RUST_LOG:-warn}" "$@" "$BIN" serve >"$RF_LOG" 2>&1
     RF_PID=$LAST_PID
     if ! wait_http "$RF_URL/healthz" 60; then

@@ -6,10 +6,12 @@
 #
 # 1. Installs what the tests need when it is missing (see "Services" below).
 # 2. cargo fmt --check
-# 3. cargo clippy --all-targets --locked -- -D warnings
-# 4. cargo test --locked --no-fail-fast -- --test-threads=2   (unit, integration, doc tests;
-#    the repository suite runs on SQLite and on a throw-away PostgreSQL cluster)
-# 5. the HTTP API suite (tests/api) again with REELFORGE_TEST_APP_DB=postgres
+# 3. scripts/sqlx-prepare.sh --check: the committed query caches (crates/*/.sqlx) still match
+#    the statements and migrations (checked against live databases made from migrations/)
+# 4. cargo clippy --workspace --all-targets --locked -- -D warnings
+# 5. cargo test --workspace --locked --no-fail-fast -- --test-threads=2   (unit, integration,
+#    doc tests; the repository suite runs on SQLite and on a throw-away PostgreSQL cluster)
+# 6. the HTTP API suite (tests/api) again with REELFORGE_TEST_APP_DB=postgres
 # Every step runs even if an earlier one failed, so one run shows every problem; the script
 # exits non-zero if any step failed. Tests that need a server (HTTP, S3; later SMTP) start
 # their own throw-away instance on a free loopback port and stop it; PostgreSQL is the
@@ -78,71 +80,9 @@ need_ffmpeg() { # tests/media (real ffmpeg runs) and the planner's end-to-end ch
         apt_install ffmpeg
     fi
 }
-# PostgreSQL backend tests (tests/api/queue.rs and friends) read REELFORGE_TEST_PG_URL: a
-# superuser URL of a throw-away server; each test creates and drops its own database. When the
-# variable is already set, that server is used; otherwise a cluster is initdb'd in a temp dir,
-# started on a free loopback port (its unix socket in the temp dir too), and stopped and
-# removed when this script exits. initdb refuses to run as root: as root, the cluster belongs
-# to the `postgres` user (created by Debian's package).
-pg_dir=
-pg_ctl_bin=
-pg_user=
-as_pg_user() {
-    if [ -n "$pg_user" ]; then
-        runuser -u "$pg_user" -- "$@"
-    else
-        "$@"
-    fi
-}
-stop_postgres() {
-    if [ -n "$pg_dir" ] && [ -d "$pg_dir" ]; then
-        if [ -f "$pg_dir/data/postmaster.pid" ]; then
-            as_pg_user "$pg_ctl_bin" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true
-        fi
-        rm -rf "$pg_dir"
-    fi
-}
-port_in_use() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-need_postgres() {
-    if [ -n "${REELFORGE_TEST_PG_URL:-}" ]; then
-        say "PostgreSQL tests use REELFORGE_TEST_PG_URL from the environment"
-        return
-    fi
-    local bindir
-    bindir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
-    if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
-        apt_install postgresql
-        bindir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d | sort -V | tail -n 1)
-    fi
-    [ -x "$bindir/initdb" ] && [ -x "$bindir/pg_ctl" ] || die "PostgreSQL server binaries not found"
-    pg_ctl_bin=$bindir/pg_ctl
-    if [ "$(id -u)" -eq 0 ]; then
-        pg_user=postgres
-        id -u "$pg_user" >/dev/null 2>&1 || pg_user=nobody
-    fi
-    pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/reelforge-pg.XXXXXX")
-    trap stop_postgres EXIT
-    trap 'exit 130' INT TERM
-    [ -z "$pg_user" ] || chown "$pg_user" "$pg_dir"
-    as_pg_user "$bindir/initdb" -D "$pg_dir/data" -U postgres -A trust -E UTF8 --locale=C \
-        --no-sync --no-instructions >"$pg_dir/initdb.log" 2>&1 ||
-        die "initdb failed: $(tail -n 5 "$pg_dir/initdb.log")"
-    local port tries=0
-    while :; do
-        port=$((20000 + RANDOM % 20000))
-        port_in_use "$port" && continue
-        # Throw-away data: no fsync, no full-page writes.
-        if as_pg_user "$pg_ctl_bin" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
-            -o "-h 127.0.0.1 -p $port -k $pg_dir -F -c max_connections=300 -c full_page_writes=off -c synchronous_commit=off" \
-            start >/dev/null; then
-            break
-        fi
-        tries=$((tries + 1))
-        [ "$tries" -lt 5 ] || die "PostgreSQL did not start: $(tail -n 5 "$pg_dir/server.log")"
-    done
-    export REELFORGE_TEST_PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
-    say "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $pg_dir)"
-}
+# PostgreSQL: need_postgres (scripts/lib/postgres.sh) exports REELFORGE_TEST_PG_URL.
+# shellcheck source=scripts/lib/postgres.sh
+. scripts/lib/postgres.sh
 # S3 storage tests (tests/storage) read REELFORGE_TEST_MOTO: the moto_server program (moto 5,
 # an S3-compatible server); each test starts its own on a free loopback port and kills it.
 # Already set, or moto_server on the PATH, is used as is; otherwise moto goes into a virtual
@@ -177,8 +117,12 @@ need_moto() {
 need_strace() { # tests/e2e/hostile.rs traces every ffmpeg/ffprobe run
     command -v strace >/dev/null 2>&1 || apt_install strace
 }
+need_sqlite3() { # scripts/sqlx-prepare.sh builds the SQLite schema with it
+    command -v sqlite3 >/dev/null 2>&1 || apt_install sqlite3
+}
 need_ffmpeg
 need_strace
+need_sqlite3
 need_postgres
 need_moto
 
@@ -205,8 +149,10 @@ fi
 test_args+=("$@")
 
 step fmt cargo fmt --check
-step clippy cargo clippy --all-targets --locked -- -D warnings
-step test cargo test --locked --no-fail-fast -- "${test_args[@]}"
+# The committed query caches (crates/*/.sqlx) against the migrations, on the server above.
+step sqlx bash scripts/sqlx-prepare.sh --check
+step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+step test cargo test --workspace --locked --no-fail-fast -- "${test_args[@]}"
 # The HTTP API suite again with its servers on PostgreSQL (the repository suite in
 # tests/api/queue.rs already ran on both backends above).
 step test-pg env REELFORGE_TEST_APP_DB=postgres \

@@ -60,7 +60,8 @@ pub enum Role {
 }
 
 pub struct Application {
-    listener: Option<TcpListener>,
+    listener: TcpListener,
+    role: Role,
     state: AppState,
     workers: Vec<tokio::task::JoinHandle<()>>,
     stop_claiming: CancellationToken,
@@ -142,17 +143,13 @@ impl Application {
                 );
             }
         }
-        let listener = if role == Role::Worker {
-            None
-        } else {
-            Some(
-                TcpListener::bind(settings.listen)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?,
-            )
-        };
+        // A worker listens too, for /healthz, /readyz and /metrics only.
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let mut app = Application {
             listener,
+            role,
             state,
             workers: vec![],
             stop_claiming: CancellationToken::new(),
@@ -187,7 +184,7 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+        self.listener.local_addr().ok()
     }
 
     pub fn state(&self) -> &AppState {
@@ -207,20 +204,20 @@ impl Application {
         let stop_claiming = self.stop_claiming.clone();
         let shutdown_jobs = self.shutdown_jobs.clone();
         let stopping = CancellationToken::new();
-        let server = match self.listener {
-            Some(listener) => {
-                let app = crate::http::router(self.state.clone());
-                let stopping = stopping.clone();
-                Some(tokio::spawn(async move {
-                    axum::serve(
-                        listener,
-                        app.into_make_service_with_connect_info::<SocketAddr>(),
-                    )
-                    .with_graceful_shutdown(async move { stopping.cancelled().await })
-                    .await
-                }))
-            }
-            None => None,
+        let app = match self.role {
+            Role::Worker => crate::http::service_router(self.state.clone()),
+            Role::Serve | Role::Api => crate::http::router(self.state.clone()),
+        };
+        let server = {
+            let stopping = stopping.clone();
+            tokio::spawn(async move {
+                axum::serve(
+                    self.listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move { stopping.cancelled().await })
+                .await
+            })
         };
         stop.await;
         tracing::info!("shutting down: no new requests or jobs");
@@ -236,12 +233,10 @@ impl Application {
                 workers.await;
             }
         }
-        if let Some(server) = server {
-            // Open streams (SSE) end with the process; don't wait on them forever.
-            match tokio::time::timeout(Duration::from_secs(5), server).await {
-                Ok(joined) => joined??,
-                Err(_) => tracing::warn!("some connections were still open at exit"),
-            }
+        // Open streams (SSE) end with the process; don't wait on them forever.
+        match tokio::time::timeout(Duration::from_secs(5), server).await {
+            Ok(joined) => joined??,
+            Err(_) => tracing::warn!("some connections were still open at exit"),
         }
         tracing::info!("stopped");
         Ok(())

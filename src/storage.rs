@@ -20,6 +20,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
 use object_store::signer::{SignedUrlOptions, Signer};
@@ -181,6 +182,9 @@ pub struct Storage {
     store: Arc<dyn ObjectStore>,
     /// The same store for presigned URLs (S3, GCS); `None` for local files and memory.
     signer: Option<Arc<dyn Signer>>,
+    /// The same store when it is a local directory: files then move between scratch and
+    /// the store by hard link instead of a byte copy (see [`Storage::put_file`]).
+    local: Option<Arc<LocalFileSystem>>,
 }
 
 pub mod keys {
@@ -218,11 +222,12 @@ impl Storage {
         match location {
             Location::Local(dir) => {
                 std::fs::create_dir_all(&dir)?;
-                let store = object_store::local::LocalFileSystem::new_with_prefix(dir)?
-                    .with_automatic_cleanup(true);
+                let store =
+                    Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true));
                 Ok(Self {
-                    store: Arc::new(store),
+                    store: store.clone(),
                     signer: None,
+                    local: Some(store),
                 })
             }
             Location::S3 { bucket, prefix } => {
@@ -259,6 +264,7 @@ impl Storage {
         Self {
             store: store.clone(),
             signer: Some(store),
+            local: None,
         }
     }
 
@@ -266,6 +272,7 @@ impl Storage {
         Self {
             store: Arc::new(object_store::memory::InMemory::new()),
             signer: None,
+            local: None,
         }
     }
 
@@ -364,15 +371,37 @@ impl Storage {
         }
     }
 
-    /// Copy a local file into `key`.
+    /// Store a finished local file under `key`. On local storage on the same file system
+    /// the file is hard-linked into place (no byte copy: a 1 GiB output costs the same as
+    /// 1 KiB); otherwise it is streamed. The caller must not modify `path` afterwards.
     pub async fn put_file(&self, key: &str, path: &Path) -> Result<u64, StorageError> {
+        if let Some(local) = &self.local {
+            let dest = local.path_to_filesystem(&Self::path(key))?;
+            if let Some(size) = link_into_store(path, &dest).await? {
+                return Ok(size);
+            }
+        }
         let mut file = tokio::fs::File::open(path).await?;
         let stream = async_stream_file(&mut file);
         self.put_stream(key, Box::pin(stream), u64::MAX).await
     }
 
-    /// Copy `key` into a local file.
+    /// Bring `key` into a new local file at `path`, which must not exist. On local storage
+    /// on the same file system this is a hard link (objects are immutable once written:
+    /// every write of a key replaces its file, it never rewrites one in place), so the
+    /// caller must only read `path`.
     pub async fn get_to_file(&self, key: &str, path: &Path) -> Result<u64, StorageError> {
+        if let Some(local) = &self.local {
+            let src = local.path_to_filesystem(&Self::path(key))?;
+            match tokio::fs::hard_link(&src, path).await {
+                Ok(()) => return Ok(tokio::fs::metadata(path).await?.len()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(StorageError::NotFound);
+                }
+                Err(e) if cross_device(&e) => {} // stream it below
+                Err(e) => return Err(e.into()),
+            }
+        }
         let got = self
             .store
             .get(&Self::path(key))
@@ -526,6 +555,33 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// `EXDEV`: scratch and the store are on different file systems, so a link cannot work.
+fn cross_device(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EXDEV)
+}
+
+/// Hard-link `src` into the store at `dest` atomically: link under a staging name that
+/// `LocalFileSystem` ignores (`name#digits`, as its own staged writes), then rename over
+/// `dest`. `None` when the two are on different file systems (the caller copies instead).
+async fn link_into_store(src: &Path, dest: &Path) -> Result<Option<u64>, StorageError> {
+    let size = tokio::fs::metadata(src).await?.len();
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let mut staged = dest.as_os_str().to_owned();
+    staged.push(format!("#{}", rand::random::<u64>()));
+    match tokio::fs::hard_link(src, &staged).await {
+        Ok(()) => {}
+        Err(e) if cross_device(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    if let Err(e) = tokio::fs::rename(&staged, dest).await {
+        let _ = tokio::fs::remove_file(&staged).await;
+        return Err(e.into());
+    }
+    Ok(Some(size))
+}
+
 fn async_stream_file(
     file: &mut tokio::fs::File,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + '_ {
@@ -606,6 +662,72 @@ mod tests {
         );
         assert_eq!(s.delete_prefix(&keys::task_prefix(t)).await.unwrap(), 2);
         assert!(s.list(&keys::task_prefix(t)).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn local_store_moves_files_by_hard_link_and_stays_immutable() {
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let s = Storage::from_url(
+            &format!("file://{}", root.path().display()),
+            &StorageOptions::default(),
+        )
+        .unwrap();
+
+        // put_file: the stored object is the scratch file's inode, not a copy.
+        let produced = scratch.path().join("out.mp4");
+        std::fs::write(&produced, b"first output").unwrap();
+        assert_eq!(
+            s.put_file("tasks/t/out/1/out.mp4", &produced)
+                .await
+                .unwrap(),
+            12
+        );
+        let stored = root.path().join("tasks/t/out/1/out.mp4");
+        assert_eq!(
+            std::fs::metadata(&stored).unwrap().ino(),
+            std::fs::metadata(&produced).unwrap().ino()
+        );
+        // The staging name never shows in a listing, and nothing else is left behind.
+        assert_eq!(
+            s.list("tasks/t").await.unwrap(),
+            vec!["tasks/t/out/1/out.mp4"]
+        );
+        assert_eq!(walk(root.path()), vec![stored.clone()]);
+        // Removing scratch keeps the object.
+        drop(scratch);
+        let body: Vec<Bytes> = s
+            .read("tasks/t/out/1/out.mp4", None)
+            .await
+            .unwrap()
+            .body
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(body.concat(), b"first output");
+
+        // get_to_file: a link too; a later write of the key replaces the object's file,
+        // so what a run already brought into scratch does not change under it.
+        let scratch = tempfile::tempdir().unwrap();
+        let input = scratch.path().join("input");
+        assert_eq!(
+            s.get_to_file("tasks/t/out/1/out.mp4", &input)
+                .await
+                .unwrap(),
+            12
+        );
+        assert_eq!(std::fs::metadata(&input).unwrap().nlink(), 2);
+        s.put_stream("tasks/t/out/1/out.mp4", chunks(1, 3), 100)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&input).unwrap(), b"first output");
+        assert_eq!(s.size("tasks/t/out/1/out.mp4").await.unwrap(), 3);
+        assert!(matches!(
+            s.get_to_file("tasks/t/missing", &scratch.path().join("m"))
+                .await,
+            Err(StorageError::NotFound)
+        ));
     }
 
     fn walk(p: &Path) -> Vec<std::path::PathBuf> {

@@ -3,6 +3,10 @@
 //! The queue lives in the same database as the tasks: creating a task writes its job in the
 //! same transaction, and every state change of a job is a single conditional statement on
 //! the lease owner. No transaction is held while a job runs.
+//!
+//! Each backend's SQL lives in its own workspace crate (`crates/reelforge-db-sqlite`,
+//! `crates/reelforge-db-postgres`), checked at compile time; `sqlite.rs` and `postgres.rs`
+//! implement the traits here with it.
 
 pub mod postgres;
 pub mod sqlite;
@@ -187,6 +191,22 @@ pub trait Repo: UserRepo + TaskRepo + JobQueue + 'static {}
 impl<T: UserRepo + TaskRepo + JobQueue + 'static> Repo for T {}
 
 pub type Db = std::sync::Arc<dyn Repo>;
+
+/// A duration in whole milliseconds (saturating).
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Task counts for every status, from `(status, count)` rows of the statuses that have tasks.
+fn counts(rows: impl IntoIterator<Item = (String, i64)>) -> Vec<(TaskStatus, i64)> {
+    let mut out: Vec<(TaskStatus, i64)> = TaskStatus::ALL.iter().map(|s| (*s, 0)).collect();
+    for (status, n) in rows {
+        if let Some(slot) = out.iter_mut().find(|(s, _)| s.as_str() == status) {
+            slot.1 = n;
+        }
+    }
+    out
+}
 
 /// The database backends, by URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

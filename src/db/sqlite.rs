@@ -1,18 +1,21 @@
 //! SQLite backend (embedded mode): one file in WAL mode. Claims are a single
 //! `UPDATE … RETURNING` inside a short `BEGIN IMMEDIATE` transaction.
+//!
+//! The statements themselves live in the `reelforge-db-sqlite` crate (`crates/`), checked
+//! at compile time against `migrations/sqlite`; this module holds the transactions and
+//! maps their rows (text ids and JSON, integer millisecond times) to domain types.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
+use reelforge_db_sqlite as sql;
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
 use super::*;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteRepo {
     pool: SqlitePool,
@@ -20,10 +23,6 @@ pub struct SqliteRepo {
 
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn time(ms: i64) -> RepoResult<DateTime<Utc>> {
@@ -48,54 +47,51 @@ fn to_json<T: serde::Serialize>(v: &T) -> RepoResult<String> {
     serde_json::to_string(v).map_err(|e| RepoError::Corrupt(e.to_string()))
 }
 
-const TASK_COLUMNS: &str = "id, user_id, status, profile, source, input, input_key, stage, percent, \
-     eta_seconds, outputs, error_code, error_message, attempts, commands, result, created_at, started_at, \
-     finished_at";
-
-fn task_from_row(row: &sqlx::sqlite::SqliteRow) -> RepoResult<TaskRecord> {
-    let status: String = row.try_get("status")?;
-    let stage: Option<String> = row.try_get("stage")?;
-    let input: Option<String> = row.try_get("input")?;
-    let error_code: Option<String> = row.try_get("error_code")?;
-    let error_message: Option<String> = row.try_get("error_message")?;
-    let attempts: i64 = row.try_get("attempts")?;
+fn task_from_row(row: sql::TaskRow) -> RepoResult<TaskRecord> {
     Ok(TaskRecord {
-        id: uuid(&row.try_get::<String, _>("id")?)?,
-        user_id: uuid(&row.try_get::<String, _>("user_id")?)?,
-        status: TaskStatus::parse(&status)
-            .ok_or_else(|| RepoError::Corrupt(format!("status {status:?}")))?,
-        profile: json("profile", &row.try_get::<String, _>("profile")?)?,
-        source: json("source", &row.try_get::<String, _>("source")?)?,
-        input: input.as_deref().map(|s| json("input", s)).transpose()?,
-        input_key: row.try_get("input_key")?,
-        stage: stage.as_deref().and_then(Stage::parse),
-        percent: row.try_get("percent")?,
-        eta_seconds: row.try_get("eta_seconds")?,
-        outputs: json("outputs", &row.try_get::<String, _>("outputs")?)?,
-        error: error_code.map(|code| TaskError {
+        id: uuid(&row.id)?,
+        user_id: uuid(&row.user_id)?,
+        status: TaskStatus::parse(&row.status)
+            .ok_or_else(|| RepoError::Corrupt(format!("status {:?}", row.status)))?,
+        profile: json("profile", &row.profile)?,
+        source: json("source", &row.source)?,
+        input: row.input.as_deref().map(|s| json("input", s)).transpose()?,
+        input_key: row.input_key,
+        stage: row.stage.as_deref().and_then(Stage::parse),
+        percent: row.percent,
+        eta_seconds: row.eta_seconds,
+        outputs: json("outputs", &row.outputs)?,
+        error: row.error_code.map(|code| TaskError {
             code,
-            message: error_message.unwrap_or_default(),
+            message: row.error_message.unwrap_or_default(),
         }),
-        attempts: u32::try_from(attempts).unwrap_or(0),
-        commands: json("commands", &row.try_get::<String, _>("commands")?)?,
+        attempts: u32::try_from(row.attempts).unwrap_or(0),
+        commands: json("commands", &row.commands)?,
         result: row
-            .try_get::<Option<String>, _>("result")?
+            .result
             .as_deref()
             .map(|s| json("result", s))
             .transpose()?,
-        created_at: time(row.try_get("created_at")?)?,
-        started_at: opt_time(row.try_get("started_at")?)?,
-        finished_at: opt_time(row.try_get("finished_at")?)?,
+        created_at: time(row.created_at)?,
+        started_at: opt_time(row.started_at)?,
+        finished_at: opt_time(row.finished_at)?,
     })
 }
 
-fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> RepoResult<User> {
-    Ok(User {
-        id: uuid(&row.try_get::<String, _>("id")?)?,
-        username: row.try_get("username")?,
-        email: row.try_get("email")?,
-        disabled: row.try_get::<i64, _>("disabled")? != 0,
-        created_at: time(row.try_get("created_at")?)?,
+fn opt_task(row: Option<sql::TaskRow>) -> RepoResult<Option<TaskRecord>> {
+    row.map(task_from_row).transpose()
+}
+
+fn user_from_row(row: sql::UserRow) -> RepoResult<UserWithHash> {
+    Ok(UserWithHash {
+        user: User {
+            id: uuid(&row.id)?,
+            username: row.username,
+            email: row.email,
+            disabled: row.disabled,
+            created_at: time(row.created_at)?,
+        },
+        password_hash: row.password_hash,
     })
 }
 
@@ -113,18 +109,8 @@ impl SqliteRepo {
             .min_connections(1)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        sql::MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
-    }
-
-    async fn task_by_id(&self, id: Uuid) -> RepoResult<Option<TaskRecord>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"
-        )))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(task_from_row).transpose()
     }
 
     /// End a running job held by `owner` and set the task's final fields, in one transaction.
@@ -139,42 +125,28 @@ impl SqliteRepo {
     ) -> RepoResult<bool> {
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL, \
-             last_error = ? WHERE id = ? AND lease_owner = ? AND state = 'running'",
-        )
-        .bind(error.map(|e| e.message.clone()))
-        .bind(job.job_id.to_string())
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
+        let job_id = job.job_id.to_string();
+        let message = error.map(|e| e.message.as_str());
+        if sql::finish_job(&mut *tx, &job_id, owner, message).await? != 1 {
             return Ok(false);
         }
-        let outputs_json = outputs.map(|o| to_json(&o)).transpose()?;
-        sqlx::query(
-            "UPDATE tasks SET status = ?, stage = NULL, eta_seconds = NULL, \
-             percent = CASE WHEN ? = 'succeeded' THEN 100 ELSE percent END, \
-             outputs = COALESCE(?, outputs), result = ?, error_code = ?, error_message = ?, \
-             finished_at = ? \
-             WHERE id = ?",
+        let outputs = outputs.map(|o| to_json(&o)).transpose()?;
+        let result = result.map(|r| r.to_string());
+        sql::finish_task(
+            &mut *tx,
+            &job.task_id.to_string(),
+            status.as_str(),
+            outputs.as_deref(),
+            result.as_deref(),
+            error.map(|e| e.code.as_str()),
+            message,
+            now,
         )
-        .bind(status.as_str())
-        .bind(status.as_str())
-        .bind(outputs_json)
-        .bind(result.map(|r| r.to_string()))
-        .bind(error.map(|e| e.code.clone()))
-        .bind(error.map(|e| e.message.clone()))
-        .bind(now)
-        .bind(job.task_id.to_string())
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(true)
     }
-}
 
-impl SqliteRepo {
     /// Put a running job held by `owner` back in the queue, due after `delay`; the task
     /// shows `queued` again. `last_error` replaces the job's note when given.
     async fn requeue(
@@ -185,26 +157,12 @@ impl SqliteRepo {
         last_error: Option<&str>,
     ) -> RepoResult<bool> {
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query(
-            "UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, \
-             lease_expires_at = NULL, last_error = COALESCE(?, last_error) \
-             WHERE id = ? AND lease_owner = ? AND state = 'running'",
-        )
-        .bind(now_ms() + ms(delay))
-        .bind(last_error)
-        .bind(job.job_id.to_string())
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() != 1 {
+        let job_id = job.job_id.to_string();
+        let run_at = now_ms() + ms(delay);
+        if sql::requeue_job(&mut *tx, &job_id, owner, run_at, last_error).await? != 1 {
             return Ok(false);
         }
-        sqlx::query(
-            "UPDATE tasks SET status = 'queued', stage = NULL, eta_seconds = NULL WHERE id = ?",
-        )
-        .bind(job.task_id.to_string())
-        .execute(&mut *tx)
-        .await?;
+        sql::requeue_task(&mut *tx, &job.task_id.to_string()).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -221,20 +179,18 @@ impl UserRepo for SqliteRepo {
             disabled: false,
             created_at: time(now_ms())?,
         };
-        let r = sqlx::query(
-            "INSERT INTO users (id, username, email, email_lower, password_hash, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+        let r = sql::insert_user(
+            &self.pool,
+            &user.id.to_string(),
+            &user.username,
+            &user.email,
+            &new.email.normalized(),
+            &new.password_hash,
+            user.created_at.timestamp_millis(),
         )
-        .bind(user.id.to_string())
-        .bind(&user.username)
-        .bind(&user.email)
-        .bind(new.email.normalized())
-        .bind(&new.password_hash)
-        .bind(user.created_at.timestamp_millis())
-        .execute(&self.pool)
         .await;
         match r {
-            Ok(_) => Ok(user),
+            Ok(()) => Ok(user),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 if e.message().contains("email") {
                     Err(RepoError::Conflict("email"))
@@ -248,48 +204,27 @@ impl UserRepo for SqliteRepo {
 
     async fn user_for_login(&self, login: &str) -> RepoResult<Option<UserWithHash>> {
         let row = if login.contains('@') {
-            sqlx::query("SELECT * FROM users WHERE email_lower = ? OR username = ? LIMIT 1")
-                .bind(login.to_lowercase())
-                .bind(login)
-                .fetch_optional(&self.pool)
-                .await?
+            sql::user_by_email_or_username(&self.pool, &login.to_lowercase(), login).await?
         } else {
-            sqlx::query("SELECT * FROM users WHERE username = ?")
-                .bind(login)
-                .fetch_optional(&self.pool)
-                .await?
+            sql::user_by_username(&self.pool, login).await?
         };
-        row.map(|r| {
-            Ok(UserWithHash {
-                user: user_from_row(&r)?,
-                password_hash: r.try_get("password_hash")?,
-            })
-        })
-        .transpose()
+        row.map(user_from_row).transpose()
     }
 
     async fn user_by_id(&self, id: Uuid) -> RepoResult<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(user_from_row).transpose()
+        let row = sql::user_by_id(&self.pool, &id.to_string()).await?;
+        Ok(row.map(user_from_row).transpose()?.map(|u| u.user))
     }
 
     async fn list_users(&self) -> RepoResult<Vec<User>> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(user_from_row).collect()
+        let rows = sql::list_users(&self.pool).await?;
+        rows.into_iter()
+            .map(|r| Ok(user_from_row(r)?.user))
+            .collect()
     }
 
     async fn set_user_disabled(&self, username: &str, disabled: bool) -> RepoResult<bool> {
-        let r = sqlx::query("UPDATE users SET disabled = ? WHERE username = ?")
-            .bind(i64::from(disabled))
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        Ok(sql::set_user_disabled(&self.pool, username, disabled).await? == 1)
     }
 }
 
@@ -298,30 +233,20 @@ impl TaskRepo for SqliteRepo {
     #[tracing::instrument(skip_all, fields(task_id = %new.id))]
     async fn create_task(&self, new: NewTask, max_attempts: u32) -> RepoResult<TaskRecord> {
         let now = now_ms();
+        let id = new.id.to_string();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO tasks (id, user_id, status, profile, source, input_key, created_at) \
-             VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+        sql::insert_task(
+            &mut *tx,
+            &id,
+            &new.user_id.to_string(),
+            &to_json(&new.profile)?,
+            &to_json(&new.source)?,
+            new.input_key.as_deref(),
+            now,
         )
-        .bind(new.id.to_string())
-        .bind(new.user_id.to_string())
-        .bind(to_json(&new.profile)?)
-        .bind(to_json(&new.source)?)
-        .bind(&new.input_key)
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO jobs (id, task_id, kind, state, run_at, max_attempts, created_at) \
-             VALUES (?, ?, 'process', 'queued', ?, ?, ?)",
-        )
-        .bind(Uuid::now_v7().to_string())
-        .bind(new.id.to_string())
-        .bind(now)
-        .bind(i64::from(max_attempts))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let job_id = Uuid::now_v7().to_string();
+        sql::insert_job(&mut *tx, &job_id, &id, now, i64::from(max_attempts)).await?;
         tx.commit().await?;
         Ok(TaskRecord {
             id: new.id,
@@ -346,79 +271,48 @@ impl TaskRepo for SqliteRepo {
     }
 
     async fn get_task(&self, user: Uuid, id: Uuid) -> RepoResult<Option<TaskRecord>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = ? AND user_id = ?"
-        )))
-        .bind(id.to_string())
-        .bind(user.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(task_from_row).transpose()
+        opt_task(sql::task_of_user(&self.pool, &id.to_string(), &user.to_string()).await?)
     }
 
     async fn list_tasks(&self, user: Uuid, q: &ListQuery) -> RepoResult<Vec<TaskRecord>> {
-        let (cmp, order) = if q.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
+        let user = user.to_string();
+        let status = q.status.map(|s| s.as_str());
+        let cursor = q.after.map(|id| id.to_string());
+        let limit = i64::from(q.limit);
+        let (db, user) = (&self.pool, user.as_str());
+        let rows = match (q.descending, status) {
+            (true, None) => {
+                let before = cursor.as_deref().unwrap_or(sql::AFTER_EVERY_ID);
+                sql::tasks_descending(db, user, before, limit).await?
+            }
+            (true, Some(status)) => {
+                let before = cursor.as_deref().unwrap_or(sql::AFTER_EVERY_ID);
+                sql::tasks_descending_with_status(db, user, status, before, limit).await?
+            }
+            (false, None) => {
+                let after = cursor.as_deref().unwrap_or("");
+                sql::tasks_ascending(db, user, after, limit).await?
+            }
+            (false, Some(status)) => {
+                let after = cursor.as_deref().unwrap_or("");
+                sql::tasks_ascending_with_status(db, user, status, after, limit).await?
+            }
         };
-        let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = ?");
-        if q.status.is_some() {
-            sql.push_str(" AND status = ?");
-        }
-        if q.after.is_some() {
-            sql.push_str(&format!(" AND id {cmp} ?"));
-        }
-        sql.push_str(&format!(" ORDER BY id {order} LIMIT ?"));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user.to_string());
-        if let Some(s) = q.status {
-            query = query.bind(s.as_str());
-        }
-        if let Some(after) = q.after {
-            query = query.bind(after.to_string());
-        }
-        let rows = query.bind(i64::from(q.limit)).fetch_all(&self.pool).await?;
-        rows.iter().map(task_from_row).collect()
+        rows.into_iter().map(task_from_row).collect()
     }
 
     async fn task_with_file(&self, user: Uuid, name: &str) -> RepoResult<Option<TaskRecord>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {TASK_COLUMNS} FROM tasks t WHERE user_id = ? AND ( \
-               EXISTS (SELECT 1 FROM json_each(t.outputs) WHERE json_extract(value, '$.name') = ?) \
-               OR json_extract(t.source, '$.filename') = ?) \
-             ORDER BY id DESC LIMIT 1"
-        )))
-        .bind(user.to_string())
-        .bind(name)
-        .bind(name)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.first().map(task_from_row).transpose()
+        opt_task(sql::task_with_file(&self.pool, &user.to_string(), name).await?)
     }
 
     async fn cancel_task(&self, user: Uuid, id: Uuid) -> RepoResult<Option<(TaskRecord, bool)>> {
+        let task_id = id.to_string();
         let mut tx = self.pool.begin().await?;
-        let now = now_ms();
-        let updated = sqlx::query(
-            "UPDATE tasks SET status = 'cancelled', stage = NULL, eta_seconds = NULL, \
-             finished_at = ? WHERE id = ? AND user_id = ? AND status IN ('queued', 'running')",
-        )
-        .bind(now)
-        .bind(id.to_string())
-        .bind(user.to_string())
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 1 {
-            sqlx::query(
-                "UPDATE jobs SET state = 'done', cancel_requested = 1, lease_owner = NULL, \
-                 lease_expires_at = NULL WHERE task_id = ?",
-            )
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        let changed = sql::cancel_task(&mut *tx, &task_id, &user.to_string(), now_ms()).await? == 1;
+        if changed {
+            sql::cancel_job_of_task(&mut *tx, &task_id).await?;
         }
         tx.commit().await?;
-        let changed = updated.rows_affected() == 1;
         Ok(self.get_task(user, id).await?.map(|t| (t, changed)))
     }
 
@@ -428,75 +322,40 @@ impl TaskRepo for SqliteRepo {
         id: Uuid,
         max_attempts: u32,
     ) -> RepoResult<RetryOutcome> {
+        let task_id = id.to_string();
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE tasks SET status = 'queued', stage = NULL, percent = NULL, eta_seconds = NULL, \
-             error_code = NULL, error_message = NULL, finished_at = NULL, outputs = '[]', \
-             result = NULL \
-             WHERE id = ? AND user_id = ? AND status IN ('failed', 'cancelled')",
-        )
-        .bind(id.to_string())
-        .bind(user.to_string())
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 1 {
-            sqlx::query(
-                "UPDATE jobs SET state = 'queued', run_at = ?, attempts = 0, max_attempts = ?, \
-                 cancel_requested = 0, lease_owner = NULL, lease_expires_at = NULL, \
-                 last_error = NULL WHERE task_id = ?",
-            )
-            .bind(now_ms())
-            .bind(i64::from(max_attempts))
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        let requeued =
+            sql::requeue_task_for_retry(&mut *tx, &task_id, &user.to_string()).await? == 1;
+        if requeued {
+            sql::reset_job_of_task(&mut *tx, &task_id, now_ms(), i64::from(max_attempts)).await?;
         }
         tx.commit().await?;
         match self.get_task(user, id).await? {
             None => Ok(RetryOutcome::NotFound),
-            Some(t) if updated.rows_affected() == 1 => Ok(RetryOutcome::Requeued(Box::new(t))),
+            Some(t) if requeued => Ok(RetryOutcome::Requeued(Box::new(t))),
             Some(t) => Ok(RetryOutcome::NotRetryable(t.status)),
         }
     }
 
     async fn delete_task(&self, user: Uuid, id: Uuid) -> RepoResult<Option<TaskRecord>> {
+        let task_id = id.to_string();
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM tasks WHERE id = ? AND user_id = ? RETURNING {TASK_COLUMNS}"
-        )))
-        .bind(id.to_string())
-        .bind(user.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row = sql::delete_task(&mut *tx, &task_id, &user.to_string()).await?;
         if row.is_some() {
             // ON DELETE CASCADE covers this; explicit so it holds without foreign keys too.
-            sqlx::query("DELETE FROM jobs WHERE task_id = ?")
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
+            sql::delete_job_of_task(&mut *tx, &task_id).await?;
         }
         tx.commit().await?;
-        row.as_ref().map(task_from_row).transpose()
+        opt_task(row)
     }
 
     async fn count_by_status(&self) -> RepoResult<Vec<(TaskStatus, i64)>> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out: Vec<(TaskStatus, i64)> = TaskStatus::ALL.iter().map(|s| (*s, 0)).collect();
-        for r in rows {
-            let s: String = r.try_get("status")?;
-            let n: i64 = r.try_get("n")?;
-            if let Some(slot) = out.iter_mut().find(|(st, _)| st.as_str() == s) {
-                slot.1 = n;
-            }
-        }
-        Ok(out)
+        let rows = sql::count_by_status(&self.pool).await?;
+        Ok(counts(rows.into_iter().map(|r| (r.status, r.n))))
     }
 
     async fn ping(&self) -> RepoResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        Ok(sql::ping(&self.pool).await?)
     }
 }
 
@@ -505,62 +364,30 @@ impl JobQueue for SqliteRepo {
     async fn claim(&self, owner: &str, lease: Duration) -> RepoResult<Option<ClaimedJob>> {
         let now = now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query(
-            "UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, \
-               attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM jobs \
-                          WHERE (state = 'queued' AND run_at <= ?) \
-                             OR (state = 'running' AND lease_expires_at < ?) \
-                          ORDER BY run_at, id LIMIT 1) \
-             RETURNING id, task_id, attempts, max_attempts",
-        )
-        .bind(owner)
-        .bind(now + ms(lease))
-        .bind(now)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
+        let Some(row) = sql::claim_job(&mut *tx, owner, now + ms(lease), now).await? else {
             tx.rollback().await?;
             return Ok(None);
         };
-        let job_id = uuid(&row.try_get::<String, _>("id")?)?;
-        let task_id: Option<String> = row.try_get("task_id")?;
-        let task_id = uuid(&task_id.unwrap_or_default())?;
-        let run: i64 = sqlx::query_scalar(
-            "UPDATE tasks SET status = 'running', attempts = attempts + 1, \
-               started_at = COALESCE(started_at, ?), stage = NULL, percent = 0, eta_seconds = NULL \
-             WHERE id = ? RETURNING attempts",
-        )
-        .bind(now)
-        .bind(task_id.to_string())
-        .fetch_one(&mut *tx)
-        .await?;
+        let job_id = uuid(&row.id)?;
+        let task_id = uuid(row.task_id.as_deref().unwrap_or_default())?;
+        let run = sql::start_task(&mut *tx, &task_id.to_string(), now).await?;
         tx.commit().await?;
         Ok(Some(ClaimedJob {
             job_id,
             task_id,
-            attempt: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
-            max_attempts: u32::try_from(row.try_get::<i64, _>("max_attempts")?).unwrap_or(1),
+            attempt: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            max_attempts: u32::try_from(row.max_attempts).unwrap_or(1),
             run: u32::try_from(run).unwrap_or(u32::MAX),
         }))
     }
 
     async fn task_for_job(&self, task_id: Uuid) -> RepoResult<Option<TaskRecord>> {
-        self.task_by_id(task_id).await
+        opt_task(sql::task_by_id(&self.pool, &task_id.to_string()).await?)
     }
 
     async fn heartbeat(&self, job: Uuid, owner: &str, lease: Duration) -> RepoResult<bool> {
-        let r = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = ? \
-             WHERE id = ? AND lease_owner = ? AND state = 'running'",
-        )
-        .bind(now_ms() + ms(lease))
-        .bind(job.to_string())
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        let expires = now_ms() + ms(lease);
+        Ok(sql::heartbeat(&self.pool, &job.to_string(), owner, expires).await? == 1)
     }
 
     async fn set_progress(
@@ -571,20 +398,17 @@ impl JobQueue for SqliteRepo {
         percent: f64,
         eta_seconds: Option<f64>,
     ) -> RepoResult<bool> {
-        let r = sqlx::query(
-            "UPDATE tasks SET stage = ?, percent = MAX(COALESCE(percent, 0), ?), eta_seconds = ? \
-             WHERE id = ? AND status = 'running' AND EXISTS (SELECT 1 FROM jobs \
-               WHERE id = ? AND lease_owner = ? AND state = 'running')",
+        let n = sql::set_progress(
+            &self.pool,
+            &job.task_id.to_string(),
+            &job.job_id.to_string(),
+            owner,
+            stage.as_str(),
+            percent.clamp(0.0, 100.0),
+            eta_seconds,
         )
-        .bind(stage.as_str())
-        .bind(percent.clamp(0.0, 100.0))
-        .bind(eta_seconds)
-        .bind(job.task_id.to_string())
-        .bind(job.job_id.to_string())
-        .bind(owner)
-        .execute(&self.pool)
         .await?;
-        Ok(r.rows_affected() == 1)
+        Ok(n == 1)
     }
 
     async fn set_input(
@@ -594,19 +418,16 @@ impl JobQueue for SqliteRepo {
         info: &MediaInfo,
         input_key: &str,
     ) -> RepoResult<bool> {
-        let r = sqlx::query(
-            "UPDATE tasks SET input = ?, input_key = ? \
-             WHERE id = ? AND EXISTS (SELECT 1 FROM jobs \
-               WHERE id = ? AND lease_owner = ? AND state = 'running')",
+        let n = sql::set_input(
+            &self.pool,
+            &job.task_id.to_string(),
+            &job.job_id.to_string(),
+            owner,
+            &to_json(info)?,
+            input_key,
         )
-        .bind(to_json(info)?)
-        .bind(input_key)
-        .bind(job.task_id.to_string())
-        .bind(job.job_id.to_string())
-        .bind(owner)
-        .execute(&self.pool)
         .await?;
-        Ok(r.rows_affected() == 1)
+        Ok(n == 1)
     }
 
     async fn set_commands(
@@ -615,20 +436,16 @@ impl JobQueue for SqliteRepo {
         owner: &str,
         commands: &[String],
     ) -> RepoResult<bool> {
-        let r = sqlx::query(
-            "UPDATE tasks SET commands = ? \
-             WHERE id = ? AND EXISTS (SELECT 1 FROM jobs \
-               WHERE id = ? AND lease_owner = ? AND state = 'running')",
+        let n = sql::set_commands(
+            &self.pool,
+            &job.task_id.to_string(),
+            &job.job_id.to_string(),
+            owner,
+            &to_json(&commands)?,
         )
-        .bind(to_json(&commands)?)
-        .bind(job.task_id.to_string())
-        .bind(job.job_id.to_string())
-        .bind(owner)
-        .execute(&self.pool)
         .await?;
-        Ok(r.rows_affected() == 1)
+        Ok(n == 1)
     }
-
     async fn complete(
         &self,
         job: &ClaimedJob,
@@ -669,28 +486,14 @@ impl JobQueue for SqliteRepo {
 
     async fn recover_running(&self) -> RepoResult<u64> {
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query(
-            "UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, \
-             lease_expires_at = NULL WHERE state = 'running'",
-        )
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE tasks SET status = 'queued', stage = NULL, eta_seconds = NULL \
-             WHERE status = 'running'",
-        )
-        .execute(&mut *tx)
-        .await?;
+        let n = sql::requeue_running_jobs(&mut *tx, now_ms()).await?;
+        sql::requeue_running_tasks(&mut *tx).await?;
         tx.commit().await?;
-        Ok(r.rows_affected())
+        Ok(n)
     }
 
     async fn next_due_in(&self) -> RepoResult<Option<Duration>> {
-        let next: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE state = 'queued'")
-                .fetch_one(&self.pool)
-                .await?;
+        let next = sql::next_run_at(&self.pool).await?;
         Ok(next.map(|t| Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0))))
     }
 }

@@ -139,6 +139,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What a `reelforge worker` process serves: health, readiness and metrics only (for
+/// orchestrator probes and scraping); no API route.
+pub fn service_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(service::healthz))
+        .route("/readyz", get(service::readyz))
+        .route("/metrics", get(service::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(record_metrics))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
 async fn not_found() -> Response {
     error::error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
 }

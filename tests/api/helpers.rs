@@ -51,6 +51,8 @@ pub struct Options {
     pub retry_base: Option<std::time::Duration>,
     /// Run on a fresh PostgreSQL database (needs `REELFORGE_TEST_PG_URL`).
     pub postgres: bool,
+    /// `None` = `Role::Serve`.
+    pub role: Option<Role>,
     /// `REELFORGE_STORAGE_URL` (default: `file://` in the data dir).
     pub storage_url: Option<String>,
     /// `REELFORGE_S3_ENDPOINT`.
@@ -98,7 +100,9 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     }
     settings.storage_options.extra = o.storage_extra;
     settings.prepare(false).unwrap();
-    let app = Application::build(settings, Role::Serve).await.unwrap();
+    let app = Application::build(settings, o.role.unwrap_or(Role::Serve))
+        .await
+        .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let worker = app.worker_context();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -257,3 +257,43 @@ async fn events_stream_ends_after_the_final_state() {
         .collect();
     assert_eq!(statuses, vec!["queued", "cancelled"], "{text}");
 }
+
+/// A `reelforge worker` process answers health, readiness and metrics (for orchestrator
+/// probes and queue-depth scraping) and nothing of the API.
+#[tokio::test]
+async fn a_worker_serves_probes_and_metrics_but_no_api() {
+    let worker = spawn_app_with(Options {
+        role: Some(reelforge::startup::Role::Worker),
+        ..Default::default()
+    })
+    .await;
+    for path in ["/healthz", "/readyz"] {
+        let r = worker.client.get(worker.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let text = worker
+        .client
+        .get(worker.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("reelforge_tasks{status=\"queued\"}"),
+        "{text}"
+    );
+    for path in ["/api/tasks", "/", "/docs/", "/api/openapi.json"] {
+        let r = worker.client.get(worker.url(path)).send().await.unwrap();
+        assert_eq!(error_code(r).await, (404, "not_found".into()), "{path}");
+    }
+    let r = worker
+        .client
+        .post(worker.url("/api/auth/signup"))
+        .json(&json!({"username": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

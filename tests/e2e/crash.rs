@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -11,9 +12,23 @@ use serde_json::{Value, json};
 use super::media::clip_45s;
 use crate::helpers::walk;
 
-struct Server {
-    child: Child,
-    base: String,
+/// A running `reelforge` process; killed when dropped.
+pub(crate) struct Server {
+    pub child: Child,
+    /// `http://addr` it listens on (a `worker` serves only health and metrics there).
+    pub base: String,
+    /// Every line the process wrote to stderr so far.
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Whether a line of the process's log contains `needle`.
+    pub fn logged(&self, needle: &str) -> bool {
+        self.log
+            .lock()
+            .map(|l| l.iter().any(|line| line.contains(needle)))
+            .unwrap_or(false)
+    }
 }
 
 impl Drop for Server {
@@ -25,8 +40,14 @@ impl Drop for Server {
 
 /// Start `reelforge serve` and read the address it logs.
 fn start(data: &Path, extra_env: &[(&str, &str)]) -> Server {
+    start_role("serve", data, extra_env)
+}
+
+/// Start `reelforge ROLE` (`serve`, `api` or `worker`) on its own data dir and wait until it
+/// logs the address it listens on.
+pub(crate) fn start_role(role: &str, data: &Path, extra_env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelforge"));
-    cmd.arg("serve")
+    cmd.arg(role)
         .env("REELFORGE_DATA_DIR", data)
         .env("REELFORGE_LISTEN", "127.0.0.1:0")
         .env("REELFORGE_WORKERS", "1")
@@ -39,7 +60,9 @@ fn start(data: &Path, extra_env: &[(&str, &str)]) -> Server {
     }
     let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(vec![]));
     let (tx, rx) = std::sync::mpsc::channel();
+    let lines = log.clone();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -52,15 +75,18 @@ fn start(data: &Path, extra_env: &[(&str, &str)]) -> Server {
                 let _ = tx.send(addr);
                 sent = true;
             }
+            if let Ok(mut l) = lines.lock() {
+                l.push(line);
+            }
         }
     });
     let base = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("server did not log its address");
-    Server { child, base }
+    Server { child, base, log }
 }
 
-async fn login(c: &reqwest::Client, base: &str, first: bool) -> String {
+pub(crate) async fn login(c: &reqwest::Client, base: &str, first: bool) -> String {
     if first {
         let r = c
             .post(format!("{base}/api/auth/signup"))
@@ -82,7 +108,7 @@ async fn login(c: &reqwest::Client, base: &str, first: bool) -> String {
     r["token"].as_str().unwrap().to_string()
 }
 
-async fn task(c: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
+pub(crate) async fn task(c: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
     c.get(format!("{base}/api/tasks/{id}"))
         .bearer_auth(token)
         .send()
@@ -93,7 +119,7 @@ async fn task(c: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
         .unwrap()
 }
 
-async fn wait_for(
+pub(crate) async fn wait_for(
     c: &reqwest::Client,
     base: &str,
     token: &str,
@@ -113,10 +139,25 @@ async fn wait_for(
 }
 
 async fn submit(c: &reqwest::Client, base: &str, token: &str) -> String {
-    let form = reqwest::multipart::Form::new().part(
+    submit_file(c, base, token, &clip_45s(), "crash.mp4", &[]).await
+}
+
+/// Upload `path` as `name` (plus text `fields`) and return the new task's id.
+pub(crate) async fn submit_file(
+    c: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &Path,
+    name: &str,
+    fields: &[(&str, &str)],
+) -> String {
+    let mut form = reqwest::multipart::Form::new().part(
         "file",
-        reqwest::multipart::Part::bytes(std::fs::read(clip_45s()).unwrap()).file_name("crash.mp4"),
+        reqwest::multipart::Part::bytes(std::fs::read(path).unwrap()).file_name(name.to_string()),
     );
+    for (k, v) in fields {
+        form = form.text(k.to_string(), v.to_string());
+    }
     let r = c
         .post(format!("{base}/api/tasks"))
         .bearer_auth(token)
@@ -146,7 +187,7 @@ async fn status_counts(data: &Path) -> impl Fn(&str) -> i64 {
     }
 }
 
-fn objects_of(data: &Path, id: &str) -> Vec<String> {
+pub(crate) fn objects_of(data: &Path, id: &str) -> Vec<String> {
     let mut files = vec![];
     walk(&data.join("objects").join("tasks").join(id), &mut files);
     let mut names: Vec<String> = files

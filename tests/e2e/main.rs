@@ -1,6 +1,7 @@
 //! End to end with real ffmpeg: the idrl profile through the HTTP API and the queue, by URL
 //! and by upload; cancel and delete while ffmpeg runs; and a `serve` process killed in the
-//! middle of a job, recovered by the next one.
+//! middle of a job, recovered by the next one; `api` and `worker` processes sharing PostgreSQL
+//! and a store (`scaleout.rs`).
 
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)]
@@ -13,6 +14,7 @@ mod crash;
 mod hostile;
 mod media;
 mod profiles;
+mod scaleout;
 mod startup;
 
 use std::path::Path;
@@ -196,6 +198,18 @@ fn pids_with(needle: &str) -> Vec<i32> {
     out
 }
 
+/// The ffmpeg processes among `pids_with(needle)`.
+fn ffmpeg_pids(needle: &str) -> Vec<i32> {
+    pids_with(needle)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).starts_with("ffmpeg"))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 async fn wait_until<F: FnMut() -> bool>(limit: Duration, mut f: F) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
@@ -223,14 +237,7 @@ async fn running_task(app: &TestApp, t: &str) -> (String, Vec<i32>) {
         .to_string();
     let mut pids = vec![];
     let found = wait_until(Duration::from_secs(60), || {
-        pids = pids_with(&id)
-            .into_iter()
-            .filter(|p| {
-                std::fs::read(format!("/proc/{p}/cmdline"))
-                    .map(|c| String::from_utf8_lossy(&c).starts_with("ffmpeg"))
-                    .unwrap_or(false)
-            })
-            .collect();
+        pids = ffmpeg_pids(&id);
         !pids.is_empty()
     })
     .await;

@@ -1,0 +1,695 @@
+//! Every SQL statement of Reelforge's PostgreSQL backend, checked at compile time.
+//!
+//! One function per statement; each takes an executor (the pool, or `&mut *tx` of a
+//! transaction the caller holds) and returns plain rows in the database's native types
+//! (uuid, timestamptz, jsonb as `serde_json::Value`). Times the database sets come from
+//! `reelforge_now()` (the server's clock, truncated to milliseconds). The `reelforge` crate
+//! (`src/db/postgres.rs`) composes these into the repository's transactions and maps rows
+//! to domain types; this crate knows no domain type and makes no decision of its own.
+//!
+//! The `query!` macros check each statement against a database built from
+//! `migrations/postgres` (`PG_DATABASE_URL`, see `sqlx.toml`) when one is given, and
+//! otherwise against the committed cache in `.sqlx/`; `scripts/sqlx-prepare.sh` rewrites it.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgExecutor;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+/// The schema; applied by `reelforge::db::postgres::PgRepo::connect`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// The LISTEN/NOTIFY channel of the queue.
+pub const CHANNEL: &str = "reelforge_jobs";
+
+/// Names of the unique constraints of `users` in `migrations/postgres/0001_init.sql`.
+pub const USERNAME_UNIQUE: &str = "users_username_unique";
+pub const EMAIL_UNIQUE: &str = "users_email_unique";
+
+pub type Result<T> = std::result::Result<T, sqlx::Error>;
+
+/// A row of `users`.
+#[derive(Debug)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A row of `tasks`.
+#[derive(Debug)]
+pub struct TaskRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub status: String,
+    pub profile: Value,
+    pub source: Value,
+    pub input: Option<Value>,
+    pub input_key: Option<String>,
+    pub stage: Option<String>,
+    pub percent: Option<f64>,
+    pub eta_seconds: Option<f64>,
+    pub outputs: Value,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub attempts: i32,
+    pub commands: Value,
+    pub result: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// The job a `claim_job` took.
+#[derive(Debug)]
+pub struct ClaimedJobRow {
+    pub id: Uuid,
+    pub task_id: Option<Uuid>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+}
+
+/// A job `requeue_expired_jobs` put back.
+#[derive(Debug)]
+pub struct RequeuedJob {
+    pub id: Uuid,
+    pub task_id: Option<Uuid>,
+}
+
+/// One line of `count_by_status`.
+#[derive(Debug)]
+pub struct StatusCount {
+    pub status: String,
+    pub n: i64,
+}
+
+/// Queue a wake-up for idle workers (`LISTEN` on [`CHANNEL`]); delivered when the
+/// surrounding transaction commits.
+pub async fn notify_job(db: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {
+    sqlx::query!("SELECT pg_notify($1, $2)", CHANNEL, job_id.to_string())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+// --- users ---------------------------------------------------------------------------------
+
+/// A new user; returns its creation time. A clash is a unique violation naming
+/// [`USERNAME_UNIQUE`] or [`EMAIL_UNIQUE`].
+pub async fn insert_user(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    username: &str,
+    email: &str,
+    email_lower: &str,
+    password_hash: &str,
+) -> Result<DateTime<Utc>> {
+    sqlx::query_scalar!(
+        "INSERT INTO users (id, username, email, email_lower, password_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, reelforge_now()) RETURNING created_at",
+        id,
+        username,
+        email,
+        email_lower,
+        password_hash,
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// By lower-cased e-mail, or by username.
+pub async fn user_by_email_or_username(
+    db: impl PgExecutor<'_>,
+    email_lower: &str,
+    username: &str,
+) -> Result<Option<UserRow>> {
+    sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, email, password_hash, disabled, created_at \
+         FROM users WHERE email_lower = $1 OR username = $2 LIMIT 1",
+        email_lower,
+        username,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn user_by_username(db: impl PgExecutor<'_>, username: &str) -> Result<Option<UserRow>> {
+    sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, email, password_hash, disabled, created_at \
+         FROM users WHERE username = $1",
+        username,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn user_by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>> {
+    sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, email, password_hash, disabled, created_at \
+         FROM users WHERE id = $1",
+        id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn list_users(db: impl PgExecutor<'_>) -> Result<Vec<UserRow>> {
+    sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, email, password_hash, disabled, created_at \
+         FROM users ORDER BY id",
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Rows changed (0: no such user).
+pub async fn set_user_disabled(
+    db: impl PgExecutor<'_>,
+    username: &str,
+    disabled: bool,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE users SET disabled = $1 WHERE username = $2",
+        disabled,
+        username,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+// --- tasks as the API sees them ----------------------------------------------------------------
+
+/// A new task, `queued`; returns its creation time.
+pub async fn insert_task(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    user_id: Uuid,
+    profile: &(impl Serialize + Sync),
+    source: &(impl Serialize + Sync),
+    input_key: Option<&str>,
+) -> Result<DateTime<Utc>> {
+    sqlx::query_scalar!(
+        "INSERT INTO tasks (id, user_id, status, profile, source, input_key, created_at) \
+         VALUES ($1, $2, 'queued', $3, $4, $5, reelforge_now()) RETURNING created_at",
+        id,
+        user_id,
+        Json(profile) as _,
+        Json(source) as _,
+        input_key,
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// The processing job of a new task, due at `run_at`.
+pub async fn insert_job(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    task_id: Uuid,
+    run_at: DateTime<Utc>,
+    max_attempts: i32,
+) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO jobs (id, task_id, kind, state, run_at, max_attempts, created_at) \
+         VALUES ($1, $2, 'process', 'queued', $3, $4, $3)",
+        id,
+        task_id,
+        run_at,
+        max_attempts,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Any user's task (workers).
+pub async fn task_by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<TaskRow>> {
+    sqlx::query_as!(
+        TaskRow,
+        "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
+                eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
+                created_at, started_at, finished_at \
+         FROM tasks WHERE id = $1",
+        id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// The task if `user_id` owns it.
+pub async fn task_of_user(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<TaskRow>> {
+    sqlx::query_as!(
+        TaskRow,
+        "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
+                eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
+                created_at, started_at, finished_at \
+         FROM tasks WHERE id = $1 AND user_id = $2",
+        id,
+        user_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// One page of a user's tasks by ascending id: `status` filters when given, `after` is the
+/// keyset cursor (`Uuid::nil()` when there is none: no UUIDv7 sorts before it).
+pub async fn tasks_ascending(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    status: Option<&str>,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<TaskRow>> {
+    sqlx::query_as!(
+        TaskRow,
+        "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
+                eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
+                created_at, started_at, finished_at \
+         FROM tasks \
+         WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND id > $3 \
+         ORDER BY id ASC LIMIT $4",
+        user_id,
+        status,
+        after,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// One page by descending id; `before` is the cursor (`Uuid::max()` when there is none: no
+/// UUIDv7 sorts after it).
+pub async fn tasks_descending(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    status: Option<&str>,
+    before: Uuid,
+    limit: i64,
+) -> Result<Vec<TaskRow>> {
+    sqlx::query_as!(
+        TaskRow,
+        "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
+                eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
+                created_at, started_at, finished_at \
+         FROM tasks \
+         WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND id < $3 \
+         ORDER BY id DESC LIMIT $4",
+        user_id,
+        status,
+        before,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// The user's newest task with an output, or an upload, named `name`.
+pub async fn task_with_file(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    name: &str,
+) -> Result<Option<TaskRow>> {
+    sqlx::query_as!(
+        TaskRow,
+        "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
+                eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
+                created_at, started_at, finished_at \
+         FROM tasks t \
+         WHERE user_id = $1 AND ( \
+               EXISTS (SELECT 1 FROM jsonb_array_elements(t.outputs) o WHERE o->>'name' = $2) \
+               OR t.source->>'filename' = $2) \
+         ORDER BY id DESC LIMIT 1",
+        user_id,
+        name,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Queued or running → cancelled. Rows changed.
+pub async fn cancel_task(db: impl PgExecutor<'_>, id: Uuid, user_id: Uuid) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE tasks SET status = 'cancelled', stage = NULL, eta_seconds = NULL, \
+         finished_at = reelforge_now() \
+         WHERE id = $1 AND user_id = $2 AND status IN ('queued', 'running')",
+        id,
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// End the task's job for good, marking it cancelled.
+pub async fn cancel_job_of_task(db: impl PgExecutor<'_>, task_id: Uuid) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE jobs SET state = 'done', cancel_requested = true, lease_owner = NULL, \
+         lease_expires_at = NULL WHERE task_id = $1",
+        task_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Failed or cancelled → queued, with the last run's results cleared. Rows changed.
+pub async fn requeue_task_for_retry(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    user_id: Uuid,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE tasks SET status = 'queued', stage = NULL, percent = NULL, eta_seconds = NULL, \
+         error_code = NULL, error_message = NULL, finished_at = NULL, outputs = '[]', \
+         result = NULL \
+         WHERE id = $1 AND user_id = $2 AND status IN ('failed', 'cancelled')",
+        id,
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// The task's job back to the queue with fresh attempts, due now; returns the job's id.
+pub async fn reset_job_of_task(
+    db: impl PgExecutor<'_>,
+    task_id: Uuid,
+    max_attempts: i32,
+) -> Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "UPDATE jobs SET state = 'queued', run_at = reelforge_now(), attempts = 0, \
+         max_attempts = $1, cancel_requested = false, lease_owner = NULL, \
+         lease_expires_at = NULL, last_error = NULL WHERE task_id = $2 RETURNING id",
+        max_attempts,
+        task_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Removes the user's task; returns what was removed.
+pub async fn delete_task(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<TaskRow>> {
+    sqlx::query_as!(
+        TaskRow,
+        "DELETE FROM tasks WHERE id = $1 AND user_id = $2 \
+         RETURNING id, user_id, status, profile, source, input, input_key, stage, percent, \
+                   eta_seconds, outputs, error_code, error_message, attempts, commands, \
+                   result, created_at, started_at, finished_at",
+        id,
+        user_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn delete_job_of_task(db: impl PgExecutor<'_>, task_id: Uuid) -> Result<u64> {
+    let r = sqlx::query!("DELETE FROM jobs WHERE task_id = $1", task_id)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// Task counts of the statuses that have tasks.
+pub async fn count_by_status(db: impl PgExecutor<'_>) -> Result<Vec<StatusCount>> {
+    sqlx::query_as!(
+        StatusCount,
+        r#"SELECT status, COUNT(*) AS "n!" FROM tasks GROUP BY status"#,
+    )
+    .fetch_all(db)
+    .await
+}
+
+pub async fn ping(db: impl PgExecutor<'_>) -> Result<()> {
+    sqlx::query!("SELECT 1 AS one").fetch_one(db).await?;
+    Ok(())
+}
+
+// --- the queue as workers see it ---------------------------------------------------------------
+
+/// Lease the next due job (queued and due, or running with an expired lease) to `owner`
+/// for `lease_ms`. `SKIP LOCKED`: a row another claimer is taking right now is passed over,
+/// never waited on and never handed out twice.
+pub async fn claim_job(
+    db: impl PgExecutor<'_>,
+    owner: &str,
+    lease_ms: i64,
+) -> Result<Option<ClaimedJobRow>> {
+    sqlx::query_as!(
+        ClaimedJobRow,
+        "UPDATE jobs SET state = 'running', lease_owner = $1, \
+           lease_expires_at = reelforge_now() + $2::bigint * interval '1 millisecond', \
+           attempts = attempts + 1 \
+         WHERE id = (SELECT id FROM jobs \
+                      WHERE (state = 'queued' AND run_at <= reelforge_now()) \
+                         OR (state = 'running' AND lease_expires_at < reelforge_now()) \
+                      ORDER BY run_at, id \
+                      FOR UPDATE SKIP LOCKED LIMIT 1) \
+         RETURNING id, task_id, attempts, max_attempts",
+        owner,
+        lease_ms,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// The claimed job's task → running; returns its run count.
+pub async fn start_task(db: impl PgExecutor<'_>, id: Uuid) -> Result<i32> {
+    sqlx::query_scalar!(
+        "UPDATE tasks SET status = 'running', attempts = attempts + 1, \
+           started_at = COALESCE(started_at, reelforge_now()), stage = NULL, percent = 0, \
+           eta_seconds = NULL \
+         WHERE id = $1 RETURNING attempts",
+        id,
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Extend the lease of a running job held by `owner` to `lease_ms` from now. Rows changed.
+pub async fn heartbeat(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    owner: &str,
+    lease_ms: i64,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE jobs SET lease_expires_at = reelforge_now() + $1::bigint * interval '1 millisecond' \
+         WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+        lease_ms,
+        job_id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Progress of a running task whose job `owner` holds; `percent` never goes down.
+pub async fn set_progress(
+    db: impl PgExecutor<'_>,
+    task_id: Uuid,
+    job_id: Uuid,
+    owner: &str,
+    stage: &str,
+    percent: f64,
+    eta_seconds: Option<f64>,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE tasks SET stage = $1, percent = GREATEST(COALESCE(percent, 0), $2), \
+         eta_seconds = $3 \
+         WHERE id = $4 AND status = 'running' AND EXISTS (SELECT 1 FROM jobs \
+           WHERE id = $5 AND lease_owner = $6 AND state = 'running')",
+        stage,
+        percent,
+        eta_seconds,
+        task_id,
+        job_id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// The probed input and its storage key, if `owner` holds the job.
+pub async fn set_input(
+    db: impl PgExecutor<'_>,
+    task_id: Uuid,
+    job_id: Uuid,
+    owner: &str,
+    input: &(impl Serialize + Sync),
+    input_key: &str,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE tasks SET input = $1, input_key = $2 \
+         WHERE id = $3 AND EXISTS (SELECT 1 FROM jobs \
+           WHERE id = $4 AND lease_owner = $5 AND state = 'running')",
+        Json(input) as _,
+        input_key,
+        task_id,
+        job_id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// The planned command lines, if `owner` holds the job.
+pub async fn set_commands(
+    db: impl PgExecutor<'_>,
+    task_id: Uuid,
+    job_id: Uuid,
+    owner: &str,
+    commands: &[String],
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE tasks SET commands = $1 \
+         WHERE id = $2 AND EXISTS (SELECT 1 FROM jobs \
+           WHERE id = $3 AND lease_owner = $4 AND state = 'running')",
+        Json(commands) as _,
+        task_id,
+        job_id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// End a running job held by `owner`, noting `last_error`. Rows changed.
+pub async fn finish_job(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    owner: &str,
+    last_error: Option<&str>,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL, \
+         last_error = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+        last_error,
+        job_id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// A task's final fields: `outputs` replaces the old ones when given; a `succeeded` task
+/// reads 100 %.
+pub async fn finish_task(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    status: &str,
+    outputs: Option<&(impl Serialize + Sync)>,
+    result: Option<&Value>,
+    error_code: Option<&str>,
+    error_message: Option<&str>,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE tasks SET status = $1, stage = NULL, eta_seconds = NULL, \
+         percent = CASE WHEN $1 = 'succeeded' THEN 100 ELSE percent END, \
+         outputs = COALESCE($2, outputs), result = $3, error_code = $4, error_message = $5, \
+         finished_at = reelforge_now() \
+         WHERE id = $6",
+        status,
+        outputs.map(Json) as _,
+        result,
+        error_code,
+        error_message,
+        id,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// A running job held by `owner` back to the queue, due `delay_ms` from now; `last_error`
+/// replaces the job's note when given. Rows changed.
+pub async fn requeue_job(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    owner: &str,
+    delay_ms: i64,
+    last_error: Option<&str>,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE jobs SET state = 'queued', \
+         run_at = reelforge_now() + $1::bigint * interval '1 millisecond', lease_owner = NULL, \
+         lease_expires_at = NULL, last_error = COALESCE($2, last_error) \
+         WHERE id = $3 AND lease_owner = $4 AND state = 'running'",
+        delay_ms,
+        last_error,
+        job_id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// The task of a re-queued job reads `queued` again.
+pub async fn requeue_task(db: impl PgExecutor<'_>, id: Uuid) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE tasks SET status = 'queued', stage = NULL, eta_seconds = NULL WHERE id = $1",
+        id,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Running jobs whose lease has expired back to the queue, due now.
+pub async fn requeue_expired_jobs(db: impl PgExecutor<'_>) -> Result<Vec<RequeuedJob>> {
+    sqlx::query_as!(
+        RequeuedJob,
+        "UPDATE jobs SET state = 'queued', run_at = reelforge_now(), lease_owner = NULL, \
+         lease_expires_at = NULL \
+         WHERE state = 'running' AND lease_expires_at < reelforge_now() \
+         RETURNING id, task_id",
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Those of `ids` that are running read `queued` again.
+pub async fn requeue_running_tasks(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE tasks SET status = 'queued', stage = NULL, eta_seconds = NULL \
+         WHERE status = 'running' AND id = ANY($1)",
+        ids,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Milliseconds until the next queued job is due (negative when overdue), if any is queued.
+pub async fn next_due_in_ms(db: impl PgExecutor<'_>) -> Result<Option<i64>> {
+    sqlx::query_scalar!(
+        "SELECT (EXTRACT(EPOCH FROM MIN(run_at) - reelforge_now()) * 1000)::bigint \
+         FROM jobs WHERE state = 'queued'"
+    )
+    .fetch_one(db)
+    .await
+}

@@ -1,0 +1,366 @@
+//! Scale-out with real processes: `reelforge api` and `reelforge worker` processes of the
+//! built binary sharing one PostgreSQL database (a fresh one per test, see `testdb.rs`) and
+//! one `file://` store, as in a multi-machine deployment. Each process has its own data dir
+//! (its own scratch folder); the API processes share the JWT secret, so a token from one is
+//! accepted by the other.
+//!
+//! - an idle worker process starts a job submitted through either API process within 100 ms
+//!   (LISTEN/NOTIFY; the polling fallback alone would take up to a second);
+//! - a cancel through the other API process kills the ffmpeg of the worker process that
+//!   runs the task within 2 s and leaves no output;
+//! - a worker process paused past its lease (SIGSTOP, with its ffmpeg) loses the job to
+//!   another worker; once resumed it stops its run and drops its result: the task succeeds
+//!   once, with attempts = 2 and only the second run's outputs in the store.
+//!
+//! Without `REELFORGE_TEST_PG_URL` these print SKIPPED (they fail under `CI`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::Connection;
+
+use super::crash::{Server, login, objects_of, start_role, submit_file, task, wait_for};
+use super::media::{clip_45s, clip_long, clip_short};
+use super::{ffmpeg_pids, pids_with, wait_until};
+use crate::helpers::walk;
+use crate::testdb::PgDatabase;
+
+/// The queue lease of `Settings` (`config.rs`); not a setting, so the lease test waits it out.
+const LEASE: Duration = Duration::from_secs(30);
+
+/// Two API processes, any number of worker processes, one database, one store.
+struct Cluster {
+    // Fields drop in order: processes first, then the database, then the folders.
+    workers: Vec<Server>,
+    apis: Vec<Server>,
+    db: PgDatabase,
+    dir: tempfile::TempDir,
+    c: reqwest::Client,
+    token: String,
+}
+
+fn terminal(v: &Value) -> bool {
+    !matches!(v["status"].as_str(), Some("queued" | "running"))
+}
+
+fn time_of(v: &Value, field: &str) -> DateTime<Utc> {
+    let s = v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {v}"));
+    DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("{field} {s:?}: {e}"))
+        .with_timezone(&Utc)
+}
+
+fn signal(pid: i32, sig: libc::c_int) {
+    // SAFETY: kill(2) on a pid this test started (or its ffmpeg child); no memory involved.
+    let r = unsafe { libc::kill(pid, sig) };
+    assert_eq!(r, 0, "kill({pid}, {sig})");
+}
+
+impl Cluster {
+    /// `None`: no PostgreSQL server configured (skipped, see `testdb.rs`).
+    async fn start() -> Option<Cluster> {
+        let db = PgDatabase::create().await?;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cluster = Cluster {
+            workers: vec![],
+            apis: vec![],
+            db,
+            dir,
+            c: reqwest::Client::builder().no_proxy().build().unwrap(),
+            token: String::new(),
+        };
+        for i in 0..2 {
+            let api = cluster.spawn("api", &format!("api{i}"));
+            cluster.apis.push(api);
+        }
+        cluster.token = login(&cluster.c, &cluster.apis[0].base, true).await;
+        Some(cluster)
+    }
+
+    fn data_dir(&self, name: &str) -> PathBuf {
+        let d = self.dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("REELFORGE_DATABASE_URL", self.db.url.clone()),
+            (
+                "REELFORGE_STORAGE_URL",
+                format!("file://{}", self.dir.path().join("objects").display()),
+            ),
+            (
+                "REELFORGE_JWT_SECRET",
+                "scaleout-test-secret-0123456789abcdef".into(),
+            ),
+            ("REELFORGE_WORKERS", "1".into()),
+        ]
+    }
+
+    /// Start `reelforge ROLE` with its own data dir under `name` and the shared settings.
+    fn spawn(&self, role: &str, name: &str) -> Server {
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        start_role(role, &self.data_dir(name), &env)
+    }
+
+    /// Start a worker process (one job at a time) with its own data dir under `name`; wait
+    /// until it listens for notifications, i.e. it is idle and ready.
+    async fn add_worker(&mut self, name: &str) -> usize {
+        let w = self.spawn("worker", name);
+        self.workers.push(w);
+        let want = self.workers.len();
+        let start = Instant::now();
+        loop {
+            let n = self.listeners().await;
+            if n == want {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{n} of {want} workers listen for jobs"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        want - 1
+    }
+
+    /// Connections of this database waiting on `LISTEN` (one per idle worker process).
+    async fn listeners(&self) -> usize {
+        let mut conn = sqlx::PgConnection::connect(&self.db.url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        let _ = conn.close().await;
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    fn api(&self, i: usize) -> &str {
+        &self.apis[i % self.apis.len()].base
+    }
+
+    fn worker_data(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    async fn submit(&self, api: usize, clip: &Path, name: &str, fields: &[(&str, &str)]) -> String {
+        submit_file(&self.c, self.api(api), &self.token, clip, name, fields).await
+    }
+
+    async fn wait(
+        &self,
+        api: usize,
+        id: &str,
+        limit: Duration,
+        f: impl Fn(&Value) -> bool,
+    ) -> Value {
+        wait_for(&self.c, self.api(api), &self.token, id, limit, f).await
+    }
+
+    fn scratch_is_empty(&self, worker: &str) -> bool {
+        let mut files = vec![];
+        walk(&self.worker_data(worker).join("scratch"), &mut files);
+        files.is_empty()
+    }
+}
+
+#[tokio::test]
+async fn an_idle_worker_process_starts_a_submitted_job_within_100_ms() {
+    let Some(mut cl) = Cluster::start().await else {
+        return;
+    };
+    cl.add_worker("w0").await;
+    cl.add_worker("w1").await;
+    // Five submissions, alternating API processes; each waits for the previous task to end,
+    // so both workers are idle (waiting on LISTEN) when a job arrives. Created and started
+    // times both come from the database's clock (the insert's and the claim's transaction).
+    let mut delays = vec![];
+    for i in 0..5 {
+        let id = cl.submit(i, &clip_short(), "quick.mp4", &[]).await;
+        let v = cl
+            .wait(i + 1, &id, Duration::from_secs(120), terminal)
+            .await;
+        assert_eq!(v["status"], "succeeded", "{v}");
+        assert_eq!(v["attempts"], 1, "{v}");
+        let delay = time_of(&v, "started_at") - time_of(&v, "created_at");
+        delays.push(delay.num_milliseconds());
+    }
+    let mut sorted = delays.clone();
+    sorted.sort_unstable();
+    let (median, max) = (sorted[sorted.len() / 2], sorted[sorted.len() - 1]);
+    eprintln!("submit → claim (ms): {delays:?}; median {median}, max {max}");
+    // The promise is per job ("an idle worker starts a newly submitted job within 100 ms"),
+    // so the maximum is asserted, not the median. Polling alone (every second) would pass
+    // five times in a row with probability 0.1^5.
+    assert!(max < 100, "submit → claim took {delays:?} ms");
+}
+
+#[tokio::test]
+async fn cancel_through_the_other_api_process_kills_ffmpeg_on_the_worker_process() {
+    let Some(mut cl) = Cluster::start().await else {
+        return;
+    };
+    cl.add_worker("w0").await;
+    let id = cl
+        .submit(
+            0,
+            &clip_long(),
+            "long.mp4",
+            &[("options", r#"{"segment_seconds": 0}"#)],
+        )
+        .await;
+    let mut pids = vec![];
+    let running = wait_until(Duration::from_secs(60), || {
+        pids = ffmpeg_pids(&id);
+        !pids.is_empty()
+    })
+    .await;
+    assert!(running, "ffmpeg never started for {id}");
+    let worker_pid = cl.workers[0].child.id();
+    let parent = std::fs::read_to_string(format!("/proc/{}/stat", pids[0])).unwrap_or_default();
+    assert!(
+        parent.rsplit(')').next().is_some_and(|s| s
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|ppid| ppid == worker_pid.to_string())),
+        "ffmpeg {} is the worker process's child: {parent}",
+        pids[0]
+    );
+
+    let asked = Instant::now();
+    let r =
+        cl.c.post(format!("{}/api/tasks/{id}/cancel", cl.api(1)))
+            .bearer_auth(&cl.token)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    let gone = wait_until(Duration::from_secs(2), || {
+        pids.iter()
+            .all(|p| !Path::new(&format!("/proc/{p}")).exists())
+            && ffmpeg_pids(&id).is_empty()
+    })
+    .await;
+    assert!(
+        gone,
+        "ffmpeg still running {:?} after the cancel",
+        asked.elapsed()
+    );
+    eprintln!("cancel → ffmpeg gone: {:?}", asked.elapsed());
+
+    let v = task(&cl.c, cl.api(0), &cl.token, &id).await;
+    assert_eq!(v["status"], "cancelled", "{v}");
+    assert!(v["outputs"].as_array().unwrap().is_empty(), "{v}");
+    // Only the input remains in the store; the worker's scratch is gone; the worker lives.
+    let clean = wait_until(Duration::from_secs(5), || {
+        objects_of(cl.dir.path(), &id) == [format!("tasks/{id}/input/long.mp4")]
+            && cl.scratch_is_empty("w0")
+    })
+    .await;
+    assert!(clean, "{:?}", objects_of(cl.dir.path(), &id));
+    assert!(cl.workers[0].logged("run stopped; its result was dropped"));
+    assert!(
+        cl.workers[0].child.try_wait().unwrap().is_none(),
+        "the worker exited"
+    );
+    let v = task(&cl.c, cl.api(1), &cl.token, &id).await;
+    assert_eq!(v["status"], "cancelled", "{v}");
+}
+
+#[tokio::test]
+async fn a_worker_process_paused_past_its_lease_loses_the_job_and_drops_its_result() {
+    let Some(mut cl) = Cluster::start().await else {
+        return;
+    };
+    let a = cl.add_worker("wa").await;
+    let id = cl.submit(0, &clip_45s(), "lease.mp4", &[]).await;
+    // Run 1 is worker A's: its scratch folder is `{task}-1`.
+    let run1 = format!("{id}-1");
+    let run2 = format!("{id}-2");
+    let started = wait_until(Duration::from_secs(60), || !ffmpeg_pids(&run1).is_empty()).await;
+    assert!(started, "worker A never ran ffmpeg");
+    let b = cl.add_worker("wb").await;
+
+    // Pause worker A and everything it runs, like a frozen machine.
+    let a_pid = cl.workers[a].child.id() as i32;
+    signal(a_pid, libc::SIGSTOP);
+    let paused_at = Instant::now();
+    let a_children = pids_with(&run1);
+    for p in &a_children {
+        signal(*p, libc::SIGSTOP);
+    }
+
+    // Worker B takes the job over once the lease has expired.
+    let taken = wait_until(LEASE + Duration::from_secs(60), || {
+        !ffmpeg_pids(&run2).is_empty()
+    })
+    .await;
+    assert!(taken, "worker B never took the job over");
+    let took = paused_at.elapsed();
+    assert!(
+        took >= LEASE - Duration::from_secs(2),
+        "taken over before the lease expired: {took:?}"
+    );
+    let v = task(&cl.c, cl.api(1), &cl.token, &id).await;
+    assert_eq!(
+        (v["status"].as_str(), v["attempts"].as_u64()),
+        (Some("running"), Some(2)),
+        "{v}"
+    );
+
+    // Resume A while B runs: its next heartbeat finds the lease gone; it kills its ffmpeg.
+    for p in &a_children {
+        signal(*p, libc::SIGCONT);
+    }
+    signal(a_pid, libc::SIGCONT);
+    let resumed = Instant::now();
+    let stopped = wait_until(Duration::from_secs(3), || pids_with(&run1).is_empty()).await;
+    assert!(
+        stopped,
+        "worker A's run still going {:?} after resuming",
+        resumed.elapsed()
+    );
+    assert!(
+        !ffmpeg_pids(&run2).is_empty() || terminal(&task(&cl.c, cl.api(0), &cl.token, &id).await)
+    );
+
+    let v = cl.wait(0, &id, Duration::from_secs(180), terminal).await;
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["attempts"], 2, "{v}");
+    assert_eq!(v["outputs"].as_array().unwrap().len(), 3, "{v}");
+    let dropped = wait_until(Duration::from_secs(5), || {
+        cl.workers[a].logged("run stopped; its result was dropped")
+    })
+    .await;
+    assert!(dropped, "worker A did not drop its run");
+    // Exactly one set of outputs, run 2's (worker B's); nothing of run 1 anywhere.
+    let want = vec![
+        format!("tasks/{id}/input/lease.mp4"),
+        format!("tasks/{id}/out/2/lease_part_001.mp4"),
+        format!("tasks/{id}/out/2/lease_part_002.mp4"),
+        format!("tasks/{id}/out/2/lease_part_003.mp4"),
+    ];
+    let clean = wait_until(Duration::from_secs(5), || {
+        objects_of(cl.dir.path(), &id) == want && cl.scratch_is_empty("wa")
+    })
+    .await;
+    assert!(clean, "{:?}", objects_of(cl.dir.path(), &id));
+    assert!(cl.scratch_is_empty("wb"));
+    assert!(cl.workers[a].logged("lease lost or task stopped"));
+    assert!(!cl.workers[b].logged("run stopped"));
+    for w in &mut cl.workers {
+        assert!(w.child.try_wait().unwrap().is_none(), "a worker exited");
+    }
+    // Both API processes agree.
+    let other = task(&cl.c, cl.api(1), &cl.token, &id).await;
+    assert_eq!(other["outputs"], v["outputs"]);
+}

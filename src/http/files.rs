@@ -4,6 +4,8 @@
 //! single-range `Range` support. With S3 or GCS it never proxies them: it answers `302 Found`
 //! with a presigned GET URL of the object (valid for `storage::SIGNED_URL_TTL`, at most
 //! 15 minutes) that names the download and its type; the client repeats any `Range` there.
+//! HLS playlists are the exception: always served by the API, so that a player's relative
+//! segment requests come back here and each gets its own presigned URL.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -66,8 +68,16 @@ fn disposition(name: &str) -> String {
     )
 }
 
-/// Serve `key` as `name`: a redirect to a presigned URL when the store signs them,
-/// otherwise the bytes, honouring `Range`.
+/// HLS playlists name their segments and media playlists by relative URI. Served from the
+/// API, those resolve to sibling download routes (each of which redirects to its own
+/// presigned URL); served from a presigned URL they would resolve to unsigned object URLs.
+/// So playlists (small text files) are never redirected.
+fn is_playlist(name: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(".m3u8")
+}
+
+/// Serve `key` as `name`: a redirect to a presigned URL when the store signs them (but for
+/// playlists, see [`is_playlist`]), otherwise the bytes, honouring `Range`.
 async fn serve_object(
     state: &AppState,
     key: &str,
@@ -79,11 +89,15 @@ async fn serve_object(
         Err(StorageError::NotFound) => return Err(ApiError::not_found()),
         Err(e) => return Err(e.into()),
     };
-    if let Some(url) = state
-        .storage
-        .signed_url(key, &disposition(name), content_type(name))
-        .await?
-    {
+    let signed = if is_playlist(name) {
+        None
+    } else {
+        state
+            .storage
+            .signed_url(key, &disposition(name), content_type(name))
+            .await?
+    };
+    if let Some(url) = signed {
         let location = HeaderValue::from_str(url.as_str())
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("signed URL: {e}")))?;
         let mut resp = StatusCode::FOUND.into_response();
@@ -149,7 +163,8 @@ async fn serve_object(
 /// The OpenAPI text of the redirect every download route may answer.
 const SIGNED_REDIRECT: &str = "S3 or GCS storage: the file is at the presigned URL in \
 `Location`, valid for at most 15 minutes (send any `Range` there); the API does not \
-proxy the bytes";
+proxy the bytes. HLS playlists (`.m3u8`) are the exception: always 200 from the API, so \
+that their relative segment names come back here";
 
 async fn owned_task(state: &AppState, user: AuthUser, id: &str) -> ApiResult<TaskRecord> {
     state

@@ -317,3 +317,68 @@ fn openapi_documents_the_download_redirect() {
         assert!(found["headers"]["Location"].is_object(), "{path}: {found}");
     }
 }
+
+/// An HLS ladder on S3 plays by following the API: playlists are served by the API (their
+/// relative names must resolve to download routes, not to unsigned object URLs), and each
+/// segment answers its own 302 to a presigned URL. Walking it as a player does, saving
+/// every file under its name, gives a playlist set that ffprobe plays.
+#[tokio::test]
+async fn an_hls_ladder_on_s3_plays_through_the_api() {
+    let Some(moto) = Moto::start("an_hls_ladder_on_s3_plays_through_the_api").await else {
+        return;
+    };
+    let app = app_on(&moto, 0).await;
+    let t = app.user("hana").await;
+    let r = app
+        .upload(
+            &t,
+            "clip.mp4",
+            std::fs::read(clip_short()).unwrap(),
+            &[("profile", "hls"), ("options", r#"{"segment_seconds": 2}"#)],
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.drain().await;
+    let v = app.task(&t, &id).await;
+    assert_eq!(v["status"], "succeeded", "{v}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+    let base = format!("/api/tasks/{id}/outputs/");
+    let (mut playlists, mut segments) = (vec!["master.m3u8".to_string()], 0);
+    while let Some(name) = playlists.pop() {
+        let r = no_redirects()
+            .get(app.url(&format!("{base}{name}")))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{name} must be served by the API");
+        let text = r.text().await.unwrap();
+        std::fs::write(dir.path().join(&name), &text).unwrap();
+        for uri in text.lines().map(str::trim) {
+            if uri.is_empty() || uri.starts_with('#') {
+                continue;
+            }
+            assert!(!uri.contains('/'), "relative sibling name expected: {uri}");
+            if uri.ends_with(".m3u8") {
+                playlists.push(uri.to_string());
+                continue;
+            }
+            let loc = redirect(&app, &format!("{base}{uri}"), &t).await;
+            check_presigned(&loc, &moto, uri);
+            let got = plain.get(loc).send().await.unwrap();
+            assert_eq!(got.status(), 200, "{uri}");
+            std::fs::write(dir.path().join(uri), got.bytes().await.unwrap()).unwrap();
+            segments += 1;
+        }
+    }
+    assert!(segments >= 3, "{segments} segments");
+    let p = probe(&dir.path().join("master.m3u8"));
+    let duration: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!((duration - 6.0).abs() <= 0.3, "{duration}");
+}

@@ -83,6 +83,10 @@ pub struct SettingsArgs {
     /// Kill an ffmpeg run whose progress has not advanced for this long (the attempt is retried).
     #[arg(long, global = true, env = "REELFORGE_STALL_TIMEOUT")]
     pub stall_timeout: Option<String>,
+    /// Queue lease: a worker that has not renewed its job for this long (renewals come every
+    /// second) loses it to another worker, e.g. `30s`.
+    #[arg(long, global = true, env = "REELFORGE_LEASE")]
+    pub lease: Option<String>,
     /// Longest accepted media, e.g. `4h`.
     #[arg(long, global = true, env = "REELFORGE_MAX_DURATION")]
     pub max_duration: Option<String>,
@@ -129,7 +133,7 @@ pub struct Settings {
     pub extract_limits: crate::archive::ExtractLimits,
     /// First retry delay of an infrastructure failure; doubles per attempt (max 5 min).
     pub retry_base: Duration,
-    /// Queue lease length; a worker renews it every third of it.
+    /// Queue lease length; a worker renews it every second.
     pub lease: Duration,
     /// Retries of infrastructure failures before a task fails.
     pub max_attempts: u32,
@@ -191,6 +195,7 @@ impl SettingsArgs {
             public_url: self.public_url.or(other.public_url),
             shutdown_grace: self.shutdown_grace.or(other.shutdown_grace),
             stall_timeout: self.stall_timeout.or(other.stall_timeout),
+            lease: self.lease.or(other.lease),
             max_duration: self.max_duration.or(other.max_duration),
             max_frame: self.max_frame.or(other.max_frame),
             max_streams: self.max_streams.or(other.max_streams),
@@ -285,6 +290,12 @@ impl Settings {
         if stall_timeout.is_zero() {
             return Err(bad("REELFORGE_STALL_TIMEOUT", "must be positive"));
         }
+        let lease = parse_duration(a.lease.as_deref().unwrap_or("30s"))
+            .map_err(|e| bad("REELFORGE_LEASE", e))?;
+        if lease < Duration::from_secs(3) {
+            // Renewals come every second: a shorter lease would be lost to a slow write.
+            return Err(bad("REELFORGE_LEASE", "must be at least 3s"));
+        }
         let max_duration = parse_duration(a.max_duration.as_deref().unwrap_or("4h"))
             .map_err(|e| bad("REELFORGE_MAX_DURATION", e))?;
         let max_pixels = parse_frame(a.max_frame.as_deref().unwrap_or("8192x4320"))
@@ -327,7 +338,7 @@ impl Settings {
             probe_limits,
             extract_limits,
             retry_base: Duration::from_secs(5),
-            lease: Duration::from_secs(30),
+            lease,
             max_attempts: 3,
             ffmpeg: a.ffmpeg.unwrap_or_else(|| PathBuf::from("ffmpeg")),
             ffprobe: a.ffprobe.unwrap_or_else(|| PathBuf::from("ffprobe")),
@@ -550,6 +561,33 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(e.setting, "REELFORGE_DATABASE_URL");
+        for lease in ["2s", "soon"] {
+            let e = Settings::resolve(
+                SettingsArgs {
+                    lease: Some(lease.into()),
+                    ..Default::default()
+                },
+                SettingsArgs::default(),
+            )
+            .err()
+            .unwrap();
+            assert_eq!(e.setting, "REELFORGE_LEASE", "{lease}");
+        }
+    }
+
+    #[test]
+    fn lease_defaults_to_30s_and_is_a_setting() {
+        let s = Settings::resolve(SettingsArgs::default(), SettingsArgs::default()).unwrap();
+        assert_eq!(s.lease, std::time::Duration::from_secs(30));
+        let s = Settings::resolve(
+            SettingsArgs {
+                lease: Some("5s".into()),
+                ..Default::default()
+            },
+            SettingsArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(s.lease, std::time::Duration::from_secs(5));
     }
 
     #[test]

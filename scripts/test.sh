@@ -15,7 +15,7 @@
 # 7. the distributed test (tests/distributed/run.sh): nginx, 2 API and 3 worker processes on
 #    its own PostgreSQL cluster, with a worker, an API process and PostgreSQL knocked over
 # Every step runs even if an earlier one failed, so one run shows every problem; the script
-# exits non-zero if any step failed. Tests that need a server (HTTP; later S3, SMTP) start
+# exits non-zero if any step failed. Tests that need a server (HTTP, S3; later SMTP) start
 # their own throw-away instance on a free loopback port and stop it; PostgreSQL is the
 # exception: this script starts one throw-away cluster for the whole run (need_postgres).
 set -euo pipefail
@@ -85,8 +85,36 @@ need_ffmpeg() { # tests/media (real ffmpeg runs) and the planner's end-to-end ch
 # PostgreSQL: need_postgres (scripts/lib/postgres.sh) exports REELFORGE_TEST_PG_URL.
 # shellcheck source=scripts/lib/postgres.sh
 . scripts/lib/postgres.sh
+# S3 storage tests (tests/storage) read REELFORGE_TEST_MOTO: the moto_server program (moto 5,
+# an S3-compatible server); each test starts its own on a free loopback port and kills it.
+# Already set, or moto_server on the PATH, is used as is; otherwise moto goes into a virtual
+# environment under the user's cache dir (Debian's python3 refuses a system-wide pip install).
+need_moto() {
+    if [ -n "${REELFORGE_TEST_MOTO:-}" ]; then
+        say "S3 tests use REELFORGE_TEST_MOTO=$REELFORGE_TEST_MOTO from the environment"
+        return
+    fi
+    local program
+    program=$(command -v moto_server 2>/dev/null || true)
+    if [ -z "$program" ] || ! "$program" --help >/dev/null 2>&1; then
+        local venv=${XDG_CACHE_HOME:-$HOME/.cache}/reelforge/moto-venv
+        program=$venv/bin/moto_server
+        if ! "$program" --help >/dev/null 2>&1; then
+            command -v python3 >/dev/null 2>&1 || apt_install python3
+            if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+                apt_install python3-venv
+            fi
+            say "pip install 'moto[server]>=5,<6' into $venv"
+            rm -rf "$venv"
+            python3 -m venv "$venv"
+            "$venv/bin/pip" install -q 'moto[server]>=5,<6' </dev/null
+        fi
+        "$program" --help >/dev/null 2>&1 || die "moto_server does not run: $program"
+    fi
+    export REELFORGE_TEST_MOTO=$program
+    say "S3 tests use $program"
+}
 # Not needed yet; add with the tests that use them:
-# need_s3() { … }        # S3 backend: `pip install 'moto[server]'` (moto_server on a free port)
 # need_smtp() { … }      # e-mail: `pip install aiosmtpd` (SMTP sink on a free port)
 need_strace() { # tests/e2e/hostile.rs traces every ffmpeg/ffprobe run
     command -v strace >/dev/null 2>&1 || apt_install strace
@@ -106,6 +134,7 @@ need_ffmpeg
 need_strace
 need_sqlite3
 need_postgres
+need_moto
 need_nginx
 
 # --- Checks --------------------------------------------------------------------------------------

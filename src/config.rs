@@ -33,9 +33,14 @@ pub struct SettingsArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// `file://PATH` (default `file://$DATA_DIR/objects`).
+    /// `file://PATH` (default `file://$DATA_DIR/objects`), `s3://BUCKET/PREFIX` or
+    /// `gs://BUCKET/PREFIX` (credentials from the usual `AWS_*` / `GOOGLE_*` variables).
     #[arg(long, global = true, env = "REELFORGE_STORAGE_URL")]
     pub storage_url: Option<String>,
+    /// S3-compatible server for `s3://` storage, e.g. `https://minio.internal:9000`
+    /// (path-style requests; plain `http://` only on loopback).
+    #[arg(long, global = true, env = "REELFORGE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
     /// Per-run temporary folders (default `$DATA_DIR/scratch`).
     #[arg(long, global = true, env = "REELFORGE_SCRATCH_DIR")]
     pub scratch_dir: Option<PathBuf>,
@@ -82,6 +87,10 @@ pub struct SettingsArgs {
     /// Kill an ffmpeg run whose progress has not advanced for this long (the attempt is retried).
     #[arg(long, global = true, env = "REELFORGE_STALL_TIMEOUT")]
     pub stall_timeout: Option<String>,
+    /// Queue lease: a worker that has not renewed its job for this long (renewals come every
+    /// second) loses it to another worker, e.g. `30s`.
+    #[arg(long, global = true, env = "REELFORGE_LEASE")]
+    pub lease: Option<String>,
     /// Longest accepted media, e.g. `4h`.
     #[arg(long, global = true, env = "REELFORGE_MAX_DURATION")]
     pub max_duration: Option<String>,
@@ -109,6 +118,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub storage_url: String,
+    /// The S3 endpoint, and (for embedding and tests) extra `object_store` keys.
+    pub storage_options: crate::storage::StorageOptions,
     pub scratch_dir: PathBuf,
     pub workers: usize,
     pub jwt_secret: Option<Secret>,
@@ -127,7 +138,7 @@ pub struct Settings {
     pub extract_limits: crate::archive::ExtractLimits,
     /// First retry delay of an infrastructure failure; doubles per attempt (max 5 min).
     pub retry_base: Duration,
-    /// Queue lease length; a worker renews it every third of it.
+    /// Queue lease length; a worker renews it every second.
     pub lease: Duration,
     /// Retries of infrastructure failures before a task fails.
     pub max_attempts: u32,
@@ -177,6 +188,7 @@ impl SettingsArgs {
             data_dir: self.data_dir.or(other.data_dir),
             database_url: self.database_url.or(other.database_url),
             storage_url: self.storage_url.or(other.storage_url),
+            s3_endpoint: self.s3_endpoint.or(other.s3_endpoint),
             scratch_dir: self.scratch_dir.or(other.scratch_dir),
             workers: self.workers.or(other.workers),
             jwt_secret: self.jwt_secret.or(other.jwt_secret),
@@ -189,6 +201,7 @@ impl SettingsArgs {
             public_url: self.public_url.or(other.public_url),
             shutdown_grace: self.shutdown_grace.or(other.shutdown_grace),
             stall_timeout: self.stall_timeout.or(other.stall_timeout),
+            lease: self.lease.or(other.lease),
             max_duration: self.max_duration.or(other.max_duration),
             max_frame: self.max_frame.or(other.max_frame),
             max_streams: self.max_streams.or(other.max_streams),
@@ -238,17 +251,23 @@ impl Settings {
         let storage_url = a
             .storage_url
             .unwrap_or_else(|| format!("file://{}", absolute(&data_dir.join("objects")).display()));
-        let parsed = url::Url::parse(&storage_url)
-            .map_err(|e| bad("REELFORGE_STORAGE_URL", format!("{e}: {storage_url:?}")))?;
-        if parsed.scheme() != "file" {
-            return Err(bad(
-                "REELFORGE_STORAGE_URL",
-                format!(
-                    "unsupported scheme {:?} (file:// is supported)",
-                    parsed.scheme()
-                ),
-            ));
-        }
+        let location = crate::storage::Location::parse(&storage_url)
+            .map_err(|e| bad("REELFORGE_STORAGE_URL", e))?;
+        let s3_endpoint = match &a.s3_endpoint {
+            Some(text) => {
+                if !matches!(location, crate::storage::Location::S3 { .. }) {
+                    return Err(bad(
+                        "REELFORGE_S3_ENDPOINT",
+                        "only applies to s3:// storage (REELFORGE_STORAGE_URL)",
+                    ));
+                }
+                Some(
+                    crate::storage::parse_s3_endpoint(text)
+                        .map_err(|e| bad("REELFORGE_S3_ENDPOINT", e))?,
+                )
+            }
+            None => None,
+        };
         let scratch_dir = a.scratch_dir.unwrap_or_else(|| data_dir.join("scratch"));
         let workers = a.workers.unwrap_or_else(default_workers);
         let token_ttl = parse_duration(a.token_ttl.as_deref().unwrap_or("1h"))
@@ -279,6 +298,12 @@ impl Settings {
         if stall_timeout.is_zero() {
             return Err(bad("REELFORGE_STALL_TIMEOUT", "must be positive"));
         }
+        let lease = parse_duration(a.lease.as_deref().unwrap_or("30s"))
+            .map_err(|e| bad("REELFORGE_LEASE", e))?;
+        if lease < Duration::from_secs(3) {
+            // Renewals come every second: a shorter lease would be lost to a slow write.
+            return Err(bad("REELFORGE_LEASE", "must be at least 3s"));
+        }
         let max_duration = parse_duration(a.max_duration.as_deref().unwrap_or("4h"))
             .map_err(|e| bad("REELFORGE_MAX_DURATION", e))?;
         let max_pixels = parse_frame(a.max_frame.as_deref().unwrap_or("8192x4320"))
@@ -303,6 +328,10 @@ impl Settings {
             data_dir,
             database_url,
             storage_url,
+            storage_options: crate::storage::StorageOptions {
+                s3_endpoint,
+                extra: vec![],
+            },
             scratch_dir,
             workers,
             jwt_secret: a.jwt_secret.map(Secret::new),
@@ -318,7 +347,7 @@ impl Settings {
             probe_limits,
             extract_limits,
             retry_base: Duration::from_secs(5),
-            lease: Duration::from_secs(30),
+            lease,
             max_attempts: 3,
             ffmpeg: a.ffmpeg.unwrap_or_else(|| PathBuf::from("ffmpeg")),
             ffprobe: a.ffprobe.unwrap_or_else(|| PathBuf::from("ffprobe")),
@@ -334,8 +363,9 @@ impl Settings {
         ] {
             ensure_writable_dir(&dir).map_err(|e| bad(name, format!("{}: {e}", dir.display())))?;
         }
-        if let Some(path) = self.storage_url.strip_prefix("file://") {
-            let dir = PathBuf::from(path);
+        if let Ok(crate::storage::Location::Local(dir)) =
+            crate::storage::Location::parse(&self.storage_url)
+        {
             ensure_writable_dir(&dir)
                 .map_err(|e| bad("REELFORGE_STORAGE_URL", format!("{}: {e}", dir.display())))?;
         }
@@ -540,6 +570,33 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(e.setting, "REELFORGE_DATABASE_URL");
+        for lease in ["2s", "soon"] {
+            let e = Settings::resolve(
+                SettingsArgs {
+                    lease: Some(lease.into()),
+                    ..Default::default()
+                },
+                SettingsArgs::default(),
+            )
+            .err()
+            .unwrap();
+            assert_eq!(e.setting, "REELFORGE_LEASE", "{lease}");
+        }
+    }
+
+    #[test]
+    fn lease_defaults_to_30s_and_is_a_setting() {
+        let s = Settings::resolve(SettingsArgs::default(), SettingsArgs::default()).unwrap();
+        assert_eq!(s.lease, std::time::Duration::from_secs(30));
+        let s = Settings::resolve(
+            SettingsArgs {
+                lease: Some("5s".into()),
+                ..Default::default()
+            },
+            SettingsArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(s.lease, std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -76,7 +76,8 @@ pub struct Application {
 /// Open the database and storage named by the settings.
 pub async fn open_backends(settings: &Settings) -> anyhow::Result<(Db, Storage)> {
     let db = crate::db::connect(&settings.database_url).await?;
-    let storage = Storage::from_url(&settings.storage_url)?;
+    let storage = Storage::from_url(&settings.storage_url, &settings.storage_options)
+        .map_err(|e| anyhow::anyhow!("REELFORGE_STORAGE_URL: {e}"))?;
     Ok((db, storage))
 }
 

@@ -1,5 +1,10 @@
 //! Object storage behind `object_store`, and the key layout of a task's files.
 //!
+//! Stores: `file://DIR`, `s3://bucket/prefix` (an S3-compatible server through
+//! `StorageOptions::s3_endpoint`), `gs://bucket/prefix`; every key lives under the URL's
+//! prefix. S3 and GCS also sign download URLs ([`Storage::signed_url`]), so the API redirects
+//! downloaders to the store instead of proxying the bytes.
+//!
 //! Keys: `tasks/{task}/input/{filename}` for the original, and
 //! `tasks/{task}/out/{run}/{name}` for outputs, where `run` is the task's run count when
 //! the job was claimed. A re-run writes under a new `run`, and a successful finish removes
@@ -7,14 +12,22 @@
 //! overwrite a newer result.
 
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::prefix::PrefixStore;
+use object_store::signer::{SignedUrlOptions, Signer};
+use object_store::{
+    Attribute, BackoffConfig, GetOptions, GetRange, ObjectStore, ObjectStoreExt,
+    PutMultipartOptions, RetryConfig, WriteMultipart,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
@@ -33,6 +46,8 @@ pub enum StorageError {
     Body(String),
     #[error("storage: {0}")]
     Store(#[from] object_store::Error),
+    #[error("storage did not answer within {0:?}")]
+    Timeout(Duration),
     #[error("local file: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -53,9 +68,120 @@ pub struct ObjectStream {
     pub body: futures::stream::BoxStream<'static, Result<Bytes, StorageError>>,
 }
 
+/// How long a presigned download URL stays valid (S3 and GCS; at most 15 minutes).
+pub const SIGNED_URL_TTL: Duration = Duration::from_secs(10 * 60);
+/// Longest wait for the readiness probe's write and delete.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the objects live: `REELFORGE_STORAGE_URL`, checked without any I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// `file:///abs/dir`
+    Local(PathBuf),
+    /// `s3://bucket/prefix`
+    S3 { bucket: String, prefix: String },
+    /// `gs://bucket/prefix`
+    Gcs { bucket: String, prefix: String },
+}
+
+impl Location {
+    /// Parse a storage URL; the error says what is wrong (the caller names the setting).
+    pub fn parse(text: &str) -> Result<Location, String> {
+        let url = url::Url::parse(text).map_err(|e| format!("{e}: {text:?}"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(
+                "credentials do not belong in the URL (use the AWS_* / GOOGLE_* variables)".into(),
+            );
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("no query or fragment expected: {text:?}"));
+        }
+        match url.scheme() {
+            "file" => {
+                if url
+                    .host_str()
+                    .is_some_and(|h| !h.is_empty() && h != "localhost")
+                {
+                    return Err(format!(
+                        "file:// URL must be a local absolute path: {text:?}"
+                    ));
+                }
+                let dir = url
+                    .to_file_path()
+                    .map_err(|_| format!("file:// URL must be an absolute path: {text:?}"))?;
+                Ok(Location::Local(dir))
+            }
+            scheme @ ("s3" | "gs") => {
+                let bucket = url.host_str().unwrap_or("").to_string();
+                if bucket.is_empty() {
+                    return Err(format!(
+                        "no bucket in {text:?} (use {scheme}://bucket/prefix)"
+                    ));
+                }
+                if url.port().is_some() {
+                    return Err(format!(
+                        "no port expected in {text:?} (the endpoint is a separate setting)"
+                    ));
+                }
+                let prefix = url.path().trim_matches('/').to_string();
+                if !prefix.is_empty() {
+                    ObjectPath::parse(&prefix)
+                        .map_err(|e| format!("bad prefix {prefix:?}: {e}"))?;
+                }
+                Ok(if scheme == "s3" {
+                    Location::S3 { bucket, prefix }
+                } else {
+                    Location::Gcs { bucket, prefix }
+                })
+            }
+            other => Err(format!(
+                "unsupported scheme {other:?} (file://, s3:// and gs:// are supported)"
+            )),
+        }
+    }
+}
+
+/// Parse `REELFORGE_S3_ENDPOINT`: `https://…`, or `http://…` on a loopback address only.
+pub fn parse_s3_endpoint(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("{e}: {text:?}"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => return Err(format!("no host in {text:?}")),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(format!(
+                "plain http is only allowed for a loopback endpoint, use https: {text:?}"
+            ));
+        }
+        other => return Err(format!("unsupported scheme {other:?} (https:// expected)")),
+    }
+    if url.path() != "/" || url.query().is_some() {
+        return Err(format!("the endpoint is scheme://host:port only: {text:?}"));
+    }
+    Ok(url)
+}
+
+/// What configures a remote store besides its URL.
+#[derive(Clone, Default)]
+pub struct StorageOptions {
+    /// An S3-compatible server (path-style requests); `None` = AWS (or `AWS_ENDPOINT`).
+    pub s3_endpoint: Option<url::Url>,
+    /// `object_store` configuration keys (`aws_access_key_id`, `google_service_account`, …)
+    /// applied over the `AWS_*` / `GOOGLE_*` environment. Not a setting: for embedding and tests.
+    pub extra: Vec<(String, String)>,
+}
+
 #[derive(Clone)]
 pub struct Storage {
+    /// Every key is relative to the URL's prefix.
     store: Arc<dyn ObjectStore>,
+    /// The same store for presigned URLs (S3, GCS); `None` for local files and memory.
+    signer: Option<Arc<dyn Signer>>,
     /// The same store when it is a local directory: files then move between scratch and
     /// the store by hard link instead of a byte copy (see [`Storage::put_file`]).
     local: Option<Arc<LocalFileSystem>>,
@@ -86,39 +212,108 @@ pub mod keys {
 }
 
 impl Storage {
-    /// `file:///abs/path` (more schemes come with the scale-out backends).
-    pub fn from_url(url: &str) -> anyhow::Result<Self> {
-        let parsed = url::Url::parse(url)?;
-        match parsed.scheme() {
-            "file" => {
-                let dir = parsed
-                    .to_file_path()
-                    .map_err(|_| anyhow::anyhow!("file:// URL must be an absolute path"))?;
+    /// Open the store a storage URL names (see [`Location`]); remote stores read their
+    /// credentials from the environment, then `options.extra`. No request is made here.
+    pub fn from_url(url: &str, options: &StorageOptions) -> anyhow::Result<Self> {
+        let location = Location::parse(url).map_err(|e| anyhow::anyhow!(e))?;
+        if options.s3_endpoint.is_some() && !matches!(location, Location::S3 { .. }) {
+            anyhow::bail!("an S3 endpoint is set but the storage URL is not s3://");
+        }
+        match location {
+            Location::Local(dir) => {
                 std::fs::create_dir_all(&dir)?;
                 let store =
                     Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true));
                 Ok(Self {
                     store: store.clone(),
+                    signer: None,
                     local: Some(store),
                 })
             }
-            other => anyhow::bail!("unsupported storage scheme {other:?}"),
+            Location::S3 { bucket, prefix } => {
+                let mut b = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry_config());
+                for (k, v) in &options.extra {
+                    let key: AmazonS3ConfigKey = k.parse()?;
+                    b = b.with_config(key, v);
+                }
+                if let Some(endpoint) = &options.s3_endpoint {
+                    b = b
+                        .with_endpoint(endpoint.as_str().trim_end_matches('/'))
+                        .with_virtual_hosted_style_request(false)
+                        .with_allow_http(endpoint.scheme() == "http");
+                }
+                Ok(Self::remote(b.build()?, &prefix))
+            }
+            Location::Gcs { bucket, prefix } => {
+                let mut b = GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry_config());
+                for (k, v) in &options.extra {
+                    let key: GoogleConfigKey = k.parse()?;
+                    b = b.with_config(key, v);
+                }
+                Ok(Self::remote(b.build()?, &prefix))
+            }
+        }
+    }
+
+    fn remote<T: ObjectStore + Signer>(store: T, prefix: &str) -> Self {
+        let store = Arc::new(PrefixStore::new(store, prefix));
+        Self {
+            store: store.clone(),
+            signer: Some(store),
+            local: None,
         }
     }
 
     pub fn in_memory() -> Self {
         Self {
             store: Arc::new(object_store::memory::InMemory::new()),
+            signer: None,
             local: None,
         }
+    }
+
+    /// Whether downloads go to the store directly through [`Storage::signed_url`].
+    pub fn signs_urls(&self) -> bool {
+        self.signer.is_some()
     }
 
     fn path(key: &str) -> ObjectPath {
         ObjectPath::from(key)
     }
 
+    /// A presigned GET of `key`, valid for [`SIGNED_URL_TTL`], whose response is a download
+    /// named `filename` of `content_type`. `None` when the store cannot sign (local files).
+    pub async fn signed_url(
+        &self,
+        key: &str,
+        content_disposition: &str,
+        content_type: &str,
+    ) -> Result<Option<url::Url>, StorageError> {
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        let options = SignedUrlOptions::new().with_query([
+            ("response-content-disposition", content_disposition),
+            ("response-content-type", content_type),
+        ]);
+        let url = signer
+            .signed_url_opts(
+                object_store::signer::Method::GET,
+                &Self::path(key),
+                SIGNED_URL_TTL,
+                &options,
+            )
+            .await?;
+        Ok(Some(url))
+    }
+
     /// Stream a body into `key` through multipart writes, stopping with `TooLarge` as soon
-    /// as more than `limit` bytes arrive. Nothing is left behind on error.
+    /// as more than `limit` bytes arrive. Nothing is left behind on error, nor when the
+    /// caller stops polling (a dropped upload is aborted in the background).
     pub async fn put_stream<S, E>(
         &self,
         key: &str,
@@ -129,11 +324,23 @@ impl Storage {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let upload = self.store.put_multipart(&Self::path(key)).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK);
+        // Remote stores serve downloads themselves (presigned URLs): give them the type.
+        let mut opts = PutMultipartOptions::default();
+        if self.signer.is_some() {
+            opts.attributes
+                .insert(Attribute::ContentType, content_type(key).into());
+        }
+        let upload = self
+            .store
+            .put_multipart_opts(&Self::path(key), opts)
+            .await?;
+        let mut guard = AbortOnDrop(Some(WriteMultipart::new_with_chunk_size(upload, CHUNK)));
         let mut body = body;
         let mut total: u64 = 0;
         let result: Result<(), StorageError> = async {
+            let Some(writer) = guard.0.as_mut() else {
+                return Ok(());
+            };
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| StorageError::Body(e.to_string()))?;
                 total += chunk.len() as u64;
@@ -146,13 +353,19 @@ impl Storage {
             Ok(())
         }
         .await;
+        let Some(writer) = guard.0.take() else {
+            return Err(StorageError::Body("upload already closed".into()));
+        };
         match result {
+            // `finish` aborts the upload itself when completing fails.
             Ok(()) => {
                 writer.finish().await?;
                 Ok(total)
             }
             Err(e) => {
-                let _ = writer.abort().await;
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(error = %abort, key, "could not abort a multipart upload");
+                }
                 Err(e)
             }
         }
@@ -273,14 +486,72 @@ impl Storage {
         Ok(())
     }
 
-    /// Readiness: a small object can be written and removed.
+    /// Readiness: a small object can be written and removed within a few seconds.
     pub async fn ping(&self) -> Result<(), StorageError> {
         let key = ObjectPath::from(format!(".readyz/{}", Uuid::now_v7()));
-        self.store
-            .put(&key, object_store::PutPayload::from_static(b"ok"))
-            .await?;
-        self.store.delete(&key).await?;
-        Ok(())
+        let probe = async {
+            self.store
+                .put(&key, object_store::PutPayload::from_static(b"ok"))
+                .await?;
+            self.store.delete(&key).await?;
+            Ok(())
+        };
+        tokio::time::timeout(PING_TIMEOUT, probe)
+            .await
+            .map_err(|_| StorageError::Timeout(PING_TIMEOUT))?
+    }
+}
+
+/// The media type of a file, by the extension of its name (or key).
+pub fn content_type(name: &str) -> &'static str {
+    let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "mp4" | "m4v" => "video/mp4",
+        "mov" => "video/quicktime",
+        "webm" => "video/webm",
+        "mkv" => "video/x-matroska",
+        "avi" => "video/x-msvideo",
+        "mpeg" | "mpg" => "video/mpeg",
+        "wmv" => "video/x-ms-wmv",
+        "gif" => "image/gif",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "webp" => "image/webp",
+        "mp3" => "audio/mpeg",
+        "m4a" => "audio/mp4",
+        "ogg" | "opus" => "audio/ogg",
+        "wav" => "audio/wav",
+        "flac" => "audio/flac",
+        "m3u8" => "application/vnd.apple.mpegurl",
+        "ts" => "video/mp2t",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Retries of remote requests: a few quick ones, so a store that is down is reported in
+/// seconds (readiness, uploads) instead of the library default of minutes.
+fn retry_config() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(30),
+    }
+}
+
+/// Aborts a multipart upload that is dropped before it was finished or aborted.
+struct AbortOnDrop(Option<WriteMultipart>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(writer) = self.0.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move {
+                if let Err(e) = writer.abort().await {
+                    tracing::warn!(error = %e, "could not abort an abandoned multipart upload");
+                }
+            });
+        }
     }
 }
 
@@ -339,7 +610,7 @@ mod tests {
     async fn put_read_range_and_limits_on_local_files() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("file://{}", dir.path().display());
-        let s = Storage::from_url(&url).unwrap();
+        let s = Storage::from_url(&url, &StorageOptions::default()).unwrap();
         let n = s
             .put_stream("tasks/a/input/x.bin", chunks(3, 1000), 10_000)
             .await
@@ -398,7 +669,11 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let root = tempfile::tempdir().unwrap();
         let scratch = tempfile::tempdir().unwrap();
-        let s = Storage::from_url(&format!("file://{}", root.path().display())).unwrap();
+        let s = Storage::from_url(
+            &format!("file://{}", root.path().display()),
+            &StorageOptions::default(),
+        )
+        .unwrap();
 
         // put_file: the stored object is the scratch file's inode, not a copy.
         let produced = scratch.path().join("out.mp4");

@@ -1,5 +1,11 @@
-//! Downloads: outputs, the original input, and seed B's `/api/files/{filename}`, streamed
-//! with `Content-Length`, `Accept-Ranges` and single-range `Range` support.
+//! Downloads: outputs, the original input, and seed B's `/api/files/{filename}`.
+//!
+//! With local storage the API streams the bytes with `Content-Length`, `Accept-Ranges` and
+//! single-range `Range` support. With S3 or GCS it never proxies them: it answers `302 Found`
+//! with a presigned GET URL of the object (valid for `storage::SIGNED_URL_TTL`, at most
+//! 15 minutes) that names the download and its type; the client repeats any `Range` there.
+//! HLS playlists are the exception: always served by the API, so that a player's relative
+//! segment requests come back here and each gets its own presigned URL.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -11,7 +17,7 @@ use super::extract::AuthUser;
 use super::tasks::task_id;
 use crate::domain::{Source, TaskRecord};
 use crate::startup::AppState;
-use crate::storage::StorageError;
+use crate::storage::{StorageError, content_type};
 
 /// A parsed `Range` header against an object of `size` bytes.
 #[derive(Debug, PartialEq)]
@@ -54,32 +60,24 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
     }
 }
 
-fn content_type(name: &str) -> &'static str {
-    let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
-    match ext.as_str() {
-        "mp4" | "m4v" => "video/mp4",
-        "mov" => "video/quicktime",
-        "webm" => "video/webm",
-        "mkv" => "video/x-matroska",
-        "avi" => "video/x-msvideo",
-        "mpeg" | "mpg" => "video/mpeg",
-        "wmv" => "video/x-ms-wmv",
-        "gif" => "image/gif",
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "webp" => "image/webp",
-        "mp3" => "audio/mpeg",
-        "m4a" => "audio/mp4",
-        "ogg" | "opus" => "audio/ogg",
-        "wav" => "audio/wav",
-        "flac" => "audio/flac",
-        "m3u8" => "application/vnd.apple.mpegurl",
-        "ts" => "video/mp2t",
-        _ => "application/octet-stream",
-    }
+/// `Content-Disposition` of a download named `name`.
+fn disposition(name: &str) -> String {
+    format!(
+        "attachment; filename=\"{}\"",
+        name.replace(['"', '\\', '\r', '\n'], "")
+    )
 }
 
-/// Stream `key` as `name`, honouring `Range`.
+/// HLS playlists name their segments and media playlists by relative URI. Served from the
+/// API, those resolve to sibling download routes (each of which redirects to its own
+/// presigned URL); served from a presigned URL they would resolve to unsigned object URLs.
+/// So playlists (small text files) are never redirected.
+fn is_playlist(name: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(".m3u8")
+}
+
+/// Serve `key` as `name`: a redirect to a presigned URL when the store signs them (but for
+/// playlists, see [`is_playlist`]), otherwise the bytes, honouring `Range`.
 async fn serve_object(
     state: &AppState,
     key: &str,
@@ -91,6 +89,23 @@ async fn serve_object(
         Err(StorageError::NotFound) => return Err(ApiError::not_found()),
         Err(e) => return Err(e.into()),
     };
+    let signed = if is_playlist(name) {
+        None
+    } else {
+        state
+            .storage
+            .signed_url(key, &disposition(name), content_type(name))
+            .await?
+    };
+    if let Some(url) = signed {
+        let location = HeaderValue::from_str(url.as_str())
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("signed URL: {e}")))?;
+        let mut resp = StatusCode::FOUND.into_response();
+        resp.headers_mut().insert(header::LOCATION, location);
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(resp);
+    }
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, range) = match parse_range(range_header, size) {
         RangeRequest::Whole => (StatusCode::OK, None),
@@ -139,12 +154,17 @@ async fn serve_object(
     {
         h.insert(header::CONTENT_RANGE, v);
     }
-    let disposition = format!("attachment; filename=\"{}\"", name.replace('"', ""));
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
+    if let Ok(v) = HeaderValue::from_str(&disposition(name)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
 }
+
+/// The OpenAPI text of the redirect every download route may answer.
+const SIGNED_REDIRECT: &str = "S3 or GCS storage: the file is at the presigned URL in \
+`Location`, valid for at most 15 minutes (send any `Range` there); the API does not \
+proxy the bytes. HLS playlists (`.m3u8`) are the exception: always 200 from the API, so \
+that their relative segment names come back here";
 
 async fn owned_task(state: &AppState, user: AuthUser, id: &str) -> ApiResult<TaskRecord> {
     state
@@ -170,7 +190,10 @@ fn input_name(task: &TaskRecord) -> String {
 #[utoipa::path(get, path = "/api/tasks/{id}/outputs/{name}", tag = "files",
     params(("id" = String, Path), ("name" = String, Path),
            ("Range" = Option<String>, Header, description = "bytes=START-END")),
-    responses((status = 200, description = "the file"), (status = 206, description = "a range"),
+    responses((status = 200, description = "the file (local storage)"),
+              (status = 206, description = "a range (local storage)"),
+              (status = 302, description = SIGNED_REDIRECT,
+               headers(("Location" = String, description = "presigned GET URL of the file"))),
               (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn download_output(
@@ -191,7 +214,10 @@ pub async fn download_output(
 /// Download the task's original input.
 #[utoipa::path(get, path = "/api/tasks/{id}/input", tag = "files",
     params(("id" = String, Path), ("Range" = Option<String>, Header)),
-    responses((status = 200, description = "the file"), (status = 206, description = "a range"),
+    responses((status = 200, description = "the file (local storage)"),
+              (status = 206, description = "a range (local storage)"),
+              (status = 302, description = SIGNED_REDIRECT,
+               headers(("Location" = String, description = "presigned GET URL of the file"))),
               (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn download_input(
@@ -208,7 +234,11 @@ pub async fn download_input(
 /// Seed B: the caller's original or output file with this name (newest task first).
 #[utoipa::path(get, path = "/api/files/{filename}", tag = "files",
     params(("filename" = String, Path), ("Range" = Option<String>, Header)),
-    responses((status = 200, description = "the file"), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "the file (local storage)"),
+              (status = 206, description = "a range (local storage)"),
+              (status = 302, description = SIGNED_REDIRECT,
+               headers(("Location" = String, description = "presigned GET URL of the file"))),
+              (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn download_file(
     State(state): State<AppState>,

@@ -54,6 +54,12 @@ pub struct Options {
     pub postgres: bool,
     /// `None` = `Role::Serve`.
     pub role: Option<Role>,
+    /// `REELFORGE_STORAGE_URL` (default: `file://` in the data dir).
+    pub storage_url: Option<String>,
+    /// `REELFORGE_S3_ENDPOINT`.
+    pub s3_endpoint: Option<String>,
+    /// Extra `object_store` keys (credentials of a test S3 server).
+    pub storage_extra: Vec<(String, String)>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -86,12 +92,15 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         max_duration: o.max_duration.map(str::to_string),
         max_extract: o.max_extract.map(str::to_string),
         stall_timeout: o.stall_timeout.map(str::to_string),
+        storage_url: o.storage_url,
+        s3_endpoint: o.s3_endpoint,
         ..Default::default()
     };
     let mut settings = Settings::resolve(args, SettingsArgs::default()).unwrap();
     if let Some(b) = o.retry_base {
         settings.retry_base = b;
     }
+    settings.storage_options.extra = o.storage_extra;
     settings.prepare(false).unwrap();
     let app = Application::build(settings, o.role.unwrap_or(Role::Serve))
         .await

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The distributed test of issue 4, all on loopback, no manual step:
 #
-#   PostgreSQL (a throw-away cluster) + shared object storage
+#   PostgreSQL (a throw-away cluster) + S3 object storage (moto)
 #   nginx with the SHIPPED deploy/nginx.conf (its two site includes rewritten for ports only)
 #   2 × `reelforge api` behind nginx, 3 × `reelforge worker` (one job each)
 #   a python http.server serving generated clips (allowed with REELFORGE_FETCH_ALLOW)
@@ -19,8 +19,8 @@
 #   KEEP=1 …                                 # keep the work dir (logs) afterwards
 #
 # Needs: nginx, ffmpeg, PostgreSQL server binaries, python3, curl (scripts/test.sh installs
-# them). Storage: DIST_STORAGE=s3 (moto; the default when REELFORGE_TEST_MOTO is set) or
-# file (one shared directory; the default otherwise).
+# them, moto included). Storage: DIST_STORAGE=s3 (moto, the default) or file (one shared
+# directory).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -124,12 +124,12 @@ db_url="${pg_admin_url%/*}/reelforge"
 pg_opts=$(sed -E 's/^[^ ]+ "-D" "[^"]*" ?//' "$pg_dir/data/postmaster.opts")
 
 # --- Shared storage ---------------------------------------------------------------------------------
-# DIST_STORAGE=s3: a moto S3 server on loopback with a bucket made here (the s3:// storage
-# backend, REELFORGE_S3_ENDPOINT). The program is REELFORGE_TEST_MOTO (what scripts/test.sh's
-# need_moto exports) or moto_server on the PATH; s3 is the default when REELFORGE_TEST_MOTO
-# is set. DIST_STORAGE=file: one directory shared by every process.
+# DIST_STORAGE=s3 (default): a moto S3 server on loopback with a bucket made here (the s3://
+# storage backend, REELFORGE_S3_ENDPOINT). The program is REELFORGE_TEST_MOTO (what
+# scripts/test.sh's need_moto exports) or moto_server on the PATH.
+# DIST_STORAGE=file: one directory shared by every process.
 s3_endpoint=
-storage_kind=${DIST_STORAGE:-$([ -n "${REELFORGE_TEST_MOTO:-}" ] && echo s3 || echo file)}
+storage_kind=${DIST_STORAGE:-s3}
 case $storage_kind in
 file)
     STORAGE="file://$work/objects"
@@ -159,6 +159,9 @@ export REELFORGE_JWT_SECRET
 export REELFORGE_FETCH_ALLOW=127.0.0.1
 export REELFORGE_TRUSTED_PROXIES=127.0.0.1
 export REELFORGE_WORKERS=1
+# A shorter lease than the default 30 s: the killed worker's job is taken over sooner. Still
+# well above the PostgreSQL outage, so running jobs keep their leases through it.
+export REELFORGE_LEASE=15s
 export RUST_LOG=${RUST_LOG:-info,sqlx=warn}
 
 "$bin" migrate --data-dir "$work/migrate" >"$work/migrate.log" 2>&1 || die "migrate failed: $(tail -n 5 "$work/migrate.log")"

@@ -1,0 +1,21 @@
+//! Object storage: the same cases on local files and on a real S3-compatible server (moto,
+//! started per test on a free loopback port), the app on S3 (readiness, download redirects
+//! to presigned URLs, a whole task), GCS configuration and signing without any network, the
+//! storage settings, and the single rustls crypto provider.
+
+#[path = "../api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+#[path = "../api/testdb.rs"]
+mod testdb;
+
+#[path = "../e2e/media.rs"]
+#[allow(dead_code)]
+mod media;
+
+mod app;
+mod backends;
+mod gcs;
+mod moto;
+mod settings;
+mod sign;

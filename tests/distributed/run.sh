@@ -137,7 +137,7 @@ file)
     ;;
 s3)
     moto=${REELFORGE_TEST_MOTO:-$(command -v moto_server || true)}
-    [ -n "$moto" ] || die "moto_server is not installed (pip install 'moto[server]')"
+    [ -n "$moto" ] && [ -x "$moto" ] || die "moto_server is not installed (pip install 'moto[server]'; scripts/test.sh does)"
     read -r s3_port <<<"$(free_ports 1)"
     "$moto" -H 127.0.0.1 -p "$s3_port" >"$work/moto.log" 2>&1 &
     pids+=("$!")

@@ -215,6 +215,40 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Upload `chunks` × `chunk_size` bytes as `big.mp4` with no Content-Length (chunked), so
+    /// the server only learns the size while streaming.
+    pub async fn upload_chunked(
+        &self,
+        token: &str,
+        chunks: usize,
+        chunk_size: usize,
+    ) -> reqwest::Response {
+        let body = reqwest::Body::wrap_stream(futures::stream::iter(
+            (0..chunks).map(move |_| Ok::<_, std::io::Error>(vec![7u8; chunk_size])),
+        ));
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::stream(body).file_name("big.mp4"),
+        );
+        self.post("/api/tasks", token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Run queued jobs in this test's task until none is due.
     pub async fn drain(&self) -> Vec<Outcome> {
         let mut outcomes = vec![];

@@ -16,15 +16,7 @@ async fn health_ready_root_and_metrics() {
         .await
         .unwrap();
     app.get("/api/tasks", &t).send().await.unwrap();
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains(
             "reelforge_http_requests_total{method=\"GET\",route=\"/api/tasks\",status=\"200\"}"
@@ -271,15 +263,7 @@ async fn a_worker_serves_probes_and_metrics_but_no_api() {
         let r = worker.client.get(worker.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let text = worker
-        .client
-        .get(worker.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = worker.metrics().await;
     assert!(
         text.contains("reelforge_tasks{status=\"queued\"}"),
         "{text}"

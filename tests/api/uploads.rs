@@ -214,19 +214,7 @@ async fn oversized_uploads_get_413_and_the_server_stays_healthy() {
     assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
     assert!(resp.contains("payload_too_large"), "{resp}");
     // No Content-Length (chunked) and more bytes than allowed: cut off while streaming.
-    let body = reqwest::Body::wrap_stream(futures::stream::iter(
-        (0..64).map(|_| Ok::<_, std::io::Error>(vec![0u8; 16 * 1024])),
-    ));
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::stream(body).file_name("big.mp4"),
-    );
-    let r = app
-        .post("/api/tasks", &t)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = app.upload_chunked(&t, 64, 16 * 1024).await;
     assert_eq!(error_code(r).await, (413, "payload_too_large".into()));
     assert!(app.stored_files().is_empty(), "{:?}", app.stored_files());
     // Still serving.

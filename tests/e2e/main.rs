@@ -145,15 +145,7 @@ async fn idrl_by_url_and_by_upload_produces_three_probed_parts() {
         200
     );
     // Runs and jobs are counted.
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("reelforge_process_runs_total{program=\"ffmpeg\",outcome=\"ok\"}"),
         "{metrics}"

@@ -281,19 +281,7 @@ async fn an_oversized_upload_leaves_nothing_in_the_bucket() {
     .await;
     let t = app.user("olga").await;
     // Chunked (no Content-Length): two 8 MiB parts are sent before the limit is crossed.
-    let body = reqwest::Body::wrap_stream(futures::stream::iter(
-        (0..24).map(|_| Ok::<_, std::io::Error>(vec![7u8; 1024 * 1024])),
-    ));
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::stream(body).file_name("big.mp4"),
-    );
-    let r = app
-        .post("/api/tasks", &t)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = app.upload_chunked(&t, 24, 1024 * 1024).await;
     assert_eq!(error_code(r).await, (413, "payload_too_large".to_string()));
     assert_eq!(moto.all_keys("reels").await, Vec::<String>::new());
     assert_eq!(moto.open_uploads("reels").await, 0);

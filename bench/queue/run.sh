@@ -56,19 +56,22 @@ LOG_FROM=$(wc -l <"$PG_LOG")
 "$QB" explain "$DB_URL"
 psql_do bench -c "ALTER DATABASE bench RESET ALL"
 sleep 0.5 # the server log is written asynchronously
-# plan_of TITLE PATTERN: the first logged plan whose query text matches PATTERN.
+# plan_of TITLE PATTERN [N]: the Nth (default first) logged plan whose query text matches
+# PATTERN.
 plan_of() {
     echo "--- plan: $1"
-    tail -n +"$((LOG_FROM + 1))" "$PG_LOG" | awk -v pat="$2" '
-        /LOG:  duration: .* plan:/ { if (keep) exit; block = $0; inplan = 1; keep = 0; next }
+    tail -n +"$((LOG_FROM + 1))" "$PG_LOG" | awk -v pat="$2" -v want="${3:-1}" '
+        function flush() { if (keep && ++seen == want) { print block; exit } }
+        /LOG:  duration: .* plan:/ { if (inplan) flush(); block = $0; inplan = 1; keep = 0; next }
         inplan && /^\t/ { block = block "\n" $0; if ($0 ~ pat) keep = 1; next }
-        inplan { inplan = 0; if (keep) { print block; exit } }
-        END { if (keep && inplan) print block }' | sed -E 's/^.*LOG:  //; s/^\t/    /'
+        inplan { inplan = 0; flush() }
+        END { if (inplan) flush() }' | sed -E 's/^.*LOG:  //; s/^\t/    /'
 }
 plan_of "claim (jobs)" "UPDATE jobs SET state = 'running'"
 plan_of "claim (its task)" "UPDATE tasks SET status = 'running'"
-plan_of "list, first page" "FROM tasks WHERE user_id = \\\$1 ORDER BY id DESC"
-plan_of "list, by cursor" "AND id < \\\$2 ORDER BY id DESC"
+# One statement serves both pages: the first page passes the largest UUID as its cursor.
+plan_of "list, first page" "ORDER BY id DESC LIMIT" 1
+plan_of "list, by cursor (page 10)" "ORDER BY id DESC LIMIT" 10
 
 # ---------------------------------------------------------------- measure
 wait_quiet

@@ -12,12 +12,18 @@ use crate::sign::sigv4_signature;
 
 /// An app whose storage is `s3://reels/tenant-1` on `moto`.
 async fn app_on(moto: &Moto, workers: usize) -> TestApp {
+    app_on_db(moto, workers, false).await
+}
+
+/// [`app_on`], on a fresh PostgreSQL database when `postgres`.
+async fn app_on_db(moto: &Moto, workers: usize, postgres: bool) -> TestApp {
     moto.bucket("reels").await;
     spawn_app_with(Options {
         storage_url: Some("s3://reels/tenant-1".into()),
         s3_endpoint: Some(moto.endpoint.clone()),
         storage_extra: moto.extra(),
         workers,
+        postgres,
         ..Default::default()
     })
     .await
@@ -204,7 +210,28 @@ async fn a_task_runs_on_s3_and_its_output_downloads_through_a_signed_url() {
     else {
         return;
     };
-    let app = app_on(&moto, 0).await;
+    task_on_s3(&moto, app_on(&moto, 0).await).await;
+}
+
+/// `serve` on PostgreSQL and S3 together, as a scaled-out installation runs.
+#[tokio::test]
+async fn a_task_runs_on_postgres_and_s3() {
+    let Some(moto) = Moto::start("a_task_runs_on_postgres_and_s3").await else {
+        return;
+    };
+    if std::env::var(crate::testdb::PG_URL_VAR).is_err() {
+        // No server: skipped (said on stderr) outside CI, a failure under CI.
+        assert!(crate::testdb::PgDatabase::create().await.is_none());
+        return;
+    }
+    let app = app_on_db(&moto, 0, true).await;
+    task_on_s3(&moto, app).await;
+}
+
+/// Convert a clip to mkv on `app` (storage `s3://reels/tenant-1` on `moto`): input and one
+/// output run in the bucket, nothing on local disk, and the output downloads through a
+/// presigned URL and probes as promised.
+async fn task_on_s3(moto: &Moto, app: TestApp) {
     let t = app.user("ines").await;
     let r = app
         .upload(
@@ -236,7 +263,7 @@ async fn a_task_runs_on_s3_and_its_output_downloads_through_a_signed_url() {
     assert_eq!(app.stored_files(), Vec::<std::path::PathBuf>::new());
 
     let loc = redirect(&app, &format!("/api/tasks/{id}/outputs/{name}"), &t).await;
-    check_presigned(&loc, &moto, name);
+    check_presigned(&loc, moto, name);
     let plain = reqwest::Client::builder().no_proxy().build().unwrap();
     let got = plain.get(loc).send().await.unwrap();
     assert_eq!(got.status(), 200);

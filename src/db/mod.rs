@@ -152,13 +152,44 @@ pub trait JobQueue: Send + Sync {
         owner: &str,
         commands: &[String],
     ) -> RepoResult<bool>;
+    /// End a running job held by `owner` and set the task's final fields (`status`, and
+    /// the outputs, result or error that go with it), in one transaction.
+    async fn finish(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        status: TaskStatus,
+        outputs: Option<&[OutputFile]>,
+        result: Option<&serde_json::Value>,
+        error: Option<&TaskError>,
+    ) -> RepoResult<bool>;
+    /// Put a running job held by `owner` back in the queue, due after `delay`; the task
+    /// shows `queued` again. `last_error` replaces the job's note when given. A job due at
+    /// once is a new job for idle workers.
+    async fn requeue(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        delay: Duration,
+        last_error: Option<&str>,
+    ) -> RepoResult<bool>;
     async fn complete(
         &self,
         job: &ClaimedJob,
         owner: &str,
         outputs: &[OutputFile],
         result: Option<&serde_json::Value>,
-    ) -> RepoResult<bool>;
+    ) -> RepoResult<bool> {
+        self.finish(
+            job,
+            owner,
+            TaskStatus::Succeeded,
+            Some(outputs),
+            result,
+            None,
+        )
+        .await
+    }
     /// Back to the queue after `delay`, keeping the error for the record.
     async fn retry_later(
         &self,
@@ -166,10 +197,18 @@ pub trait JobQueue: Send + Sync {
         owner: &str,
         error: &TaskError,
         delay: Duration,
-    ) -> RepoResult<bool>;
-    async fn fail(&self, job: &ClaimedJob, owner: &str, error: &TaskError) -> RepoResult<bool>;
+    ) -> RepoResult<bool> {
+        let last_error = format!("{}: {}", error.code, error.message);
+        self.requeue(job, owner, delay, Some(&last_error)).await
+    }
+    async fn fail(&self, job: &ClaimedJob, owner: &str, error: &TaskError) -> RepoResult<bool> {
+        self.finish(job, owner, TaskStatus::Failed, None, None, Some(error))
+            .await
+    }
     /// Give the job back untouched (shutdown): claimable again at once.
-    async fn release(&self, job: &ClaimedJob, owner: &str) -> RepoResult<bool>;
+    async fn release(&self, job: &ClaimedJob, owner: &str) -> RepoResult<bool> {
+        self.requeue(job, owner, Duration::ZERO, None).await
+    }
     /// At start-up of `serve`: jobs left `running` by a dead process go back to the queue.
     /// SQLite (embedded, one process) re-queues every running job; PostgreSQL, where other
     /// live processes may hold leases, re-queues only jobs whose lease has expired.

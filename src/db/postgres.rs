@@ -155,57 +155,6 @@ impl PgRepo {
         });
         Ok(notify)
     }
-
-    /// End a running job held by `owner` and set the task's final fields, in one transaction.
-    async fn finish(
-        &self,
-        job: &ClaimedJob,
-        owner: &str,
-        status: TaskStatus,
-        outputs: Option<&[OutputFile]>,
-        result: Option<&serde_json::Value>,
-        error: Option<&TaskError>,
-    ) -> RepoResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let message = error.map(|e| e.message.as_str());
-        if sql::finish_job(&mut *tx, job.job_id, owner, message).await? != 1 {
-            return Ok(false);
-        }
-        sql::finish_task(
-            &mut *tx,
-            job.task_id,
-            status.as_str(),
-            outputs.as_ref(),
-            result,
-            error.map(|e| e.code.as_str()),
-            message,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Put a running job held by `owner` back in the queue, due after `delay`; the task
-    /// shows `queued` again. `last_error` replaces the job's note when given. A job due at
-    /// once wakes idle workers.
-    async fn requeue(
-        &self,
-        job: &ClaimedJob,
-        owner: &str,
-        delay: Duration,
-        last_error: Option<&str>,
-    ) -> RepoResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        if sql::requeue_job(&mut *tx, job.job_id, owner, ms(delay), last_error).await? != 1 {
-            return Ok(false);
-        }
-        sql::requeue_task(&mut *tx, job.task_id).await?;
-        if delay.is_zero() {
-            sql::notify_job(&mut *tx, job.job_id).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
 }
 
 #[async_trait]
@@ -380,6 +329,54 @@ impl TaskRepo for PgRepo {
 
 #[async_trait]
 impl JobQueue for PgRepo {
+    async fn finish(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        status: TaskStatus,
+        outputs: Option<&[OutputFile]>,
+        result: Option<&serde_json::Value>,
+        error: Option<&TaskError>,
+    ) -> RepoResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let message = error.map(|e| e.message.as_str());
+        if sql::finish_job(&mut *tx, job.job_id, owner, message).await? != 1 {
+            return Ok(false);
+        }
+        sql::finish_task(
+            &mut *tx,
+            job.task_id,
+            status.as_str(),
+            outputs.as_ref(),
+            result,
+            error.map(|e| e.code.as_str()),
+            message,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A job due at once is announced with `NOTIFY` to idle workers of every process.
+    async fn requeue(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        delay: Duration,
+        last_error: Option<&str>,
+    ) -> RepoResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        if sql::requeue_job(&mut *tx, job.job_id, owner, ms(delay), last_error).await? != 1 {
+            return Ok(false);
+        }
+        sql::requeue_task(&mut *tx, job.task_id).await?;
+        if delay.is_zero() {
+            sql::notify_job(&mut *tx, job.job_id).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn claim(&self, owner: &str, lease: Duration) -> RepoResult<Option<ClaimedJob>> {
         let mut tx = self.pool.begin().await?;
         let Some(row) = sql::claim_job(&mut *tx, owner, ms(lease)).await? else {
@@ -448,44 +445,6 @@ impl JobQueue for PgRepo {
     ) -> RepoResult<bool> {
         let n = sql::set_commands(&self.pool, job.task_id, job.job_id, owner, commands).await?;
         Ok(n == 1)
-    }
-
-    async fn complete(
-        &self,
-        job: &ClaimedJob,
-        owner: &str,
-        outputs: &[OutputFile],
-        result: Option<&serde_json::Value>,
-    ) -> RepoResult<bool> {
-        self.finish(
-            job,
-            owner,
-            TaskStatus::Succeeded,
-            Some(outputs),
-            result,
-            None,
-        )
-        .await
-    }
-
-    async fn retry_later(
-        &self,
-        job: &ClaimedJob,
-        owner: &str,
-        error: &TaskError,
-        delay: Duration,
-    ) -> RepoResult<bool> {
-        let last_error = format!("{}: {}", error.code, error.message);
-        self.requeue(job, owner, delay, Some(&last_error)).await
-    }
-
-    async fn fail(&self, job: &ClaimedJob, owner: &str, error: &TaskError) -> RepoResult<bool> {
-        self.finish(job, owner, TaskStatus::Failed, None, None, Some(error))
-            .await
-    }
-
-    async fn release(&self, job: &ClaimedJob, owner: &str) -> RepoResult<bool> {
-        self.requeue(job, owner, Duration::ZERO, None).await
     }
 
     /// Unlike SQLite, other live processes may hold leases here: only jobs whose lease has

@@ -112,60 +112,6 @@ impl SqliteRepo {
         sql::MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
-
-    /// End a running job held by `owner` and set the task's final fields, in one transaction.
-    async fn finish(
-        &self,
-        job: &ClaimedJob,
-        owner: &str,
-        status: TaskStatus,
-        outputs: Option<&[OutputFile]>,
-        result: Option<&serde_json::Value>,
-        error: Option<&TaskError>,
-    ) -> RepoResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let now = now_ms();
-        let job_id = job.job_id.to_string();
-        let message = error.map(|e| e.message.as_str());
-        if sql::finish_job(&mut *tx, &job_id, owner, message).await? != 1 {
-            return Ok(false);
-        }
-        let outputs = outputs.map(|o| to_json(&o)).transpose()?;
-        let result = result.map(|r| r.to_string());
-        sql::finish_task(
-            &mut *tx,
-            &job.task_id.to_string(),
-            status.as_str(),
-            outputs.as_deref(),
-            result.as_deref(),
-            error.map(|e| e.code.as_str()),
-            message,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Put a running job held by `owner` back in the queue, due after `delay`; the task
-    /// shows `queued` again. `last_error` replaces the job's note when given.
-    async fn requeue(
-        &self,
-        job: &ClaimedJob,
-        owner: &str,
-        delay: Duration,
-        last_error: Option<&str>,
-    ) -> RepoResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let job_id = job.job_id.to_string();
-        let run_at = now_ms() + ms(delay);
-        if sql::requeue_job(&mut *tx, &job_id, owner, run_at, last_error).await? != 1 {
-            return Ok(false);
-        }
-        sql::requeue_task(&mut *tx, &job.task_id.to_string()).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
 }
 
 #[async_trait]
@@ -361,6 +307,57 @@ impl TaskRepo for SqliteRepo {
 
 #[async_trait]
 impl JobQueue for SqliteRepo {
+    async fn finish(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        status: TaskStatus,
+        outputs: Option<&[OutputFile]>,
+        result: Option<&serde_json::Value>,
+        error: Option<&TaskError>,
+    ) -> RepoResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        let job_id = job.job_id.to_string();
+        let message = error.map(|e| e.message.as_str());
+        if sql::finish_job(&mut *tx, &job_id, owner, message).await? != 1 {
+            return Ok(false);
+        }
+        let outputs = outputs.map(|o| to_json(&o)).transpose()?;
+        let result = result.map(|r| r.to_string());
+        sql::finish_task(
+            &mut *tx,
+            &job.task_id.to_string(),
+            status.as_str(),
+            outputs.as_deref(),
+            result.as_deref(),
+            error.map(|e| e.code.as_str()),
+            message,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn requeue(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        delay: Duration,
+        last_error: Option<&str>,
+    ) -> RepoResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let job_id = job.job_id.to_string();
+        let run_at = now_ms() + ms(delay);
+        if sql::requeue_job(&mut *tx, &job_id, owner, run_at, last_error).await? != 1 {
+            return Ok(false);
+        }
+        sql::requeue_task(&mut *tx, &job.task_id.to_string()).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn claim(&self, owner: &str, lease: Duration) -> RepoResult<Option<ClaimedJob>> {
         let now = now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -445,43 +442,6 @@ impl JobQueue for SqliteRepo {
         )
         .await?;
         Ok(n == 1)
-    }
-    async fn complete(
-        &self,
-        job: &ClaimedJob,
-        owner: &str,
-        outputs: &[OutputFile],
-        result: Option<&serde_json::Value>,
-    ) -> RepoResult<bool> {
-        self.finish(
-            job,
-            owner,
-            TaskStatus::Succeeded,
-            Some(outputs),
-            result,
-            None,
-        )
-        .await
-    }
-
-    async fn retry_later(
-        &self,
-        job: &ClaimedJob,
-        owner: &str,
-        error: &TaskError,
-        delay: Duration,
-    ) -> RepoResult<bool> {
-        let last_error = format!("{}: {}", error.code, error.message);
-        self.requeue(job, owner, delay, Some(&last_error)).await
-    }
-
-    async fn fail(&self, job: &ClaimedJob, owner: &str, error: &TaskError) -> RepoResult<bool> {
-        self.finish(job, owner, TaskStatus::Failed, None, None, Some(error))
-            .await
-    }
-
-    async fn release(&self, job: &ClaimedJob, owner: &str) -> RepoResult<bool> {
-        self.requeue(job, owner, Duration::ZERO, None).await
     }
 
     async fn recover_running(&self) -> RepoResult<u64> {

@@ -23,6 +23,23 @@ fn no_cancel() -> AtomicBool {
 
 /// Every path below `root` (relative, `/`-separated), with file contents
 /// (`None` for directories). Symlinks are reported as such and never followed.
+/// `recompress` with the default limits and no cancellation.
+fn recompress_default(
+    input: &Path,
+    to: ArchiveFormat,
+    work: &Path,
+    out: &Path,
+) -> Result<ArchiveSummary, ArchiveError> {
+    recompress(
+        input,
+        to,
+        work,
+        out,
+        &ExtractLimits::default(),
+        &no_cancel(),
+    )
+}
+
 fn tree(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
         for entry in fs::read_dir(dir).unwrap() {
@@ -197,15 +214,7 @@ fn detection_is_by_magic_bytes_not_by_name() {
     let work = tmp.path().join("work");
     fs::create_dir(&work).unwrap();
     let out = tmp.path().join("out.7z");
-    recompress(
-        &zip_named_tgz,
-        ArchiveFormat::SevenZ,
-        &work,
-        &out,
-        &ExtractLimits::default(),
-        &no_cancel(),
-    )
-    .unwrap();
+    recompress_default(&zip_named_tgz, ArchiveFormat::SevenZ, &work, &out).unwrap();
     assert_eq!(ArchiveFormat::detect(&out).unwrap(), ArchiveFormat::SevenZ);
 
     for (name, bytes) in [
@@ -218,15 +227,7 @@ fn detection_is_by_magic_bytes_not_by_name() {
         let err = ArchiveFormat::detect(&p).unwrap_err();
         assert_eq!(err.code(), "unknown_archive", "{name}");
         let out = tmp.path().join(format!("{name}.out.zip"));
-        let err = recompress(
-            &p,
-            ArchiveFormat::Zip,
-            &work,
-            &out,
-            &ExtractLimits::default(),
-            &no_cancel(),
-        )
-        .unwrap_err();
+        let err = recompress_default(&p, ArchiveFormat::Zip, &work, &out).unwrap_err();
         assert_eq!(err.code(), "unknown_archive");
         assert!(!out.exists());
     }
@@ -1069,15 +1070,8 @@ fn create_never_overwrites_and_recompress_needs_a_fresh_work_dir() {
     create(&src, ArchiveFormat::TarGz, &a, &no_cancel()).unwrap();
     let work = tmp.path().join("work");
     fs::create_dir_all(work.join("x")).unwrap();
-    let err = recompress(
-        &a,
-        ArchiveFormat::Zip,
-        &work,
-        &tmp.path().join("new.zip"),
-        &ExtractLimits::default(),
-        &no_cancel(),
-    )
-    .unwrap_err();
+    let err =
+        recompress_default(&a, ArchiveFormat::Zip, &work, &tmp.path().join("new.zip")).unwrap_err();
     assert_eq!(err.code(), "io_error");
 }
 
@@ -1096,15 +1090,7 @@ fn recompress_failure_leaves_no_output_and_no_work_files() {
     let work = tmp.path().join("work");
     fs::create_dir(&work).unwrap();
     let out = tmp.path().join("out.zip");
-    let err = recompress(
-        &bad,
-        ArchiveFormat::Zip,
-        &work,
-        &out,
-        &ExtractLimits::default(),
-        &no_cancel(),
-    )
-    .unwrap_err();
+    let err = recompress_default(&bad, ArchiveFormat::Zip, &work, &out).unwrap_err();
     assert_eq!(err.code(), "unsafe_archive_path");
     assert!(!out.exists());
     assert_eq!(

@@ -6,37 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use reelforge::media::plan::{IdrlOptions, PlanPaths, plan_idrl};
-use reelforge::media::probe::{MediaInfo, ProbeLimits, ffprobe_args, parse_ffprobe, validate};
+use reelforge::media::probe::{MediaInfo, ProbeLimits, validate};
+
+use crate::common::{self, ffmpeg, probe};
 
 fn logo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/logo.png")
-}
-
-/// Runs ffmpeg with whitespace-separated arguments (temp paths have no spaces).
-fn ffmpeg(args: &str) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-        .args(args.split_whitespace())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn probe(path: &Path) -> MediaInfo {
-    let out = Command::new("ffprobe")
-        .args(ffprobe_args(path))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffprobe {path:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    parse_ffprobe(&out.stdout).unwrap()
 }
 
 /// Runs every planned argv; returns the outputs' probe results.
@@ -51,25 +26,10 @@ fn run_plan(input: &Path, dir: &Path, opts: &IdrlOptions) -> Vec<(MediaInfo, f64
         out_dir,
     };
     let plan = plan_idrl(&info, opts, &paths, "clip").unwrap();
+    common::run_plan(&plan, dir);
     plan.runs
         .iter()
-        .map(|run| {
-            let out = Command::new("ffmpeg")
-                .args(&run.argv)
-                .current_dir(dir)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{:?}: {}",
-                run.argv,
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let progress = String::from_utf8_lossy(&out.stdout);
-            assert!(progress.contains("progress=end"), "{progress}");
-            assert!(run.output.is_file());
-            (probe(&run.output), run.expected_duration)
-        })
+        .map(|run| (probe(&run.output), run.expected_duration))
         .collect()
 }
 

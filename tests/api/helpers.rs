@@ -121,6 +121,15 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     }
 }
 
+/// The `id` of a created task from its response body.
+pub async fn id_of(r: reqwest::Response) -> String {
+    let v: Value = r.json().await.unwrap();
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {v}"))
+        .to_string()
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.stop.take() {

@@ -157,10 +157,7 @@ async fn seed_a_client_flow_on_alias_paths() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = id_of(r).await;
     let r = app
         .client
         .get(app.url("/tasks?max=4&order=1"))

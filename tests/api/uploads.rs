@@ -268,10 +268,7 @@ async fn per_task_logo_must_be_a_sane_png_and_leaves_nothing_when_refused() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = id_of(r).await;
     let files = app.stored_files();
     assert!(
         files

@@ -33,10 +33,7 @@ async fn submit(app: &TestApp, t: &str, name: &str, bytes: Vec<u8>, to: &str) ->
         )
         .await;
     assert_eq!(r.status(), 201);
-    r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    id_of(r).await
 }
 
 #[tokio::test]

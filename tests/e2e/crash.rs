@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::media::clip_45s;
-use crate::helpers::walk;
+use crate::helpers::{id_of, walk};
 
 /// A running `reelforge` process; killed when dropped.
 pub(crate) struct Server {
@@ -166,10 +166,7 @@ pub(crate) async fn submit_file(
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    id_of(r).await
 }
 
 /// Task counts by status in the database a stopped process left in `data`.

@@ -175,14 +175,7 @@ async fn hostile_inputs_fail_cleanly_without_touching_anything_outside_scratch()
     for (name, bytes, code) in cases {
         let r = app.upload(&t, name, bytes, &[]).await;
         assert_eq!(r.status(), 201, "{name}");
-        ids.push((
-            name.to_string(),
-            r.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-            code,
-        ));
+        ids.push((name.to_string(), id_of(r).await, code));
     }
     let r = app
         .post("/api/tasks", &t)
@@ -190,14 +183,7 @@ async fn hostile_inputs_fail_cleanly_without_touching_anything_outside_scratch()
         .send()
         .await
         .unwrap();
-    ids.push((
-        "zero bytes".into(),
-        r.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-        "invalid_media",
-    ));
+    ids.push(("zero bytes".into(), id_of(r).await, "invalid_media"));
 
     app.drain().await;
     for (name, id, code) in &ids {
@@ -237,10 +223,7 @@ async fn hostile_inputs_fail_cleanly_without_touching_anything_outside_scratch()
             &[("options", r#"{"segment_seconds": 0}"#)],
         )
         .await;
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = id_of(r).await;
     app.drain().await;
     let v: Value = app.task(&t, &id).await;
     assert_eq!(v["status"], "succeeded", "{v}");

@@ -223,10 +223,7 @@ async fn running_task(app: &TestApp, t: &str) -> (String, Vec<i32>) {
             &[("options", r#"{"segment_seconds": 0}"#)],
         )
         .await;
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = id_of(r).await;
     let mut pids = vec![];
     let found = wait_until(Duration::from_secs(60), || {
         pids = ffmpeg_pids(&id);
@@ -344,12 +341,7 @@ async fn a_redirect_into_a_blocked_address_fails_the_task_without_retry() {
             .await
             .unwrap();
         assert_eq!(r.status(), 201, "the first hop is allowed");
-        ids.push(
-            r.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        ids.push(id_of(r).await);
     }
     app.drain().await;
     for id in ids {
@@ -395,10 +387,7 @@ async fn a_stalled_ffmpeg_is_killed_by_the_watchdog_and_the_attempt_retried() {
     let r = app
         .upload(&t, "stall.mp4", std::fs::read(clip_45s()).unwrap(), &[])
         .await;
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = id_of(r).await;
     let started = Instant::now();
     let outcomes = app.drain().await;
     let took = started.elapsed();
@@ -500,10 +489,7 @@ async fn a_per_task_logo_is_shown_in_the_bumpers() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = id_of(r).await;
     app.drain().await;
     let v: Value = app.task(&t, &id).await;
     assert_eq!(v["status"], "succeeded", "{v}");
@@ -567,10 +553,7 @@ async fn configured_probe_limits_refuse_long_media_with_their_own_code() {
     let r = app
         .upload(&t, "long.mp4", std::fs::read(clip_45s()).unwrap(), &[])
         .await;
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = id_of(r).await;
     app.drain().await;
     let v: Value = app.task(&t, &id).await;
     assert_eq!(v["status"], "failed", "{v}");
@@ -600,10 +583,7 @@ async fn live_progress_over_sse_only_moves_forward_and_ends_at_100() {
         .send()
         .await
         .unwrap();
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = id_of(r).await;
     let stream = app
         .get(&format!("/api/tasks/{id}/events"), &t)
         .send()

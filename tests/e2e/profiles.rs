@@ -24,10 +24,7 @@ async fn submit(app: &TestApp, t: &str, extra: &[(&str, &str)]) -> String {
         .upload(t, "clip.mp4", std::fs::read(clip_short()).unwrap(), extra)
         .await;
     assert_eq!(r.status(), 201);
-    r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    id_of(r).await
 }
 
 /// Download an output to a file and probe it.
@@ -198,10 +195,7 @@ async fn compress_records_sizes_and_never_returns_something_bigger() {
             ],
         )
         .await;
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = id_of(r).await;
     let v = finished(&app, &t, &id).await;
     assert_eq!(v["result"]["kept"], "input", "{v}");
     assert_eq!(
@@ -300,10 +294,7 @@ async fn audio_only_input_converts_to_audio_and_is_refused_for_video_profiles() 
         let (app, t, bytes) = (&app, &t, bytes.clone());
         async move {
             let r = app.upload(t, "song.m4a", bytes, extra).await;
-            r.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
+            id_of(r).await
         }
     };
     let wav = up(&[("newFormat", "wav")]).await;

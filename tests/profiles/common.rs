@@ -71,45 +71,29 @@ pub fn medium_mp4() -> PathBuf {
     )
 }
 
-pub fn probe(path: &Path) -> MediaInfo {
-    let out = Command::new("ffprobe")
-        .args(ffprobe_args(path))
-        .output()
-        .unwrap();
+/// ffprobe's stdout for `args`, asserting it succeeded.
+fn ffprobe(args: Vec<std::ffi::OsString>, path: &Path) -> Vec<u8> {
+    let out = Command::new("ffprobe").args(args).output().unwrap();
     assert!(
         out.status.success(),
         "ffprobe {path:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    parse_ffprobe(&out.stdout).unwrap()
+    out.stdout
+}
+
+pub fn probe(path: &Path) -> MediaInfo {
+    parse_ffprobe(&ffprobe(ffprobe_args(path), path)).unwrap()
 }
 
 /// ffprobe's JSON for one of our outputs (images have no duration, so
 /// [`parse_ffprobe`] would refuse them).
 pub fn probe_output_json(path: &Path) -> serde_json::Value {
-    let out = Command::new("ffprobe")
-        .args(ffprobe_output_args(path))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffprobe {path:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&ffprobe(ffprobe_output_args(path), path)).unwrap()
 }
 
 pub fn probe_output(path: &Path) -> MediaInfo {
-    let out = Command::new("ffprobe")
-        .args(ffprobe_output_args(path))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffprobe {path:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    parse_ffprobe(&out.stdout).unwrap()
+    parse_ffprobe(&ffprobe(ffprobe_output_args(path), path)).unwrap()
 }
 
 /// A fresh scratch folder with an `out` folder inside.

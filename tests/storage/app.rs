@@ -242,10 +242,7 @@ async fn task_on_s3(moto: &Moto, app: TestApp) {
         )
         .await;
     assert_eq!(r.status(), 201);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = id_of(r).await;
     app.drain().await;
     let v = app.task(&t, &id).await;
     assert_eq!(v["status"], "succeeded", "{v}");
@@ -353,10 +350,7 @@ async fn an_hls_ladder_on_s3_plays_through_the_api() {
         )
         .await;
     assert_eq!(r.status(), 201);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = id_of(r).await;
     app.drain().await;
     let v = app.task(&t, &id).await;
     assert_eq!(v["status"], "succeeded", "{v}");

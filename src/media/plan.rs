@@ -703,24 +703,9 @@ pub fn plan_idrl_with(
 
 #[cfg(test)]
 mod tests {
-    use super::super::probe::parse_ffprobe;
+    use super::super::testutil::fixture;
     use super::super::{INPUT_FORMAT_WHITELIST, LOGO_DEMUXER};
     use super::*;
-
-    fn fixture(name: &str) -> MediaInfo {
-        let json = match name {
-            "landscape" => &include_bytes!("fixtures/landscape_1080p30.json")[..],
-            "portrait" => include_bytes!("fixtures/portrait_1080x1920.json"),
-            "sd" => include_bytes!("fixtures/sd_640x480.json"),
-            "no_audio" => include_bytes!("fixtures/no_audio_720p.json"),
-            "long" => include_bytes!("fixtures/long_45s.json"),
-            "clip_20_5" => include_bytes!("fixtures/clip_20_5s.json"),
-            "rotated" => include_bytes!("fixtures/rotated_phone.json"),
-            "audio_only" => include_bytes!("fixtures/audio_only.json"),
-            other => panic!("no fixture {other}"),
-        };
-        parse_ffprobe(json).unwrap()
-    }
 
     fn paths() -> PlanPaths {
         PlanPaths {

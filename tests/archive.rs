@@ -985,12 +985,8 @@ fn cancelled_before_start() {
 fn cancelling_stops_a_running_extraction_and_cleans_up() {
     let tmp = tempfile::tempdir().unwrap();
     // 1 GiB of zeros in one entry, streamed into a ~1 MiB tar.gz.
-    let archive = tmp.path().join("big.tar.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     {
-        let mut gz = flate2::write::GzEncoder::new(
-            File::create(&archive).unwrap(),
-            flate2::Compression::fast(),
-        );
         let mut b = tar::Builder::new(&mut gz);
         let mut h = tar::Header::new_gnu();
         h.set_size(1024 * MIB);
@@ -999,18 +995,38 @@ fn cancelling_stops_a_running_extraction_and_cleans_up() {
         b.append_data(&mut h, "zeros.bin", zeros(1024 * MIB))
             .unwrap();
         b.finish().unwrap();
-        drop(b);
-        gz.finish().unwrap();
     }
+    let bytes = gz.finish().unwrap();
+    // The archive arrives through a FIFO: its first half, then nothing until the watcher
+    // has cancelled, then the rest. So the extraction is always mid-entry when the flag is
+    // set, however the threads are scheduled.
+    let archive = tmp.path().join("big.tar.gz");
+    let c_path = std::ffi::CString::new(archive.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
     let dest = tmp.path().join("dest");
     let flag = Arc::new(AtomicBool::new(false));
     let watcher = cancel_when_bigger(dest.clone(), 4 * MIB, flag.clone());
+    let feeder = {
+        let (archive, flag) = (archive.clone(), flag.clone());
+        std::thread::spawn(move || {
+            let mut fifo = File::create(&archive).unwrap();
+            let (first, rest) = bytes.split_at(bytes.len() / 2);
+            fifo.write_all(first).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // The reader stops at the cancel: a broken pipe here is expected.
+            let _ = fifo.write_all(rest);
+        })
+    };
     let limits = ExtractLimits {
         max_ratio: None,
         ..ExtractLimits::default()
     };
     let err = extract(&archive, ArchiveFormat::TarGz, &dest, &limits, &flag).unwrap_err();
     watcher.join().unwrap();
+    feeder.join().unwrap();
     assert_eq!(err.code(), "cancelled", "{err}");
     assert!(!dest.exists());
 }

@@ -166,7 +166,10 @@ def cmd_events(c, a):
                 f"events_final={status}\n")
     # The stream opens with the task's current state, while the task is still queued behind
     # the others: a proxy that buffers would hold that first event back until more follow.
-    if len(arrivals) < 3 or first > 1.0 or spread < 1.0 or status != "succeeded":
+    # Two events are enough to show that: the first at once, the final one later. More may
+    # come in between, but a run shorter than the API's one-second poll of other processes'
+    # changes can go from queued to succeeded in one step.
+    if len(arrivals) < 2 or first > 1.0 or spread < 1.0 or status != "succeeded":
         sys.exit(f"client: events through nginx: {len(arrivals)} events, the first after {first:.2f}s, "
                  f"over {spread:.2f}s, final {status}")
 

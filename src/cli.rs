@@ -87,8 +87,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn run_role(mut settings: Settings, role: Role) -> anyhow::Result<()> {
     settings.prepare(role != Role::Api)?;
     let app = Application::build(settings, role).await?;
-    if let Some(addr) = app.local_addr() {
-        tracing::info!(%addr, ?role, "listening on http://{addr}");
+    match app.local_addr() {
+        Some(addr) => tracing::info!(%addr, ?role, "listening on http://{addr}"),
+        None => tracing::info!(
+            ?role,
+            "started; not listening (set REELFORGE_WORKER_LISTEN for /healthz, /readyz, /metrics)"
+        ),
     }
     app.run_until(shutdown_signal()).await
 }

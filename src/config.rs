@@ -21,6 +21,10 @@ pub struct SettingsArgs {
     /// Address the API binds.
     #[arg(long, global = true, env = "REELFORGE_LISTEN")]
     pub listen: Option<String>,
+    /// Address a `reelforge worker` binds for `/healthz`, `/readyz` and `/metrics` (probes and
+    /// scraping); unset, a worker does not listen, so any number of them share a host.
+    #[arg(long, global = true, env = "REELFORGE_WORKER_LISTEN")]
+    pub worker_listen: Option<String>,
     /// Where the embedded defaults (database, objects, scratch, secret) live.
     #[arg(long, global = true, env = "REELFORGE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -115,6 +119,8 @@ pub struct SettingsArgs {
 #[derive(Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// Where a `worker` serves health and metrics; `None`: it does not listen.
+    pub worker_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub database_url: String,
     pub storage_url: String,
@@ -185,6 +191,7 @@ impl SettingsArgs {
     fn or(self, other: SettingsArgs) -> SettingsArgs {
         SettingsArgs {
             listen: self.listen.or(other.listen),
+            worker_listen: self.worker_listen.or(other.worker_listen),
             data_dir: self.data_dir.or(other.data_dir),
             database_url: self.database_url.or(other.database_url),
             storage_url: self.storage_url.or(other.storage_url),
@@ -213,32 +220,120 @@ impl SettingsArgs {
 }
 
 /// Read `reelforge.toml` (or the given file). A missing default file is not an error.
+/// Relative paths in the file are relative to the file's own folder, as a reader of the file
+/// expects; they come back absolute.
 pub fn read_file_layer(path: Option<&Path>) -> Result<SettingsArgs, SettingError> {
     let (path, required) = match path {
         Some(p) => (p.to_path_buf(), true),
         None => (PathBuf::from("reelforge.toml"), false),
     };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| bad("config file", e.message().to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-            Ok(SettingsArgs::default())
+    let layer: SettingsArgs = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            toml::from_str(&text).map_err(|e| bad("config file", e.message().to_string()))?
         }
-        Err(e) => Err(bad("config file", format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(SettingsArgs::default());
+        }
+        Err(e) => return Err(bad("config file", format!("{}: {e}", path.display()))),
+    };
+    let folder = std::path::absolute(&path)
+        .map_err(|e| bad("config file", format!("{}: {e}", path.display())))?;
+    let folder = folder.parent().unwrap_or(Path::new("/"));
+    Ok(layer.absolute_paths(folder))
+}
+
+impl SettingsArgs {
+    /// Every path-valued setting made absolute against `base` (absolute itself). Programs
+    /// named without a `/` stay names to look up on the `PATH`. Relative paths must not
+    /// survive resolution: ffmpeg runs inside a per-run scratch folder, where a relative
+    /// path points nowhere.
+    fn absolute_paths(self, base: &Path) -> SettingsArgs {
+        let program = |p: PathBuf| {
+            if p.components().count() > 1 {
+                absolute_under(base, &p)
+            } else {
+                p
+            }
+        };
+        SettingsArgs {
+            data_dir: self.data_dir.map(|p| absolute_under(base, &p)),
+            scratch_dir: self.scratch_dir.map(|p| absolute_under(base, &p)),
+            database_url: self.database_url.map(|u| absolute_sqlite_url(&u, base)),
+            ffmpeg: self.ffmpeg.map(program),
+            ffprobe: self.ffprobe.map(program),
+            ..self
+        }
     }
 }
 
+/// `path` if absolute, else `base/path`, with `.` components removed (no file is touched).
+fn absolute_under(base: &Path, path: &Path) -> PathBuf {
+    let joined = base.join(path);
+    std::path::absolute(&joined).unwrap_or(joined)
+}
+
+/// A `sqlite:` URL whose file path is relative gets an absolute one; `:memory:`, absolute
+/// paths and other schemes are returned as they are.
+fn absolute_sqlite_url(url: &str, base: &Path) -> String {
+    let Some(rest) = url
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("sqlite:"))
+        .map(|_| &url[7..])
+    else {
+        return url.to_string();
+    };
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (file, query) = match rest.split_once('?') {
+        Some((file, query)) => (file, Some(query)),
+        None => (rest, None),
+    };
+    if file.is_empty() || file.starts_with(':') || file.starts_with('/') {
+        return url.to_string();
+    }
+    let mut out = format!(
+        "sqlite://{}",
+        absolute_under(base, Path::new(file)).display()
+    );
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
 impl Settings {
-    /// Merge the layers and check every value. Pure: touches no file.
+    /// Merge the layers and check every value, with relative paths taken from the current
+    /// directory. Touches no file.
     pub fn resolve(args: SettingsArgs, file: SettingsArgs) -> Result<Settings, SettingError> {
-        let a = args.or(file);
-        let listen_text = a.listen.unwrap_or_else(|| "127.0.0.1:8080".to_string());
-        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        let cwd = std::env::current_dir().map_err(|e| {
             bad(
-                "REELFORGE_LISTEN",
-                format!("not an address:port: {listen_text:?}"),
+                "REELFORGE_DATA_DIR",
+                format!("the current directory cannot be read ({e}); use absolute paths"),
             )
         })?;
-        let data_dir = a.data_dir.unwrap_or_else(|| PathBuf::from("./data"));
+        Self::resolve_in(args, file, &cwd)
+    }
+
+    /// [`Settings::resolve`] with relative paths taken from `cwd` (absolute). Every path in
+    /// the result is absolute, whatever the layers said.
+    pub fn resolve_in(
+        args: SettingsArgs,
+        file: SettingsArgs,
+        cwd: &Path,
+    ) -> Result<Settings, SettingError> {
+        let a = args.or(file).absolute_paths(cwd);
+        let listen = parse_address(
+            "REELFORGE_LISTEN",
+            a.listen.as_deref().unwrap_or("127.0.0.1:8080"),
+        )?;
+        let worker_listen = a
+            .worker_listen
+            .as_deref()
+            .map(|text| parse_address("REELFORGE_WORKER_LISTEN", text))
+            .transpose()?;
+        let data_dir = a
+            .data_dir
+            .unwrap_or_else(|| absolute_under(cwd, Path::new("data")));
         let database_url = a
             .database_url
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("reelforge.db").display()));
@@ -250,7 +345,7 @@ impl Settings {
         }
         let storage_url = a
             .storage_url
-            .unwrap_or_else(|| format!("file://{}", absolute(&data_dir.join("objects")).display()));
+            .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
         let location = crate::storage::Location::parse(&storage_url)
             .map_err(|e| bad("REELFORGE_STORAGE_URL", e))?;
         let s3_endpoint = match &a.s3_endpoint {
@@ -325,6 +420,7 @@ impl Settings {
         };
         Ok(Settings {
             listen,
+            worker_listen,
             data_dir,
             database_url,
             storage_url,
@@ -397,10 +493,6 @@ impl Settings {
     }
 }
 
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
 fn default_workers() -> usize {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -436,6 +528,12 @@ fn load_or_create_secret(path: &Path) -> Result<Secret, String> {
     file.write_all(hex.as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(Secret::new(hex))
+}
+
+fn parse_address(setting: &'static str, text: &str) -> Result<SocketAddr, SettingError> {
+    text.trim()
+        .parse()
+        .map_err(|_| bad(setting, format!("not an address:port: {text:?}")))
 }
 
 /// `WIDTHxHEIGHT` → pixel count.
@@ -641,6 +739,91 @@ mod tests {
         s.prepare(false).unwrap();
         assert_eq!(first.expose(), s.jwt_secret.unwrap().expose());
         assert!(first.expose().len() >= 64);
+    }
+
+    #[test]
+    fn every_path_is_absolute_whatever_the_layers_say() {
+        let cwd = Path::new("/srv/reelforge");
+        let s =
+            Settings::resolve_in(SettingsArgs::default(), SettingsArgs::default(), cwd).unwrap();
+        assert_eq!(s.data_dir, Path::new("/srv/reelforge/data"));
+        assert_eq!(s.scratch_dir, Path::new("/srv/reelforge/data/scratch"));
+        assert_eq!(s.database_url, "sqlite:///srv/reelforge/data/reelforge.db");
+        assert_eq!(s.storage_url, "file:///srv/reelforge/data/objects");
+        assert_eq!(
+            s.ffmpeg,
+            Path::new("ffmpeg"),
+            "a bare name is looked up on the PATH"
+        );
+
+        let s = Settings::resolve_in(
+            SettingsArgs {
+                data_dir: Some("./state/../state".into()),
+                scratch_dir: Some("tmp/scratch".into()),
+                database_url: Some("sqlite:db/r.db?mode=rwc".into()),
+                ffprobe: Some("./bin/ffprobe".into()),
+                ..Default::default()
+            },
+            SettingsArgs::default(),
+            cwd,
+        )
+        .unwrap();
+        assert!(s.data_dir.is_absolute() && s.data_dir.starts_with(cwd));
+        assert_eq!(s.scratch_dir, Path::new("/srv/reelforge/tmp/scratch"));
+        assert_eq!(s.database_url, "sqlite:///srv/reelforge/db/r.db?mode=rwc");
+        assert_eq!(s.ffprobe, Path::new("/srv/reelforge/bin/ffprobe"));
+        assert_eq!(
+            s.storage_url,
+            format!("file://{}/objects", s.data_dir.display())
+        );
+    }
+
+    #[test]
+    fn sqlite_urls_keep_memory_absolute_and_other_schemes() {
+        let base = Path::new("/b");
+        for kept in [
+            "sqlite::memory:",
+            "sqlite:///abs/r.db",
+            "postgres://u:p@h/db",
+            "sqlite://",
+        ] {
+            assert_eq!(absolute_sqlite_url(kept, base), kept);
+        }
+        assert_eq!(
+            absolute_sqlite_url("sqlite://r.db", base),
+            "sqlite:///b/r.db"
+        );
+        assert_eq!(
+            absolute_sqlite_url("SQLite:x/r.db", base),
+            "sqlite:///b/x/r.db"
+        );
+    }
+
+    #[test]
+    fn file_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        let file = etc.join("reelforge.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"var\"\nscratch_dir = \"scratch\"\nffmpeg = \"ffmpeg\"\n",
+        )
+        .unwrap();
+        let layer = read_file_layer(Some(&file)).unwrap();
+        let s =
+            Settings::resolve_in(SettingsArgs::default(), layer, Path::new("/elsewhere")).unwrap();
+        assert_eq!(s.data_dir, etc.join("var"));
+        assert_eq!(s.scratch_dir, etc.join("scratch"));
+        assert_eq!(s.ffmpeg, Path::new("ffmpeg"));
+        // A flag or variable stays relative to the current directory.
+        let layer = read_file_layer(Some(&file)).unwrap();
+        let flags = SettingsArgs {
+            data_dir: Some("mine".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve_in(flags, layer, Path::new("/elsewhere")).unwrap();
+        assert_eq!(s.data_dir, Path::new("/elsewhere/mine"));
     }
 
     #[test]

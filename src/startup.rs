@@ -63,7 +63,8 @@ pub enum Role {
 }
 
 pub struct Application {
-    listener: TcpListener,
+    /// `None` for a worker with no `REELFORGE_WORKER_LISTEN`.
+    listener: Option<TcpListener>,
     role: Role,
     state: AppState,
     workers: Vec<tokio::task::JoinHandle<()>>,
@@ -147,10 +148,10 @@ impl Application {
                 );
             }
         }
-        // A worker listens too, for /healthz, /readyz and /metrics only.
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let listener = match listen_address(&settings, role) {
+            Some(addr) => Some(bind(addr, role).await?),
+            None => None,
+        };
         let mut app = Application {
             listener,
             role,
@@ -187,8 +188,9 @@ impl Application {
         self.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
+    /// The bound address; `None` for a worker that does not listen.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.listener.local_addr().ok()
+        self.listener.as_ref()?.local_addr().ok()
     }
 
     pub fn state(&self) -> &AppState {
@@ -212,17 +214,17 @@ impl Application {
             Role::Worker => crate::http::service_router(self.state.clone()),
             Role::Serve | Role::Api => crate::http::router(self.state.clone()),
         };
-        let server = {
+        let server = self.listener.map(|listener| {
             let stopping = stopping.clone();
             tokio::spawn(async move {
                 axum::serve(
-                    self.listener,
+                    listener,
                     app.into_make_service_with_connect_info::<SocketAddr>(),
                 )
                 .with_graceful_shutdown(async move { stopping.cancelled().await })
                 .await
             })
-        };
+        });
         stop.await;
         tracing::info!("shutting down: no new requests or jobs");
         stopping.cancel();
@@ -238,13 +240,34 @@ impl Application {
             }
         }
         // Open streams (SSE) end with the process; don't wait on them forever.
-        match tokio::time::timeout(Duration::from_secs(5), server).await {
-            Ok(joined) => joined??,
-            Err(_) => tracing::warn!("some connections were still open at exit"),
+        if let Some(server) = server {
+            match tokio::time::timeout(Duration::from_secs(5), server).await {
+                Ok(joined) => joined??,
+                Err(_) => tracing::warn!("some connections were still open at exit"),
+            }
         }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// What this role binds: the API address, or for a worker its optional health listener
+/// (workers are many per host, so they do not take the API's address by default).
+fn listen_address(settings: &Settings, role: Role) -> Option<SocketAddr> {
+    match role {
+        Role::Serve | Role::Api => Some(settings.listen),
+        Role::Worker => settings.worker_listen,
+    }
+}
+
+async fn bind(addr: SocketAddr, role: Role) -> anyhow::Result<TcpListener> {
+    let setting = match role {
+        Role::Worker => "REELFORGE_WORKER_LISTEN",
+        Role::Serve | Role::Api => "REELFORGE_LISTEN",
+    };
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("{setting}: cannot listen on {addr}: {e}"))
 }
 
 /// Resolves on SIGTERM or SIGINT.

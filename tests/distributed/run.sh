@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The distributed test of issue 4, all on loopback, no manual step:
+# The distributed test (scale-out), all on loopback, no manual step:
 #
 #   PostgreSQL (a throw-away cluster) + S3 object storage (moto)
 #   nginx with the SHIPPED deploy/nginx.conf (its two site includes rewritten for ports only)
@@ -167,11 +167,12 @@ export RUST_LOG=${RUST_LOG:-info,sqlx=warn}
 "$bin" migrate --data-dir "$work/migrate" >"$work/migrate.log" 2>&1 || die "migrate failed: $(tail -n 5 "$work/migrate.log")"
 
 # start NAME ROLE: a reelforge process with its own data and scratch dir, on port_of[NAME].
-# Workers listen too (/healthz, /readyz, /metrics only).
+# Workers listen on --worker-listen (/healthz, /readyz, /metrics only), API processes on --listen.
 start() {
-    local name=$1 role=$2
+    local name=$1 role=$2 listen=--listen
+    [ "$role" = worker ] && listen=--worker-listen
     mkdir -p "$work/$name"
-    "$bin" "$role" --data-dir "$work/$name" --listen "127.0.0.1:${port_of[$name]}" \
+    "$bin" "$role" --data-dir "$work/$name" "$listen" "127.0.0.1:${port_of[$name]}" \
         >"$work/$name.log" 2>&1 &
     pids+=("$!")
     pid_of[$name]=$!

@@ -44,32 +44,54 @@ fn start(data: &Path, extra_env: &[(&str, &str)]) -> Server {
 }
 
 /// Start `reelforge ROLE` (`serve`, `api` or `worker`) on its own data dir and wait until it
-/// logs the address it listens on.
+/// logs the address it listens on (a worker's health listener).
 pub(crate) fn start_role(role: &str, data: &Path, extra_env: &[(&str, &str)]) -> Server {
+    let data = data.to_string_lossy();
+    let listen = match role {
+        "worker" => "REELFORGE_WORKER_LISTEN",
+        _ => "REELFORGE_LISTEN",
+    };
+    let mut env = vec![
+        ("REELFORGE_DATA_DIR", data.as_ref()),
+        (listen, "127.0.0.1:0"),
+        ("REELFORGE_WORKERS", "1"),
+    ];
+    env.extend_from_slice(extra_env);
+    start_in(role, Path::new("."), &env, "http://")
+}
+
+/// Start `reelforge ROLE` in the folder `cwd` with `env` on top of the test's environment,
+/// and wait until a line of its log contains `ready` (the listen line carries `http://`).
+/// `Server::base` is the first `http://…` word logged, if any.
+fn start_in(role: &str, cwd: &Path, env: &[(&str, &str)], ready: &str) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelforge"));
-    cmd.arg(role)
-        .env("REELFORGE_DATA_DIR", data)
-        .env("REELFORGE_LISTEN", "127.0.0.1:0")
-        .env("REELFORGE_WORKERS", "1")
-        .env("RUST_LOG", "info")
+    cmd.arg(role).current_dir(cwd);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    spawn_logged(cmd, ready)
+}
+
+/// Spawn `cmd` (logging at `info`, stderr captured) and wait until a line of its log
+/// contains `ready`; the process is killed if it exits first or takes over 60 s.
+pub(crate) fn spawn_logged(mut cmd: Command, ready: &str) -> Server {
+    cmd.env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
     let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let log = Arc::new(Mutex::new(vec![]));
     let (tx, rx) = std::sync::mpsc::channel();
     let lines = log.clone();
+    let wanted = ready.to_string();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && let Some(i) = line.find("http://") {
-                let addr: String = line[i..]
-                    .split_whitespace()
-                    .next()
+            if !sent && line.contains(&wanted) {
+                let addr = line
+                    .find("http://")
+                    .and_then(|i| line[i..].split_whitespace().next())
                     .unwrap_or("")
                     .to_string();
                 let _ = tx.send(addr);
@@ -80,9 +102,11 @@ pub(crate) fn start_role(role: &str, data: &Path, extra_env: &[(&str, &str)]) ->
             }
         }
     });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server did not log its address");
+    let Ok(base) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        let log = log.lock().map(|l| l.join("\n")).unwrap_or_default();
+        panic!("{cmd:?} did not log {ready:?} within 60 s; its log:\n{log}");
+    };
     Server { child, base, log }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -103,6 +103,19 @@ impl ProcessError {
             ProcessError::Status { .. } => "process_failed",
         }
     }
+}
+
+/// How many of the last stderr lines a failed run's log line carries.
+const LOGGED_STDERR_LINES: usize = 12;
+
+/// The last `n` non-empty lines of `text`, joined with ` | ` (one log line stays one line).
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
 /// How much of stderr is kept.
@@ -536,9 +549,17 @@ async fn run_inner<F: FnMut(ProgressUpdate)>(
                     elapsed,
                 })
             } else {
+                let stderr_tail = pipes.tail.text();
+                // The user sees a short message in the task; the operator needs the cause.
+                tracing::warn!(
+                    program = %Path::new(&spec.program).display(),
+                    status = %exit_description(status.code()),
+                    stderr = %last_lines(&stderr_tail, LOGGED_STDERR_LINES),
+                    "process failed"
+                );
                 Err(ProcessError::Status {
                     code: status.code(),
-                    stderr_tail: pipes.tail.text(),
+                    stderr_tail,
                 })
             }
         }

@@ -10,7 +10,8 @@
 #    the statements and migrations (checked against live databases made from migrations/)
 # 4. cargo clippy --workspace --all-targets --locked -- -D warnings
 # 5. cargo test --workspace --locked --no-fail-fast -- --test-threads=2   (unit, integration,
-#    doc tests; the repository suite runs on SQLite and on a throw-away PostgreSQL cluster)
+#    doc tests; the repository suite runs on SQLite and on a throw-away PostgreSQL cluster;
+#    tests/e2e/newcomer.rs runs README.md's tour from the file itself)
 # 6. the HTTP API suite (tests/api) again with REELFORGE_TEST_APP_DB=postgres
 # 7. the distributed test (tests/distributed/run.sh): nginx, 2 API and 3 worker processes on
 #    its own PostgreSQL cluster, with a worker, an API process and PostgreSQL knocked over
@@ -130,7 +131,15 @@ need_nginx() { # tests/distributed: the shipped deploy/nginx.conf, and curl + py
     command -v curl >/dev/null 2>&1 || apt_install curl
     command -v python3 >/dev/null 2>&1 || apt_install python3
 }
+need_tour() { # tests/e2e/newcomer.rs runs the README's tour, which uses curl, jq and python3
+    local missing=()
+    for program in curl jq python3; do
+        command -v "$program" >/dev/null 2>&1 || missing+=("$program")
+    done
+    [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
 need_ffmpeg
+need_tour
 need_strace
 need_sqlite3
 need_postgres

@@ -13,6 +13,7 @@ mod archives;
 mod crash;
 mod hostile;
 mod media;
+mod newcomer;
 mod profiles;
 mod scaleout;
 mod startup;
@@ -135,7 +136,7 @@ async fn idrl_by_url_and_by_upload_produces_three_probed_parts() {
         input.bytes().await.unwrap().len() as u64,
         std::fs::metadata(&clip).unwrap().len()
     );
-    // Seed B's route serves outputs by name.
+    // The legacy /api/files route serves outputs by name.
     assert_eq!(
         app.get("/api/files/holiday_part_003.mp4", &t)
             .send()

@@ -1,7 +1,7 @@
 //! Guarded fetching of user-supplied URLs (SSRF protection).
 //!
 //! Every URL that the service fetches on a user's behalf goes through the same rules
-//! (`spec/api.md`, `POST /api/tasks`):
+//! (`POST /api/tasks` with a `url`):
 //!
 //! * only `http` and `https`;
 //! * no credentials in the URL (`http://user:pass@host/`): they would be stored in the task

@@ -7,7 +7,7 @@
 #      p50/p99 latency, errors (non-2xx/3xx responses + socket errors);
 #   3. the same load on GET /healthz (no auth, no database) as a reference from the same run;
 #   4. wrk, 16 connections for 20 s, every request a 16 MiB multipart upload to POST /api/tasks
-#      (seed B's upload scenario): uploads/s, p50/p95/p99, errors.
+#      (the conversion tool's upload scenario): uploads/s, p50/p95/p99, errors.
 # A summary line per backend puts them side by side.
 #
 #   bench/api/run.sh

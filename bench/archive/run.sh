@@ -2,7 +2,7 @@
 # Archive profile benchmark: recompress a ~200 MiB tar.gz of mixed content to zip
 # with the service's code (examples/recompress, release build) and with
 # `tar xzf` + `zip -r -q -6` run by hand, in the same run, on the same input.
-# Target (issue 3): ours within 1.5x of tar+zip.
+# Target: ours within 1.5x of tar+zip.
 #
 #   bench/archive/run.sh            # RUNS=3 by default; BENCH_DIR to choose the scratch folder
 #

@@ -10,7 +10,7 @@
 # fine detail on the set's edge; x264 veryfast 8 Mbit/s VBV, 2 s GOP) + AAC 44.1 kHz stereo,
 # generated once and cached in bench/out/.
 #
-# Cases (multipart upload: `file` + `profile`/`options`, or seed B's `newFormat`):
+# Cases (multipart upload: `file` + `profile`/`options`, or the legacy `newFormat` field):
 #   webm      convert {"format":"webm"}                      VP9 + Opus
 #   avi       convert {"format":"avi"}                       MPEG-4 Part 2 + MP3
 #   wmv       convert {"format":"wmv"}                       WMV2 + WMA2

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Queue benchmark on PostgreSQL (issue 4): with 100,000 finished and 10,000 queued tasks,
+# Queue benchmark on PostgreSQL: with 100,000 finished and 10,000 queued tasks,
 #   1. claim latency of the service's own JobQueue::claim (each claimed job is then completed,
 #      one in ten failed, so the queue drains as it does in service): p50/p99 over CLAIMS;
 #   2. listing a user's tasks as GET /api/tasks?max=100 does (TaskRepo::list_tasks, keyset

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Worker scaling (issue 4): tasks per minute with 1, 2 and 3 `reelforge worker` processes
+# Worker scaling: tasks per minute with 1, 2 and 3 `reelforge worker` processes
 # (REELFORGE_WORKERS=1 each: one job per process) behind one `reelforge api` process, on
 # PostgreSQL and a shared file:// store. Each round gets a fresh database and store, uploads
 # TASKS idrl tasks of a generated 6 s 320x180 clip (default options) through the API while no

@@ -117,7 +117,7 @@ impl Source {
     }
 }
 
-/// The processing asked for: every profile of `processing.md`.
+/// The processing asked for: one variant per profile, holding its validated options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "profile", content = "options", rename_all = "snake_case")]
 pub enum Profile {
@@ -170,7 +170,7 @@ fn parse_options<T: serde::de::DeserializeOwned>(
     Ok(o)
 }
 
-/// Names of every profile in `processing.md`, for error messages.
+/// Names of every profile, for error messages.
 pub const KNOWN_PROFILES: [&str; 6] =
     ["idrl", "convert", "compress", "thumbnail", "hls", "archive"];
 
@@ -275,7 +275,7 @@ pub struct OutputView {
     pub url: String,
 }
 
-/// The task object of `api.md`.
+/// The task object the API returns.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskView {
     pub id: Uuid,

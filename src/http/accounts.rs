@@ -1,4 +1,5 @@
-//! `POST /api/auth/signup` and `POST /api/auth/login` (and seed A's aliases).
+//! `POST /api/auth/signup` and `POST /api/auth/login` (and their legacy routes without
+//! `/api`).
 
 use std::net::SocketAddr;
 
@@ -16,7 +17,8 @@ use crate::db::{NewUser, RepoError};
 use crate::domain::{EmailAddress, Password, Username};
 use crate::startup::AppState;
 
-/// Both seeds' spellings: `password` + `password_2` (seed A) or `password1` + `password2`.
+/// Both legacy spellings: `password` + `password_2` (the video platform) or `password1` +
+/// `password2` (the conversion tool).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SignupRequest {
     pub username: Option<String>,
@@ -35,7 +37,7 @@ pub struct SignupResponse {
     pub message: String,
 }
 
-/// `password` and either `email` (seed A) or `username` (seed B).
+/// `password` and either `email` (the video platform's clients) or `username`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
     pub username: Option<String>,

@@ -40,7 +40,7 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-/// JSON body parsed whatever the `Content-Type` says (seed clients are sloppy), with
+/// JSON body parsed whatever the `Content-Type` says (legacy clients often send none or the wrong one), with
 /// malformed JSON and wrong types answered as 400 naming the field.
 pub struct JsonBody<T>(pub T);
 

@@ -1,4 +1,5 @@
-//! Downloads: outputs, the original input, and seed B's `/api/files/{filename}`.
+//! Downloads: outputs, the original input, and the conversion tool's legacy
+//! `/api/files/{filename}`.
 //!
 //! With local storage the API streams the bytes with `Content-Length`, `Accept-Ranges` and
 //! single-range `Range` support. With S3 or GCS it never proxies them: it answers `302 Found`
@@ -231,7 +232,8 @@ pub async fn download_input(
     serve_object(&state, &key, &input_name(&task), &headers).await
 }
 
-/// Seed B: the caller's original or output file with this name (newest task first).
+/// Legacy conversion-tool route: the caller's original or output file with this name
+/// (newest task first).
 #[utoipa::path(get, path = "/api/files/{filename}", tag = "files",
     params(("filename" = String, Path), ("Range" = Option<String>, Header)),
     responses((status = 200, description = "the file (local storage)"),

@@ -26,7 +26,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::startup::AppState;
 
-/// Seed A's paths: alias → canonical.
+/// Legacy routes without `/api` (the video platform's clients): alias → canonical.
 pub const ALIASES: [(&str, &str); 4] = [
     ("/auth/signup", "/api/auth/signup"),
     ("/auth/login", "/api/auth/login"),
@@ -42,7 +42,7 @@ pub const ALIASES: [(&str, &str); 4] = [
         (name = "tasks", description = "Submit and follow processing tasks"),
         (name = "files", description = "Download inputs and outputs"),
         (name = "service", description = "Health, readiness, metrics"),
-        (name = "aliases", description = "Seed A's paths without /api: same handlers"),
+        (name = "aliases", description = "Legacy routes without /api: same handlers"),
     )
 )]
 struct ApiDoc;
@@ -108,7 +108,7 @@ fn alias_item(mut item: PathItem, canonical: &str) -> PathItem {
         op.operation_id = op.operation_id.as_ref().map(|id| format!("{id}_alias"));
         op.tags = Some(vec!["aliases".to_string()]);
         op.description = Some(format!(
-            "Alias of `{canonical}` for seed A clients: same handler, same behaviour."
+            "Legacy alias of `{canonical}` (no /api prefix): same handler, same behaviour."
         ));
     }
     item

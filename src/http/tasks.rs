@@ -41,7 +41,7 @@ pub struct UploadForm {
     /// Original file name.
     #[schema(rename = "fileName")]
     file_name: Option<String>,
-    /// Target format (seed B): implies profile `convert`.
+    /// Target format (legacy form field of the conversion tool): implies profile `convert`.
     #[schema(rename = "newFormat")]
     new_format: Option<String>,
     profile: Option<String>,

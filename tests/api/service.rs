@@ -120,7 +120,7 @@ async fn openapi_documents_every_route_and_docs_work_offline() {
     }
 }
 
-/// Seed A's Postman collection: JSON content type on every call, GET and DELETE included,
+/// The video platform's legacy Postman collection: JSON content type on every call, GET and DELETE included,
 /// against the paths without /api.
 #[tokio::test]
 async fn seed_a_client_flow_on_alias_paths() {

@@ -191,7 +191,7 @@ async fn list_paginates_with_order_status_and_link() {
             .unwrap();
         ids.push(v["id"].as_str().unwrap().to_string());
     }
-    // Seed A: ?max=4&order=1 → newest four, a JSON array, and a next link.
+    // Legacy paging: ?max=4&order=1 → newest four, a JSON array, and a next link.
     let r = app.get("/tasks?max=4&order=1", &t).send().await.unwrap();
     let link = r.headers()["link"].to_str().unwrap().to_string();
     let page: Vec<Value> = r.json().await.unwrap();

@@ -71,7 +71,7 @@ async fn upload_streams_to_storage_and_downloads_with_range() {
     assert_eq!(bad.status(), 416);
     assert_eq!(bad.headers()["content-range"], "bytes */200000");
 
-    // Seed B's route finds it by name.
+    // The legacy /api/files route finds it by name.
     let by_name = app.get("/api/files/holiday.mov", &t).send().await.unwrap();
     assert_eq!(by_name.status(), 200);
     assert_eq!(by_name.bytes().await.unwrap().len(), 200_000);

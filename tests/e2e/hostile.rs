@@ -1,4 +1,4 @@
-//! Hostile and broken inputs (issue 3): each ends in a failed task with a specific code,
+//! Hostile and broken inputs: each ends in a failed task with a specific code,
 //! the worker lives on, and — shown by tracing every ffmpeg/ffprobe run with strace — no
 //! file outside the run's scratch folder is opened and no network connection is attempted.
 

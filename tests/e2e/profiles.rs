@@ -55,7 +55,7 @@ fn duration(p: &Value) -> f64 {
 async fn convert_by_format_new_format_and_remux() {
     let app = spawn_app().await;
     let t = app.user("cleo").await;
-    // Seed B: newFormat on the upload implies convert.
+    // The legacy newFormat field on the upload implies convert.
     let webm = submit(&app, &t, &[("newFormat", "webm")]).await;
     let mp3 = submit(
         &app,

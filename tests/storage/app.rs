@@ -151,7 +151,7 @@ async fn downloads_redirect_to_presigned_urls_that_serve_the_bytes() {
     assert_eq!(followed.status(), 200);
     assert_eq!(followed.bytes().await.unwrap().to_vec(), bytes);
 
-    // Seed B's name lookup redirects the same way.
+    // The legacy /api/files name lookup redirects the same way.
     let loc = redirect(&app, &format!("/api/files/{name}"), &t).await;
     check_presigned(&loc, &moto, ".mov");
     // What does not exist is a JSON 404 from the API, never a redirect.

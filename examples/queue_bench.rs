@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rand::{Rng, SeedableRng};
-use reelforge::db::{ClaimedJob, Db, ListQuery, NewTask, NewUser};
+use reelforge::db::{Db, Lease, ListQuery, NewTask, NewUser};
 use reelforge::domain::task::parse_profile;
 use reelforge::domain::{EmailAddress, OutputFile, Source, TaskError, Username};
 use reelforge::media::probe::{AudioStream, MediaInfo, VideoStream};
@@ -228,7 +228,7 @@ async fn explain(url: &str) -> anyhow::Result<()> {
         .claim("bench:explain", LEASE)
         .await?
         .context("nothing to claim")?;
-    finish(&db, "bench:explain", &job, 0).await?;
+    finish(&db, &job, 0).await?;
     let user = db.list_users().await?.first().context("no users")?.id;
     let (first, deep) = pages(&db, user).await?;
     println!(
@@ -263,15 +263,15 @@ async fn pages(db: &Db, user: Uuid) -> anyhow::Result<(usize, usize)> {
 }
 
 /// Complete nine jobs in ten (three outputs), fail the tenth.
-async fn finish(db: &Db, owner: &str, job: &ClaimedJob, i: usize) -> anyhow::Result<()> {
+async fn finish(db: &Db, job: &Lease, i: usize) -> anyhow::Result<()> {
     let ok = if i % 10 == 9 {
         let err = TaskError {
             code: "media_invalid".into(),
             message: "not a supported media file".into(),
         };
-        db.fail(job, owner, &err).await?
+        db.fail(job, &err).await?
     } else {
-        db.complete(job, owner, &outputs(), None).await?
+        db.complete(job, &outputs(), None).await?
     };
     anyhow::ensure!(ok, "lost the lease of {}", job.job_id);
     Ok(())
@@ -305,7 +305,7 @@ async fn measure(url: &str, claims: usize, lists: usize) -> anyhow::Result<()> {
     // Warm the pool and the caches a little, like a running service.
     for i in 0..20 {
         let job = db.claim(&owner, LEASE).await?.context("queue empty")?;
-        finish(&db, &owner, &job, i).await?;
+        finish(&db, &job, i).await?;
     }
     let mut claim = Vec::with_capacity(claims);
     let mut done = Vec::with_capacity(claims);
@@ -314,7 +314,7 @@ async fn measure(url: &str, claims: usize, lists: usize) -> anyhow::Result<()> {
         let job = db.claim(&owner, LEASE).await?.context("queue empty")?;
         claim.push(t.elapsed());
         let t = Instant::now();
-        finish(&db, &owner, &job, i).await?;
+        finish(&db, &job, i).await?;
         done.push(t.elapsed());
     }
     report("claim", claim, Some(5.0));

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::fetch::AllowList;
-use crate::http::client_ip::TrustedProxies;
+use crate::net::TrustedProxies;
 
 /// The settings every role accepts, as flags or `REELFORGE_*` variables.
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::archive::{ArchiveError, ArchiveFormat, ExtractLimits, recompress};
-use crate::db::ClaimedJob;
+use crate::db::{Db, Lease};
 use crate::domain::task::ArchiveOptions;
 use crate::domain::{OutputFile, Profile, Source, Stage, TaskError, TaskRecord};
 use crate::fetch::{FetchError, Fetcher};
@@ -26,11 +26,41 @@ use crate::media::plan::{EncodeSettings, Plan, PlanError, PlanPaths, PlannedRun,
 use crate::media::probe::{self, MediaInfo, ProbeLimits};
 use crate::media::thumbnail::plan_thumbnails;
 use crate::process::{self, CommandSpec, ProcessError};
-use crate::queue::{Progress, WorkerContext};
 use crate::storage::{Storage, StorageError, keys};
 
 /// The service's default logo for bumpers.
 pub const DEFAULT_LOGO: &[u8] = include_bytes!("../assets/logo.png");
+
+/// Progress as the pipeline reports it; the queue persists it at most once a second (and
+/// at once on a change of stage).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub stage: Stage,
+    pub percent: f64,
+    pub eta_seconds: Option<f64>,
+}
+
+impl Progress {
+    pub const START: Progress = Progress {
+        stage: Stage::Fetching,
+        percent: 0.0,
+        eta_seconds: None,
+    };
+}
+
+/// One run of a claimed job: what the pipeline works with and reports to. The queue builds
+/// it for each job it claims.
+pub struct Run<'a> {
+    pub env: &'a JobEnv,
+    pub db: &'a Db,
+    pub storage: &'a Storage,
+    /// Every write about the task goes through it: it counts only while the lease is held.
+    pub lease: &'a Lease,
+    pub task: &'a TaskRecord,
+    /// Fires when the run must stop: cancel, delete, lost lease, or shutdown.
+    pub cancel: &'a CancellationToken,
+    pub progress: &'a watch::Sender<Progress>,
+}
 
 /// How a job ended when it did not succeed.
 #[derive(Debug)]
@@ -67,8 +97,8 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    pub fn create(root: &Path, job: &ClaimedJob) -> std::io::Result<Scratch> {
-        let path = root.join(format!("{}-{}", job.task_id, job.run));
+    pub fn create(root: &Path, lease: &Lease) -> std::io::Result<Scratch> {
+        let path = root.join(format!("{}-{}", lease.task_id, lease.run));
         if path.exists() {
             std::fs::remove_dir_all(&path)?;
         }
@@ -243,17 +273,11 @@ pub async fn probe_file(
 }
 
 /// Run one task's job to its outputs (stored under this run's keys).
-#[tracing::instrument(skip_all, fields(task = %task.id, run = job.run))]
-pub async fn execute(
-    ctx: &WorkerContext,
-    owner: &str,
-    job: &ClaimedJob,
-    task: &TaskRecord,
-    cancel: &CancellationToken,
-    progress: &watch::Sender<Progress>,
-) -> Result<JobOutput, JobError> {
-    let (env, storage) = (&ctx.env, &ctx.storage);
-    let scratch = Scratch::create(&env.scratch_dir, job)
+#[tracing::instrument(skip_all, fields(task = %run.task.id, run = run.lease.run))]
+pub async fn execute(run: &Run<'_>) -> Result<JobOutput, JobError> {
+    let (env, storage, task, cancel, progress) =
+        (run.env, run.storage, run.task, run.cancel, run.progress);
+    let scratch = Scratch::create(&env.scratch_dir, run.lease)
         .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?;
     let dir = scratch.path();
 
@@ -267,33 +291,9 @@ pub async fn execute(
     let out_dir = dir.join("out");
     let mut result = match &task.profile {
         Profile::Archive(options) => {
-            recompress_archive(
-                env,
-                task,
-                &input_path,
-                dir,
-                &out_dir,
-                options,
-                cancel,
-                progress,
-            )
-            .await?
+            recompress_archive(run, &input_path, dir, &out_dir, options).await?
         }
-        _ => {
-            process_media(
-                ctx,
-                owner,
-                job,
-                task,
-                &input_path,
-                &input_key,
-                dir,
-                &out_dir,
-                cancel,
-                progress,
-            )
-            .await?
-        }
+        _ => process_media(run, &input_path, &input_key, dir, &out_dir).await?,
     };
 
     // storing
@@ -315,7 +315,7 @@ pub async fn execute(
             return Err(JobError::Cancelled);
         }
         let meta = describe_output(env, &path, dir, cancel).await?;
-        let key = keys::output(task.id, job.run, &name);
+        let key = keys::output(task.id, run.lease.run, &name);
         let size = storage.put_file(&key, &path).await.map_err(storage_error)?;
         outputs.push(OutputFile {
             name,
@@ -329,25 +329,19 @@ pub async fn execute(
 
 /// probe → validate → plan → run ffmpeg, for every media profile. Returns the profile's
 /// summary; the outputs are in `out_dir`.
-#[allow(clippy::too_many_arguments)]
 async fn process_media(
-    ctx: &WorkerContext,
-    owner: &str,
-    job: &ClaimedJob,
-    task: &TaskRecord,
+    run: &Run<'_>,
     input_path: &Path,
     input_key: &str,
     dir: &Path,
     out_dir: &Path,
-    cancel: &CancellationToken,
-    progress: &watch::Sender<Progress>,
 ) -> Result<Option<serde_json::Value>, JobError> {
-    let env = &ctx.env;
+    let (env, cancel, progress) = (run.env, run.cancel, run.progress);
     // probing
     report(progress, Stage::Probing, 0.0, None);
     let info = probe_file(env, input_path, dir, cancel).await?;
     // Recorded before validation so the owner sees what was refused.
-    match ctx.db.set_input(job, owner, &info, input_key).await {
+    match run.db.set_input(run.lease, &info, input_key).await {
         Ok(true) => {}
         Ok(false) => return Err(JobError::Cancelled),
         Err(e) => return Err(JobError::Retry(task_error("database_error", e.to_string()))),
@@ -357,15 +351,15 @@ async fn process_media(
 
     // processing
     report(progress, Stage::Processing, 0.0, None);
-    let planned = plan_task(ctx, task, &info, input_path, out_dir, dir).await?;
+    let planned = plan_task(run, &info, input_path, out_dir, dir).await?;
     let commands: Vec<String> = planned
         .runs
         .iter()
         .map(|r| display_command(&env.ffmpeg, &r.argv, dir))
         .collect();
-    if !ctx
+    if !run
         .db
-        .set_commands(job, owner, &commands)
+        .set_commands(run.lease, &commands)
         .await
         .map_err(|e| JobError::Retry(task_error("database_error", e.to_string())))?
     {
@@ -385,18 +379,15 @@ fn archive_error(e: ArchiveError) -> JobError {
 
 /// The `archive` profile: no ffmpeg and no probing; a bounded, link-refusing extraction
 /// into scratch and a new archive, in a blocking thread that stops when `cancel` fires.
-#[allow(clippy::too_many_arguments)]
 async fn recompress_archive(
-    env: &JobEnv,
-    task: &TaskRecord,
+    run: &Run<'_>,
     input: &Path,
     dir: &Path,
     out_dir: &Path,
     options: &ArchiveOptions,
-    cancel: &CancellationToken,
-    progress: &watch::Sender<Progress>,
 ) -> Result<Option<serde_json::Value>, JobError> {
-    report(progress, Stage::Processing, 0.0, None);
+    let (env, task, cancel) = (run.env, run.task, run.cancel);
+    report(run.progress, Stage::Processing, 0.0, None);
     let from = ArchiveFormat::detect(input).map_err(archive_error)?;
     std::fs::create_dir_all(out_dir)
         .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?;
@@ -448,13 +439,13 @@ fn plan_error(e: PlanError) -> JobError {
 
 /// Pick the planner of the task's profile (pure), fetching what it needs (the logo).
 async fn plan_task(
-    ctx: &WorkerContext,
-    task: &TaskRecord,
+    run: &Run<'_>,
     info: &MediaInfo,
     input: &Path,
     out_dir: &Path,
     dir: &Path,
 ) -> Result<Planned, JobError> {
+    let task = run.task;
     let stem = task.source.stem();
     let paths = ConvertPaths {
         input: input.to_path_buf(),
@@ -467,7 +458,7 @@ async fn plan_task(
     Ok(match &task.profile {
         Profile::Idrl(options) => {
             let logo = dir.join("logo.png");
-            match ctx.storage.get_to_file(&keys::logo(task.id), &logo).await {
+            match run.storage.get_to_file(&keys::logo(task.id), &logo).await {
                 Ok(_) => {}
                 Err(StorageError::NotFound) => tokio::fs::write(&logo, DEFAULT_LOGO)
                     .await
@@ -707,8 +698,7 @@ async fn fetch_input(
             return Err(JobError::Cancelled);
         }
     };
-    let name =
-        crate::http::tasks::safe_filename(fetched.filename_hint.as_deref().unwrap_or("input"));
+    let name = crate::domain::safe_filename(fetched.filename_hint.as_deref().unwrap_or("input"));
     let key = keys::input(task.id, &name);
     storage.put_file(&key, &path).await.map_err(storage_error)?;
     Ok((path, key))

@@ -4,46 +4,19 @@
 //! `run_one` is a single step (claim → run → finish) that tests call to drive the queue
 //! deterministically; `worker_loop` repeats it until told to stop.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::db::{ClaimedJob, Db};
-use crate::domain::{Stage, TaskError, TaskStatus};
-use crate::jobs::{self, JobEnv, JobError};
+use crate::db::{Db, Lease};
+use crate::domain::{TaskError, TaskRecord, TaskStatus};
+use crate::jobs::{self, JobEnv, JobError, JobOutput, Progress};
+use crate::signals::Signals;
 use crate::storage::{Storage, keys};
-
-/// Running tasks of this process, so an API call here can stop them at once. Other
-/// processes notice within a heartbeat tick (one second).
-#[derive(Default)]
-pub struct CancelRegistry {
-    running: Mutex<HashMap<Uuid, CancellationToken>>,
-}
-
-impl CancelRegistry {
-    fn register(&self, task: Uuid, token: CancellationToken) {
-        if let Ok(mut m) = self.running.lock() {
-            m.insert(task, token);
-        }
-    }
-    fn unregister(&self, task: Uuid) {
-        if let Ok(mut m) = self.running.lock() {
-            m.remove(&task);
-        }
-    }
-    pub fn cancel(&self, task: Uuid) {
-        if let Ok(m) = self.running.lock()
-            && let Some(t) = m.get(&task)
-        {
-            t.cancel();
-        }
-    }
-}
 
 /// Everything a worker needs, shared by all workers of a process.
 pub struct WorkerContext {
@@ -53,11 +26,8 @@ pub struct WorkerContext {
     pub lease: Duration,
     /// First retry delay; doubles per attempt up to five minutes.
     pub retry_base: Duration,
-    pub cancels: Arc<CancelRegistry>,
-    /// Task ids whose state changed (for SSE streams in this process).
-    pub events: broadcast::Sender<Uuid>,
-    /// Woken when a job is queued in this process.
-    pub wake: Arc<Notify>,
+    /// Wake-ups from this process's API; task changes and cancels to and from it.
+    pub signals: Signals,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -74,29 +44,18 @@ pub enum Outcome {
     Released { task: Uuid },
 }
 
-/// Progress as the job reports it; persisted by the job's ticker at most once a second
-/// (and at once on a change of stage).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Progress {
-    pub stage: Stage,
-    pub percent: f64,
-    pub eta_seconds: Option<f64>,
-}
-
 /// Claim one due job and run it to the end.
 pub async fn run_one(
     ctx: &WorkerContext,
     owner: &str,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Outcome> {
-    let Some(job) = ctx.db.claim(owner, ctx.lease).await? else {
+    let Some(lease) = ctx.db.claim(owner, ctx.lease).await? else {
         return Ok(Outcome::Idle);
     };
-    let span = tracing::info_span!("job", task = %job.task_id, attempt = job.attempt);
+    let span = tracing::info_span!("job", task = %lease.task_id, attempt = lease.attempt);
     let started = Instant::now();
-    let outcome = run_claimed(ctx, owner, &job, shutdown)
-        .instrument(span)
-        .await;
+    let outcome = run_claimed(ctx, &lease, shutdown).instrument(span).await;
     let label = match &outcome {
         Ok(Outcome::Ran {
             status: Some(s), ..
@@ -109,17 +68,16 @@ pub async fn run_one(
     metrics::counter!(crate::telemetry::JOBS_FINISHED, "outcome" => label).increment(1);
     metrics::histogram!(crate::telemetry::JOB_DURATION, "outcome" => label)
         .record(started.elapsed().as_secs_f64());
-    let _ = ctx.events.send(job.task_id);
+    ctx.signals.task_changed(lease.task_id);
     outcome
 }
 
 async fn run_claimed(
     ctx: &WorkerContext,
-    owner: &str,
-    job: &ClaimedJob,
+    lease: &Lease,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Outcome> {
-    let task_id = job.task_id;
+    let task_id = lease.task_id;
     let Some(task) = ctx.db.task_for_job(task_id).await? else {
         // Deleted between claim and load.
         return Ok(Outcome::Ran {
@@ -127,119 +85,144 @@ async fn run_claimed(
             status: None,
         });
     };
-    tracing::info!(task = %task_id, attempt = job.attempt, run = job.run, "job claimed");
-    let _ = ctx.events.send(task_id);
-    if job.attempt > job.max_attempts {
+    tracing::info!(task = %task_id, attempt = lease.attempt, run = lease.run, "job claimed");
+    ctx.signals.task_changed(task_id);
+    if lease.attempt > lease.max_attempts {
         // A job whose earlier holders all died: stop retrying it.
         let err = TaskError {
             code: "too_many_attempts".into(),
-            message: format!("gave up after {} attempts", job.max_attempts),
+            message: format!("gave up after {} attempts", lease.max_attempts),
         };
-        let ok = ctx.db.fail(job, owner, &err).await?;
+        let ok = ctx.db.fail(lease, &err).await?;
         return Ok(Outcome::Ran {
             task: task_id,
             status: ok.then_some(TaskStatus::Failed),
         });
     }
+    let (result, lost) = execute_watched(ctx, lease, &task, shutdown).await;
+    if let Err(JobError::Cancelled) = &result
+        && shutdown.is_cancelled()
+        && !lost
+    {
+        ctx.storage
+            .delete_prefix(&keys::run_prefix(task_id, lease.run))
+            .await?;
+        ctx.db.release(lease).await?;
+        tracing::info!(task = %task_id, "released at shutdown");
+        return Ok(Outcome::Released { task: task_id });
+    }
+    let status = record(ctx, lease, result).await?;
+    clean_up(ctx, lease, status).await?;
+    Ok(Outcome::Ran {
+        task: task_id,
+        status,
+    })
+}
 
-    // `stop` ends the run: user cancel or delete, lost lease, or shutdown past its grace.
+/// Run the pipeline while a ticker keeps the lease and saves progress. The run stops on a
+/// user's cancel or delete (through [`Signals`] here, the heartbeat elsewhere), a lost
+/// lease, or shutdown past its grace. The flag says whether the lease was lost.
+async fn execute_watched(
+    ctx: &WorkerContext,
+    lease: &Lease,
+    task: &TaskRecord,
+    shutdown: &CancellationToken,
+) -> (Result<JobOutput, JobError>, bool) {
     let stop = CancellationToken::new();
     let lost = CancellationToken::new();
-    ctx.cancels.register(task_id, stop.clone());
-    let (progress_tx, progress_rx) = watch::channel(Progress {
-        stage: Stage::Fetching,
-        percent: 0.0,
-        eta_seconds: None,
-    });
+    let _registration = ctx.signals.register_run(lease.task_id, stop.clone());
+    let (progress_tx, progress_rx) = watch::channel(Progress::START);
     let ticker = tokio::spawn(lease_and_progress(
-        ctx.db.clone(),
-        job.clone(),
-        owner.to_string(),
-        ctx.lease,
+        Ticker {
+            db: ctx.db.clone(),
+            lease: lease.clone(),
+            duration: ctx.lease,
+            stop: stop.clone(),
+            lost: lost.clone(),
+            signals: ctx.signals.clone(),
+        },
         progress_rx,
-        stop.clone(),
-        lost.clone(),
-        ctx.events.clone(),
     ));
     let forward_shutdown = {
-        let stop = stop.clone();
-        let shutdown = shutdown.clone();
+        let (stop, shutdown) = (stop.clone(), shutdown.clone());
         tokio::spawn(async move {
             shutdown.cancelled().await;
             stop.cancel();
         })
     };
-
-    let result = jobs::execute(ctx, owner, job, &task, &stop, &progress_tx).await;
-
+    let run = jobs::Run {
+        env: &ctx.env,
+        db: &ctx.db,
+        storage: &ctx.storage,
+        lease,
+        task,
+        cancel: &stop,
+        progress: &progress_tx,
+    };
+    let result = jobs::execute(&run).await;
     forward_shutdown.abort();
     ticker.abort();
-    ctx.cancels.unregister(task_id);
+    (result, lost.is_cancelled())
+}
 
-    let run_prefix = keys::run_prefix(task_id, job.run);
-    let status = match result {
-        Ok(jobs::JobOutput { outputs, result }) => {
-            if ctx
-                .db
-                .complete(job, owner, &outputs, result.as_ref())
-                .await?
-            {
-                ctx.storage.prune_runs(task_id, job.run).await?;
+/// Write the run's outcome, conditional on the lease; `None` when it no longer counts
+/// (lease lost, task cancelled or deleted).
+async fn record(
+    ctx: &WorkerContext,
+    lease: &Lease,
+    result: Result<JobOutput, JobError>,
+) -> anyhow::Result<Option<TaskStatus>> {
+    let task_id = lease.task_id;
+    Ok(match result {
+        Ok(JobOutput { outputs, result }) => {
+            let done = ctx.db.complete(lease, &outputs, result.as_ref()).await?;
+            if done {
+                ctx.storage.prune_runs(task_id, lease.run).await?;
                 tracing::info!(task = %task_id, outputs = outputs.len(), "task succeeded");
-                Some(TaskStatus::Succeeded)
-            } else {
-                None
             }
+            done.then_some(TaskStatus::Succeeded)
         }
         Err(JobError::Abort(e)) => {
             tracing::info!(task = %task_id, code = %e.code, "task failed: {}", e.message);
-            ctx.db
-                .fail(job, owner, &e)
-                .await?
-                .then_some(TaskStatus::Failed)
+            ctx.db.fail(lease, &e).await?.then_some(TaskStatus::Failed)
         }
-        Err(JobError::Retry(e)) if job.attempt < job.max_attempts => {
-            let delay = backoff(ctx.retry_base, job.attempt);
+        Err(JobError::Retry(e)) if lease.attempt < lease.max_attempts => {
+            let delay = backoff(ctx.retry_base, lease.attempt);
             tracing::warn!(task = %task_id, code = %e.code, ?delay, "attempt failed, will retry: {}", e.message);
-            ctx.db
-                .retry_later(job, owner, &e, delay)
-                .await?
-                .then_some(TaskStatus::Queued)
+            let queued = ctx.db.retry_later(lease, &e, delay).await?;
+            queued.then_some(TaskStatus::Queued)
         }
         Err(JobError::Retry(e)) => {
             tracing::warn!(task = %task_id, code = %e.code, "last attempt failed: {}", e.message);
-            ctx.db
-                .fail(job, owner, &e)
-                .await?
-                .then_some(TaskStatus::Failed)
-        }
-        Err(JobError::Cancelled) if shutdown.is_cancelled() && !lost.is_cancelled() => {
-            ctx.storage.delete_prefix(&run_prefix).await?;
-            ctx.db.release(job, owner).await?;
-            tracing::info!(task = %task_id, "released at shutdown");
-            return Ok(Outcome::Released { task: task_id });
+            ctx.db.fail(lease, &e).await?.then_some(TaskStatus::Failed)
         }
         Err(JobError::Cancelled) => None,
-    };
-    if status.is_none() {
-        // Cancelled, deleted or lease lost: nothing of this run may remain. A deleted
-        // task may also have had its input stored by this run after the API removed its
-        // files: then everything under the task goes.
-        if ctx.db.task_for_job(task_id).await?.is_none() {
-            ctx.storage
-                .delete_prefix(&keys::task_prefix(task_id))
-                .await?;
-        } else {
-            ctx.storage.delete_prefix(&run_prefix).await?;
-        }
-        tracing::info!(task = %task_id, "run stopped; its result was dropped");
-    } else if status != Some(TaskStatus::Succeeded) {
-        ctx.storage.delete_prefix(&run_prefix).await?;
-    }
-    Ok(Outcome::Ran {
-        task: task_id,
-        status,
     })
+}
+
+/// Only a success keeps this run's files. A run whose result was dropped (cancelled,
+/// deleted, lease lost) leaves nothing; a deleted task may also have had its input stored
+/// by this run after the API removed its files, so then everything under the task goes.
+async fn clean_up(
+    ctx: &WorkerContext,
+    lease: &Lease,
+    status: Option<TaskStatus>,
+) -> anyhow::Result<()> {
+    let task_id = lease.task_id;
+    if status == Some(TaskStatus::Succeeded) {
+        return Ok(());
+    }
+    let deleted = status.is_none() && ctx.db.task_for_job(task_id).await?.is_none();
+    let prefix = if deleted {
+        keys::task_prefix(task_id)
+    } else {
+        keys::run_prefix(task_id, lease.run)
+    };
+    ctx.storage.delete_prefix(&prefix).await?;
+    if status.is_none() {
+        tracing::info!(task = %task_id, "run stopped; its result was dropped");
+    }
+    Ok(())
 }
 
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
@@ -247,19 +230,21 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
     base.saturating_mul(factor).min(Duration::from_secs(300))
 }
 
+/// What the lease-and-progress ticker of one run holds.
+struct Ticker {
+    db: Db,
+    lease: Lease,
+    duration: Duration,
+    /// Stops the run.
+    stop: CancellationToken,
+    /// Set (with `stop`) when a renewal matched nothing.
+    lost: CancellationToken,
+    signals: Signals,
+}
+
 /// Every second: renew the lease (a renewal that matches nothing means the lease is lost,
 /// or the task was cancelled or deleted: stop the run) and persist progress if it moved.
-#[allow(clippy::too_many_arguments)]
-async fn lease_and_progress(
-    db: Db,
-    job: ClaimedJob,
-    owner: String,
-    lease: Duration,
-    mut progress: watch::Receiver<Progress>,
-    stop: CancellationToken,
-    lost: CancellationToken,
-    events: broadcast::Sender<Uuid>,
-) {
+async fn lease_and_progress(t: Ticker, mut progress: watch::Receiver<Progress>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut written: Option<Progress> = None;
@@ -267,12 +252,12 @@ async fn lease_and_progress(
     loop {
         let stage_changed = tokio::select! {
             _ = tick.tick() => {
-                match db.heartbeat(job.job_id, &owner, lease).await {
+                match t.db.heartbeat(&t.lease, t.duration).await {
                     Ok(true) => {}
                     Ok(false) => {
-                        tracing::info!(task = %job.task_id, "lease lost or task stopped; stopping the run");
-                        lost.cancel();
-                        stop.cancel();
+                        tracing::info!(task = %t.lease.task_id, "lease lost or task stopped; stopping the run");
+                        t.lost.cancel();
+                        t.stop.cancel();
                         return;
                     }
                     Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
@@ -287,14 +272,15 @@ async fn lease_and_progress(
         };
         let p = *progress.borrow();
         if written != Some(p) && (stage_changed || last_write.elapsed() >= Duration::from_secs(1)) {
-            match db
-                .set_progress(&job, &owner, p.stage, p.percent, p.eta_seconds)
+            match t
+                .db
+                .set_progress(&t.lease, p.stage, p.percent, p.eta_seconds)
                 .await
             {
                 Ok(_) => {
                     written = Some(p);
                     last_write = Instant::now();
-                    let _ = events.send(job.task_id);
+                    t.signals.task_changed(t.lease.task_id);
                 }
                 Err(e) => tracing::warn!(error = %e, "could not save progress"),
             }
@@ -322,11 +308,11 @@ pub async fn worker_loop(
                     .flatten()
                     .unwrap_or(Duration::from_secs(1))
                     .clamp(Duration::from_millis(10), Duration::from_secs(1));
-                // Woken by an enqueue in this process (`wake`), by one in any process
+                // Woken by an enqueue in this process (`signals`), by one in any process
                 // (`wait_for_job`: LISTEN/NOTIFY on PostgreSQL), or by the timeout, which is
                 // also the polling fallback for notifications that were lost.
                 tokio::select! {
-                    _ = ctx.wake.notified() => {}
+                    _ = ctx.signals.wait_for_job() => {}
                     _ = ctx.db.wait_for_job(due) => {}
                     _ = stop_claiming.cancelled() => {}
                 }

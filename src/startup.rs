@@ -4,9 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -14,44 +12,11 @@ use crate::auth::{LoginLimiter, Tokens};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::fetch::{FetchPolicy, Fetcher};
-use crate::http::client_ip::TrustedProxies;
+use crate::http::AppState;
 use crate::jobs::JobEnv;
-use crate::queue::{CancelRegistry, WorkerContext, worker_loop};
+use crate::queue::{WorkerContext, worker_loop};
+use crate::signals::Signals;
 use crate::storage::Storage;
-
-/// What every request handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: Db,
-    pub storage: Storage,
-    pub tokens: Tokens,
-    pub login_limiter: Arc<LoginLimiter>,
-    /// Whose `X-Forwarded-For` names the client (for the login limiter).
-    pub trusted_proxies: Arc<TrustedProxies>,
-    /// Verified against for unknown users, so they cost as much as a wrong password.
-    pub dummy_hash: Arc<String>,
-    pub fetch_policy: Arc<FetchPolicy>,
-    pub max_upload: u64,
-    pub max_attempts: u32,
-    pub cancels: Arc<CancelRegistry>,
-    pub events: broadcast::Sender<Uuid>,
-    pub wake: Arc<Notify>,
-    pub metrics: PrometheusHandle,
-}
-
-impl AppState {
-    /// A job was queued: wake an idle worker of this process.
-    pub fn queue_changed(&self) {
-        self.wake.notify_one();
-    }
-    /// A task changed: wake its event streams in this process.
-    pub fn task_changed(&self, id: Uuid) {
-        let _ = self.events.send(id);
-    }
-    pub async fn user_active(&self, id: Uuid) -> anyhow::Result<bool> {
-        Ok(self.db.user_by_id(id).await?.is_some_and(|u| !u.disabled))
-    }
-}
 
 /// Which parts run in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,9 +60,7 @@ impl Application {
             max_bytes: settings.max_upload,
             ..FetchPolicy::default()
         };
-        let (events, _) = broadcast::channel(1024);
-        let cancels = Arc::new(CancelRegistry::default());
-        let wake = Arc::new(Notify::new());
+        let signals = Signals::default();
         let dummy_hash = tokio::task::spawn_blocking(crate::auth::dummy_hash).await?;
         let state = AppState {
             db: db.clone(),
@@ -109,9 +72,7 @@ impl Application {
             fetch_policy: Arc::new(fetch_policy.clone()),
             max_upload: settings.max_upload,
             max_attempts: settings.max_attempts,
-            cancels: cancels.clone(),
-            events: events.clone(),
-            wake: wake.clone(),
+            signals: signals.clone(),
             metrics: crate::telemetry::metrics_handle(),
         };
         let worker_ctx = Arc::new(WorkerContext {
@@ -128,9 +89,7 @@ impl Application {
             },
             lease: settings.lease,
             retry_base: settings.retry_base,
-            cancels,
-            events,
-            wake,
+            signals,
         });
         if role == Role::Serve {
             let recovered = db.recover_running().await?;

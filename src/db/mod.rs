@@ -71,11 +71,14 @@ pub struct ListQuery {
     pub after: Option<Uuid>,
 }
 
-/// A job handed to a worker.
+/// A job claimed by a worker, and who holds it. Every write after `claim` goes through a
+/// lease and takes effect only while `owner` still holds the job.
 #[derive(Debug, Clone)]
-pub struct ClaimedJob {
+pub struct Lease {
     pub job_id: Uuid,
     pub task_id: Uuid,
+    /// The worker holding the job (unique per worker loop and process).
+    pub owner: String,
     pub attempt: u32,
     pub max_attempts: u32,
     /// The task's total run count, used in output keys so a re-run never collides.
@@ -123,41 +126,30 @@ pub trait TaskRepo: Send + Sync {
 }
 
 /// The queue as workers see it. Every write after `claim` is conditional on the lease owner
-/// and on the job still running; `false` means the lease was lost (or the task cancelled or
+/// and on the job still running (a [`Lease`]); `false` means the lease was lost (or the task cancelled or
 /// deleted) and the caller must drop its result.
 #[async_trait]
 pub trait JobQueue: Send + Sync {
-    async fn claim(&self, owner: &str, lease: Duration) -> RepoResult<Option<ClaimedJob>>;
+    async fn claim(&self, owner: &str, lease: Duration) -> RepoResult<Option<Lease>>;
     async fn task_for_job(&self, task_id: Uuid) -> RepoResult<Option<TaskRecord>>;
-    async fn heartbeat(&self, job: Uuid, owner: &str, lease: Duration) -> RepoResult<bool>;
+    /// Extend the lease to `duration` from now.
+    async fn heartbeat(&self, lease: &Lease, duration: Duration) -> RepoResult<bool>;
     async fn set_progress(
         &self,
-        job: &ClaimedJob,
-        owner: &str,
+        lease: &Lease,
         stage: Stage,
         percent: f64,
         eta_seconds: Option<f64>,
     ) -> RepoResult<bool>;
-    async fn set_input(
-        &self,
-        job: &ClaimedJob,
-        owner: &str,
-        info: &MediaInfo,
-        input_key: &str,
-    ) -> RepoResult<bool>;
+    async fn set_input(&self, lease: &Lease, info: &MediaInfo, input_key: &str)
+    -> RepoResult<bool>;
     /// Record the planned command lines of this run.
-    async fn set_commands(
-        &self,
-        job: &ClaimedJob,
-        owner: &str,
-        commands: &[String],
-    ) -> RepoResult<bool>;
+    async fn set_commands(&self, lease: &Lease, commands: &[String]) -> RepoResult<bool>;
     /// End a running job held by `owner` and set the task's final fields (`status`, and
     /// the outputs, result or error that go with it), in one transaction.
     async fn finish(
         &self,
-        job: &ClaimedJob,
-        owner: &str,
+        lease: &Lease,
         status: TaskStatus,
         outputs: Option<&[OutputFile]>,
         result: Option<&serde_json::Value>,
@@ -168,46 +160,36 @@ pub trait JobQueue: Send + Sync {
     /// once is a new job for idle workers.
     async fn requeue(
         &self,
-        job: &ClaimedJob,
-        owner: &str,
+        lease: &Lease,
         delay: Duration,
         last_error: Option<&str>,
     ) -> RepoResult<bool>;
     async fn complete(
         &self,
-        job: &ClaimedJob,
-        owner: &str,
+        lease: &Lease,
         outputs: &[OutputFile],
         result: Option<&serde_json::Value>,
     ) -> RepoResult<bool> {
-        self.finish(
-            job,
-            owner,
-            TaskStatus::Succeeded,
-            Some(outputs),
-            result,
-            None,
-        )
-        .await
+        self.finish(lease, TaskStatus::Succeeded, Some(outputs), result, None)
+            .await
     }
     /// Back to the queue after `delay`, keeping the error for the record.
     async fn retry_later(
         &self,
-        job: &ClaimedJob,
-        owner: &str,
+        lease: &Lease,
         error: &TaskError,
         delay: Duration,
     ) -> RepoResult<bool> {
         let last_error = format!("{}: {}", error.code, error.message);
-        self.requeue(job, owner, delay, Some(&last_error)).await
+        self.requeue(lease, delay, Some(&last_error)).await
     }
-    async fn fail(&self, job: &ClaimedJob, owner: &str, error: &TaskError) -> RepoResult<bool> {
-        self.finish(job, owner, TaskStatus::Failed, None, None, Some(error))
+    async fn fail(&self, lease: &Lease, error: &TaskError) -> RepoResult<bool> {
+        self.finish(lease, TaskStatus::Failed, None, None, Some(error))
             .await
     }
     /// Give the job back untouched (shutdown): claimable again at once.
-    async fn release(&self, job: &ClaimedJob, owner: &str) -> RepoResult<bool> {
-        self.requeue(job, owner, Duration::ZERO, None).await
+    async fn release(&self, lease: &Lease) -> RepoResult<bool> {
+        self.requeue(lease, Duration::ZERO, None).await
     }
     /// At start-up of `serve`: jobs left `running` by a dead process go back to the queue.
     /// SQLite (embedded, one process) re-queues every running job; PostgreSQL, where other

@@ -331,8 +331,7 @@ impl TaskRepo for PgRepo {
 impl JobQueue for PgRepo {
     async fn finish(
         &self,
-        job: &ClaimedJob,
-        owner: &str,
+        lease: &Lease,
         status: TaskStatus,
         outputs: Option<&[OutputFile]>,
         result: Option<&serde_json::Value>,
@@ -340,12 +339,12 @@ impl JobQueue for PgRepo {
     ) -> RepoResult<bool> {
         let mut tx = self.pool.begin().await?;
         let message = error.map(|e| e.message.as_str());
-        if sql::finish_job(&mut *tx, job.job_id, owner, message).await? != 1 {
+        if sql::finish_job(&mut *tx, lease.job_id, &lease.owner, message).await? != 1 {
             return Ok(false);
         }
         sql::finish_task(
             &mut *tx,
-            job.task_id,
+            lease.task_id,
             status.as_str(),
             outputs.as_ref(),
             result,
@@ -360,24 +359,24 @@ impl JobQueue for PgRepo {
     /// A job due at once is announced with `NOTIFY` to idle workers of every process.
     async fn requeue(
         &self,
-        job: &ClaimedJob,
-        owner: &str,
+        lease: &Lease,
         delay: Duration,
         last_error: Option<&str>,
     ) -> RepoResult<bool> {
         let mut tx = self.pool.begin().await?;
-        if sql::requeue_job(&mut *tx, job.job_id, owner, ms(delay), last_error).await? != 1 {
+        if sql::requeue_job(&mut *tx, lease.job_id, &lease.owner, ms(delay), last_error).await? != 1
+        {
             return Ok(false);
         }
-        sql::requeue_task(&mut *tx, job.task_id).await?;
+        sql::requeue_task(&mut *tx, lease.task_id).await?;
         if delay.is_zero() {
-            sql::notify_job(&mut *tx, job.job_id).await?;
+            sql::notify_job(&mut *tx, lease.job_id).await?;
         }
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn claim(&self, owner: &str, lease: Duration) -> RepoResult<Option<ClaimedJob>> {
+    async fn claim(&self, owner: &str, lease: Duration) -> RepoResult<Option<Lease>> {
         let mut tx = self.pool.begin().await?;
         let Some(row) = sql::claim_job(&mut *tx, owner, ms(lease)).await? else {
             tx.rollback().await?;
@@ -388,9 +387,10 @@ impl JobQueue for PgRepo {
             .ok_or_else(|| RepoError::Corrupt(format!("job {} has no task", row.id)))?;
         let run = sql::start_task(&mut *tx, task_id).await?;
         tx.commit().await?;
-        Ok(Some(ClaimedJob {
+        Ok(Some(Lease {
             job_id: row.id,
             task_id,
+            owner: owner.to_string(),
             attempt: count("attempts", row.attempts)?,
             max_attempts: count("max_attempts", row.max_attempts)?,
             run: count("run", run)?,
@@ -401,23 +401,23 @@ impl JobQueue for PgRepo {
         opt_task(sql::task_by_id(&self.pool, task_id).await?)
     }
 
-    async fn heartbeat(&self, job: Uuid, owner: &str, lease: Duration) -> RepoResult<bool> {
-        Ok(sql::heartbeat(&self.pool, job, owner, ms(lease)).await? == 1)
+    async fn heartbeat(&self, lease: &Lease, duration: Duration) -> RepoResult<bool> {
+        let n = sql::heartbeat(&self.pool, lease.job_id, &lease.owner, ms(duration)).await?;
+        Ok(n == 1)
     }
 
     async fn set_progress(
         &self,
-        job: &ClaimedJob,
-        owner: &str,
+        lease: &Lease,
         stage: Stage,
         percent: f64,
         eta_seconds: Option<f64>,
     ) -> RepoResult<bool> {
         let n = sql::set_progress(
             &self.pool,
-            job.task_id,
-            job.job_id,
-            owner,
+            lease.task_id,
+            lease.job_id,
+            &lease.owner,
             stage.as_str(),
             percent.clamp(0.0, 100.0),
             eta_seconds,
@@ -428,22 +428,31 @@ impl JobQueue for PgRepo {
 
     async fn set_input(
         &self,
-        job: &ClaimedJob,
-        owner: &str,
+        lease: &Lease,
         info: &MediaInfo,
         input_key: &str,
     ) -> RepoResult<bool> {
-        let n = sql::set_input(&self.pool, job.task_id, job.job_id, owner, info, input_key).await?;
+        let n = sql::set_input(
+            &self.pool,
+            lease.task_id,
+            lease.job_id,
+            &lease.owner,
+            info,
+            input_key,
+        )
+        .await?;
         Ok(n == 1)
     }
 
-    async fn set_commands(
-        &self,
-        job: &ClaimedJob,
-        owner: &str,
-        commands: &[String],
-    ) -> RepoResult<bool> {
-        let n = sql::set_commands(&self.pool, job.task_id, job.job_id, owner, commands).await?;
+    async fn set_commands(&self, lease: &Lease, commands: &[String]) -> RepoResult<bool> {
+        let n = sql::set_commands(
+            &self.pool,
+            lease.task_id,
+            lease.job_id,
+            &lease.owner,
+            commands,
+        )
+        .await?;
         Ok(n == 1)
     }
 

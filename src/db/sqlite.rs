@@ -309,8 +309,7 @@ impl TaskRepo for SqliteRepo {
 impl JobQueue for SqliteRepo {
     async fn finish(
         &self,
-        job: &ClaimedJob,
-        owner: &str,
+        lease: &Lease,
         status: TaskStatus,
         outputs: Option<&[OutputFile]>,
         result: Option<&serde_json::Value>,
@@ -318,16 +317,16 @@ impl JobQueue for SqliteRepo {
     ) -> RepoResult<bool> {
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
-        let job_id = job.job_id.to_string();
+        let job_id = lease.job_id.to_string();
         let message = error.map(|e| e.message.as_str());
-        if sql::finish_job(&mut *tx, &job_id, owner, message).await? != 1 {
+        if sql::finish_job(&mut *tx, &job_id, &lease.owner, message).await? != 1 {
             return Ok(false);
         }
         let outputs = outputs.map(|o| to_json(&o)).transpose()?;
         let result = result.map(|r| r.to_string());
         sql::finish_task(
             &mut *tx,
-            &job.task_id.to_string(),
+            &lease.task_id.to_string(),
             status.as_str(),
             outputs.as_deref(),
             result.as_deref(),
@@ -342,23 +341,22 @@ impl JobQueue for SqliteRepo {
 
     async fn requeue(
         &self,
-        job: &ClaimedJob,
-        owner: &str,
+        lease: &Lease,
         delay: Duration,
         last_error: Option<&str>,
     ) -> RepoResult<bool> {
         let mut tx = self.pool.begin().await?;
-        let job_id = job.job_id.to_string();
+        let job_id = lease.job_id.to_string();
         let run_at = now_ms() + ms(delay);
-        if sql::requeue_job(&mut *tx, &job_id, owner, run_at, last_error).await? != 1 {
+        if sql::requeue_job(&mut *tx, &job_id, &lease.owner, run_at, last_error).await? != 1 {
             return Ok(false);
         }
-        sql::requeue_task(&mut *tx, &job.task_id.to_string()).await?;
+        sql::requeue_task(&mut *tx, &lease.task_id.to_string()).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn claim(&self, owner: &str, lease: Duration) -> RepoResult<Option<ClaimedJob>> {
+    async fn claim(&self, owner: &str, lease: Duration) -> RepoResult<Option<Lease>> {
         let now = now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let Some(row) = sql::claim_job(&mut *tx, owner, now + ms(lease), now).await? else {
@@ -369,9 +367,10 @@ impl JobQueue for SqliteRepo {
         let task_id = uuid(row.task_id.as_deref().unwrap_or_default())?;
         let run = sql::start_task(&mut *tx, &task_id.to_string(), now).await?;
         tx.commit().await?;
-        Ok(Some(ClaimedJob {
+        Ok(Some(Lease {
             job_id,
             task_id,
+            owner: owner.to_string(),
             attempt: u32::try_from(row.attempts).unwrap_or(u32::MAX),
             max_attempts: u32::try_from(row.max_attempts).unwrap_or(1),
             run: u32::try_from(run).unwrap_or(u32::MAX),
@@ -382,24 +381,24 @@ impl JobQueue for SqliteRepo {
         opt_task(sql::task_by_id(&self.pool, &task_id.to_string()).await?)
     }
 
-    async fn heartbeat(&self, job: Uuid, owner: &str, lease: Duration) -> RepoResult<bool> {
-        let expires = now_ms() + ms(lease);
-        Ok(sql::heartbeat(&self.pool, &job.to_string(), owner, expires).await? == 1)
+    async fn heartbeat(&self, lease: &Lease, duration: Duration) -> RepoResult<bool> {
+        let expires = now_ms() + ms(duration);
+        let job = lease.job_id.to_string();
+        Ok(sql::heartbeat(&self.pool, &job, &lease.owner, expires).await? == 1)
     }
 
     async fn set_progress(
         &self,
-        job: &ClaimedJob,
-        owner: &str,
+        lease: &Lease,
         stage: Stage,
         percent: f64,
         eta_seconds: Option<f64>,
     ) -> RepoResult<bool> {
         let n = sql::set_progress(
             &self.pool,
-            &job.task_id.to_string(),
-            &job.job_id.to_string(),
-            owner,
+            &lease.task_id.to_string(),
+            &lease.job_id.to_string(),
+            &lease.owner,
             stage.as_str(),
             percent.clamp(0.0, 100.0),
             eta_seconds,
@@ -410,16 +409,15 @@ impl JobQueue for SqliteRepo {
 
     async fn set_input(
         &self,
-        job: &ClaimedJob,
-        owner: &str,
+        lease: &Lease,
         info: &MediaInfo,
         input_key: &str,
     ) -> RepoResult<bool> {
         let n = sql::set_input(
             &self.pool,
-            &job.task_id.to_string(),
-            &job.job_id.to_string(),
-            owner,
+            &lease.task_id.to_string(),
+            &lease.job_id.to_string(),
+            &lease.owner,
             &to_json(info)?,
             input_key,
         )
@@ -427,17 +425,12 @@ impl JobQueue for SqliteRepo {
         Ok(n == 1)
     }
 
-    async fn set_commands(
-        &self,
-        job: &ClaimedJob,
-        owner: &str,
-        commands: &[String],
-    ) -> RepoResult<bool> {
+    async fn set_commands(&self, lease: &Lease, commands: &[String]) -> RepoResult<bool> {
         let n = sql::set_commands(
             &self.pool,
-            &job.task_id.to_string(),
-            &job.job_id.to_string(),
-            owner,
+            &lease.task_id.to_string(),
+            &lease.job_id.to_string(),
+            &lease.owner,
             &to_json(&commands)?,
         )
         .await?;

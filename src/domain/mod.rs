@@ -1,7 +1,9 @@
 //! Domain types and pure rules. Nothing here does I/O.
 
+pub mod filename;
 pub mod task;
 pub mod user;
 
+pub use filename::safe_filename;
 pub use task::{OutputFile, Profile, Source, Stage, TaskError, TaskRecord, TaskStatus, TaskView};
 pub use user::{EmailAddress, Password, Username};

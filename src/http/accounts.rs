@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::JsonBody;
 use crate::auth;
 use crate::db::{NewUser, RepoError};
 use crate::domain::{EmailAddress, Password, Username};
-use crate::startup::AppState;
 
 /// Both legacy spellings: `password` + `password_2` (the video platform) or `password1` +
 /// `password2` (the conversion tool).

@@ -9,10 +9,10 @@ use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 
+use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::AuthUser;
 use super::tasks::task_id;
-use crate::startup::AppState;
 
 /// Live status and progress of one task.
 #[utoipa::path(get, path = "/api/tasks/{id}/events", tag = "tasks",
@@ -31,7 +31,7 @@ pub async fn task_events(
         .get_task(user.id, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let mut changes = state.events.subscribe();
+    let mut changes = state.signals.task_changes();
     let stream = async_stream(move |tx| async move {
         let mut last: Option<String> = None;
         let mut current = Some(first);

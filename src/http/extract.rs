@@ -6,8 +6,8 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use super::AppState;
 use super::error::ApiError;
-use crate::startup::AppState;
 
 /// The caller, from `Authorization: Bearer <jwt>`. A disabled or deleted user is refused.
 #[derive(Debug, Clone, Copy)]

@@ -13,11 +13,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::AuthUser;
 use super::tasks::task_id;
 use crate::domain::{Source, TaskRecord};
-use crate::startup::AppState;
 use crate::storage::{StorageError, content_type};
 
 /// A parsed `Range` header against an object of `size` bytes.

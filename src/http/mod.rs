@@ -2,13 +2,15 @@
 //! domain types and call the repository and storage; they never run media tools.
 
 pub mod accounts;
-pub mod client_ip;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod files;
 pub mod service;
+mod state;
 pub mod tasks;
+
+pub use state::AppState;
 
 use std::time::Instant;
 
@@ -23,8 +25,6 @@ use utoipa::openapi::{OpenApi, PathItem};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
-
-use crate::startup::AppState;
 
 /// Legacy routes without `/api` (the video platform's clients): alias → canonical.
 pub const ALIASES: [(&str, &str); 4] = [

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::AppState;
 use super::error::{ErrorBody, error_response};
-use crate::startup::AppState;
 
 /// The web UI's entry page (load balancers health-check `/`).
 #[utoipa::path(get, path = "/", tag = "service", responses((status = 200, description = "HTML page")))]

@@ -9,12 +9,12 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{AuthUser, parse_json};
 use crate::db::{ListQuery, NewTask, RetryOutcome};
 use crate::domain::task::parse_profile;
-use crate::domain::{Profile, Source, TaskStatus, TaskView};
-use crate::startup::AppState;
+use crate::domain::{Profile, Source, TaskStatus, TaskView, safe_filename};
 use crate::storage::{StorageError, keys};
 
 /// JSON submission. `format` is shorthand for the `convert` profile.
@@ -144,7 +144,7 @@ pub async fn create_task(
             state.max_attempts,
         )
         .await?;
-    state.queue_changed();
+    state.signals.job_queued();
     Ok(created(&task.view()))
 }
 
@@ -156,28 +156,6 @@ pub fn fetch_error(e: crate::fetch::FetchError) -> ApiError {
         StatusCode::BAD_REQUEST
     };
     ApiError::new(status, code, e.to_string())
-}
-
-/// Keep the last path component; replace anything outside `[A-Za-z0-9._-]`.
-pub fn safe_filename(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let cleaned: String = base
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(128)
-        .collect();
-    let trimmed = cleaned.trim_start_matches('.');
-    if trimmed.is_empty() {
-        "upload.bin".to_string()
-    } else {
-        trimmed.to_string()
-    }
 }
 
 async fn create_from_upload(state: AppState, user: AuthUser, req: Request) -> ApiResult<Response> {
@@ -312,7 +290,7 @@ async fn create_from_upload(state: AppState, user: AuthUser, req: Request) -> Ap
     .await;
     match outcome {
         Ok(task) => {
-            state.queue_changed();
+            state.signals.job_queued();
             Ok(created(&task.view()))
         }
         Err(e) => {
@@ -458,9 +436,9 @@ pub async fn delete_task(
         .delete_task(user.id, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    state.cancels.cancel(removed.id);
+    state.signals.cancel_task(removed.id);
     state.storage.delete_prefix(&keys::task_prefix(id)).await?;
-    state.task_changed(id);
+    state.signals.task_changed(id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -488,8 +466,8 @@ pub async fn cancel_task(
             format!("the task is already {}", task.status.as_str()),
         ));
     }
-    state.cancels.cancel(id);
-    state.task_changed(id);
+    state.signals.cancel_task(id);
+    state.signals.task_changed(id);
     Ok(Json(task.view()))
 }
 
@@ -509,8 +487,8 @@ pub async fn retry_task(
         RetryOutcome::Requeued(task) => {
             // Earlier runs' objects need no removal here: a failed or cancelled run deletes
             // its own, and the next success prunes every other run.
-            state.queue_changed();
-            state.task_changed(id);
+            state.signals.job_queued();
+            state.signals.task_changed(id);
             Ok(Json(task.view()))
         }
         RetryOutcome::NotRetryable(status) => Err(ApiError::new(

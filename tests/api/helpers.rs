@@ -80,6 +80,8 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     };
     let args = SettingsArgs {
         listen: Some("127.0.0.1:0".into()),
+        // A `worker` app listens (for probes and metrics) only when told where.
+        worker_listen: Some("127.0.0.1:0".into()),
         data_dir: Some(dir.path().to_path_buf()),
         database_url: pg.as_ref().map(|p| p.url.clone()),
         workers: Some(o.workers),

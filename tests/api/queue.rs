@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use reelforge::db::{Db, ListQuery, NewTask, NewUser, RepoError, RetryOutcome};
+use reelforge::db::{Db, Lease, ListQuery, NewTask, NewUser, RepoError, RetryOutcome};
 use reelforge::domain::{
     EmailAddress, OutputFile, Profile, Source, Stage, TaskError, TaskStatus, Username,
 };
@@ -26,6 +26,14 @@ on_both_backends!(
     retry_and_delete_follow_the_status,
     writes_after_claim_need_the_lease,
 );
+
+/// The same job as `lease`, as another worker would name it.
+fn as_owner(lease: &Lease, owner: &str) -> Lease {
+    Lease {
+        owner: owner.to_string(),
+        ..lease.clone()
+    }
+}
 
 async fn user(db: &Db) -> Uuid {
     // The random end of a v7 id: its start is the time, shared within a millisecond.
@@ -103,9 +111,9 @@ async fn one_claim_per_job_and_expired_leases_are_reclaimed(db: Db) {
     let a = db.claim("a", lease).await.unwrap().unwrap();
     assert_eq!((a.task_id, a.attempt, a.run), (id, 1, 1));
     assert!(db.claim("b", lease).await.unwrap().is_none(), "held lease");
-    assert!(db.heartbeat(a.job_id, "a", lease).await.unwrap());
+    assert!(db.heartbeat(&a, lease).await.unwrap());
     assert!(
-        !db.heartbeat(a.job_id, "b", lease).await.unwrap(),
+        !db.heartbeat(&as_owner(&a, "b"), lease).await.unwrap(),
         "not b's lease"
     );
     // "a" stops renewing (dies): after the lease, "b" gets the job.
@@ -113,12 +121,12 @@ async fn one_claim_per_job_and_expired_leases_are_reclaimed(db: Db) {
     let b = db.claim("b", lease).await.unwrap().unwrap();
     assert_eq!((b.job_id, b.attempt, b.run), (a.job_id, 2, 2));
     // "a" comes back: every write it tries is refused.
-    assert!(!db.heartbeat(a.job_id, "a", lease).await.unwrap());
-    assert!(!db.complete(&a, "a", &[], None).await.unwrap());
-    assert!(!db.fail(&a, "a", &err()).await.unwrap());
+    assert!(!db.heartbeat(&a, lease).await.unwrap());
+    assert!(!db.complete(&a, &[], None).await.unwrap());
+    assert!(!db.fail(&a, &err()).await.unwrap());
     let out = output("x_part_001.mp4");
     assert!(
-        db.complete(&b, "b", std::slice::from_ref(&out), None)
+        db.complete(&b, std::slice::from_ref(&out), None)
             .await
             .unwrap()
     );
@@ -139,7 +147,7 @@ async fn retries_wait_their_backoff_and_stop_at_max_attempts(db: Db) {
     let lease = Duration::from_secs(30);
     let j = db.claim("w", lease).await.unwrap().unwrap();
     assert!(
-        db.retry_later(&j, "w", &err(), Duration::from_millis(300))
+        db.retry_later(&j, &err(), Duration::from_millis(300))
             .await
             .unwrap()
     );
@@ -155,7 +163,7 @@ async fn retries_wait_their_backoff_and_stop_at_max_attempts(db: Db) {
     let j2 = db.claim("w", lease).await.unwrap().unwrap();
     assert_eq!((j2.attempt, j2.max_attempts), (2, 2));
     assert!(db.next_due_in().await.unwrap().is_none(), "nothing queued");
-    assert!(db.fail(&j2, "w", &err()).await.unwrap());
+    assert!(db.fail(&j2, &err()).await.unwrap());
     let t = db.get_task(user, id).await.unwrap().unwrap();
     assert_eq!(t.status, TaskStatus::Failed);
     assert_eq!(t.error, Some(err()));
@@ -170,10 +178,10 @@ async fn cancel_ends_the_lease_and_release_requeues_at_once(db: Db) {
     assert!(changed);
     assert_eq!(t.status, TaskStatus::Cancelled);
     assert!(
-        !db.heartbeat(j.job_id, "w", lease).await.unwrap(),
+        !db.heartbeat(&j, lease).await.unwrap(),
         "the worker must stop"
     );
-    assert!(!db.complete(&j, "w", &[], None).await.unwrap());
+    assert!(!db.complete(&j, &[], None).await.unwrap());
     assert_eq!(
         db.get_task(user, id).await.unwrap().unwrap().status,
         TaskStatus::Cancelled
@@ -192,8 +200,8 @@ async fn cancel_ends_the_lease_and_release_requeues_at_once(db: Db) {
     let (_, id2) = task(&db, 3).await;
     let j2 = db.claim("w", lease).await.unwrap().unwrap();
     assert_eq!(j2.task_id, id2);
-    assert!(db.release(&j2, "w").await.unwrap());
-    assert!(!db.release(&j2, "w").await.unwrap(), "released once");
+    assert!(db.release(&j2).await.unwrap());
+    assert!(!db.release(&j2).await.unwrap(), "released once");
     let next = db.claim("next", lease).await.unwrap().unwrap();
     assert_eq!((next.task_id, next.attempt), (id2, 2));
 }
@@ -213,11 +221,7 @@ async fn recovery_requeues_expired_leases(db: Db) {
         db.get_task(user, id).await.unwrap().unwrap().status,
         TaskStatus::Queued
     );
-    assert!(
-        !db.heartbeat(j.job_id, "dead", Duration::from_secs(30))
-            .await
-            .unwrap()
-    );
+    assert!(!db.heartbeat(&j, Duration::from_secs(30)).await.unwrap());
     let again = db
         .claim("alive", Duration::from_secs(30))
         .await
@@ -371,7 +375,7 @@ async fn tasks_are_scoped_listed_by_keyset_and_found_by_file(db: Db) {
     assert_eq!(found("clip3.mp4", a).await, Some(ids[3]));
     assert_eq!(found("clip3.mp4", b).await, None);
     assert!(
-        db.complete(&j, "w", &[output("clip0_part_001.mp4")], None)
+        db.complete(&j, &[output("clip0_part_001.mp4")], None)
             .await
             .unwrap()
     );
@@ -407,13 +411,13 @@ async fn progress_input_commands_and_result_round_trip(db: Db) {
     );
 
     assert!(
-        db.set_progress(&j, "w", Stage::Processing, 40.5, Some(12.25))
+        db.set_progress(&j, Stage::Processing, 40.5, Some(12.25))
             .await
             .unwrap()
     );
     // Progress never goes backwards, and is clamped.
     assert!(
-        db.set_progress(&j, "w", Stage::Processing, 20.0, None)
+        db.set_progress(&j, Stage::Processing, 20.0, None)
             .await
             .unwrap()
     );
@@ -423,7 +427,7 @@ async fn progress_input_commands_and_result_round_trip(db: Db) {
         (Some(Stage::Processing), Some(40.5), None)
     );
     assert!(
-        db.set_progress(&j, "w", Stage::Storing, 250.0, None)
+        db.set_progress(&j, Stage::Storing, 250.0, None)
             .await
             .unwrap()
     );
@@ -454,7 +458,7 @@ async fn progress_input_commands_and_result_round_trip(db: Db) {
         stream_count: 3,
     };
     assert!(
-        db.set_input(&j, "w", &info, "tasks/x/input/a.mp4")
+        db.set_input(&j, &info, "tasks/x/input/a.mp4")
             .await
             .unwrap()
     );
@@ -462,11 +466,11 @@ async fn progress_input_commands_and_result_round_trip(db: Db) {
         "ffmpeg -i input/a.mp4 -c:v libx264 'out/a b.mp4'".to_string(),
         "ffmpeg -i \"quoted\" ünïcödé".to_string(),
     ];
-    assert!(db.set_commands(&j, "w", &commands).await.unwrap());
+    assert!(db.set_commands(&j, &commands).await.unwrap());
     let result = serde_json::json!({"input_size": 1_000_000_000_000u64, "ratio": 0.125,
         "ladder": [{"height": 720, "bitrate": "2800k"}], "note": null});
     let outs = vec![output("a_part_001.mp4"), output("a_part_002.mp4")];
-    assert!(db.complete(&j, "w", &outs, Some(&result)).await.unwrap());
+    assert!(db.complete(&j, &outs, Some(&result)).await.unwrap());
 
     let t = db.get_task(user, id).await.unwrap().unwrap();
     assert_eq!(t.input, Some(info));
@@ -496,11 +500,11 @@ async fn retry_and_delete_follow_the_status(db: Db) {
         .unwrap()
         .unwrap();
     assert!(
-        db.set_progress(&j, "w", Stage::Fetching, 3.0, None)
+        db.set_progress(&j, Stage::Fetching, 3.0, None)
             .await
             .unwrap()
     );
-    assert!(db.fail(&j, "w", &err()).await.unwrap());
+    assert!(db.fail(&j, &err()).await.unwrap());
     let RetryOutcome::Requeued(t) = db.retry_task(user, id, 3).await.unwrap() else {
         panic!("failed tasks can be retried")
     };
@@ -526,12 +530,8 @@ async fn retry_and_delete_follow_the_status(db: Db) {
     assert!(db.get_task(user, id).await.unwrap().is_none());
     assert!(db.task_for_job(id).await.unwrap().is_none());
     // The job went with it: the worker's writes are refused, nothing is claimable.
-    assert!(
-        !db.heartbeat(j2.job_id, "w", Duration::from_secs(30))
-            .await
-            .unwrap()
-    );
-    assert!(!db.complete(&j2, "w", &[], None).await.unwrap());
+    assert!(!db.heartbeat(&j2, Duration::from_secs(30)).await.unwrap());
+    assert!(!db.complete(&j2, &[], None).await.unwrap());
     assert!(
         db.claim("w", Duration::from_secs(30))
             .await
@@ -556,32 +556,25 @@ async fn writes_after_claim_need_the_lease(db: Db) {
         audio: None,
         stream_count: 0,
     };
+    let x = as_owner(&j, "x");
     assert!(
-        !db.set_progress(&j, "x", Stage::Probing, 5.0, None)
+        !db.set_progress(&x, Stage::Probing, 5.0, None)
             .await
             .unwrap()
     );
-    assert!(!db.set_input(&j, "x", &info, "k").await.unwrap());
-    assert!(!db.set_commands(&j, "x", &["c".into()]).await.unwrap());
-    assert!(
-        !db.retry_later(&j, "x", &err(), Duration::ZERO)
-            .await
-            .unwrap()
-    );
-    assert!(!db.release(&j, "x").await.unwrap());
-    assert!(!db.fail(&j, "x", &err()).await.unwrap());
-    assert!(!db.complete(&j, "x", &[], None).await.unwrap());
+    assert!(!db.set_input(&x, &info, "k").await.unwrap());
+    assert!(!db.set_commands(&x, &["c".into()]).await.unwrap());
+    assert!(!db.retry_later(&x, &err(), Duration::ZERO).await.unwrap());
+    assert!(!db.release(&x).await.unwrap());
+    assert!(!db.fail(&x, &err()).await.unwrap());
+    assert!(!db.complete(&x, &[], None).await.unwrap());
     let t = db.get_task(user, id).await.unwrap().unwrap();
     assert_eq!(
         (t.status, t.input, t.commands.len()),
         (TaskStatus::Running, None, 0)
     );
     // The holder's retry puts it back with its note; a zero delay is due at once.
-    assert!(
-        db.retry_later(&j, "w", &err(), Duration::ZERO)
-            .await
-            .unwrap()
-    );
+    assert!(db.retry_later(&j, &err(), Duration::ZERO).await.unwrap());
     assert_eq!(
         db.claim("w2", Duration::from_secs(30))
             .await
@@ -630,11 +623,7 @@ async fn postgres_recovery_leaves_live_leases_alone() {
         db.get_task(user, id).await.unwrap().unwrap().status,
         TaskStatus::Running
     );
-    assert!(
-        db.heartbeat(j.job_id, "alive", Duration::from_secs(30))
-            .await
-            .unwrap()
-    );
+    assert!(db.heartbeat(&j, Duration::from_secs(30)).await.unwrap());
 }
 
 /// Claimers racing over one queue, through two pools (two "processes"): every job is handed
@@ -721,7 +710,7 @@ async fn postgres_notify_wakes_an_idle_waiter_quickly() {
             .await
             .unwrap()
             .unwrap();
-        assert!(waiter.release(&j, "w").await.unwrap());
+        assert!(waiter.release(&j).await.unwrap());
         // The release notified too; take that wake-up and the job out of the way.
         assert!(waiter.wait_for_job(Duration::from_secs(1)).await);
         let j = waiter
@@ -729,6 +718,6 @@ async fn postgres_notify_wakes_an_idle_waiter_quickly() {
             .await
             .unwrap()
             .unwrap();
-        assert!(waiter.fail(&j, "w", &err()).await.unwrap());
+        assert!(waiter.fail(&j, &err()).await.unwrap());
     }
 }

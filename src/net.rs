@@ -1,4 +1,6 @@
-//! The client's address behind reverse proxies (`REELFORGE_TRUSTED_PROXIES`).
+//! The client's address behind reverse proxies (`REELFORGE_TRUSTED_PROXIES`): a setting
+//! (parsed with the others) and a rule the edge applies to each request, so it lives below
+//! both.
 //!
 //! The socket peer is the client unless it is a trusted proxy. Then `X-Forwarded-For` is
 //! read from the right (the entry the nearest proxy appended) and the first address that is

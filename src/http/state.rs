@@ -1,0 +1,37 @@
+//! What every request handler shares. Built once by `startup`; cloning is cheap.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use uuid::Uuid;
+
+use crate::auth::{LoginLimiter, Tokens};
+use crate::db::Db;
+use crate::fetch::FetchPolicy;
+use crate::net::TrustedProxies;
+use crate::signals::Signals;
+use crate::storage::Storage;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub storage: Storage,
+    pub tokens: Tokens,
+    pub login_limiter: Arc<LoginLimiter>,
+    /// Whose `X-Forwarded-For` names the client (for the login limiter).
+    pub trusted_proxies: Arc<TrustedProxies>,
+    /// Verified against for unknown users, so they cost as much as a wrong password.
+    pub dummy_hash: Arc<String>,
+    pub fetch_policy: Arc<FetchPolicy>,
+    pub max_upload: u64,
+    pub max_attempts: u32,
+    /// Wakes this process's workers and event streams, and stops its runs.
+    pub signals: Signals,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub async fn user_active(&self, id: Uuid) -> anyhow::Result<bool> {
+        Ok(self.db.user_by_id(id).await?.is_some_and(|u| !u.disabled))
+    }
+}

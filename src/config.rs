@@ -322,131 +322,63 @@ impl Settings {
         cwd: &Path,
     ) -> Result<Settings, SettingError> {
         let a = args.or(file).absolute_paths(cwd);
-        let listen = parse_address(
-            "REELFORGE_LISTEN",
-            a.listen.as_deref().unwrap_or("127.0.0.1:8080"),
-        )?;
-        let worker_listen = a
-            .worker_listen
-            .as_deref()
-            .map(|text| parse_address("REELFORGE_WORKER_LISTEN", text))
-            .transpose()?;
         let data_dir = a
             .data_dir
+            .clone()
             .unwrap_or_else(|| absolute_under(cwd, Path::new("data")));
-        let database_url = a
-            .database_url
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("reelforge.db").display()));
-        if crate::db::Backend::of_url(&database_url).is_none() {
-            return Err(bad(
-                "REELFORGE_DATABASE_URL",
-                "unsupported scheme (sqlite:// and postgres:// are supported)",
-            ));
-        }
-        let storage_url = a
-            .storage_url
-            .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
-        let location = crate::storage::Location::parse(&storage_url)
-            .map_err(|e| bad("REELFORGE_STORAGE_URL", e))?;
-        let s3_endpoint = match &a.s3_endpoint {
-            Some(text) => {
-                if !matches!(location, crate::storage::Location::S3 { .. }) {
-                    return Err(bad(
-                        "REELFORGE_S3_ENDPOINT",
-                        "only applies to s3:// storage (REELFORGE_STORAGE_URL)",
-                    ));
-                }
-                Some(
-                    crate::storage::parse_s3_endpoint(text)
-                        .map_err(|e| bad("REELFORGE_S3_ENDPOINT", e))?,
-                )
-            }
-            None => None,
-        };
-        let scratch_dir = a.scratch_dir.unwrap_or_else(|| data_dir.join("scratch"));
-        let workers = a.workers.unwrap_or_else(default_workers);
-        let token_ttl = parse_duration(a.token_ttl.as_deref().unwrap_or("1h"))
-            .map_err(|e| bad("REELFORGE_TOKEN_TTL", e))?;
-        if token_ttl.is_zero() {
-            return Err(bad("REELFORGE_TOKEN_TTL", "must be positive"));
-        }
-        let max_upload = parse_size(a.max_upload.as_deref().unwrap_or("2GiB"))
-            .map_err(|e| bad("REELFORGE_MAX_UPLOAD", e))?;
-        let fetch_allow = AllowList::parse(a.fetch_allow.as_deref().unwrap_or(""))
-            .map_err(|e| bad("REELFORGE_FETCH_ALLOW", e))?;
-        let trusted_proxies = TrustedProxies::parse(a.trusted_proxies.as_deref().unwrap_or(""))
-            .map_err(|e| bad("REELFORGE_TRUSTED_PROXIES", e))?;
-        let public_url = match a.public_url {
-            Some(u) => Some(
-                url::Url::parse(&u)
-                    .map_err(|e| bad("REELFORGE_PUBLIC_URL", format!("{e}: {u:?}")))?,
-            ),
-            None => None,
-        };
-        if let Some(smtp) = &a.smtp_url {
-            url::Url::parse(smtp).map_err(|e| bad("REELFORGE_SMTP_URL", e.to_string()))?;
-        }
-        let shutdown_grace = parse_duration(a.shutdown_grace.as_deref().unwrap_or("30s"))
-            .map_err(|e| bad("REELFORGE_SHUTDOWN_GRACE", e))?;
-        let stall_timeout = parse_duration(a.stall_timeout.as_deref().unwrap_or("120s"))
-            .map_err(|e| bad("REELFORGE_STALL_TIMEOUT", e))?;
-        if stall_timeout.is_zero() {
-            return Err(bad("REELFORGE_STALL_TIMEOUT", "must be positive"));
-        }
-        let lease = parse_duration(a.lease.as_deref().unwrap_or("30s"))
-            .map_err(|e| bad("REELFORGE_LEASE", e))?;
-        if lease < Duration::from_secs(3) {
-            // Renewals come every second: a shorter lease would be lost to a slow write.
-            return Err(bad("REELFORGE_LEASE", "must be at least 3s"));
-        }
-        let max_duration = parse_duration(a.max_duration.as_deref().unwrap_or("4h"))
-            .map_err(|e| bad("REELFORGE_MAX_DURATION", e))?;
-        let max_pixels = parse_frame(a.max_frame.as_deref().unwrap_or("8192x4320"))
-            .map_err(|e| bad("REELFORGE_MAX_FRAME", e))?;
-        let max_streams = a.max_streams.unwrap_or(16);
-        if max_streams == 0 || max_duration.is_zero() {
-            return Err(bad("REELFORGE_MAX_STREAMS", "limits must be positive"));
-        }
-        let probe_limits = crate::media::probe::ProbeLimits {
-            max_duration_s: max_duration.as_secs_f64(),
-            max_pixels,
-            max_streams,
-            max_file_size: max_upload,
-        };
-        let extract_limits = crate::archive::ExtractLimits {
-            max_total_bytes: parse_size(a.max_extract.as_deref().unwrap_or("4GiB"))
-                .map_err(|e| bad("REELFORGE_MAX_EXTRACT", e))?,
-            ..Default::default()
-        };
+        let max_upload = parsed("REELFORGE_MAX_UPLOAD", &a.max_upload, "2GiB", parse_size)?;
+        let stores = Stores::resolve(&a, &data_dir)?;
+        let (probe_limits, extract_limits) = media_limits(&a, max_upload)?;
+        let times = Durations::resolve(&a)?;
         Ok(Settings {
-            listen,
-            worker_listen,
+            listen: parsed(
+                "REELFORGE_LISTEN",
+                &a.listen,
+                "127.0.0.1:8080",
+                parse_address,
+            )?,
+            worker_listen: optional("REELFORGE_WORKER_LISTEN", &a.worker_listen, parse_address)?,
+            scratch_dir: a
+                .scratch_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("scratch")),
             data_dir,
-            database_url,
-            storage_url,
-            storage_options: crate::storage::StorageOptions {
-                s3_endpoint,
-                extra: vec![],
-            },
-            scratch_dir,
-            workers,
-            jwt_secret: a.jwt_secret.map(Secret::new),
-            token_ttl,
+            database_url: stores.database_url,
+            storage_url: stores.storage_url,
+            storage_options: stores.options,
+            workers: a.workers.unwrap_or_else(default_workers),
+            jwt_secret: a.jwt_secret.clone().map(Secret::new),
+            token_ttl: times.token_ttl,
             max_upload,
-            fetch_allow,
-            trusted_proxies,
-            smtp_url: a.smtp_url.map(Secret::new),
-            mail_from: a.mail_from,
-            public_url,
-            shutdown_grace,
-            stall_timeout,
+            fetch_allow: parsed(
+                "REELFORGE_FETCH_ALLOW",
+                &a.fetch_allow,
+                "",
+                AllowList::parse,
+            )?,
+            trusted_proxies: parsed("REELFORGE_TRUSTED_PROXIES", &a.trusted_proxies, "", |t| {
+                TrustedProxies::parse(t)
+            })?,
+            // Its error never repeats the URL: it may hold a password.
+            smtp_url: optional("REELFORGE_SMTP_URL", &a.smtp_url, |text| {
+                url::Url::parse(text)
+                    .map(|_| Secret::new(text))
+                    .map_err(|e| e.to_string())
+            })?,
+            mail_from: a.mail_from.clone(),
+            public_url: optional("REELFORGE_PUBLIC_URL", &a.public_url, parse_url)?,
+            shutdown_grace: times.shutdown_grace,
+            stall_timeout: times.stall_timeout,
             probe_limits,
             extract_limits,
             retry_base: Duration::from_secs(5),
-            lease,
+            lease: times.lease,
             max_attempts: 3,
-            ffmpeg: a.ffmpeg.unwrap_or_else(|| PathBuf::from("ffmpeg")),
-            ffprobe: a.ffprobe.unwrap_or_else(|| PathBuf::from("ffprobe")),
+            ffmpeg: a.ffmpeg.clone().unwrap_or_else(|| PathBuf::from("ffmpeg")),
+            ffprobe: a
+                .ffprobe
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("ffprobe")),
         })
     }
 
@@ -530,10 +462,163 @@ fn load_or_create_secret(path: &Path) -> Result<Secret, String> {
     Ok(Secret::new(hex))
 }
 
-fn parse_address(setting: &'static str, text: &str) -> Result<SocketAddr, SettingError> {
+/// Where the data lives: the database, the object store and its options.
+struct Stores {
+    database_url: String,
+    storage_url: String,
+    options: crate::storage::StorageOptions,
+}
+
+impl Stores {
+    /// The URLs given, or the embedded defaults under `data_dir` (absolute).
+    fn resolve(a: &SettingsArgs, data_dir: &Path) -> Result<Stores, SettingError> {
+        let database_url = a
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("reelforge.db").display()));
+        if crate::db::Backend::of_url(&database_url).is_none() {
+            return Err(bad(
+                "REELFORGE_DATABASE_URL",
+                "unsupported scheme (sqlite:// and postgres:// are supported)",
+            ));
+        }
+        let storage_url = a
+            .storage_url
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
+        let location = crate::storage::Location::parse(&storage_url)
+            .map_err(|e| bad("REELFORGE_STORAGE_URL", e))?;
+        let s3_endpoint = optional(
+            "REELFORGE_S3_ENDPOINT",
+            &a.s3_endpoint,
+            crate::storage::parse_s3_endpoint,
+        )?;
+        if s3_endpoint.is_some() && !matches!(location, crate::storage::Location::S3 { .. }) {
+            return Err(bad(
+                "REELFORGE_S3_ENDPOINT",
+                "only applies to s3:// storage (REELFORGE_STORAGE_URL)",
+            ));
+        }
+        Ok(Stores {
+            database_url,
+            storage_url,
+            options: crate::storage::StorageOptions {
+                s3_endpoint,
+                extra: vec![],
+            },
+        })
+    }
+}
+
+/// What ffprobe must find acceptable, and the bounds of archive extraction.
+fn media_limits(
+    a: &SettingsArgs,
+    max_upload: u64,
+) -> Result<
+    (
+        crate::media::probe::ProbeLimits,
+        crate::archive::ExtractLimits,
+    ),
+    SettingError,
+> {
+    let max_duration = parsed(
+        "REELFORGE_MAX_DURATION",
+        &a.max_duration,
+        "4h",
+        parse_duration,
+    )?;
+    let max_pixels = parsed(
+        "REELFORGE_MAX_FRAME",
+        &a.max_frame,
+        "8192x4320",
+        parse_frame,
+    )?;
+    let max_streams = a.max_streams.unwrap_or(16);
+    if max_streams == 0 || max_duration.is_zero() {
+        return Err(bad("REELFORGE_MAX_STREAMS", "limits must be positive"));
+    }
+    let probe = crate::media::probe::ProbeLimits {
+        max_duration_s: max_duration.as_secs_f64(),
+        max_pixels,
+        max_streams,
+        max_file_size: max_upload,
+    };
+    let extract = crate::archive::ExtractLimits {
+        max_total_bytes: parsed("REELFORGE_MAX_EXTRACT", &a.max_extract, "4GiB", parse_size)?,
+        ..Default::default()
+    };
+    Ok((probe, extract))
+}
+
+/// The duration settings.
+struct Durations {
+    token_ttl: Duration,
+    shutdown_grace: Duration,
+    stall_timeout: Duration,
+    lease: Duration,
+}
+
+impl Durations {
+    fn resolve(a: &SettingsArgs) -> Result<Durations, SettingError> {
+        let duration = |setting, value, default| parsed(setting, value, default, parse_duration);
+        let lease = duration("REELFORGE_LEASE", &a.lease, "30s")?;
+        if lease < Duration::from_secs(3) {
+            // Renewals come every second: a shorter lease would be lost to a slow write.
+            return Err(bad("REELFORGE_LEASE", "must be at least 3s"));
+        }
+        Ok(Durations {
+            token_ttl: positive(
+                "REELFORGE_TOKEN_TTL",
+                duration("REELFORGE_TOKEN_TTL", &a.token_ttl, "1h")?,
+            )?,
+            shutdown_grace: duration("REELFORGE_SHUTDOWN_GRACE", &a.shutdown_grace, "30s")?,
+            stall_timeout: positive(
+                "REELFORGE_STALL_TIMEOUT",
+                duration("REELFORGE_STALL_TIMEOUT", &a.stall_timeout, "120s")?,
+            )?,
+            lease,
+        })
+    }
+}
+
+/// The value given, or `default`, parsed; an error names the setting.
+fn parsed<T>(
+    setting: &'static str,
+    value: &Option<String>,
+    default: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, SettingError> {
+    parse(value.as_deref().unwrap_or(default)).map_err(|e| bad(setting, e))
+}
+
+/// The value parsed when given; `None` when unset.
+fn optional<T>(
+    setting: &'static str,
+    value: &Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, SettingError> {
+    value
+        .as_deref()
+        .map(parse)
+        .transpose()
+        .map_err(|e| bad(setting, e))
+}
+
+fn positive(setting: &'static str, d: Duration) -> Result<Duration, SettingError> {
+    if d.is_zero() {
+        return Err(bad(setting, "must be positive"));
+    }
+    Ok(d)
+}
+
+fn parse_url(text: &str) -> Result<url::Url, String> {
+    url::Url::parse(text).map_err(|e| format!("{e}: {text:?}"))
+}
+
+fn parse_address(text: &str) -> Result<SocketAddr, String> {
     text.trim()
         .parse()
-        .map_err(|_| bad(setting, format!("not an address:port: {text:?}")))
+        .map_err(|_| format!("not an address:port: {text:?}"))
 }
 
 /// `WIDTHxHEIGHT` → pixel count.

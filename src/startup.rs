@@ -51,30 +51,13 @@ impl Application {
     /// Build everything and bind the listener (port 0 picks a free port).
     pub async fn build(settings: Settings, role: Role) -> anyhow::Result<Application> {
         let (db, storage) = open_backends(&settings).await?;
-        let secret = settings
-            .jwt_secret
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("JWT secret missing: call Settings::prepare first"))?;
         let fetch_policy = FetchPolicy {
             allow: settings.fetch_allow.clone(),
             max_bytes: settings.max_upload,
             ..FetchPolicy::default()
         };
         let signals = Signals::default();
-        let dummy_hash = tokio::task::spawn_blocking(crate::auth::dummy_hash).await?;
-        let state = AppState {
-            db: db.clone(),
-            storage: storage.clone(),
-            tokens: Tokens::new(secret.expose(), settings.token_ttl),
-            login_limiter: Arc::new(LoginLimiter::default()),
-            trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
-            dummy_hash: Arc::new(dummy_hash),
-            fetch_policy: Arc::new(fetch_policy.clone()),
-            max_upload: settings.max_upload,
-            max_attempts: settings.max_attempts,
-            signals: signals.clone(),
-            metrics: crate::telemetry::metrics_handle(),
-        };
+        let state = app_state(&settings, &db, &storage, &fetch_policy, &signals).await?;
         let worker_ctx = Arc::new(WorkerContext {
             db: db.clone(),
             storage,
@@ -92,20 +75,7 @@ impl Application {
             signals,
         });
         if role == Role::Serve {
-            let recovered = db.recover_running().await?;
-            if recovered > 0 {
-                tracing::warn!(
-                    jobs = recovered,
-                    "re-queued jobs left running by a previous process"
-                );
-            }
-            let swept = crate::jobs::sweep_scratch(&settings.scratch_dir)?;
-            if swept > 0 {
-                tracing::info!(
-                    folders = swept,
-                    "removed scratch left by a previous process"
-                );
-            }
+            recover_after_previous_process(&db, &settings).await?;
         }
         let listener = match listen_address(&settings, role) {
             Some(addr) => Some(bind(addr, role).await?),
@@ -121,12 +91,11 @@ impl Application {
             grace: settings.shutdown_grace,
             worker_ctx,
         };
-        let worker_count = if role == Role::Api {
+        app.start_workers(if role == Role::Api {
             0
         } else {
             settings.workers
-        };
-        app.start_workers(worker_count);
+        });
         Ok(app)
     }
 
@@ -208,6 +177,53 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+async fn app_state(
+    settings: &Settings,
+    db: &Db,
+    storage: &Storage,
+    fetch_policy: &FetchPolicy,
+    signals: &Signals,
+) -> anyhow::Result<AppState> {
+    let secret = settings
+        .jwt_secret
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("JWT secret missing: call Settings::prepare first"))?;
+    let dummy_hash = tokio::task::spawn_blocking(crate::auth::dummy_hash).await?;
+    Ok(AppState {
+        db: db.clone(),
+        storage: storage.clone(),
+        tokens: Tokens::new(secret.expose(), settings.token_ttl),
+        login_limiter: Arc::new(LoginLimiter::default()),
+        trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
+        dummy_hash: Arc::new(dummy_hash),
+        fetch_policy: Arc::new(fetch_policy.clone()),
+        max_upload: settings.max_upload,
+        max_attempts: settings.max_attempts,
+        signals: signals.clone(),
+        metrics: crate::telemetry::metrics_handle(),
+    })
+}
+
+/// `serve` is the only process of its installation on SQLite: jobs left running and
+/// scratch left behind belong to a previous process that died.
+async fn recover_after_previous_process(db: &Db, settings: &Settings) -> anyhow::Result<()> {
+    let recovered = db.recover_running().await?;
+    if recovered > 0 {
+        tracing::warn!(
+            jobs = recovered,
+            "re-queued jobs left running by a previous process"
+        );
+    }
+    let swept = crate::jobs::sweep_scratch(&settings.scratch_dir)?;
+    if swept > 0 {
+        tracing::info!(
+            folders = swept,
+            "removed scratch left by a previous process"
+        );
+    }
+    Ok(())
 }
 
 /// What this role binds: the API address, or for a worker its optional health listener

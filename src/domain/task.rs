@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::media::OptionError;
 use crate::media::compress::CompressOptions;
 use crate::media::convert::ConvertOptions;
 use crate::media::hls::HlsOptions;
-use crate::media::plan::{IdrlOptions, OptionError};
+use crate::media::idrl::IdrlOptions;
 use crate::media::probe::MediaInfo;
 use crate::media::thumbnail::ThumbnailOptions;
 
@@ -113,14 +114,18 @@ impl Source {
             Some((s, _)) if !s.is_empty() => s.to_string(),
             _ => name,
         };
-        crate::media::plan::sanitize_stem(&stem)
+        crate::media::sanitize_stem(&stem)
     }
 }
 
-/// The processing asked for: every profile of `processing.md`.
+/// The processing asked for. Stored as `{"profile": NAME, "options": {...}}`, NAME being
+/// the variant in snake_case, which is [`Profile::name`] (a test checks they agree).
+/// Media profiles are planned by [`crate::media::plan`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "profile", content = "options", rename_all = "snake_case")]
 pub enum Profile {
+    /// The default profile: the input is cut into parts of `segment_seconds`, each with a
+    /// logo card (bumper) before and after it, 16:9 H.264/AAC.
     Idrl(IdrlOptions),
     Convert(ConvertOptions),
     Compress(CompressOptions),
@@ -136,15 +141,37 @@ pub struct ArchiveOptions {
 }
 
 impl Profile {
+    // Every profile's name as the API spells it: the one place the names are written.
+    pub const IDRL: &str = "idrl";
+    pub const CONVERT: &str = "convert";
+    pub const COMPRESS: &str = "compress";
+    pub const THUMBNAIL: &str = "thumbnail";
+    pub const HLS: &str = "hls";
+    pub const ARCHIVE: &str = "archive";
+    /// Every name, for error messages.
+    pub const NAMES: [&str; 6] = [
+        Profile::IDRL,
+        Profile::CONVERT,
+        Profile::COMPRESS,
+        Profile::THUMBNAIL,
+        Profile::HLS,
+        Profile::ARCHIVE,
+    ];
+
     pub fn name(&self) -> &'static str {
         match self {
-            Profile::Idrl(_) => "idrl",
-            Profile::Convert(_) => "convert",
-            Profile::Compress(_) => "compress",
-            Profile::Thumbnail(_) => "thumbnail",
-            Profile::Hls(_) => "hls",
-            Profile::Archive(_) => "archive",
+            Profile::Idrl(_) => Profile::IDRL,
+            Profile::Convert(_) => Profile::CONVERT,
+            Profile::Compress(_) => Profile::COMPRESS,
+            Profile::Thumbnail(_) => Profile::THUMBNAIL,
+            Profile::Hls(_) => Profile::HLS,
+            Profile::Archive(_) => Profile::ARCHIVE,
         }
+    }
+
+    /// Whether the profile's runs show a logo, which the job fetches before planning.
+    pub fn wants_logo(&self) -> bool {
+        crate::media::planner_of(self).is_some_and(|p| p.wants_logo())
     }
     pub fn options_json(&self) -> serde_json::Value {
         let v = match self {
@@ -170,9 +197,8 @@ fn parse_options<T: serde::de::DeserializeOwned>(
     Ok(o)
 }
 
-/// Names of every profile in `processing.md`, for error messages.
-pub const KNOWN_PROFILES: [&str; 6] =
-    ["idrl", "convert", "compress", "thumbnail", "hls", "archive"];
+/// Names of every profile, for error messages.
+pub const KNOWN_PROFILES: [&str; 6] = Profile::NAMES;
 
 /// Parse `profile` + `options` from a request. `Err((code, message))`.
 pub fn parse_profile(
@@ -184,13 +210,15 @@ pub fn parse_profile(
         Some(v @ serde_json::Value::Object(_)) => v,
         Some(_) => return Err(("invalid_options", "options must be a JSON object".into())),
     };
-    match name.unwrap_or("idrl") {
-        "idrl" => parse_options(value, IdrlOptions::validate).map(Profile::Idrl),
-        "convert" => parse_options(value, ConvertOptions::validate).map(Profile::Convert),
-        "compress" => parse_options(value, CompressOptions::validate).map(Profile::Compress),
-        "thumbnail" => parse_options(value, ThumbnailOptions::validate).map(Profile::Thumbnail),
-        "hls" => parse_options(value, HlsOptions::validate).map(Profile::Hls),
-        "archive" => parse_options(value, |_: &ArchiveOptions| Ok(())).map(Profile::Archive),
+    match name.unwrap_or(Profile::IDRL) {
+        Profile::IDRL => parse_options(value, IdrlOptions::validate).map(Profile::Idrl),
+        Profile::CONVERT => parse_options(value, ConvertOptions::validate).map(Profile::Convert),
+        Profile::COMPRESS => parse_options(value, CompressOptions::validate).map(Profile::Compress),
+        Profile::THUMBNAIL => {
+            parse_options(value, ThumbnailOptions::validate).map(Profile::Thumbnail)
+        }
+        Profile::HLS => parse_options(value, HlsOptions::validate).map(Profile::Hls),
+        Profile::ARCHIVE => parse_options(value, |_: &ArchiveOptions| Ok(())).map(Profile::Archive),
         other => Err((
             "invalid_profile",
             format!(
@@ -353,5 +381,31 @@ impl TaskRecord {
             started_at: self.started_at,
             finished_at: self.finished_at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_match_the_stored_tag_and_parse_back() {
+        let options = |name: &str| match name {
+            Profile::CONVERT => Some(json!({"format": "mp4"})),
+            Profile::COMPRESS => Some(json!({"quality": "low"})),
+            Profile::ARCHIVE => Some(json!({"format": "zip"})),
+            _ => None,
+        };
+        for name in Profile::NAMES {
+            let profile = parse_profile(Some(name), options(name)).unwrap();
+            assert_eq!(profile.name(), name);
+            assert_eq!(serde_json::to_value(&profile).unwrap()["profile"], name);
+            assert_eq!(profile.wants_logo(), name == Profile::IDRL, "{name}");
+        }
+        assert_eq!(parse_profile(None, None).unwrap().name(), Profile::IDRL);
+        let (code, message) = parse_profile(Some("nope"), None).unwrap_err();
+        assert_eq!(code, "invalid_profile");
+        assert!(message.ends_with("idrl, convert, compress, thumbnail, hls, archive"));
     }
 }

@@ -14,6 +14,7 @@ use super::extract::{AuthUser, parse_json};
 use crate::db::{ListQuery, NewTask, RetryOutcome};
 use crate::domain::task::parse_profile;
 use crate::domain::{Profile, Source, TaskStatus, TaskView};
+use crate::media::LogoError;
 use crate::startup::AppState;
 use crate::storage::{StorageError, keys};
 
@@ -210,12 +211,11 @@ async fn create_from_upload(state: AppState, user: AuthUser, req: Request) -> Ap
             let name = field.name().unwrap_or("").to_string();
             if name == "logo" {
                 let bytes = read_small_part(field, crate::media::MAX_LOGO_BYTES).await?;
-                crate::media::check_logo_png(&bytes).map_err(|m| {
-                    if m.contains("PNG") {
-                        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_logo", m)
-                    } else {
-                        ApiError::bad_request("invalid_logo", m)
+                crate::media::check_logo_png(&bytes).map_err(|e| match e {
+                    LogoError::NotPng => {
+                        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.code(), e.to_string())
                     }
+                    LogoError::BadSize { .. } => ApiError::bad_request(e.code(), e.to_string()),
                 })?;
                 state
                     .storage

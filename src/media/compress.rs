@@ -21,11 +21,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::convert::{
-    ConvertPaths, Format, Job, Purpose, Quality, VideoRate, audio_encode, render,
-    validate_max_height, video_encode,
-};
-use super::plan::{OptionError, Plan, PlanError};
+use super::codecs::{Purpose, Quality, VideoRate};
+use super::encode::{Job, audio_encode, kept_streams, render, video_encode};
+use super::formats::Format;
+use super::geometry::validate_max_height;
+use super::planner::{OptionError, Paths, Plan, PlanError, Planner};
 use super::probe::MediaInfo;
 
 /// Options of the `compress` profile: exactly one of `quality` and
@@ -182,47 +182,26 @@ pub fn target_bitrates(
     })
 }
 
+impl Planner for CompressOptions {
+    fn plan(&self, info: &MediaInfo, paths: &Paths, stem: &str) -> Result<Plan, PlanError> {
+        plan_compress(info, self, paths, stem)
+    }
+}
+
 /// Plans the `compress` profile: one ffmpeg run writing `{stem}.{ext}`.
 pub fn plan_compress(
     info: &MediaInfo,
     opts: &CompressOptions,
-    paths: &ConvertPaths,
+    paths: &Paths,
     stem: &str,
 ) -> Result<Plan, PlanError> {
     opts.validate()?;
-    let format = match opts.format {
-        Some(f) => f,
-        None => {
-            let f = Format::of_input(info).ok_or_else(|| {
-                OptionError::new(
-                    "format",
-                    format!(
-                        "the input's container ({}) cannot be written; choose a format",
-                        info.format_name
-                    ),
-                )
-            })?;
-            check_format(f, false)?;
-            f
-        }
-    };
-    if opts.max_height.is_some() && format.is_audio() {
-        return Err(OptionError::new("max_height", "does not apply to an audio format").into());
-    }
+    let format = output_format(info, opts)?;
     if !info.duration.is_finite() || info.duration <= 0.0 {
         return Err(PlanError::InvalidDuration);
     }
+    let (video, audio) = kept_streams(info, format)?;
     let (vcodec, acodec) = format.codecs();
-    let video = if format.is_audio() {
-        None
-    } else {
-        Some(info.video.as_ref().ok_or(PlanError::NoVideo)?)
-    };
-    let audio = acodec.and(info.audio.as_ref());
-    if format.is_audio() && audio.is_none() {
-        return Err(PlanError::NoAudio);
-    }
-
     let (video_rate, audio_kbps) = match (opts.quality, opts.target_size_mb) {
         (_, Some(mb)) => {
             let t = target_bitrates(info.duration, mb, format, audio.is_some())?;
@@ -259,6 +238,30 @@ pub fn plan_compress(
         size,
     };
     render(&job, paths, stem)
+}
+
+/// The asked format, else the input's own when it can be written and compressed.
+fn output_format(info: &MediaInfo, opts: &CompressOptions) -> Result<Format, PlanError> {
+    let format = match opts.format {
+        Some(f) => f,
+        None => {
+            let f = Format::of_input(info).ok_or_else(|| {
+                OptionError::new(
+                    "format",
+                    format!(
+                        "the input's container ({}) cannot be written; choose a format",
+                        info.format_name
+                    ),
+                )
+            })?;
+            check_format(f, false)?;
+            f
+        }
+    };
+    if opts.max_height.is_some() && format.is_audio() {
+        return Err(OptionError::new("max_height", "does not apply to an audio format").into());
+    }
+    Ok(format)
 }
 
 #[cfg(test)]

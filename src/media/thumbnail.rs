@@ -19,8 +19,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::convert::{ConvertPaths, Seconds, input_args, output_args, scaled_size};
-use super::plan::{OptionError, Plan, PlanError, PlannedRun, sanitize_stem};
+use super::Seconds;
+use super::args::{input_args, output_args};
+use super::geometry::scaled_size;
+use super::planner::{OptionError, Paths, Plan, PlanError, PlannedRun, Planner, sanitize_stem};
 use super::probe::MediaInfo;
 
 /// Image format of thumbnails.
@@ -153,11 +155,17 @@ pub fn thumbnail_times(duration: f64, count: u32) -> Vec<f64> {
     (1..=count).map(|i| duration * f64::from(i) / n).collect()
 }
 
+impl Planner for ThumbnailOptions {
+    fn plan(&self, info: &MediaInfo, paths: &Paths, stem: &str) -> Result<Plan, PlanError> {
+        plan_thumbnails(info, self, paths, stem)
+    }
+}
+
 /// Plans the `thumbnail` profile: one run per image.
 pub fn plan_thumbnails(
     info: &MediaInfo,
     opts: &ThumbnailOptions,
-    paths: &ConvertPaths,
+    paths: &Paths,
     stem: &str,
 ) -> Result<Plan, PlanError> {
     opts.validate()?;
@@ -167,19 +175,7 @@ pub fn plan_thumbnails(
         return Err(PlanError::InvalidDuration);
     }
     let frame = 1.0 / video.fps.filter(|f| *f >= 1.0).unwrap_or(25.0);
-    let times = match &opts.at {
-        Some(at) => {
-            if let Some(t) = at.iter().find(|t| **t >= duration) {
-                return Err(OptionError::new(
-                    "at",
-                    format!("{t} s is not before the end of the media ({duration:.3} s)"),
-                )
-                .into());
-            }
-            at.clone()
-        }
-        None => thumbnail_times(duration, opts.count.unwrap_or(1)),
-    };
+    let times = chosen_times(opts, duration)?;
     // A seek past the last frame would produce nothing.
     let last = (duration - frame).max(0.0);
     let (width, height) = scaled_size(video, None, opts.width)?;
@@ -215,7 +211,25 @@ pub fn plan_thumbnails(
         width,
         height,
         runs,
+        result: None,
     })
+}
+
+/// The asked `at` times (each before the end), else `count` evenly spaced ones.
+fn chosen_times(opts: &ThumbnailOptions, duration: f64) -> Result<Vec<f64>, PlanError> {
+    match &opts.at {
+        Some(at) => {
+            if let Some(t) = at.iter().find(|t| **t >= duration) {
+                return Err(OptionError::new(
+                    "at",
+                    format!("{t} s is not before the end of the media ({duration:.3} s)"),
+                )
+                .into());
+            }
+            Ok(at.clone())
+        }
+        None => Ok(thumbnail_times(duration, opts.count.unwrap_or(1))),
+    }
 }
 
 #[cfg(test)]

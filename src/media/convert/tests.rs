@@ -1,6 +1,9 @@
 use super::super::INPUT_FORMAT_WHITELIST;
 use super::super::testutil::{arg_after, check_safety, fixture, has_flag, paths};
 use super::*;
+use crate::media::codecs::X264_PRESET;
+use crate::media::geometry::scaled_size;
+use std::path::PathBuf;
 
 fn plan_of(name: &str, opts: &ConvertOptions) -> Plan {
     plan_convert(&fixture(name), opts, &paths(), "My clip (final)").unwrap()

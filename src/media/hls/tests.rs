@@ -1,9 +1,19 @@
+use super::super::testutil::fixture;
 use super::*;
-use crate::media::probe::parse_ffprobe;
 
-fn fixture(name: &str) -> MediaInfo {
-    let path = format!("{}/src/media/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    parse_ffprobe(&std::fs::read(path).unwrap()).unwrap()
+/// The run and rungs for a fixture, with the default options and encode settings.
+fn run_of(name: &str) -> Result<(PlannedRun, Vec<Rung>), PlanError> {
+    let paths = Paths {
+        input: "/s/input".into(),
+        out_dir: "/s/out".into(),
+        logo: None,
+    };
+    ladder_run(
+        &fixture(name),
+        &HlsOptions::default(),
+        &paths,
+        &EncodeSettings::default(),
+    )
 }
 
 #[test]
@@ -43,18 +53,7 @@ fn options_are_validated_by_name() {
 
 #[test]
 fn one_run_maps_every_rung_with_audio_and_safe_input() {
-    let info = fixture("landscape_1080p30.json");
-    let paths = HlsPaths {
-        input: "/s/input".into(),
-        out_dir: "/s/out".into(),
-    };
-    let (run, rungs) = plan_hls(
-        &info,
-        &HlsOptions::default(),
-        &paths,
-        &EncodeSettings::default(),
-    )
-    .unwrap();
+    let (run, rungs) = run_of("landscape").unwrap();
     assert_eq!(rungs.len(), 4);
     let a = run.argv.join(" ");
     assert!(
@@ -90,18 +89,7 @@ fn one_run_maps_every_rung_with_audio_and_safe_input() {
 
 #[test]
 fn silent_input_maps_video_only() {
-    let info = fixture("no_audio_720p.json");
-    let paths = HlsPaths {
-        input: "/s/input".into(),
-        out_dir: "/s/out".into(),
-    };
-    let (run, rungs) = plan_hls(
-        &info,
-        &HlsOptions::default(),
-        &paths,
-        &EncodeSettings::default(),
-    )
-    .unwrap();
+    let (run, rungs) = run_of("no_audio").unwrap();
     assert_eq!(rungs.len(), 3);
     let a = run.argv.join(" ");
     assert!(a.contains("-var_stream_map v:0 v:1 v:2"), "{a}");
@@ -110,16 +98,26 @@ fn silent_input_maps_video_only() {
 
 #[test]
 fn audio_only_input_is_refused() {
-    let info = fixture("audio_only.json");
-    let paths = HlsPaths {
+    let e = run_of("audio_only");
+    assert_eq!(e.unwrap_err().code(), "no_video_stream");
+}
+
+#[test]
+fn plan_reports_the_ladder() {
+    let paths = Paths {
         input: "/s/input".into(),
         out_dir: "/s/out".into(),
+        logo: None,
     };
-    let e = plan_hls(
-        &info,
-        &HlsOptions::default(),
-        &paths,
-        &EncodeSettings::default(),
+    let plan = plan_hls(&fixture("no_audio"), &HlsOptions::default(), &paths, "x").unwrap();
+    let (run, _) = run_of("no_audio").unwrap();
+    assert_eq!(plan.runs, [run]);
+    assert_eq!(
+        plan.result,
+        Some(serde_json::json!({"master": "master.m3u8", "ladder": [
+            {"height": 360, "video_kbps": 800},
+            {"height": 480, "video_kbps": 1400},
+            {"height": 720, "video_kbps": 2800},
+        ]}))
     );
-    assert_eq!(e.unwrap_err().code(), "no_video_stream");
 }

@@ -1,30 +1,11 @@
-//! Pure planning of the `idrl` profile: from (probe result, options, paths)
-//! to one ffmpeg argv per output part. Nothing here touches the filesystem or
-//! spawns a process, so every argv is unit-tested.
+//! The `idrl` profile, the default profile: the input is cut into parts of
+//! `segment_seconds`, each with a logo card (bumper) before and after it, 16:9 H.264/AAC
+//! (16:9 by default; `aspect` and `fit` choose the frame). Pure planning: from (probe
+//! result, options, paths) to one ffmpeg argv per part.
 //!
-//! Each part is one ffmpeg run (exact durations). Issue 3 asks for one decode
-//! of the input for all parts "unless measurement shows otherwise"; it did.
-//! One run with N outputs (fps/framing once, `split` + `trim` per part, one
-//! bumper split 2N ways, a `null` output so `-progress out_time` follows the
-//! input: branch `idrl-single-decode-experiment`) was measured against these
-//! runs on this 2-core machine (ffmpeg 5.1, x264 veryfast CRF 19):
-//!
-//! - Parts: identical decoded video frames, same durations (22.000 s), same
-//!   A/V offsets (flash/beep clip: -2.3..0 ms in both modes).
-//! - CPU: 60 s 1080p30 mandelbrot, 3 parts: 72-75 CPU-s vs 74-78 (-2 %);
-//!   45 s 640x360 testsrc2: 4.68 vs 4.83 CPU-s, 2.80 vs 2.97 s wall (-3 %,
-//!   -6 %). Only very short parts gain much (1 s parts: 6.1 vs 13.8 s wall).
-//! - Memory: ffmpeg keeps every part's x264 encoder alive for the whole run,
-//!   so peak RSS grows with the number of parts: ~230-260 MB per part at
-//!   1080p (3 parts 953 MB vs 435 MB here; 10 parts 2.5 GB), ~35 MB at 360p
-//!   (45 parts: 1.5 GB vs 110 MB). With 20 s parts and the 4 h duration limit
-//!   that is unbounded; one run per part stays at one encoder.
-//! - Progress: with several outputs `out_time` is the largest end time over
-//!   all of them, so it stalls at the first part's length unless an extra
-//!   output follows the input's timeline.
-//!
-//! A middle way, if the few percent ever matter: runs of up to K parts each
-//! (input-seeked to the first), K bounded by frame size.
+//! Each part is one ffmpeg run (exact durations, one encoder alive at a time); why not
+//! one decode for all parts: docs/benchmarks.md, "idrl: one run per part vs one decode
+//! for all parts".
 //!
 //! ```text
 //! ffmpeg -nostdin -hide_banner -loglevel error
@@ -43,12 +24,16 @@
 //! it is split and concatenated before and after the part.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::args::{
+    QUIET_ARGS, SAFE_INPUT_ARGS, SAFE_LOGO_ARGS, output_args, path_str, secs, strings,
+};
+use super::codecs::EncodeSettings;
+use super::geometry::{even_floor, even_round, validate_max_height};
+use super::planner::{OptionError, Paths, Plan, PlanError, PlannedRun, Planner, sanitize_stem};
 use super::probe::{MediaInfo, VideoStream};
-use super::{SAFE_INPUT_ARGS, SAFE_LOGO_ARGS};
 
 /// Output aspect ratio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -84,7 +69,7 @@ impl Aspect {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fit {
-    /// Centre crop (the seed's behaviour).
+    /// Centre crop (the default).
     #[default]
     Crop,
     /// Letterbox / pillarbox onto the background colour.
@@ -128,23 +113,6 @@ impl Default for IdrlOptions {
     }
 }
 
-/// An invalid option value; `option` is the field name as the API spells it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid option `{option}`: {message}")]
-pub struct OptionError {
-    pub option: &'static str,
-    pub message: String,
-}
-
-impl OptionError {
-    pub(crate) fn new(option: &'static str, message: impl Into<String>) -> Self {
-        OptionError {
-            option,
-            message: message.into(),
-        }
-    }
-}
-
 impl IdrlOptions {
     pub fn validate(&self) -> Result<(), OptionError> {
         let s = self.segment_seconds;
@@ -164,12 +132,7 @@ impl IdrlOptions {
         if !(1..=60).contains(&self.fps) {
             return Err(OptionError::new("fps", "must be between 1 and 60"));
         }
-        if !(144..=4320).contains(&self.max_height) {
-            return Err(OptionError::new(
-                "max_height",
-                "must be between 144 and 4320",
-            ));
-        }
+        validate_max_height(self.max_height)?;
         ffmpeg_color(&self.background).ok_or_else(|| {
             OptionError::new(
                 "background",
@@ -224,117 +187,6 @@ fn ffmpeg_color(value: &str) -> Option<String> {
     None
 }
 
-/// x264/AAC settings shared by every planned encode (and by benchmarks).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EncodeSettings {
-    /// x264 preset; `veryfast` is the measured knee on 2 cores.
-    pub preset: String,
-    /// 19: the highest CRF whose parts keep SSIM ≥ 0.99 against the source on hard content
-    /// (a mandelbrot zoom: CRF 22 → 0.9859, 20 → 0.9894, 19 → 0.9908, 1.32× CRF 22's bytes);
-    /// see docs/benchmarks.md.
-    pub crf: u8,
-    pub audio_bitrate_kbps: u32,
-}
-
-impl Default for EncodeSettings {
-    fn default() -> Self {
-        EncodeSettings {
-            preset: "veryfast".to_owned(),
-            crf: 19,
-            audio_bitrate_kbps: 128,
-        }
-    }
-}
-
-impl EncodeSettings {
-    /// Output options for H.264/yuv420p + AAC 48 kHz stereo MP4 at `fps`.
-    pub fn output_args(&self, fps: u32) -> Vec<String> {
-        [
-            "-c:v",
-            "libx264",
-            "-preset",
-            &self.preset,
-            "-crf",
-            &self.crf.to_string(),
-            "-pix_fmt",
-            "yuv420p",
-            "-r",
-            &fps.to_string(),
-            "-c:a",
-            "aac",
-            "-b:a",
-            &format!("{}k", self.audio_bitrate_kbps),
-            "-ar",
-            "48000",
-            "-ac",
-            "2",
-            "-movflags",
-            "+faststart",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect()
-    }
-}
-
-/// Where the planned runs read and write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanPaths {
-    pub input: PathBuf,
-    /// A PNG image.
-    pub logo: PathBuf,
-    pub out_dir: PathBuf,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
-    /// Output frame size shared by every part.
-    pub width: u32,
-    pub height: u32,
-    pub runs: Vec<PlannedRun>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlannedRun {
-    /// ffmpeg arguments, without the program name.
-    pub argv: Vec<String>,
-    pub output: PathBuf,
-    /// `{stem}_part_{NNN}.mp4`
-    pub output_name: String,
-    /// Seconds: the part plus both bumpers (what `out_time` runs up to).
-    pub expected_duration: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PlanError {
-    #[error(transparent)]
-    Option(#[from] OptionError),
-    #[error("media has no video stream")]
-    NoVideo,
-    #[error("media has no audio stream")]
-    NoAudio,
-    #[error("media has no usable duration")]
-    InvalidDuration,
-    #[error("output frame would be {width}x{height}, too small")]
-    FrameTooSmall { width: u32, height: u32 },
-    #[error("path is not valid UTF-8: {0}")]
-    NonUtf8Path(PathBuf),
-}
-
-impl PlanError {
-    /// Stable snake_case error code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            PlanError::Option(_) => "invalid_option",
-            PlanError::NoVideo => "no_video_stream",
-            PlanError::NoAudio => "no_audio_stream",
-            PlanError::InvalidDuration | PlanError::FrameTooSmall { .. } => "invalid_media",
-            PlanError::NonUtf8Path(_) => "internal",
-        }
-    }
-}
-
 /// One part of the input: `[start, start + duration)` seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Part {
@@ -378,34 +230,6 @@ pub fn split_parts(duration: f64, segment_seconds: f64) -> Vec<Part> {
     parts
 }
 
-/// Keeps `[A-Za-z0-9_-]` (other characters become `_`, runs collapsed),
-/// trims `_`/`-` at both ends, at most 64 characters, never empty.
-pub fn sanitize_stem(stem: &str) -> String {
-    let mut out = String::with_capacity(stem.len().min(64));
-    for c in stem.chars() {
-        let c = if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-            c
-        } else {
-            '_'
-        };
-        if c == '_' && out.ends_with('_') {
-            continue;
-        }
-        out.push(c);
-    }
-    let trimmed: String = out
-        .trim_matches(|c| c == '_' || c == '-')
-        .chars()
-        .take(64)
-        .collect();
-    let trimmed = trimmed.trim_end_matches(['_', '-']);
-    if trimmed.is_empty() {
-        "video".to_owned()
-    } else {
-        trimmed.to_owned()
-    }
-}
-
 /// How the (display-oriented) source becomes the output frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -427,16 +251,6 @@ pub struct Geometry {
     pub framing: Framing,
 }
 
-pub(crate) fn even_floor(x: f64) -> u32 {
-    let v = x.floor().clamp(0.0, f64::from(u32::MAX));
-    (v as u32) & !1
-}
-
-pub(crate) fn even_round(x: f64) -> u32 {
-    let v = (x / 2.0).round().clamp(0.0, f64::from(u32::MAX / 2));
-    (v as u32) * 2
-}
-
 /// Output frame size and framing for a video stream (rotation honoured).
 /// Never upscales; both dimensions even.
 pub fn output_geometry(
@@ -453,67 +267,75 @@ pub fn output_geometry(
             height: dh,
         });
     }
-    let ratio = f64::from(rw) / f64::from(rh);
-    // Is the source wider than the target ratio? (exact integer compare)
-    let wider = u64::from(dw) * u64::from(rh) > u64::from(dh) * u64::from(rw);
-    let (geometry_w, geometry_h, framing) = match fit {
-        Fit::Crop => {
-            let (cw, ch) = if wider {
-                let cw = (f64::from(dh) * ratio).round().clamp(1.0, f64::from(dw)) as u32;
-                (cw, dh)
-            } else {
-                let ch = (f64::from(dw) / ratio).round().clamp(1.0, f64::from(dh)) as u32;
-                (dw, ch)
-            };
-            let height = even_floor(f64::from(ch.min(max_height)));
-            let width = even_round(f64::from(height) * ratio).min(even_floor(f64::from(cw)));
-            let framing = Framing::Crop {
-                width: cw,
-                height: ch,
-                x: (dw - cw) / 2,
-                y: (dh - ch) / 2,
-            };
-            (width, height, framing)
-        }
-        Fit::Pad => {
-            // The smallest frame of the target ratio holding the whole source.
-            let box_h = if wider {
-                f64::from(dw) / ratio
-            } else {
-                f64::from(dh)
-            };
-            let height = even_floor(box_h.min(f64::from(max_height)));
-            let width = even_round(f64::from(height) * ratio);
-            (width, height, Framing::Pad)
-        }
+    let source = Source {
+        width: dw,
+        height: dh,
+        ratio: f64::from(rw) / f64::from(rh),
+        // Is the source wider than the target ratio? (exact integer compare)
+        wider: u64::from(dw) * u64::from(rh) > u64::from(dh) * u64::from(rw),
     };
-    if geometry_w < 2 || geometry_h < 2 {
+    let geometry = match fit {
+        Fit::Crop => crop_geometry(&source, max_height),
+        Fit::Pad => pad_geometry(&source, max_height),
+    };
+    if geometry.width < 2 || geometry.height < 2 {
         return Err(PlanError::FrameTooSmall {
-            width: geometry_w,
-            height: geometry_h,
+            width: geometry.width,
+            height: geometry.height,
         });
     }
-    Ok(Geometry {
-        width: geometry_w,
-        height: geometry_h,
-        framing,
-    })
+    Ok(geometry)
 }
 
-/// Seconds as an ffmpeg time/duration: up to microseconds, no trailing zeros.
-pub(crate) fn secs(value: f64) -> String {
-    let s = format!("{:.6}", value.max(0.0));
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() {
-        "0".to_owned()
+/// The display size of the source against the target aspect ratio.
+struct Source {
+    width: u32,
+    height: u32,
+    /// Target width over height.
+    ratio: f64,
+    /// Whether the source is wider than `ratio`.
+    wider: bool,
+}
+
+/// The largest centred crop of the target ratio, scaled down to `max_height`.
+fn crop_geometry(s: &Source, max_height: u32) -> Geometry {
+    let (dw, dh, ratio) = (s.width, s.height, s.ratio);
+    let (cw, ch) = if s.wider {
+        let cw = (f64::from(dh) * ratio).round().clamp(1.0, f64::from(dw)) as u32;
+        (cw, dh)
     } else {
-        s.to_owned()
+        let ch = (f64::from(dw) / ratio).round().clamp(1.0, f64::from(dh)) as u32;
+        (dw, ch)
+    };
+    let height = even_floor(f64::from(ch.min(max_height)));
+    let width = even_round(f64::from(height) * ratio).min(even_floor(f64::from(cw)));
+    let framing = Framing::Crop {
+        width: cw,
+        height: ch,
+        x: (dw - cw) / 2,
+        y: (dh - ch) / 2,
+    };
+    Geometry {
+        width,
+        height,
+        framing,
     }
 }
 
-pub(crate) fn path_str(path: &Path) -> Result<&str, PlanError> {
-    path.to_str()
-        .ok_or_else(|| PlanError::NonUtf8Path(path.to_path_buf()))
+/// The smallest frame of the target ratio holding the whole source, capped at `max_height`.
+fn pad_geometry(s: &Source, max_height: u32) -> Geometry {
+    let box_h = if s.wider {
+        f64::from(s.width) / s.ratio
+    } else {
+        f64::from(s.height)
+    };
+    let height = even_floor(box_h.min(f64::from(max_height)));
+    let width = even_round(f64::from(height) * s.ratio);
+    Geometry {
+        width,
+        height,
+        framing: Framing::Pad,
+    }
 }
 
 const AUDIO_FORMAT: &str = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo";
@@ -530,11 +352,21 @@ struct GraphInput<'a> {
 
 /// The `-filter_complex` graph for one part; outputs `[v]` and `[a]`.
 fn filter_graph(g: &GraphInput<'_>) -> String {
-    let (w, h) = (g.geometry.width, g.geometry.height);
-    let part = secs(g.part);
     let mut graph = String::new();
+    main_video(&mut graph, g);
+    main_audio(&mut graph, g);
+    if g.bumper > 0.0 {
+        bumpers(&mut graph, g);
+    } else {
+        graph.push_str("[mv][ma]concat=n=1:v=1:a=1[v][a]");
+    }
+    graph
+}
 
-    // Main video: fps first (cheapest: drops frames before any scaling).
+/// The part's video as `[mv]`: fps first (cheapest: drops frames before any scaling),
+/// then the framing, then padded and trimmed to exactly the part's duration.
+fn main_video(graph: &mut String, g: &GraphInput<'_>) {
+    let (w, h) = (g.geometry.width, g.geometry.height);
     let _ = write!(graph, "[0:{}]fps={},", g.video.index, g.fps);
     match g.geometry.framing {
         Framing::Crop {
@@ -557,10 +389,14 @@ fn filter_graph(g: &GraphInput<'_>) -> String {
     let _ = write!(
         graph,
         "setsar=1,format=yuv420p,tpad=stop=-1:stop_mode=clone,\
-         trim=duration={part},setpts=PTS-STARTPTS[mv];"
+         trim=duration={},setpts=PTS-STARTPTS[mv];",
+        secs(g.part)
     );
+}
 
-    // Main audio, or silence.
+/// The part's audio as `[ma]`, or silence when the input has none.
+fn main_audio(graph: &mut String, g: &GraphInput<'_>) {
+    let part = secs(g.part);
     match g.audio_index {
         Some(index) => {
             let _ = write!(
@@ -576,31 +412,40 @@ fn filter_graph(g: &GraphInput<'_>) -> String {
             );
         }
     }
+}
 
-    if g.bumper > 0.0 {
-        let bumper = secs(g.bumper);
-        let _ = write!(
-            graph,
-            "color=c={color}:s={w}x{h}:r={fps}:d={bumper},format=yuv420p[bg];\
-             [1:v]scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2[logo];\
-             [bg][logo]overlay=x=(W-w)/2:y=(H-h)/2:format=auto,setsar=1,format=yuv420p,\
-             split=2[b1][b2];\
-             anullsrc=r=48000:cl=stereo,{AUDIO_FORMAT},atrim=duration={bumper},asplit=2[s1][s2];\
-             [b1][s1][mv][ma][b2][s2]concat=n=3:v=1:a=1[v][a]",
-            color = g.color,
-            fps = g.fps,
-        );
-    } else {
-        graph.push_str("[mv][ma]concat=n=1:v=1:a=1[v][a]");
+/// The logo card with silence under it, split and concatenated around the part.
+fn bumpers(graph: &mut String, g: &GraphInput<'_>) {
+    let (w, h) = (g.geometry.width, g.geometry.height);
+    let bumper = secs(g.bumper);
+    let _ = write!(
+        graph,
+        "color=c={color}:s={w}x{h}:r={fps}:d={bumper},format=yuv420p[bg];\
+         [1:v]scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2[logo];\
+         [bg][logo]overlay=x=(W-w)/2:y=(H-h)/2:format=auto,setsar=1,format=yuv420p,\
+         split=2[b1][b2];\
+         anullsrc=r=48000:cl=stereo,{AUDIO_FORMAT},atrim=duration={bumper},asplit=2[s1][s2];\
+         [b1][s1][mv][ma][b2][s2]concat=n=3:v=1:a=1[v][a]",
+        color = g.color,
+        fps = g.fps,
+    );
+}
+
+impl Planner for IdrlOptions {
+    fn plan(&self, info: &MediaInfo, paths: &Paths, stem: &str) -> Result<Plan, PlanError> {
+        plan_idrl(info, self, paths, stem)
     }
-    graph
+
+    fn wants_logo(&self) -> bool {
+        true
+    }
 }
 
 /// Plans the `idrl` profile with the default [`EncodeSettings`].
 pub fn plan_idrl(
     info: &MediaInfo,
     opts: &IdrlOptions,
-    paths: &PlanPaths,
+    paths: &Paths,
     stem: &str,
 ) -> Result<Plan, PlanError> {
     plan_idrl_with(info, opts, paths, stem, &EncodeSettings::default())
@@ -610,7 +455,7 @@ pub fn plan_idrl(
 pub fn plan_idrl_with(
     info: &MediaInfo,
     opts: &IdrlOptions,
-    paths: &PlanPaths,
+    paths: &Paths,
     stem: &str,
     encode: &EncodeSettings,
 ) -> Result<Plan, PlanError> {
@@ -626,7 +471,10 @@ pub fn plan_idrl_with(
         OptionError::new("background", "must be a colour name or #RRGGBB")
     })?;
     let input = format!("file:{}", path_str(&paths.input)?);
-    let logo = format!("file:{}", path_str(&paths.logo)?);
+    let logo = match paths.logo.as_deref() {
+        Some(logo) => Some(format!("file:{}", path_str(logo)?)),
+        None => None,
+    };
     let stem = sanitize_stem(stem);
 
     let mut runs = Vec::with_capacity(parts.len());
@@ -642,51 +490,16 @@ pub fn plan_idrl_with(
             part: part.duration,
             bumper: opts.bumper_seconds,
         });
-
-        let mut argv: Vec<String> = ["-nostdin", "-hide_banner", "-loglevel", "error"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-        argv.extend(SAFE_INPUT_ARGS.iter().map(|s| (*s).to_owned()));
-        argv.extend([
-            "-ss".to_owned(),
-            secs(part.start),
-            "-t".to_owned(),
-            secs(part.duration),
-            "-i".to_owned(),
-            input.clone(),
-        ]);
+        let mut argv = strings(&QUIET_ARGS).collect::<Vec<_>>();
+        argv.extend(strings(&SAFE_INPUT_ARGS));
+        argv.extend(["-ss".to_owned(), secs(part.start), "-t".to_owned()]);
+        argv.extend([secs(part.duration), "-i".to_owned(), input.clone()]);
         if opts.bumper_seconds > 0.0 {
-            argv.extend(SAFE_LOGO_ARGS.iter().map(|s| (*s).to_owned()));
-            argv.extend(["-i".to_owned(), logo.clone()]);
+            argv.extend(strings(&SAFE_LOGO_ARGS));
+            argv.extend(["-i".to_owned(), logo.clone().ok_or(PlanError::NoLogo)?]);
         }
-        argv.extend(
-            [
-                "-filter_complex",
-                &graph,
-                "-map",
-                "[v]",
-                "-map",
-                "[a]",
-                "-map_metadata",
-                "-1",
-                "-map_chapters",
-                "-1",
-            ]
-            .iter()
-            .map(|s| (*s).to_owned()),
-        );
-        argv.extend(encode.output_args(opts.fps));
-        argv.extend([
-            "-f".to_owned(),
-            "mp4".to_owned(),
-            "-progress".to_owned(),
-            "pipe:1".to_owned(),
-            "-nostats".to_owned(),
-            "-y".to_owned(),
-            format!("file:{}", path_str(&output)?),
-        ]);
-
+        argv.extend(encode_args(&graph, encode, opts.fps));
+        argv.extend(output_args("mp4", &output)?);
         runs.push(PlannedRun {
             argv,
             output,
@@ -698,7 +511,18 @@ pub fn plan_idrl_with(
         width: geometry.width,
         height: geometry.height,
         runs,
+        result: None,
     })
+}
+
+/// The options between the inputs and the muxer: the graph, its outputs (no metadata or
+/// chapters carried over) and the encoders.
+fn encode_args(graph: &str, encode: &EncodeSettings, fps: u32) -> Vec<String> {
+    let mut argv: Vec<String> = strings(&["-filter_complex", graph, "-map", "[v]", "-map", "[a]"])
+        .chain(strings(&["-map_metadata", "-1", "-map_chapters", "-1"]))
+        .collect();
+    argv.extend(encode.output_args(fps));
+    argv
 }
 
 #[cfg(test)]

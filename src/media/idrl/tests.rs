@@ -1,22 +1,20 @@
-use super::super::testutil::fixture;
+use std::path::PathBuf;
+
+use super::super::args::secs;
+use super::super::testutil::{arg_after, fixture};
 use super::super::{INPUT_FORMAT_WHITELIST, LOGO_DEMUXER};
 use super::*;
 
-fn paths() -> PlanPaths {
-    PlanPaths {
+fn paths() -> Paths {
+    Paths {
         input: PathBuf::from("/scratch/t1/input.mp4"),
-        logo: PathBuf::from("/srv/assets/logo.png"),
         out_dir: PathBuf::from("/scratch/t1/out"),
+        logo: Some(PathBuf::from("/srv/assets/logo.png")),
     }
 }
 
 fn plan(name: &str, opts: &IdrlOptions) -> Plan {
     plan_idrl(&fixture(name), opts, &paths(), "My clip (final)").unwrap()
-}
-
-fn arg_after<'a>(argv: &'a [String], flag: &str) -> &'a str {
-    let i = argv.iter().position(|a| a == flag).unwrap();
-    &argv[i + 1]
 }
 
 fn graph(run: &PlannedRun) -> &str {
@@ -501,19 +499,6 @@ fn split_rules() {
 }
 
 #[test]
-fn stems_are_sanitised() {
-    assert_eq!(sanitize_stem("My clip (final)"), "My_clip_final");
-    assert_eq!(sanitize_stem("../../etc/passwd"), "etc_passwd");
-    assert_eq!(sanitize_stem("-rf"), "rf");
-    assert_eq!(sanitize_stem(""), "video");
-    assert_eq!(sanitize_stem("日本語"), "video");
-    assert_eq!(sanitize_stem("a-b_c9"), "a-b_c9");
-    assert_eq!(sanitize_stem(&"x".repeat(100)).len(), 64);
-    let s = sanitize_stem(&format!("{}_{}", "y".repeat(63), "z".repeat(5)));
-    assert_eq!(s, "y".repeat(63));
-}
-
-#[test]
 fn audio_only_is_no_video_stream() {
     let err = plan_idrl(
         &fixture("audio_only"),
@@ -772,13 +757,4 @@ fn encode_settings_are_shared() {
     assert_eq!(arg_after(argv, "-preset"), "ultrafast");
     assert_eq!(arg_after(argv, "-crf"), "30");
     assert_eq!(arg_after(argv, "-b:a"), "96k");
-}
-
-#[test]
-fn seconds_format() {
-    assert_eq!(secs(0.0), "0");
-    assert_eq!(secs(20.0), "20");
-    assert_eq!(secs(20.5), "20.5");
-    assert_eq!(secs(45.016 - 40.0), "5.016");
-    assert_eq!(secs(-1.0), "0");
 }

@@ -1,11 +1,11 @@
 //! The `idrl` profile, the default profile: the input is cut into parts of
-//! `segment_seconds`, each with a logo card (bumper) before and after it, 16:9 H.264/AAC
-//! (16:9 by default; `aspect` and `fit` choose the frame). Pure planning: from (probe
-//! result, options, paths) to one ffmpeg argv per part.
+//! `segment_seconds`, each with a logo card (bumper) before and after it, 16:9 H.264/AAC.
+//! (16:9 is the default `aspect`; `fit` crops or letterboxes into it.) Pure planning:
+//! from (probe result, options, paths) to one ffmpeg argv per part.
 //!
-//! Each part is one ffmpeg run (exact durations, one encoder alive at a time); why not
-//! one decode for all parts: docs/benchmarks.md, "idrl: one run per part vs one decode
-//! for all parts".
+//! Each part is one ffmpeg run: exact durations, one encoder alive at a time. The
+//! measurements against one decode for all parts are in docs/benchmarks.md ("idrl: one
+//! run per part vs one decode for all parts").
 //!
 //! ```text
 //! ffmpeg -nostdin -hide_banner -loglevel error
@@ -76,7 +76,8 @@ pub enum Fit {
     Pad,
 }
 
-/// Options of the `idrl` profile. Unknown fields are ignored; a known field
+/// Options of the `idrl` profile (the default profile: parts of `segment_seconds`, each
+/// between two logo cards, 16:9 H.264/AAC). Unknown fields are ignored; a known field
 /// with the wrong type is a deserialisation error. Call
 /// [`IdrlOptions::validate`] after deserialising.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -490,14 +491,7 @@ pub fn plan_idrl_with(
             part: part.duration,
             bumper: opts.bumper_seconds,
         });
-        let mut argv = strings(&QUIET_ARGS).collect::<Vec<_>>();
-        argv.extend(strings(&SAFE_INPUT_ARGS));
-        argv.extend(["-ss".to_owned(), secs(part.start), "-t".to_owned()]);
-        argv.extend([secs(part.duration), "-i".to_owned(), input.clone()]);
-        if opts.bumper_seconds > 0.0 {
-            argv.extend(strings(&SAFE_LOGO_ARGS));
-            argv.extend(["-i".to_owned(), logo.clone().ok_or(PlanError::NoLogo)?]);
-        }
+        let mut argv = part_inputs(&input, logo.as_deref(), part, opts.bumper_seconds > 0.0)?;
         argv.extend(encode_args(&graph, encode, opts.fps));
         argv.extend(output_args("mp4", &output)?);
         runs.push(PlannedRun {
@@ -513,6 +507,27 @@ pub fn plan_idrl_with(
         runs,
         result: None,
     })
+}
+
+/// The inputs of one part's run: the part of the input (seeked to), then the logo when
+/// the part has bumpers.
+fn part_inputs(
+    input: &str,
+    logo: Option<&str>,
+    part: &Part,
+    bumpers: bool,
+) -> Result<Vec<String>, PlanError> {
+    let mut argv: Vec<String> = strings(&QUIET_ARGS)
+        .chain(strings(&SAFE_INPUT_ARGS))
+        .collect();
+    argv.extend(["-ss".to_owned(), secs(part.start)]);
+    argv.extend(["-t".to_owned(), secs(part.duration)]);
+    argv.extend(["-i".to_owned(), input.to_owned()]);
+    if bumpers {
+        argv.extend(strings(&SAFE_LOGO_ARGS));
+        argv.extend(["-i".to_owned(), logo.ok_or(PlanError::NoLogo)?.to_owned()]);
+    }
+    Ok(argv)
 }
 
 /// The options between the inputs and the muxer: the graph, its outputs (no metadata or

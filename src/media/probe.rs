@@ -339,20 +339,9 @@ fn is_type(stream: &FfStream, kind: &str) -> bool {
     stream.codec_type.as_deref() == Some(kind)
 }
 
-/// Parses `ffprobe -print_format json -show_format -show_streams` output.
-pub fn parse_ffprobe(json: &[u8]) -> Result<MediaInfo, ProbeError> {
-    let out: FfprobeOutput = serde_json::from_slice(json)
-        .map_err(|e| ProbeError::InvalidMedia(format!("unreadable probe output: {e}")))?;
-    let format = out
-        .format
-        .ok_or_else(|| ProbeError::InvalidMedia("no container format recognised".into()))?;
-    let format_name = format
-        .format_name
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ProbeError::InvalidMedia("no container format recognised".into()))?;
-
-    let video = out
-        .streams
+/// The first video stream with a frame size that is not cover art.
+fn first_video(streams: &[FfStream]) -> Option<VideoStream> {
+    streams
         .iter()
         .filter(|s| is_type(s, "video"))
         .filter(|s| s.disposition.as_ref().is_none_or(|d| d.attached_pic == 0))
@@ -367,10 +356,12 @@ pub fn parse_ffprobe(json: &[u8]) -> Result<MediaInfo, ProbeError> {
                 pix_fmt: s.pix_fmt.clone(),
                 rotation: rotation_of(s),
             })
-        });
+        })
+}
 
-    let audio = out
-        .streams
+/// The first audio stream with a channel count and a sample rate.
+fn first_audio(streams: &[FfStream]) -> Option<AudioStream> {
+    streams
         .iter()
         .filter(|s| is_type(s, "audio"))
         .find_map(|s| {
@@ -384,7 +375,23 @@ pub fn parse_ffprobe(json: &[u8]) -> Result<MediaInfo, ProbeError> {
                     .and_then(|r| r.trim().parse::<u32>().ok())
                     .filter(|r| *r > 0)?,
             })
-        });
+        })
+}
+
+/// Parses `ffprobe -print_format json -show_format -show_streams` output.
+pub fn parse_ffprobe(json: &[u8]) -> Result<MediaInfo, ProbeError> {
+    let out: FfprobeOutput = serde_json::from_slice(json)
+        .map_err(|e| ProbeError::InvalidMedia(format!("unreadable probe output: {e}")))?;
+    let format = out
+        .format
+        .ok_or_else(|| ProbeError::InvalidMedia("no container format recognised".into()))?;
+    let format_name = format
+        .format_name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ProbeError::InvalidMedia("no container format recognised".into()))?;
+
+    let video = first_video(&out.streams);
+    let audio = first_audio(&out.streams);
 
     let duration = parse_seconds(format.duration.as_deref())
         .or_else(|| {

@@ -303,7 +303,7 @@ pub struct OutputView {
     pub url: String,
 }
 
-/// The task object of `api.md`.
+/// The task object the API returns.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskView {
     pub id: Uuid,

@@ -1,4 +1,4 @@
-//! The output containers of `convert` and `compress` (the conversion tool's format names):
+//! The output containers of `convert` and `compress`:
 //! extension, muxer, default codecs, and whether an input's streams fit as they are.
 
 use std::fmt;

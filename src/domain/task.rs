@@ -140,39 +140,30 @@ pub struct ArchiveOptions {
     pub format: crate::archive::ArchiveFormat,
 }
 
-impl Profile {
-    // Every profile's name as the API spells it: the one place the names are written.
-    pub const IDRL: &str = "idrl";
-    pub const CONVERT: &str = "convert";
-    pub const COMPRESS: &str = "compress";
-    pub const THUMBNAIL: &str = "thumbnail";
-    pub const HLS: &str = "hls";
-    pub const ARCHIVE: &str = "archive";
-    /// Every name, for error messages.
-    pub const NAMES: [&str; 6] = [
-        Profile::IDRL,
-        Profile::CONVERT,
-        Profile::COMPRESS,
-        Profile::THUMBNAIL,
-        Profile::HLS,
-        Profile::ARCHIVE,
-    ];
+impl ArchiveOptions {
+    /// The profile's name, as the API spells it.
+    pub const NAME: &str = "archive";
+}
 
+impl Profile {
+    /// The profile's name, as the API spells it: its options type's `NAME`.
     pub fn name(&self) -> &'static str {
         match self {
-            Profile::Idrl(_) => Profile::IDRL,
-            Profile::Convert(_) => Profile::CONVERT,
-            Profile::Compress(_) => Profile::COMPRESS,
-            Profile::Thumbnail(_) => Profile::THUMBNAIL,
-            Profile::Hls(_) => Profile::HLS,
-            Profile::Archive(_) => Profile::ARCHIVE,
+            Profile::Idrl(_) => IdrlOptions::NAME,
+            Profile::Convert(_) => ConvertOptions::NAME,
+            Profile::Compress(_) => CompressOptions::NAME,
+            Profile::Thumbnail(_) => ThumbnailOptions::NAME,
+            Profile::Hls(_) => HlsOptions::NAME,
+            Profile::Archive(_) => ArchiveOptions::NAME,
         }
     }
 
-    /// Whether the profile's runs show a logo, which the job fetches before planning.
+    /// Whether the profile's runs show a logo (idrl's bumpers), which the job fetches
+    /// before planning ([`crate::media::Paths::logo`]).
     pub fn wants_logo(&self) -> bool {
-        crate::media::planner_of(self).is_some_and(|p| p.wants_logo())
+        matches!(self, Profile::Idrl(_))
     }
+
     pub fn options_json(&self) -> serde_json::Value {
         let v = match self {
             Profile::Idrl(o) => serde_json::to_value(o),
@@ -198,7 +189,14 @@ fn parse_options<T: serde::de::DeserializeOwned>(
 }
 
 /// Names of every profile, for error messages.
-pub const KNOWN_PROFILES: [&str; 6] = Profile::NAMES;
+pub const KNOWN_PROFILES: [&str; 6] = [
+    IdrlOptions::NAME,
+    ConvertOptions::NAME,
+    CompressOptions::NAME,
+    ThumbnailOptions::NAME,
+    HlsOptions::NAME,
+    ArchiveOptions::NAME,
+];
 
 /// Parse `profile` + `options` from a request. `Err((code, message))`.
 pub fn parse_profile(
@@ -210,15 +208,21 @@ pub fn parse_profile(
         Some(v @ serde_json::Value::Object(_)) => v,
         Some(_) => return Err(("invalid_options", "options must be a JSON object".into())),
     };
-    match name.unwrap_or(Profile::IDRL) {
-        Profile::IDRL => parse_options(value, IdrlOptions::validate).map(Profile::Idrl),
-        Profile::CONVERT => parse_options(value, ConvertOptions::validate).map(Profile::Convert),
-        Profile::COMPRESS => parse_options(value, CompressOptions::validate).map(Profile::Compress),
-        Profile::THUMBNAIL => {
+    match name.unwrap_or(IdrlOptions::NAME) {
+        IdrlOptions::NAME => parse_options(value, IdrlOptions::validate).map(Profile::Idrl),
+        ConvertOptions::NAME => {
+            parse_options(value, ConvertOptions::validate).map(Profile::Convert)
+        }
+        CompressOptions::NAME => {
+            parse_options(value, CompressOptions::validate).map(Profile::Compress)
+        }
+        ThumbnailOptions::NAME => {
             parse_options(value, ThumbnailOptions::validate).map(Profile::Thumbnail)
         }
-        Profile::HLS => parse_options(value, HlsOptions::validate).map(Profile::Hls),
-        Profile::ARCHIVE => parse_options(value, |_: &ArchiveOptions| Ok(())).map(Profile::Archive),
+        HlsOptions::NAME => parse_options(value, HlsOptions::validate).map(Profile::Hls),
+        ArchiveOptions::NAME => {
+            parse_options(value, |_: &ArchiveOptions| Ok(())).map(Profile::Archive)
+        }
         other => Err((
             "invalid_profile",
             format!(
@@ -392,18 +396,18 @@ mod tests {
     #[test]
     fn names_match_the_stored_tag_and_parse_back() {
         let options = |name: &str| match name {
-            Profile::CONVERT => Some(json!({"format": "mp4"})),
-            Profile::COMPRESS => Some(json!({"quality": "low"})),
-            Profile::ARCHIVE => Some(json!({"format": "zip"})),
+            ConvertOptions::NAME => Some(json!({"format": "mp4"})),
+            CompressOptions::NAME => Some(json!({"quality": "low"})),
+            ArchiveOptions::NAME => Some(json!({"format": "zip"})),
             _ => None,
         };
-        for name in Profile::NAMES {
+        for name in KNOWN_PROFILES {
             let profile = parse_profile(Some(name), options(name)).unwrap();
             assert_eq!(profile.name(), name);
             assert_eq!(serde_json::to_value(&profile).unwrap()["profile"], name);
-            assert_eq!(profile.wants_logo(), name == Profile::IDRL, "{name}");
+            assert_eq!(profile.wants_logo(), name == IdrlOptions::NAME, "{name}");
         }
-        assert_eq!(parse_profile(None, None).unwrap().name(), Profile::IDRL);
+        assert_eq!(parse_profile(None, None).unwrap().name(), IdrlOptions::NAME);
         let (code, message) = parse_profile(Some("nope"), None).unwrap_err();
         assert_eq!(code, "invalid_profile");
         assert!(message.ends_with("idrl, convert, compress, thumbnail, hls, archive"));

@@ -16,6 +16,17 @@ pub enum Quality {
     High,
 }
 
+impl Quality {
+    /// The value of this preset among a table's `[high, medium, low]`.
+    fn pick(self, high: u32, medium: u32, low: u32) -> u32 {
+        match self {
+            Quality::High => high,
+            Quality::Medium => medium,
+            Quality::Low => low,
+        }
+    }
+}
+
 /// Video encoders used by the planners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum VideoCodec {
@@ -119,27 +130,15 @@ impl VideoCodec {
 /// CRF (x264, VP9) or quantiser (MPEG-4/MPEG-2/WMV2) of a preset.
 fn quality_value(codec: VideoCodec, q: Quality, purpose: Purpose) -> u32 {
     use Purpose::{Compress, Convert};
-    use Quality::{High, Low, Medium};
-    match (codec, purpose, q) {
-        (VideoCodec::H264, Convert, High) => 20,
-        (VideoCodec::H264, Convert, Medium) => 23,
-        (VideoCodec::H264, Convert, Low) => 28,
-        (VideoCodec::H264, Compress, High) => 24,
-        (VideoCodec::H264, Compress, Medium) => 27,
-        (VideoCodec::H264, Compress, Low) => 31,
-        (VideoCodec::Vp9, Convert, High) => 28,
-        (VideoCodec::Vp9, Convert, Medium) => 33,
-        (VideoCodec::Vp9, Convert, Low) => 40,
-        (VideoCodec::Vp9, Compress, High) => 35,
-        (VideoCodec::Vp9, Compress, Medium) => 39,
-        (VideoCodec::Vp9, Compress, Low) => 45,
-        (_, Convert, High) => 3,
-        (_, Convert, Medium) => 5,
-        (_, Convert, Low) => 8,
-        (_, Compress, High) => 5,
-        (_, Compress, Medium) => 8,
-        (_, Compress, Low) => 12,
-    }
+    let [high, medium, low] = match (codec, purpose) {
+        (VideoCodec::H264, Convert) => [20, 23, 28],
+        (VideoCodec::H264, Compress) => [24, 27, 31],
+        (VideoCodec::Vp9, Convert) => [28, 33, 40],
+        (VideoCodec::Vp9, Compress) => [35, 39, 45],
+        (_, Convert) => [3, 5, 8],
+        (_, Compress) => [5, 8, 12],
+    };
+    q.pick(high, medium, low)
 }
 
 /// MP2 only accepts these bitrates (kbit/s, MPEG-1 layer II).
@@ -188,20 +187,13 @@ impl AudioCodec {
             return None;
         }
         let opus = self == AudioCodec::Opus;
-        Some(match (purpose, q, opus) {
-            (Purpose::Convert, Quality::High, false) => 192,
-            (Purpose::Convert, Quality::Medium, false) => 128,
-            (Purpose::Convert, Quality::Low, false) => 96,
-            (Purpose::Convert, Quality::High, true) => 128,
-            (Purpose::Convert, Quality::Medium, true) => 96,
-            (Purpose::Convert, Quality::Low, true) => 64,
-            (Purpose::Compress, Quality::High, false) => 128,
-            (Purpose::Compress, Quality::Medium, false) => 96,
-            (Purpose::Compress, Quality::Low, false) => 64,
-            (Purpose::Compress, Quality::High, true) => 96,
-            (Purpose::Compress, Quality::Medium, true) => 64,
-            (Purpose::Compress, Quality::Low, true) => 48,
-        })
+        let [high, medium, low] = match (purpose, opus) {
+            (Purpose::Convert, false) => [192, 128, 96],
+            (Purpose::Convert, true) => [128, 96, 64],
+            (Purpose::Compress, false) => [128, 96, 64],
+            (Purpose::Compress, true) => [96, 64, 48],
+        };
+        Some(q.pick(high, medium, low))
     }
 
     /// The highest bitrate the encoder accepts that is not above `kbps`
@@ -321,30 +313,25 @@ impl Default for EncodeSettings {
 impl EncodeSettings {
     /// Output options for H.264/yuv420p + AAC 48 kHz stereo MP4 at `fps`.
     pub fn output_args(&self, fps: u32) -> Vec<String> {
-        [
-            "-c:v",
-            "libx264",
-            "-preset",
-            &self.preset,
-            "-crf",
-            &self.crf.to_string(),
-            "-pix_fmt",
-            "yuv420p",
-            "-r",
-            &fps.to_string(),
+        let (crf, fps) = (self.crf.to_string(), fps.to_string());
+        let audio_bitrate = format!("{}k", self.audio_bitrate_kbps);
+        let video = ["-c:v", "libx264", "-preset", &self.preset, "-crf", &crf];
+        let frames = ["-pix_fmt", "yuv420p", "-r", &fps];
+        let audio = [
             "-c:a",
             "aac",
             "-b:a",
-            &format!("{}k", self.audio_bitrate_kbps),
+            &audio_bitrate,
             "-ar",
             "48000",
             "-ac",
             "2",
-            "-movflags",
-            "+faststart",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect()
+        ];
+        let mp4 = ["-movflags", "+faststart"];
+        [&video[..], &frames, &audio, &mp4]
+            .concat()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     }
 }

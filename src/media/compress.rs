@@ -25,24 +25,25 @@ use super::codecs::{Purpose, Quality, VideoRate};
 use super::encode::{Job, audio_encode, kept_streams, render, video_encode};
 use super::formats::Format;
 use super::geometry::validate_max_height;
-use super::planner::{OptionError, Paths, Plan, PlanError, Planner};
+use super::planner::{OptionError, Paths, Plan, PlanError, checked_duration};
 use super::probe::MediaInfo;
 
 /// Options of the `compress` profile: exactly one of `quality` and
 /// `target_size_mb`. Unknown fields are ignored; call
 /// [`CompressOptions::validate`] after deserialising.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CompressOptions {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<Quality>,
     /// Output size in MB (10^6 bytes), `> 0` and at most 100 000.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_size_mb: Option<f64>,
     /// Maximum output height, `144..=4320`; never upscales.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_height: Option<u32>,
     /// Output format; default: the input's container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<Format>,
 }
 
@@ -78,6 +79,9 @@ fn check_format(format: Format, explicit: bool) -> Result<(), OptionError> {
 }
 
 impl CompressOptions {
+    /// The profile's name, as the API spells it.
+    pub const NAME: &str = "compress";
+
     pub fn validate(&self) -> Result<(), OptionError> {
         match (self.quality, self.target_size_mb) {
             (Some(_), Some(_)) => {
@@ -135,9 +139,7 @@ pub fn target_bitrates(
     format: Format,
     has_audio: bool,
 ) -> Result<TargetBitrates, PlanError> {
-    if !duration.is_finite() || duration <= 0.0 {
-        return Err(PlanError::InvalidDuration);
-    }
+    checked_duration(duration)?;
     let audio_codec = format.codecs().1.filter(|_| has_audio);
     let budget_kbps = target_size_mb * 8000.0 * (1.0 - MUX_OVERHEAD) / duration;
     let too_small = |min_kbps: u32| {
@@ -182,12 +184,6 @@ pub fn target_bitrates(
     })
 }
 
-impl Planner for CompressOptions {
-    fn plan(&self, info: &MediaInfo, paths: &Paths, stem: &str) -> Result<Plan, PlanError> {
-        plan_compress(info, self, paths, stem)
-    }
-}
-
 /// Plans the `compress` profile: one ffmpeg run writing `{stem}.{ext}`.
 pub fn plan_compress(
     info: &MediaInfo,
@@ -197,9 +193,7 @@ pub fn plan_compress(
 ) -> Result<Plan, PlanError> {
     opts.validate()?;
     let format = output_format(info, opts)?;
-    if !info.duration.is_finite() || info.duration <= 0.0 {
-        return Err(PlanError::InvalidDuration);
-    }
+    checked_duration(info.duration)?;
     let (video, audio) = kept_streams(info, format)?;
     let (vcodec, acodec) = format.codecs();
     let (video_rate, audio_kbps) = match (opts.quality, opts.target_size_mb) {

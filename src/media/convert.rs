@@ -23,7 +23,7 @@ use super::codecs::{Purpose, Quality, VideoRate, same_rate};
 use super::encode::{Job, audio_encode, kept_streams, render, video_encode};
 use super::formats::{Format, fits_container};
 use super::geometry::validate_max_height;
-use super::planner::{OptionError, Paths, Plan, PlanError, Planner};
+use super::planner::{OptionError, Paths, Plan, PlanError, checked_duration};
 use super::probe::{MediaInfo, VideoStream};
 use super::serialize_opt_seconds;
 
@@ -62,6 +62,9 @@ pub struct ConvertOptions {
 }
 
 impl ConvertOptions {
+    /// The profile's name, as the API spells it.
+    pub const NAME: &str = "convert";
+
     /// Options asking for nothing but the format.
     pub fn new(format: Format) -> Self {
         ConvertOptions {
@@ -180,9 +183,7 @@ pub(crate) fn trim_window(
     start: Option<f64>,
     end: Option<f64>,
 ) -> Result<(Option<f64>, Option<f64>, f64), PlanError> {
-    if !duration.is_finite() || duration <= 0.0 {
-        return Err(PlanError::InvalidDuration);
-    }
+    checked_duration(duration)?;
     let start = start.filter(|s| *s > 0.0);
     let end = end.filter(|e| *e < duration);
     let from = start.unwrap_or(0.0);
@@ -195,12 +196,6 @@ pub(crate) fn trim_window(
         .into());
     }
     Ok((start, end, to - from))
-}
-
-impl Planner for ConvertOptions {
-    fn plan(&self, info: &MediaInfo, paths: &Paths, stem: &str) -> Result<Plan, PlanError> {
-        plan_convert(info, self, paths, stem)
-    }
 }
 
 /// Plans the `convert` profile: one ffmpeg run writing `{stem}.{ext}`.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::args::{QUIET_ARGS, SAFE_INPUT_ARGS, file_url, strings};
 use super::codecs::EncodeSettings;
-use super::planner::{OptionError, Paths, Plan, PlanError, PlannedRun, Planner};
+use super::planner::{OptionError, Paths, Plan, PlanError, PlannedRun, checked_duration};
 use super::probe::MediaInfo;
 
 /// One rung of the ladder.
@@ -59,6 +59,9 @@ impl Default for HlsOptions {
 }
 
 impl HlsOptions {
+    /// The profile's name, as the API spells it.
+    pub const NAME: &str = "hls";
+
     pub fn validate(&self) -> Result<(), OptionError> {
         if !(2.0..=30.0).contains(&self.segment_seconds) {
             return Err(OptionError {
@@ -99,12 +102,6 @@ pub fn ladder(source_height: u32, opts: &HlsOptions) -> Vec<Rung> {
     rungs
 }
 
-impl Planner for HlsOptions {
-    fn plan(&self, info: &MediaInfo, paths: &Paths, stem: &str) -> Result<Plan, PlanError> {
-        plan_hls(info, self, paths, stem)
-    }
-}
-
 /// Plans the `hls` profile with the default [`EncodeSettings`]: one run whose `output` is
 /// the master playlist (every file it writes to `out_dir` is an output of the task), and
 /// the result `{"master": "master.m3u8", "ladder": [{"height", "video_kbps"}, ...]}`. The
@@ -137,9 +134,7 @@ pub fn ladder_run(
 ) -> Result<(PlannedRun, Vec<Rung>), PlanError> {
     opts.validate()?;
     let video = info.video.as_ref().ok_or(PlanError::NoVideo)?;
-    if !(info.duration.is_finite() && info.duration > 0.0) {
-        return Err(PlanError::InvalidDuration);
-    }
+    checked_duration(info.duration)?;
     let rungs = ladder(video.display_height(), opts);
     let has_audio = info.audio.is_some();
     let mut argv = strings(&QUIET_ARGS).collect::<Vec<_>>();

@@ -32,7 +32,7 @@ use super::args::{
 };
 use super::codecs::EncodeSettings;
 use super::geometry::{even_floor, even_round, validate_max_height};
-use super::planner::{OptionError, Paths, Plan, PlanError, PlannedRun, Planner, sanitize_stem};
+use super::planner::{OptionError, Paths, Plan, PlanError, PlannedRun, sanitize_stem};
 use super::probe::{MediaInfo, VideoStream};
 
 /// Output aspect ratio.
@@ -115,6 +115,9 @@ impl Default for IdrlOptions {
 }
 
 impl IdrlOptions {
+    /// The profile's name, as the API spells it.
+    pub const NAME: &str = "idrl";
+
     pub fn validate(&self) -> Result<(), OptionError> {
         let s = self.segment_seconds;
         if !s.is_finite() || !(s == 0.0 || (1.0..=3600.0).contains(&s)) {
@@ -430,16 +433,6 @@ fn bumpers(graph: &mut String, g: &GraphInput<'_>) {
         color = g.color,
         fps = g.fps,
     );
-}
-
-impl Planner for IdrlOptions {
-    fn plan(&self, info: &MediaInfo, paths: &Paths, stem: &str) -> Result<Plan, PlanError> {
-        plan_idrl(info, self, paths, stem)
-    }
-
-    fn wants_logo(&self) -> bool {
-        true
-    }
 }
 
 /// Plans the `idrl` profile with the default [`EncodeSettings`].

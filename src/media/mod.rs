@@ -2,16 +2,16 @@
 //! planning. Nothing in here spawns a process; running the planned argv is the job of
 //! [`crate::process`].
 //!
-//! Every profile follows one contract ([`planner`](mod@planner)): its options type implements
-//! [`Planner`], turning (probe result, [`Paths`], output stem) into a [`Plan`]. One module
-//! per profile: [`idrl`], [`convert`], [`compress`], [`thumbnail`], [`hls`]; [`plan`] picks
-//! the planner of a task's [`Profile`]. Shared by the planners: the ffmpeg argument helpers
+//! Every profile follows one contract ([`planner`]): a function from (probe result,
+//! options, [`Paths`], output stem) to a [`Plan`]. One module per profile: [`idrl`],
+//! [`convert`], [`compress`], [`thumbnail`], [`hls`]; [`plan()`] picks the planner of a
+//! task's [`Profile`]. Shared by the planners: the ffmpeg argument helpers
 //! and input safety options ([`args`]), the encoders ([`codecs`]), the output containers
 //! ([`formats`]), frame sizes ([`geometry`]) and the single-output encode of convert and
 //! compress ([`encode`]).
 //!
-//! A new profile: its module here (options type, `impl Planner`, argv unit tests against
-//! the fixtures), a [`Profile`] variant with its name, and an arm in [`planner_of`].
+//! A new profile: its module here (options type, `NAME`, `plan_*` function, argv unit
+//! tests against the fixtures), a [`Profile`] variant, and its arm in [`plan()`].
 
 pub mod args;
 pub mod codecs;
@@ -35,33 +35,28 @@ pub use args::{
     SAFE_INPUT_ARGS, SAFE_LOGO_ARGS, file_url, output_demuxer,
 };
 pub use logo::{LogoError, MAX_LOGO_BYTES, MAX_LOGO_SIDE, check_logo_png};
-pub use planner::{OptionError, Paths, Plan, PlanError, PlannedRun, Planner, sanitize_stem};
+pub use planner::{OptionError, Paths, Plan, PlanError, PlannedRun, sanitize_stem};
 
 use crate::domain::Profile;
 use probe::MediaInfo;
 
-/// The planner of a media profile; `None` for a profile that is not media (archive).
-pub fn planner_of(profile: &Profile) -> Option<&dyn Planner> {
-    match profile {
-        Profile::Idrl(o) => Some(o),
-        Profile::Convert(o) => Some(o),
-        Profile::Compress(o) => Some(o),
-        Profile::Thumbnail(o) => Some(o),
-        Profile::Hls(o) => Some(o),
-        Profile::Archive(_) => None,
-    }
-}
-
-/// Plans the ffmpeg runs of `profile` over the probed input (see [`Planner::plan`]).
+/// Plans the ffmpeg runs of `profile` over the probed input: the one place a profile
+/// meets its planner. `paths.logo` must name a PNG image when the profile
+/// [wants a logo](Profile::wants_logo).
 pub fn plan(
     profile: &Profile,
     info: &MediaInfo,
     paths: &Paths,
     stem: &str,
 ) -> Result<Plan, PlanError> {
-    planner_of(profile)
-        .ok_or(PlanError::NotMedia)?
-        .plan(info, paths, stem)
+    match profile {
+        Profile::Idrl(o) => idrl::plan_idrl(info, o, paths, stem),
+        Profile::Convert(o) => convert::plan_convert(info, o, paths, stem),
+        Profile::Compress(o) => compress::plan_compress(info, o, paths, stem),
+        Profile::Thumbnail(o) => thumbnail::plan_thumbnails(info, o, paths, stem),
+        Profile::Hls(o) => hls::plan_hls(info, o, paths, stem),
+        Profile::Archive(_) => Err(PlanError::NotMedia),
+    }
 }
 
 /// Seconds as the API shows them: whole values as integers (`20`, not `20.0`).

@@ -1,22 +1,11 @@
-//! The planner contract every profile follows: from (probe result, options, [`Paths`],
-//! output stem) to a [`Plan`] of ffmpeg runs and the profile's summary. Planning is pure:
-//! nothing here touches the file system or spawns a process, so every argv is unit-tested.
+//! The planner contract every profile follows: one function
+//! `plan_{profile}(&MediaInfo, &Options, &Paths, stem) -> Result<Plan, PlanError>` from
+//! (probe result, options, where to read and write, output stem) to a [`Plan`] of ffmpeg
+//! runs and the profile's summary; [`super::plan`] picks it for a task's profile. Planning
+//! is pure: nothing touches the file system or spawns a process, so every argv is
+//! unit-tested. Outputs are named after the stem, sanitised with [`sanitize_stem`].
 
 use std::path::PathBuf;
-
-use super::probe::MediaInfo;
-
-/// A profile's planner, implemented by its options type.
-pub trait Planner {
-    /// The ffmpeg runs for `info`, reading `paths.input` and writing into `paths.out_dir`
-    /// files named after `stem` (sanitised with [`sanitize_stem`]).
-    fn plan(&self, info: &MediaInfo, paths: &Paths, stem: &str) -> Result<Plan, PlanError>;
-
-    /// Whether the runs read a logo image, so [`Paths::logo`] must name one.
-    fn wants_logo(&self) -> bool {
-        false
-    }
-}
 
 /// Where the planned runs read and write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +13,8 @@ pub struct Paths {
     pub input: PathBuf,
     /// The folder every output is written to.
     pub out_dir: PathBuf,
-    /// A PNG image, for profiles whose [`Planner::wants_logo`]; the others ignore it.
+    /// A PNG image, for the profiles that show a logo ([`crate::domain::Profile::wants_logo`]:
+    /// idrl's bumpers); the others ignore it.
     pub logo: Option<PathBuf>,
 }
 
@@ -101,6 +91,15 @@ impl PlanError {
             PlanError::InvalidDuration | PlanError::FrameTooSmall { .. } => "invalid_media",
             PlanError::NonUtf8Path(_) | PlanError::NoLogo | PlanError::NotMedia => "internal",
         }
+    }
+}
+
+/// `duration` when it is usable (finite and above zero), else [`PlanError::InvalidDuration`].
+pub(crate) fn checked_duration(duration: f64) -> Result<f64, PlanError> {
+    if duration.is_finite() && duration > 0.0 {
+        Ok(duration)
+    } else {
+        Err(PlanError::InvalidDuration)
     }
 }
 

@@ -8,22 +8,22 @@ use serde::{Deserialize, Serialize};
 
 use super::{SAFE_INPUT_ARGS, file_url};
 
+/// ffprobe's options for the format and streams as JSON, errors only.
+const PRINT_JSON: [&str; 6] = [
+    "-v",
+    "error",
+    "-print_format",
+    "json",
+    "-show_format",
+    "-show_streams",
+];
+
 /// Arguments for `ffprobe` (without the program name) that print the format
 /// and streams of `input` as JSON. The input gets the same protocol and
 /// demuxer allow-lists as every ffmpeg input, so probing never opens URLs or
 /// follows playlists.
 pub fn ffprobe_args(input: &Path) -> Vec<OsString> {
-    let mut args: Vec<OsString> = [
-        "-v",
-        "error",
-        "-print_format",
-        "json",
-        "-show_format",
-        "-show_streams",
-    ]
-    .iter()
-    .map(OsString::from)
-    .collect();
+    let mut args: Vec<OsString> = PRINT_JSON.iter().map(OsString::from).collect();
     args.extend(SAFE_INPUT_ARGS.iter().map(OsString::from));
     args.push("-i".into());
     args.push(file_url(input));
@@ -38,24 +38,20 @@ pub fn ffprobe_output_args(output: &Path) -> Vec<OsString> {
     let Some(demuxer) = super::output_demuxer(output) else {
         return ffprobe_args(output);
     };
-    let mut args: Vec<OsString> = [
-        "-v",
-        "error",
-        "-print_format",
-        "json",
-        "-show_format",
-        "-show_streams",
-        "-protocol_whitelist",
-        super::INPUT_PROTOCOL_WHITELIST,
-        "-format_whitelist",
-        demuxer,
-        "-f",
-        demuxer,
-        "-i",
-    ]
-    .iter()
-    .map(OsString::from)
-    .collect();
+    let mut args: Vec<OsString> = PRINT_JSON.iter().map(OsString::from).collect();
+    args.extend(
+        [
+            "-protocol_whitelist",
+            super::INPUT_PROTOCOL_WHITELIST,
+            "-format_whitelist",
+            demuxer,
+            "-f",
+            demuxer,
+            "-i",
+        ]
+        .iter()
+        .map(OsString::from),
+    );
     args.push(file_url(output));
     args
 }

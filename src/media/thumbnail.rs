@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 use super::Seconds;
 use super::args::{input_args, output_args};
 use super::geometry::scaled_size;
-use super::planner::{OptionError, Paths, Plan, PlanError, PlannedRun, Planner, sanitize_stem};
+use super::planner::{
+    OptionError, Paths, Plan, PlanError, PlannedRun, checked_duration, sanitize_stem,
+};
 use super::probe::MediaInfo;
 
 /// Image format of thumbnails.
@@ -79,23 +81,22 @@ pub const MAX_THUMBNAILS: u32 = 100;
 /// (default one) or explicit `at` seconds. Unknown fields are ignored; call
 /// [`ThumbnailOptions::validate`] after deserialising.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ThumbnailOptions {
     /// `1..=100`; not with `at`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
     /// Seconds into the media, `1..=100` of them, each `>= 0` and before
     /// the end.
     #[serde(
-        default,
         skip_serializing_if = "Option::is_none",
         serialize_with = "serialize_times"
     )]
     pub at: Option<Vec<f64>>,
-    #[serde(default)]
     pub format: ImageFormat,
     /// Width in pixels, `16..=7680`, height to keep the aspect ratio; never
     /// upscales. Default: the video's width.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
 }
 
@@ -107,6 +108,9 @@ fn serialize_times<S: serde::Serializer>(v: &Option<Vec<f64>>, s: S) -> Result<S
 }
 
 impl ThumbnailOptions {
+    /// The profile's name, as the API spells it.
+    pub const NAME: &str = "thumbnail";
+
     pub fn validate(&self) -> Result<(), OptionError> {
         if let Some(count) = self.count {
             if self.at.is_some() {
@@ -155,12 +159,6 @@ pub fn thumbnail_times(duration: f64, count: u32) -> Vec<f64> {
     (1..=count).map(|i| duration * f64::from(i) / n).collect()
 }
 
-impl Planner for ThumbnailOptions {
-    fn plan(&self, info: &MediaInfo, paths: &Paths, stem: &str) -> Result<Plan, PlanError> {
-        plan_thumbnails(info, self, paths, stem)
-    }
-}
-
 /// Plans the `thumbnail` profile: one run per image.
 pub fn plan_thumbnails(
     info: &MediaInfo,
@@ -170,10 +168,7 @@ pub fn plan_thumbnails(
 ) -> Result<Plan, PlanError> {
     opts.validate()?;
     let video = info.video.as_ref().ok_or(PlanError::NoVideo)?;
-    let duration = info.duration;
-    if !duration.is_finite() || duration <= 0.0 {
-        return Err(PlanError::InvalidDuration);
-    }
+    let duration = checked_duration(info.duration)?;
     let frame = 1.0 / video.fps.filter(|f| *f >= 1.0).unwrap_or(25.0);
     let times = chosen_times(opts, duration)?;
     // A seek past the last frame would produce nothing.

@@ -19,12 +19,8 @@ use crate::db::{Db, Lease};
 use crate::domain::task::ArchiveOptions;
 use crate::domain::{OutputFile, Profile, Source, Stage, TaskError, TaskRecord};
 use crate::fetch::{FetchError, Fetcher};
-use crate::media::compress::plan_compress;
-use crate::media::convert::{ConvertPaths, plan_convert};
-use crate::media::hls::{HlsPaths, plan_hls};
-use crate::media::plan::{EncodeSettings, Plan, PlanError, PlanPaths, PlannedRun, plan_idrl};
 use crate::media::probe::{self, MediaInfo, ProbeLimits};
-use crate::media::thumbnail::plan_thumbnails;
+use crate::media::{self, Paths, Plan, PlanError, PlannedRun};
 use crate::process::{self, CommandSpec, ProcessError};
 use crate::storage::{Storage, StorageError, keys};
 
@@ -427,77 +423,43 @@ pub struct JobOutput {
     pub result: Option<serde_json::Value>,
 }
 
-/// The ffmpeg runs a task needs, and the summary it will show.
-struct Planned {
-    runs: Vec<PlannedRun>,
-    result: Option<serde_json::Value>,
-}
-
 fn plan_error(e: PlanError) -> JobError {
     JobError::Abort(task_error(e.code(), e.to_string()))
 }
 
-/// Pick the planner of the task's profile (pure), fetching what it needs (the logo).
+/// Plan the task's runs (pure), fetching first what its profile needs (the logo).
 async fn plan_task(
     run: &Run<'_>,
     info: &MediaInfo,
     input: &Path,
     out_dir: &Path,
     dir: &Path,
-) -> Result<Planned, JobError> {
+) -> Result<Plan, JobError> {
     let task = run.task;
-    let stem = task.source.stem();
-    let paths = ConvertPaths {
+    let logo = if task.profile.wants_logo() {
+        Some(fetch_logo(run.storage, task, dir).await?)
+    } else {
+        None
+    };
+    let paths = Paths {
         input: input.to_path_buf(),
         out_dir: out_dir.to_path_buf(),
+        logo,
     };
-    let runs = |plan: Plan| Planned {
-        runs: plan.runs,
-        result: None,
-    };
-    Ok(match &task.profile {
-        Profile::Idrl(options) => {
-            let logo = dir.join("logo.png");
-            match run.storage.get_to_file(&keys::logo(task.id), &logo).await {
-                Ok(_) => {}
-                Err(StorageError::NotFound) => tokio::fs::write(&logo, DEFAULT_LOGO)
-                    .await
-                    .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?,
-                Err(e) => return Err(storage_error(e)),
-            }
-            let paths = PlanPaths {
-                input: input.to_path_buf(),
-                logo,
-                out_dir: out_dir.to_path_buf(),
-            };
-            runs(plan_idrl(info, options, &paths, &stem).map_err(plan_error)?)
-        }
-        Profile::Convert(o) => runs(plan_convert(info, o, &paths, &stem).map_err(plan_error)?),
-        Profile::Compress(o) => runs(plan_compress(info, o, &paths, &stem).map_err(plan_error)?),
-        Profile::Thumbnail(o) => runs(plan_thumbnails(info, o, &paths, &stem).map_err(plan_error)?),
-        Profile::Archive(_) => {
-            return Err(JobError::Abort(task_error(
-                "internal",
-                "archives are not media",
-            )));
-        }
-        Profile::Hls(o) => {
-            let hls_paths = HlsPaths {
-                input: input.to_path_buf(),
-                out_dir: out_dir.to_path_buf(),
-            };
-            let (run, rungs) =
-                plan_hls(info, o, &hls_paths, &EncodeSettings::default()).map_err(plan_error)?;
-            let ladder: Vec<serde_json::Value> = rungs
-                .iter()
-                .map(|r| serde_json::json!({"height": r.height, "video_kbps": r.video_kbps}))
-                .collect();
-            Planned {
-                runs: vec![run],
-                result: Some(serde_json::json!({"master": "master.m3u8", "ladder": ladder})),
-            }
-        }
-    })
+    media::plan(&task.profile, info, &paths, &task.source.stem()).map_err(plan_error)
+}
+
+/// The task's own logo from storage, else the service's default, as `{dir}/logo.png`.
+async fn fetch_logo(storage: &Storage, task: &TaskRecord, dir: &Path) -> Result<PathBuf, JobError> {
+    let logo = dir.join("logo.png");
+    match storage.get_to_file(&keys::logo(task.id), &logo).await {
+        Ok(_) => {}
+        Err(StorageError::NotFound) => tokio::fs::write(&logo, DEFAULT_LOGO)
+            .await
+            .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?,
+        Err(e) => return Err(storage_error(e)),
+    }
+    Ok(logo)
 }
 
 /// Run the planned ffmpeg runs in order, reporting one progress bar over all of them.

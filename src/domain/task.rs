@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::media::OptionError;
 use crate::media::compress::CompressOptions;
 use crate::media::convert::ConvertOptions;
 use crate::media::hls::HlsOptions;
-use crate::media::plan::{IdrlOptions, OptionError};
+use crate::media::idrl::IdrlOptions;
 use crate::media::probe::MediaInfo;
 use crate::media::thumbnail::ThumbnailOptions;
 
@@ -113,14 +114,18 @@ impl Source {
             Some((s, _)) if !s.is_empty() => s.to_string(),
             _ => name,
         };
-        crate::media::plan::sanitize_stem(&stem)
+        crate::media::sanitize_stem(&stem)
     }
 }
 
-/// The processing asked for: one variant per profile, holding its validated options.
+/// The processing asked for. Stored as `{"profile": NAME, "options": {...}}`, NAME being
+/// the variant in snake_case, which is [`Profile::name`] (a test checks they agree).
+/// Media profiles are planned by [`crate::media::plan`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "profile", content = "options", rename_all = "snake_case")]
 pub enum Profile {
+    /// The default profile: the input is cut into parts of `segment_seconds`, each with a
+    /// logo card (bumper) before and after it, 16:9 H.264/AAC.
     Idrl(IdrlOptions),
     Convert(ConvertOptions),
     Compress(CompressOptions),
@@ -135,17 +140,30 @@ pub struct ArchiveOptions {
     pub format: crate::archive::ArchiveFormat,
 }
 
+impl ArchiveOptions {
+    /// The profile's name, as the API spells it.
+    pub const NAME: &str = "archive";
+}
+
 impl Profile {
+    /// The profile's name, as the API spells it: its options type's `NAME`.
     pub fn name(&self) -> &'static str {
         match self {
-            Profile::Idrl(_) => "idrl",
-            Profile::Convert(_) => "convert",
-            Profile::Compress(_) => "compress",
-            Profile::Thumbnail(_) => "thumbnail",
-            Profile::Hls(_) => "hls",
-            Profile::Archive(_) => "archive",
+            Profile::Idrl(_) => IdrlOptions::NAME,
+            Profile::Convert(_) => ConvertOptions::NAME,
+            Profile::Compress(_) => CompressOptions::NAME,
+            Profile::Thumbnail(_) => ThumbnailOptions::NAME,
+            Profile::Hls(_) => HlsOptions::NAME,
+            Profile::Archive(_) => ArchiveOptions::NAME,
         }
     }
+
+    /// Whether the profile's runs show a logo (idrl's bumpers), which the job fetches
+    /// before planning ([`crate::media::Paths::logo`]).
+    pub fn wants_logo(&self) -> bool {
+        matches!(self, Profile::Idrl(_))
+    }
+
     pub fn options_json(&self) -> serde_json::Value {
         let v = match self {
             Profile::Idrl(o) => serde_json::to_value(o),
@@ -171,8 +189,14 @@ fn parse_options<T: serde::de::DeserializeOwned>(
 }
 
 /// Names of every profile, for error messages.
-pub const KNOWN_PROFILES: [&str; 6] =
-    ["idrl", "convert", "compress", "thumbnail", "hls", "archive"];
+pub const KNOWN_PROFILES: [&str; 6] = [
+    IdrlOptions::NAME,
+    ConvertOptions::NAME,
+    CompressOptions::NAME,
+    ThumbnailOptions::NAME,
+    HlsOptions::NAME,
+    ArchiveOptions::NAME,
+];
 
 /// Parse `profile` + `options` from a request. `Err((code, message))`.
 pub fn parse_profile(
@@ -184,13 +208,21 @@ pub fn parse_profile(
         Some(v @ serde_json::Value::Object(_)) => v,
         Some(_) => return Err(("invalid_options", "options must be a JSON object".into())),
     };
-    match name.unwrap_or("idrl") {
-        "idrl" => parse_options(value, IdrlOptions::validate).map(Profile::Idrl),
-        "convert" => parse_options(value, ConvertOptions::validate).map(Profile::Convert),
-        "compress" => parse_options(value, CompressOptions::validate).map(Profile::Compress),
-        "thumbnail" => parse_options(value, ThumbnailOptions::validate).map(Profile::Thumbnail),
-        "hls" => parse_options(value, HlsOptions::validate).map(Profile::Hls),
-        "archive" => parse_options(value, |_: &ArchiveOptions| Ok(())).map(Profile::Archive),
+    match name.unwrap_or(IdrlOptions::NAME) {
+        IdrlOptions::NAME => parse_options(value, IdrlOptions::validate).map(Profile::Idrl),
+        ConvertOptions::NAME => {
+            parse_options(value, ConvertOptions::validate).map(Profile::Convert)
+        }
+        CompressOptions::NAME => {
+            parse_options(value, CompressOptions::validate).map(Profile::Compress)
+        }
+        ThumbnailOptions::NAME => {
+            parse_options(value, ThumbnailOptions::validate).map(Profile::Thumbnail)
+        }
+        HlsOptions::NAME => parse_options(value, HlsOptions::validate).map(Profile::Hls),
+        ArchiveOptions::NAME => {
+            parse_options(value, |_: &ArchiveOptions| Ok(())).map(Profile::Archive)
+        }
         other => Err((
             "invalid_profile",
             format!(
@@ -353,5 +385,31 @@ impl TaskRecord {
             started_at: self.started_at,
             finished_at: self.finished_at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_match_the_stored_tag_and_parse_back() {
+        let options = |name: &str| match name {
+            ConvertOptions::NAME => Some(json!({"format": "mp4"})),
+            CompressOptions::NAME => Some(json!({"quality": "low"})),
+            ArchiveOptions::NAME => Some(json!({"format": "zip"})),
+            _ => None,
+        };
+        for name in KNOWN_PROFILES {
+            let profile = parse_profile(Some(name), options(name)).unwrap();
+            assert_eq!(profile.name(), name);
+            assert_eq!(serde_json::to_value(&profile).unwrap()["profile"], name);
+            assert_eq!(profile.wants_logo(), name == IdrlOptions::NAME, "{name}");
+        }
+        assert_eq!(parse_profile(None, None).unwrap().name(), IdrlOptions::NAME);
+        let (code, message) = parse_profile(Some("nope"), None).unwrap_err();
+        assert_eq!(code, "invalid_profile");
+        assert!(message.ends_with("idrl, convert, compress, thumbnail, hls, archive"));
     }
 }

@@ -15,6 +15,7 @@ use super::extract::{AuthUser, parse_json};
 use crate::db::{ListQuery, NewTask, RetryOutcome};
 use crate::domain::task::parse_profile;
 use crate::domain::{Profile, Source, TaskStatus, TaskView, safe_filename};
+use crate::media::LogoError;
 use crate::storage::{StorageError, keys};
 
 /// JSON submission. `format` is shorthand for the `convert` profile.
@@ -188,12 +189,11 @@ async fn create_from_upload(state: AppState, user: AuthUser, req: Request) -> Ap
             let name = field.name().unwrap_or("").to_string();
             if name == "logo" {
                 let bytes = read_small_part(field, crate::media::MAX_LOGO_BYTES).await?;
-                crate::media::check_logo_png(&bytes).map_err(|m| {
-                    if m.contains("PNG") {
-                        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_logo", m)
-                    } else {
-                        ApiError::bad_request("invalid_logo", m)
+                crate::media::check_logo_png(&bytes).map_err(|e| match e {
+                    LogoError::NotPng => {
+                        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.code(), e.to_string())
                     }
+                    LogoError::BadSize { .. } => ApiError::bad_request(e.code(), e.to_string()),
                 })?;
                 state
                     .storage
@@ -262,7 +262,7 @@ async fn create_from_upload(state: AppState, user: AuthUser, req: Request) -> Ap
                 )?),
             };
         let profile = resolve_profile(profile.as_deref(), options, new_format.as_deref())?;
-        if has_logo && !matches!(profile, Profile::Idrl(_)) {
+        if has_logo && !profile.wants_logo() {
             return Err(ApiError::bad_request(
                 "invalid_field",
                 "logo: a logo applies to the idrl profile only",

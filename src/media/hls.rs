@@ -1,13 +1,14 @@
-//! The `hls` profile (pure): an adaptive ladder never above the source, written by ONE
+//! The `hls` profile (pure planning): an adaptive ladder never above the source, written by ONE
 //! ffmpeg run (one decode, one encode per rung) as a master playlist, one media playlist
 //! per rung and their segments, all flat in the output folder:
 //! `master.m3u8`, `stream_{i}.m3u8`, `stream_{i}_{NNN}.ts`.
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::{EncodeSettings, OptionError, PlanError, PlannedRun};
+use super::args::{QUIET_ARGS, SAFE_INPUT_ARGS, file_url, strings};
+use super::codecs::EncodeSettings;
+use super::planner::{OptionError, Paths, Plan, PlanError, PlannedRun, checked_duration};
 use super::probe::MediaInfo;
-use super::{SAFE_INPUT_ARGS, file_url};
 
 /// One rung of the ladder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,9 @@ impl Default for HlsOptions {
 }
 
 impl HlsOptions {
+    /// The profile's name, as the API spells it.
+    pub const NAME: &str = "hls";
+
     pub fn validate(&self) -> Result<(), OptionError> {
         if !(2.0..=30.0).contains(&self.segment_seconds) {
             return Err(OptionError {
@@ -98,30 +102,81 @@ pub fn ladder(source_height: u32, opts: &HlsOptions) -> Vec<Rung> {
     rungs
 }
 
-/// Where the run reads and writes.
-pub struct HlsPaths {
-    pub input: std::path::PathBuf,
-    pub out_dir: std::path::PathBuf,
-}
-
-/// Plan the single ffmpeg run. Its `output` is the master playlist; every file the run
-/// writes to `out_dir` is an output of the task.
+/// Plans the `hls` profile with the default [`EncodeSettings`]: one run whose `output` is
+/// the master playlist (every file it writes to `out_dir` is an output of the task), and
+/// the result `{"master": "master.m3u8", "ladder": [{"height", "video_kbps"}, ...]}`. The
+/// file names are fixed, so `stem` is not used.
 pub fn plan_hls(
     info: &MediaInfo,
     opts: &HlsOptions,
-    paths: &HlsPaths,
+    paths: &Paths,
+    _stem: &str,
+) -> Result<Plan, PlanError> {
+    let (run, rungs) = ladder_run(info, opts, paths, &EncodeSettings::default())?;
+    let ladder: Vec<serde_json::Value> = rungs
+        .iter()
+        .map(|r| serde_json::json!({"height": r.height, "video_kbps": r.video_kbps}))
+        .collect();
+    Ok(Plan {
+        width: 0,
+        height: 0,
+        runs: vec![run],
+        result: Some(serde_json::json!({"master": "master.m3u8", "ladder": ladder})),
+    })
+}
+
+/// The single ffmpeg run (one decode, one encode per rung) and its rungs.
+pub fn ladder_run(
+    info: &MediaInfo,
+    opts: &HlsOptions,
+    paths: &Paths,
     encode: &EncodeSettings,
 ) -> Result<(PlannedRun, Vec<Rung>), PlanError> {
     opts.validate()?;
     let video = info.video.as_ref().ok_or(PlanError::NoVideo)?;
-    if !(info.duration.is_finite() && info.duration > 0.0) {
-        return Err(PlanError::InvalidDuration);
-    }
+    checked_duration(info.duration)?;
     let rungs = ladder(video.display_height(), opts);
-    let n = rungs.len();
-    let out = |name: &str| paths.out_dir.join(name).to_string_lossy().into_owned();
-    let mut graph = format!("[0:{}]split={n}", video.index);
-    for i in 0..n {
+    let has_audio = info.audio.is_some();
+    let mut argv = strings(&QUIET_ARGS).collect::<Vec<_>>();
+    argv.push("-y".into());
+    argv.extend(strings(&SAFE_INPUT_ARGS));
+    argv.push("-i".into());
+    argv.push(file_url(&paths.input).to_string_lossy().into_owned());
+    argv.extend([
+        "-filter_complex".to_string(),
+        ladder_graph(video.index, &rungs),
+    ]);
+    for i in 0..rungs.len() {
+        argv.extend(["-map".to_string(), format!("[v{i}]")]);
+        if let Some(a) = &info.audio {
+            argv.extend(["-map".to_string(), format!("0:{}", a.index)]);
+        }
+    }
+    argv.extend(video_args(&rungs, encode, opts.segment_seconds));
+    if has_audio {
+        argv.extend(strings(&["-c:a", "aac", "-b:a"]));
+        argv.push(format!("{}k", encode.audio_bitrate_kbps));
+        argv.extend(strings(&["-ar", "48000", "-ac", "2"]));
+    }
+    argv.extend(muxer_args(
+        rungs.len(),
+        has_audio,
+        opts.segment_seconds,
+        paths,
+    ));
+    let run = PlannedRun {
+        argv,
+        output: paths.out_dir.join("master.m3u8"),
+        output_name: "master.m3u8".into(),
+        expected_duration: info.duration,
+    };
+    Ok((run, rungs))
+}
+
+/// The input's video split once per rung, each scaled to the rung's height: `[v{i}]`.
+fn ladder_graph(video_index: usize, rungs: &[Rung]) -> String {
+    let mut graph = format!("[0:{video_index}]split={}", rungs.len());
+    for i in 0..rungs.len() {
         graph.push_str(&format!("[s{i}]"));
     }
     for (i, r) in rungs.iter().enumerate() {
@@ -130,34 +185,16 @@ pub fn plan_hls(
             r.height
         ));
     }
-    let mut argv: Vec<String> = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-        .iter()
-        .map(|s| s.to_string())
+    graph
+}
+
+/// x264 for every rung at its bitrate (bounded by a VBV buffer), with a keyframe at
+/// every segment boundary.
+fn video_args(rungs: &[Rung], encode: &EncodeSettings, segment_seconds: f64) -> Vec<String> {
+    let mut argv: Vec<String> = strings(&["-map_metadata", "-1", "-c:v", "libx264", "-preset"])
+        .chain([encode.preset.clone()])
+        .chain(strings(&["-sc_threshold", "0"]))
         .collect();
-    argv.extend(SAFE_INPUT_ARGS.iter().map(|s| s.to_string()));
-    argv.push("-i".into());
-    argv.push(file_url(&paths.input).to_string_lossy().into_owned());
-    argv.extend(["-filter_complex".to_string(), graph]);
-    for i in 0..n {
-        argv.extend(["-map".to_string(), format!("[v{i}]")]);
-        if let Some(a) = &info.audio {
-            argv.extend(["-map".to_string(), format!("0:{}", a.index)]);
-        }
-    }
-    argv.extend(
-        [
-            "-map_metadata",
-            "-1",
-            "-c:v",
-            "libx264",
-            "-preset",
-            &encode.preset,
-            "-sc_threshold",
-            "0",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
     for (i, r) in rungs.iter().enumerate() {
         argv.extend([
             format!("-b:v:{i}"),
@@ -168,37 +205,30 @@ pub fn plan_hls(
             format!("{}k", r.video_kbps * 3 / 2),
         ]);
     }
-    let seg = opts.segment_seconds;
     argv.extend([
         "-force_key_frames".to_string(),
-        format!("expr:gte(t,n_forced*{seg})"),
+        format!("expr:gte(t,n_forced*{segment_seconds})"),
     ]);
-    if info.audio.is_some() {
-        argv.extend([
-            "-c:a".to_string(),
-            "aac".into(),
-            "-b:a".into(),
-            format!("{}k", encode.audio_bitrate_kbps),
-            "-ar".into(),
-            "48000".into(),
-            "-ac".into(),
-            "2".into(),
-        ]);
-    }
-    let stream_map: Vec<String> = (0..n)
+    argv
+}
+
+/// The HLS muxer: VOD playlists, one variant stream per rung, flat in `out_dir`.
+fn muxer_args(rungs: usize, has_audio: bool, segment_seconds: f64, paths: &Paths) -> Vec<String> {
+    let out = |name: &str| paths.out_dir.join(name).to_string_lossy().into_owned();
+    let stream_map: Vec<String> = (0..rungs)
         .map(|i| {
-            if info.audio.is_some() {
+            if has_audio {
                 format!("v:{i},a:{i}")
             } else {
                 format!("v:{i}")
             }
         })
         .collect();
-    argv.extend([
+    vec![
         "-f".to_string(),
         "hls".into(),
         "-hls_time".into(),
-        seg.to_string(),
+        segment_seconds.to_string(),
         "-hls_playlist_type".into(),
         "vod".into(),
         "-hls_flags".into(),
@@ -213,138 +243,8 @@ pub fn plan_hls(
         "pipe:1".into(),
         "-nostats".into(),
         out("stream_%v.m3u8"),
-    ]);
-    Ok((
-        PlannedRun {
-            argv,
-            output: paths.out_dir.join("master.m3u8"),
-            output_name: "master.m3u8".into(),
-            expected_duration: info.duration,
-        },
-        rungs,
-    ))
+    ]
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::media::probe::parse_ffprobe;
-
-    fn fixture(name: &str) -> MediaInfo {
-        let path = format!("{}/src/media/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        parse_ffprobe(&std::fs::read(path).unwrap()).unwrap()
-    }
-
-    #[test]
-    fn ladder_never_goes_above_the_source() {
-        let d = HlsOptions::default();
-        let h = |v: &[Rung]| v.iter().map(|r| r.height).collect::<Vec<_>>();
-        assert_eq!(h(&ladder(1080, &d)), [360, 480, 720, 1080]);
-        assert_eq!(h(&ladder(720, &d)), [360, 480, 720]);
-        assert_eq!(h(&ladder(719, &d)), [360, 480]);
-        assert_eq!(h(&ladder(180, &d)), [180]);
-        assert_eq!(h(&ladder(181, &d)), [180]);
-        let only = HlsOptions {
-            heights: Some(vec![360, 1080]),
-            ..d
-        };
-        assert_eq!(h(&ladder(720, &only)), [360]);
-    }
-
-    #[test]
-    fn options_are_validated_by_name() {
-        let bad = HlsOptions {
-            segment_seconds: 1.0,
-            ..HlsOptions::default()
-        };
-        assert_eq!(bad.validate().unwrap_err().option, "segment_seconds");
-        let bad = HlsOptions {
-            heights: Some(vec![999]),
-            ..HlsOptions::default()
-        };
-        assert_eq!(bad.validate().unwrap_err().option, "heights");
-        let bad = HlsOptions {
-            heights: Some(vec![]),
-            ..HlsOptions::default()
-        };
-        assert_eq!(bad.validate().unwrap_err().option, "heights");
-    }
-
-    #[test]
-    fn one_run_maps_every_rung_with_audio_and_safe_input() {
-        let info = fixture("landscape_1080p30.json");
-        let paths = HlsPaths {
-            input: "/s/input".into(),
-            out_dir: "/s/out".into(),
-        };
-        let (run, rungs) = plan_hls(
-            &info,
-            &HlsOptions::default(),
-            &paths,
-            &EncodeSettings::default(),
-        )
-        .unwrap();
-        assert_eq!(rungs.len(), 4);
-        let a = run.argv.join(" ");
-        assert!(a.starts_with("-nostdin -hide_banner -loglevel error -y -protocol_whitelist file -format_whitelist "), "{a}");
-        assert!(a.contains("-i file:/s/input"), "{a}");
-        assert!(a.contains("split=4[s0][s1][s2][s3]"), "{a}");
-        assert!(
-            a.contains("[s3]scale=-2:1080,setsar=1,format=yuv420p[v3]"),
-            "{a}"
-        );
-        assert!(
-            a.contains("-var_stream_map v:0,a:0 v:1,a:1 v:2,a:2 v:3,a:3"),
-            "{a}"
-        );
-        assert!(
-            a.contains("-b:v:3 5000k -maxrate:v:3 5350k -bufsize:v:3 7500k"),
-            "{a}"
-        );
-        assert!(
-            a.contains("-force_key_frames expr:gte(t,n_forced*6)"),
-            "{a}"
-        );
-        assert!(
-            a.ends_with("-progress pipe:1 -nostats /s/out/stream_%v.m3u8"),
-            "{a}"
-        );
-        assert_eq!(run.output_name, "master.m3u8");
-    }
-
-    #[test]
-    fn silent_input_maps_video_only() {
-        let info = fixture("no_audio_720p.json");
-        let paths = HlsPaths {
-            input: "/s/input".into(),
-            out_dir: "/s/out".into(),
-        };
-        let (run, rungs) = plan_hls(
-            &info,
-            &HlsOptions::default(),
-            &paths,
-            &EncodeSettings::default(),
-        )
-        .unwrap();
-        assert_eq!(rungs.len(), 3);
-        let a = run.argv.join(" ");
-        assert!(a.contains("-var_stream_map v:0 v:1 v:2"), "{a}");
-        assert!(!a.contains("-c:a"), "{a}");
-    }
-
-    #[test]
-    fn audio_only_input_is_refused() {
-        let info = fixture("audio_only.json");
-        let paths = HlsPaths {
-            input: "/s/input".into(),
-            out_dir: "/s/out".into(),
-        };
-        let e = plan_hls(
-            &info,
-            &HlsOptions::default(),
-            &paths,
-            &EncodeSettings::default(),
-        );
-        assert_eq!(e.unwrap_err().code(), "no_video_stream");
-    }
-}
+mod tests;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::convert::ConvertPaths;
+use super::planner::Paths;
 use super::probe::{MediaInfo, parse_ffprobe};
 
 /// A committed ffprobe fixture, parsed.
@@ -27,10 +27,11 @@ pub fn fixture(name: &str) -> MediaInfo {
     parse_ffprobe(json).unwrap()
 }
 
-pub fn paths() -> ConvertPaths {
-    ConvertPaths {
+pub fn paths() -> Paths {
+    Paths {
         input: PathBuf::from("/scratch/t1/input"),
         out_dir: PathBuf::from("/scratch/t1/out"),
+        logo: None,
     }
 }
 

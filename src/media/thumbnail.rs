@@ -19,8 +19,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::convert::{ConvertPaths, Seconds, input_args, output_args, scaled_size};
-use super::plan::{OptionError, Plan, PlanError, PlannedRun, sanitize_stem};
+use super::Seconds;
+use super::args::{input_args, output_args};
+use super::geometry::scaled_size;
+use super::planner::{
+    OptionError, Paths, Plan, PlanError, PlannedRun, checked_duration, sanitize_stem,
+};
 use super::probe::MediaInfo;
 
 /// Image format of thumbnails.
@@ -77,23 +81,22 @@ pub const MAX_THUMBNAILS: u32 = 100;
 /// (default one) or explicit `at` seconds. Unknown fields are ignored; call
 /// [`ThumbnailOptions::validate`] after deserialising.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ThumbnailOptions {
     /// `1..=100`; not with `at`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
     /// Seconds into the media, `1..=100` of them, each `>= 0` and before
     /// the end.
     #[serde(
-        default,
         skip_serializing_if = "Option::is_none",
         serialize_with = "serialize_times"
     )]
     pub at: Option<Vec<f64>>,
-    #[serde(default)]
     pub format: ImageFormat,
     /// Width in pixels, `16..=7680`, height to keep the aspect ratio; never
     /// upscales. Default: the video's width.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
 }
 
@@ -105,6 +108,9 @@ fn serialize_times<S: serde::Serializer>(v: &Option<Vec<f64>>, s: S) -> Result<S
 }
 
 impl ThumbnailOptions {
+    /// The profile's name, as the API spells it.
+    pub const NAME: &str = "thumbnail";
+
     pub fn validate(&self) -> Result<(), OptionError> {
         if let Some(count) = self.count {
             if self.at.is_some() {
@@ -157,29 +163,14 @@ pub fn thumbnail_times(duration: f64, count: u32) -> Vec<f64> {
 pub fn plan_thumbnails(
     info: &MediaInfo,
     opts: &ThumbnailOptions,
-    paths: &ConvertPaths,
+    paths: &Paths,
     stem: &str,
 ) -> Result<Plan, PlanError> {
     opts.validate()?;
     let video = info.video.as_ref().ok_or(PlanError::NoVideo)?;
-    let duration = info.duration;
-    if !duration.is_finite() || duration <= 0.0 {
-        return Err(PlanError::InvalidDuration);
-    }
+    let duration = checked_duration(info.duration)?;
     let frame = 1.0 / video.fps.filter(|f| *f >= 1.0).unwrap_or(25.0);
-    let times = match &opts.at {
-        Some(at) => {
-            if let Some(t) = at.iter().find(|t| **t >= duration) {
-                return Err(OptionError::new(
-                    "at",
-                    format!("{t} s is not before the end of the media ({duration:.3} s)"),
-                )
-                .into());
-            }
-            at.clone()
-        }
-        None => thumbnail_times(duration, opts.count.unwrap_or(1)),
-    };
+    let times = chosen_times(opts, duration)?;
     // A seek past the last frame would produce nothing.
     let last = (duration - frame).max(0.0);
     let (width, height) = scaled_size(video, None, opts.width)?;
@@ -215,287 +206,26 @@ pub fn plan_thumbnails(
         width,
         height,
         runs,
+        result: None,
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::testutil::{arg_after, check_safety, fixture, has_flag, paths};
-    use super::*;
-
-    fn plan_of(name: &str, opts: &ThumbnailOptions) -> Plan {
-        let plan = plan_thumbnails(&fixture(name), opts, &paths(), "My clip").unwrap();
-        for run in &plan.runs {
-            check_safety(&run.argv);
-            assert_eq!(arg_after(&run.argv, "-frames:v"), "1");
-            assert!(has_flag(&run.argv, "-an"));
+/// The asked `at` times (each before the end), else `count` evenly spaced ones.
+fn chosen_times(opts: &ThumbnailOptions, duration: f64) -> Result<Vec<f64>, PlanError> {
+    match &opts.at {
+        Some(at) => {
+            if let Some(t) = at.iter().find(|t| **t >= duration) {
+                return Err(OptionError::new(
+                    "at",
+                    format!("{t} s is not before the end of the media ({duration:.3} s)"),
+                )
+                .into());
+            }
+            Ok(at.clone())
         }
-        plan
-    }
-
-    fn seek(argv: &[String]) -> Option<f64> {
-        argv.iter()
-            .position(|a| a == "-ss")
-            .map(|i| argv[i + 1].parse().unwrap())
-    }
-
-    #[test]
-    fn evenly_spaced_times() {
-        assert_eq!(thumbnail_times(10.0, 1), [5.0]);
-        assert_eq!(thumbnail_times(10.0, 4), [2.0, 4.0, 6.0, 8.0]);
-        let t = thumbnail_times(45.0, 100);
-        assert_eq!(t.len(), 100);
-        assert!(t[0] > 0.0 && t[99] < 45.0);
-        assert!(t.windows(2).all(|w| w[1] > w[0]));
-        assert!(thumbnail_times(0.0, 3).is_empty());
-        assert!(thumbnail_times(f64::NAN, 3).is_empty());
-    }
-
-    #[test]
-    fn default_is_one_jpeg_from_the_middle() {
-        let plan = plan_of("landscape", &ThumbnailOptions::default());
-        assert_eq!((plan.width, plan.height), (1920, 1080));
-        assert_eq!(plan.runs.len(), 1);
-        let run = &plan.runs[0];
-        assert_eq!(run.output_name, "My_clip_thumb_001.jpg");
-        assert_eq!(
-            run.output,
-            std::path::PathBuf::from("/scratch/t1/out/My_clip_thumb_001.jpg")
-        );
-        assert!((run.expected_duration - 1.0 / 30.0).abs() < 1e-9);
-        let i = run.argv.iter().position(|a| a == "-i").unwrap();
-        assert_eq!(&run.argv[i - 2..i], ["-ss", "1"]);
-        let tail: Vec<&str> = run.argv[i + 2..].iter().map(String::as_str).collect();
-        assert_eq!(
-            tail,
-            [
-                "-map",
-                "0:0",
-                "-frames:v",
-                "1",
-                "-c:v",
-                "mjpeg",
-                "-q:v",
-                "3",
-                "-an",
-                "-f",
-                "image2pipe",
-                "-progress",
-                "pipe:1",
-                "-nostats",
-                "-y",
-                "file:/scratch/t1/out/My_clip_thumb_001.jpg"
-            ]
-        );
-    }
-
-    #[test]
-    fn count_names_and_times() {
-        let plan = plan_of(
-            "long",
-            &ThumbnailOptions {
-                count: Some(4),
-                format: ImageFormat::Png,
-                ..ThumbnailOptions::default()
-            },
-        );
-        let names: Vec<&str> = plan.runs.iter().map(|r| r.output_name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "My_clip_thumb_001.png",
-                "My_clip_thumb_002.png",
-                "My_clip_thumb_003.png",
-                "My_clip_thumb_004.png"
-            ]
-        );
-        let times: Vec<f64> = plan.runs.iter().filter_map(|r| seek(&r.argv)).collect();
-        assert_eq!(times, [9.0, 18.0, 27.0, 36.0]);
-        for run in &plan.runs {
-            assert_eq!(arg_after(&run.argv, "-c:v"), "png");
-            assert_eq!(arg_after(&run.argv, "-f"), "image2pipe");
-        }
-    }
-
-    #[test]
-    fn explicit_times() {
-        let plan = plan_of(
-            "landscape",
-            &ThumbnailOptions {
-                at: Some(vec![0.0, 1.5, 1.99]),
-                format: ImageFormat::Webp,
-                ..ThumbnailOptions::default()
-            },
-        );
-        let times: Vec<Option<f64>> = plan.runs.iter().map(|r| seek(&r.argv)).collect();
-        // t = 0 needs no seek; a time within the last frame is moved onto it.
-        assert_eq!(times, [None, Some(1.5), Some(1.966667)]);
-        let run = &plan.runs[1];
-        assert_eq!(arg_after(&run.argv, "-c:v"), "libwebp");
-        assert_eq!(arg_after(&run.argv, "-f"), "webp");
-        assert_eq!(run.output_name, "My_clip_thumb_002.webp");
-        let err = plan_thumbnails(
-            &fixture("landscape"),
-            &ThumbnailOptions {
-                at: Some(vec![1.0, 2.0]),
-                ..ThumbnailOptions::default()
-            },
-            &paths(),
-            "x",
-        )
-        .unwrap_err();
-        assert_eq!(err.code(), "invalid_option");
-        assert!(err.to_string().contains("`at`"), "{err}");
-    }
-
-    #[test]
-    fn width_scales_down_only() {
-        let size = |name: &str, width: Option<u32>| {
-            let plan = plan_of(
-                name,
-                &ThumbnailOptions {
-                    width,
-                    ..ThumbnailOptions::default()
-                },
-            );
-            let argv = &plan.runs[0].argv;
-            let vf = argv
-                .iter()
-                .position(|a| a == "-vf")
-                .map(|i| argv[i + 1].clone());
-            ((plan.width, plan.height), vf)
-        };
-        assert_eq!(
-            size("landscape", Some(320)),
-            ((320, 180), Some("scale=320:180".into()))
-        );
-        assert_eq!(size("sd", Some(4000)), ((640, 480), None));
-        // Display orientation.
-        assert_eq!(size("rotated", None), ((180, 320), None));
-        assert_eq!(
-            size("rotated", Some(90)),
-            ((90, 160), Some("scale=90:160".into()))
-        );
-    }
-
-    #[test]
-    fn errors() {
-        let err = plan_thumbnails(
-            &fixture("audio_only"),
-            &ThumbnailOptions::default(),
-            &paths(),
-            "x",
-        )
-        .unwrap_err();
-        assert_eq!(err.code(), "no_video_stream");
-        let d = ThumbnailOptions::default;
-        let cases: Vec<(ThumbnailOptions, &str)> = vec![
-            (
-                ThumbnailOptions {
-                    count: Some(0),
-                    ..d()
-                },
-                "count",
-            ),
-            (
-                ThumbnailOptions {
-                    count: Some(101),
-                    ..d()
-                },
-                "count",
-            ),
-            (
-                ThumbnailOptions {
-                    count: Some(2),
-                    at: Some(vec![1.0]),
-                    ..d()
-                },
-                "at",
-            ),
-            (
-                ThumbnailOptions {
-                    at: Some(vec![]),
-                    ..d()
-                },
-                "at",
-            ),
-            (
-                ThumbnailOptions {
-                    at: Some(vec![0.5; 101]),
-                    ..d()
-                },
-                "at",
-            ),
-            (
-                ThumbnailOptions {
-                    at: Some(vec![1.0, -0.5]),
-                    ..d()
-                },
-                "at",
-            ),
-            (
-                ThumbnailOptions {
-                    at: Some(vec![f64::NAN]),
-                    ..d()
-                },
-                "at",
-            ),
-            (
-                ThumbnailOptions {
-                    width: Some(8),
-                    ..d()
-                },
-                "width",
-            ),
-            (
-                ThumbnailOptions {
-                    width: Some(7681),
-                    ..d()
-                },
-                "width",
-            ),
-        ];
-        for (opts, name) in cases {
-            let err = opts.validate().unwrap_err();
-            assert_eq!(err.option, name, "{opts:?}");
-            let perr = plan_thumbnails(&fixture("landscape"), &opts, &paths(), "x").unwrap_err();
-            assert_eq!(perr.code(), "invalid_option");
-        }
-    }
-
-    #[test]
-    fn options_deserialize_and_ignore_unknown_fields() {
-        let opts: ThumbnailOptions = serde_json::from_str("{}").unwrap();
-        assert_eq!(opts, ThumbnailOptions::default());
-        assert_eq!(opts.format, ImageFormat::Jpg);
-        let opts: ThumbnailOptions =
-            serde_json::from_str(r#"{"count":3,"format":"webp","width":320,"zzz":true}"#).unwrap();
-        assert_eq!(opts.count, Some(3));
-        assert_eq!(opts.format, ImageFormat::Webp);
-        assert_eq!(opts.width, Some(320));
-        let opts: ThumbnailOptions = serde_json::from_str(r#"{"at":[1,2.5]}"#).unwrap();
-        assert_eq!(opts.at, Some(vec![1.0, 2.5]));
-        assert_eq!(
-            serde_json::to_value(&opts).unwrap(),
-            serde_json::json!({"at": [1, 2.5], "format": "jpg"})
-        );
-        for bad in [
-            r#"{"format":"bmp"}"#,
-            r#"{"count":-1}"#,
-            r#"{"at":1}"#,
-            r#"{"width":"320"}"#,
-        ] {
-            assert!(
-                serde_json::from_str::<ThumbnailOptions>(bad).is_err(),
-                "{bad}"
-            );
-        }
-        for f in [ImageFormat::Jpg, ImageFormat::Png, ImageFormat::Webp] {
-            assert_eq!(
-                serde_json::to_value(f).unwrap(),
-                serde_json::json!(f.extension())
-            );
-            assert!(f.demuxer().ends_with("_pipe"));
-        }
+        None => Ok(thumbnail_times(duration, opts.count.unwrap_or(1))),
     }
 }
+
+#[cfg(test)]
+mod tests;

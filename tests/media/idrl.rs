@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use reelforge::media::plan::{IdrlOptions, PlanPaths, plan_idrl};
+use reelforge::media::Paths;
+use reelforge::media::idrl::{IdrlOptions, plan_idrl};
 use reelforge::media::probe::{MediaInfo, ProbeLimits, validate};
 
 use crate::common::{self, ffmpeg, probe};
@@ -20,9 +21,9 @@ fn run_plan(input: &Path, dir: &Path, opts: &IdrlOptions) -> Vec<(MediaInfo, f64
     validate(&info, &ProbeLimits::default()).unwrap();
     let out_dir = dir.join("out");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let paths = PlanPaths {
+    let paths = Paths {
         input: input.to_path_buf(),
-        logo: logo(),
+        logo: Some(logo()),
         out_dir,
     };
     let plan = plan_idrl(&info, opts, &paths, "clip").unwrap();
@@ -130,7 +131,7 @@ fn rotated_phone_clip_is_framed_upright_and_padded() {
     let v = info.video.as_ref().unwrap();
     assert_eq!((v.display_width(), v.display_height()), (180, 320));
     let opts = IdrlOptions {
-        fit: reelforge::media::plan::Fit::Pad,
+        fit: reelforge::media::idrl::Fit::Pad,
         background: "#203040".into(),
         ..IdrlOptions::default()
     };

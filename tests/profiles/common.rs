@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use reelforge::media::plan::Plan;
+use reelforge::media::Plan;
 use reelforge::media::probe::{MediaInfo, ffprobe_args, ffprobe_output_args, parse_ffprobe};
 
 /// Runs ffmpeg with whitespace-separated arguments (paths have no spaces).

@@ -2,8 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use reelforge::media::Paths;
+use reelforge::media::codecs::Quality;
 use reelforge::media::compress::{CompressOptions, plan_compress};
-use reelforge::media::convert::{ConvertPaths, Format, Quality};
+use reelforge::media::formats::Format;
 use reelforge::media::probe::MediaInfo;
 
 use crate::common::{Expect, check, clip, probe, probe_output, run_plan, scratch};
@@ -31,9 +33,10 @@ fn mandelbrot_15s() -> PathBuf {
 fn compress(input: &Path, opts: &CompressOptions) -> (MediaInfo, u64, String) {
     let info = probe(input);
     let (dir, out_dir) = scratch();
-    let paths = ConvertPaths {
+    let paths = Paths {
         input: input.to_path_buf(),
         out_dir,
+        logo: None,
     };
     let plan = plan_compress(&info, opts, &paths, "clip").unwrap();
     run_plan(&plan, dir.path());

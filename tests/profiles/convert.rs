@@ -3,7 +3,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use reelforge::media::convert::{ConvertOptions, ConvertPaths, Format, Quality, plan_convert};
+use reelforge::media::Paths;
+use reelforge::media::codecs::Quality;
+use reelforge::media::convert::{ConvertOptions, plan_convert};
+use reelforge::media::formats::Format;
 
 use crate::common::{
     Expect, check, clip, medium_mp4, probe, probe_output, run_plan, scratch, small_mp4,
@@ -15,9 +18,10 @@ fn convert(
 ) -> (reelforge::media::probe::MediaInfo, Duration, Vec<String>) {
     let info = probe(input);
     let (dir, out_dir) = scratch();
-    let paths = ConvertPaths {
+    let paths = Paths {
         input: input.to_path_buf(),
         out_dir,
+        logo: None,
     };
     let plan = plan_convert(&info, opts, &paths, "clip").unwrap();
     let took = run_plan(&plan, dir.path());

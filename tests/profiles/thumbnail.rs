@@ -1,6 +1,6 @@
 //! Thumbnails: count, explicit times, width and every image format.
 
-use reelforge::media::convert::ConvertPaths;
+use reelforge::media::Paths;
 use reelforge::media::probe::MediaInfo;
 use reelforge::media::thumbnail::{ImageFormat, ThumbnailOptions, plan_thumbnails};
 
@@ -9,9 +9,10 @@ use crate::common::{medium_mp4, probe, probe_output_json, run_plan, scratch};
 fn run(info: &MediaInfo, opts: &ThumbnailOptions) -> Vec<serde_json::Value> {
     let input = medium_mp4();
     let (dir, out_dir) = scratch();
-    let paths = ConvertPaths {
+    let paths = Paths {
         input,
         out_dir: out_dir.clone(),
+        logo: None,
     };
     let plan = plan_thumbnails(info, opts, &paths, "clip").unwrap();
     run_plan(&plan, dir.path());

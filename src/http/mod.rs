@@ -9,6 +9,7 @@ pub mod files;
 pub mod service;
 mod state;
 pub mod tasks;
+mod upload;
 
 pub use state::AppState;
 

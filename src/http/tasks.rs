@@ -1,10 +1,9 @@
 //! The tasks API: create (URL or streamed upload), list, get, cancel, retry, delete.
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -14,9 +13,8 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{AuthUser, parse_json};
 use crate::db::{ListQuery, NewTask, RetryOutcome};
 use crate::domain::task::parse_profile;
-use crate::domain::{Profile, Source, TaskStatus, TaskView, safe_filename};
-use crate::media::LogoError;
-use crate::storage::{StorageError, keys};
+use crate::domain::{Profile, Source, TaskStatus, TaskView};
+use crate::storage::keys;
 
 /// JSON submission. `format` is shorthand for the `convert` profile.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -55,7 +53,7 @@ fn profile_error((code, message): (&'static str, String)) -> ApiError {
 }
 
 /// `format`/`newFormat` is shorthand for the convert profile with that format.
-fn resolve_profile(
+pub(super) fn resolve_profile(
     profile: Option<&str>,
     options: Option<serde_json::Value>,
     format: Option<&str>,
@@ -77,7 +75,7 @@ fn resolve_profile(
     .map_err(profile_error)
 }
 
-fn created(task: &TaskView) -> Response {
+pub(super) fn created(task: &TaskView) -> Response {
     let mut r = (StatusCode::CREATED, Json(task)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/tasks/{}", task.id)) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -110,7 +108,7 @@ pub async fn create_task(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"));
     if is_multipart {
-        return create_from_upload(state, user, req).await;
+        return super::upload::create_from_upload(state, user, req).await;
     }
     let bytes = axum::body::to_bytes(req.into_body(), 1024 * 1024)
         .await
@@ -157,155 +155,6 @@ pub fn fetch_error(e: crate::fetch::FetchError) -> ApiError {
         StatusCode::BAD_REQUEST
     };
     ApiError::new(status, code, e.to_string())
-}
-
-async fn create_from_upload(state: AppState, user: AuthUser, req: Request) -> ApiResult<Response> {
-    let limit = state.max_upload;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    // The multipart envelope adds a little; anything past limit + 64 KiB cannot fit.
-    if declared.is_some_and(|n| n > limit.saturating_add(64 * 1024)) {
-        return Err(ApiError::too_large(limit));
-    }
-    let task_id = Uuid::now_v7();
-    let mut multipart = Multipart::from_request(req, &state)
-        .await
-        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
-    let mut stored: Option<(String, String, u64)> = None; // key, filename, size
-    let mut file_name_text: Option<String> = None;
-    let mut new_format: Option<String> = None;
-    let mut profile: Option<String> = None;
-    let mut options: Option<String> = None;
-    let mut has_logo = false;
-    let result: ApiResult<()> = async {
-        while let Some(field) = multipart
-            .next_field()
-            .await
-            .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?
-        {
-            let name = field.name().unwrap_or("").to_string();
-            if name == "logo" {
-                let bytes = read_small_part(field, crate::media::MAX_LOGO_BYTES).await?;
-                crate::media::check_logo_png(&bytes).map_err(|e| match e {
-                    LogoError::NotPng => {
-                        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.code(), e.to_string())
-                    }
-                    LogoError::BadSize { .. } => ApiError::bad_request(e.code(), e.to_string()),
-                })?;
-                state
-                    .storage
-                    .put_stream(
-                        &keys::logo(task_id),
-                        futures::stream::iter([Ok::<_, std::io::Error>(bytes)]),
-                        crate::media::MAX_LOGO_BYTES,
-                    )
-                    .await?;
-                has_logo = true;
-                continue;
-            }
-            let is_file = field.file_name().is_some() || matches!(name.as_str(), "file" | "video");
-            if is_file && matches!(name.as_str(), "file" | "video" | "fileName") {
-                if stored.is_some() {
-                    return Err(ApiError::bad_request(
-                        "invalid_multipart",
-                        "only one file part is accepted",
-                    ));
-                }
-                let filename = safe_filename(field.file_name().unwrap_or("upload.bin"));
-                let key = keys::input(task_id, &filename);
-                let size = state
-                    .storage
-                    .put_stream(&key, field.map_err(|e| e.body_text()), limit)
-                    .await
-                    .map_err(|e| match e {
-                        StorageError::TooLarge(l) => ApiError::too_large(l),
-                        StorageError::Body(m) => ApiError::bad_request("invalid_multipart", m),
-                        other => ApiError::Internal(other.into()),
-                    })?;
-                stored = Some((key, filename, size));
-                continue;
-            }
-            let text = field
-                .text()
-                .await
-                .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
-            match name.as_str() {
-                "fileName" => file_name_text = Some(text),
-                "newFormat" => new_format = Some(text),
-                "profile" => profile = Some(text),
-                "options" => options = Some(text),
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-    .await;
-    let outcome = async {
-        result?;
-        let (key, stored_name, size) = stored.clone().ok_or_else(|| {
-            ApiError::bad_request("missing_field", "a file part named `file` is required")
-        })?;
-        if size == 0 {
-            return Err(ApiError::bad_request(
-                "empty_file",
-                "the uploaded file is empty",
-            ));
-        }
-        let options =
-            match options.as_deref() {
-                None | Some("") => None,
-                Some(text) => Some(parse_json::<serde_json::Value>(text.as_bytes()).map_err(
-                    |_| ApiError::bad_request("invalid_options", "options must be a JSON object"),
-                )?),
-            };
-        let profile = resolve_profile(profile.as_deref(), options, new_format.as_deref())?;
-        if has_logo && !profile.wants_logo() {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "logo: a logo applies to the idrl profile only",
-            ));
-        }
-        let filename = file_name_text
-            .as_deref()
-            .map(safe_filename)
-            .unwrap_or(stored_name);
-        let task = state
-            .db
-            .create_task(
-                NewTask {
-                    id: task_id,
-                    user_id: user.id,
-                    profile,
-                    source: Source::Upload { filename, size },
-                    input_key: Some(key),
-                },
-                state.max_attempts,
-            )
-            .await?;
-        Ok(task)
-    }
-    .await;
-    match outcome {
-        Ok(task) => {
-            state.signals.job_queued();
-            Ok(created(&task.view()))
-        }
-        Err(e) => {
-            // Nothing may outlive a refused upload (input, logo).
-            if (stored.is_some() || has_logo)
-                && let Err(del) = state
-                    .storage
-                    .delete_prefix(&keys::task_prefix(task_id))
-                    .await
-            {
-                tracing::warn!(error = %del, "could not remove a refused upload");
-            }
-            Err(e)
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -501,23 +350,4 @@ pub async fn retry_task(
         )),
         RetryOutcome::NotFound => Err(ApiError::not_found()),
     }
-}
-
-/// Read a small multipart part whole, refusing it past `limit` bytes.
-async fn read_small_part(
-    mut field: axum::extract::multipart::Field<'_>,
-    limit: u64,
-) -> ApiResult<bytes::Bytes> {
-    let mut buf = Vec::new();
-    while let Some(chunk) = field
-        .chunk()
-        .await
-        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?
-    {
-        if (buf.len() + chunk.len()) as u64 > limit {
-            return Err(ApiError::too_large(limit));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(bytes::Bytes::from(buf))
 }

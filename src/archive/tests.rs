@@ -1,3 +1,4 @@
+use super::limits::sanitize;
 use super::*;
 
 #[test]

@@ -1,4 +1,13 @@
-use super::*;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use reqwest::dns::{Name, Resolve};
+use url::Url;
+
+use super::AllowList;
+use super::client::{BlockedAnswers, GuardedResolver};
+use super::filename::{disposition_filename, percent_decode, url_filename};
 
 #[tokio::test]
 async fn resolver_filters_blocked_answers() {

@@ -13,7 +13,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -272,6 +272,14 @@ struct GroupGuard {
 }
 
 impl GroupGuard {
+    /// Guards the group of `child`: with process_group(0) the child's pid is its
+    /// process group id.
+    fn for_child(child: &Child) -> Self {
+        GroupGuard {
+            pgid: child.id().and_then(|pid| libc::pid_t::try_from(pid).ok()),
+        }
+    }
+
     fn kill(&self) {
         if let Some(pgid) = self.pgid {
             kill_group(pgid);
@@ -318,6 +326,22 @@ struct Pipes<O, E> {
     tail: Tail,
     last_progress: Option<ProgressUpdate>,
     captured: Option<Vec<u8>>,
+}
+
+impl Pipes<ChildStdout, ChildStderr> {
+    /// Takes the child's output pipes; with `capture_stdout` stdout is kept, not parsed.
+    fn new(child: &mut Child, capture_stdout: bool) -> Self {
+        Pipes {
+            stdout: child.stdout.take(),
+            stderr: child.stderr.take(),
+            out_lines: LineSplitter::default(),
+            err_lines: LineSplitter::default(),
+            parser: ProgressParser::new(),
+            tail: Tail::default(),
+            last_progress: None,
+            captured: capture_stdout.then(Vec::new),
+        }
+    }
 }
 
 impl<O: AsyncRead + Unpin, E: AsyncRead + Unpin> Pipes<O, E> {
@@ -482,28 +506,58 @@ async fn run_inner<F: FnMut(ProgressUpdate)>(
     }
     let started = Instant::now();
     let mut child = spawn(spec)?;
-    // With process_group(0) the child's pid is its process group id.
-    let mut guard = GroupGuard {
-        pgid: child.id().and_then(|pid| libc::pid_t::try_from(pid).ok()),
-    };
-    let mut pipes = Pipes {
-        stdout: child.stdout.take(),
-        stderr: child.stderr.take(),
-        out_lines: LineSplitter::default(),
-        err_lines: LineSplitter::default(),
-        parser: ProgressParser::new(),
-        tail: Tail::default(),
-        last_progress: None,
-        captured: spec.capture_stdout.then(Vec::new),
-    };
+    let mut guard = GroupGuard::for_child(&child);
+    let mut pipes = Pipes::new(&mut child, spec.capture_stdout);
     tracing::debug!(program = ?spec.program, pid = ?guard.pgid, "process started");
 
+    let stop = wait_for_stop(
+        spec,
+        cancel,
+        started,
+        &mut child,
+        &mut pipes,
+        &mut on_progress,
+    )
+    .await;
+    match stop {
+        Stop::Exited(status) => {
+            finish_exited(
+                spec,
+                status,
+                started,
+                &mut guard,
+                &mut pipes,
+                &mut on_progress,
+            )
+            .await
+        }
+        Stop::Cancelled => Err(kill_and_reap(guard, child, ProcessError::Cancelled, spec).await),
+        Stop::Timeout => {
+            Err(kill_and_reap(guard, child, ProcessError::Timeout(spec.timeout), spec).await)
+        }
+        Stop::Stalled(after) => {
+            Err(kill_and_reap(guard, child, ProcessError::Stalled(after), spec).await)
+        }
+    }
+}
+
+/// Reads both pipes until the child exits, `cancel` fires, the run passes `spec.timeout`,
+/// or progress has not advanced for `spec.stall_timeout`. Cancellation wins over the
+/// deadlines, and those over output and exit, when several are ready at once.
+async fn wait_for_stop<F: FnMut(ProgressUpdate)>(
+    spec: &CommandSpec,
+    cancel: &CancellationToken,
+    started: Instant,
+    child: &mut Child,
+    pipes: &mut Pipes<ChildStdout, ChildStderr>,
+    on_progress: &mut F,
+) -> Stop {
     let deadline = started.checked_add(spec.timeout);
     let mut last_advance = started;
     let mut out_buf = [0u8; 4096];
     let mut err_buf = [0u8; 4096];
 
-    let stop = loop {
+    loop {
         let stall_deadline = spec.stall_timeout.and_then(|s| last_advance.checked_add(s));
         tokio::select! {
             biased;
@@ -514,7 +568,7 @@ async fn run_inner<F: FnMut(ProgressUpdate)>(
             }
             read = read_opt(&mut pipes.stdout, &mut out_buf) => match read {
                 Ok(n) if n > 0 => {
-                    if pipes.on_stdout(&out_buf[..n], &mut on_progress) {
+                    if pipes.on_stdout(&out_buf[..n], on_progress) {
                         last_advance = Instant::now();
                     }
                 }
@@ -526,51 +580,50 @@ async fn run_inner<F: FnMut(ProgressUpdate)>(
             },
             status = child.wait() => break Stop::Exited(status),
         }
-    };
-
-    match stop {
-        Stop::Exited(status) => {
-            // Leftover members of the group (e.g. a helper holding our pipes
-            // open) go too. While any member lives, its group id cannot be
-            // reused; with none left, kill() just fails with ESRCH.
-            guard.kill();
-            guard.disarm();
-            pipes
-                .drain(Instant::now() + DRAIN_TIMEOUT, &mut on_progress)
-                .await;
-            let status = status?;
-            let elapsed = started.elapsed();
-            tracing::debug!(program = ?spec.program, ?status, ?elapsed, "process exited");
-            if status.success() {
-                Ok(RunOutput {
-                    stdout: pipes.captured.take().unwrap_or_default(),
-                    stderr_tail: pipes.tail.text(),
-                    last_progress: pipes.last_progress,
-                    elapsed,
-                })
-            } else {
-                let stderr_tail = pipes.tail.text();
-                // The user sees a short message in the task; the operator needs the cause.
-                tracing::warn!(
-                    program = %Path::new(&spec.program).display(),
-                    status = %exit_description(status.code()),
-                    stderr = %last_lines(&stderr_tail, LOGGED_STDERR_LINES),
-                    "process failed"
-                );
-                Err(ProcessError::Status {
-                    code: status.code(),
-                    stderr_tail,
-                })
-            }
-        }
-        Stop::Cancelled => Err(kill_and_reap(guard, child, ProcessError::Cancelled, spec).await),
-        Stop::Timeout => {
-            Err(kill_and_reap(guard, child, ProcessError::Timeout(spec.timeout), spec).await)
-        }
-        Stop::Stalled(after) => {
-            Err(kill_and_reap(guard, child, ProcessError::Stalled(after), spec).await)
-        }
     }
+}
+
+/// After the child has exited: removes what is left of its group, reads the pipes to their
+/// end, and turns the exit status into the run's result.
+async fn finish_exited<F: FnMut(ProgressUpdate)>(
+    spec: &CommandSpec,
+    status: io::Result<ExitStatus>,
+    started: Instant,
+    guard: &mut GroupGuard,
+    pipes: &mut Pipes<ChildStdout, ChildStderr>,
+    on_progress: &mut F,
+) -> Result<RunOutput, ProcessError> {
+    // Leftover members of the group (e.g. a helper holding our pipes
+    // open) go too. While any member lives, its group id cannot be
+    // reused; with none left, kill() just fails with ESRCH.
+    guard.kill();
+    guard.disarm();
+    pipes
+        .drain(Instant::now() + DRAIN_TIMEOUT, on_progress)
+        .await;
+    let status = status?;
+    let elapsed = started.elapsed();
+    tracing::debug!(program = ?spec.program, ?status, ?elapsed, "process exited");
+    if status.success() {
+        return Ok(RunOutput {
+            stdout: pipes.captured.take().unwrap_or_default(),
+            stderr_tail: pipes.tail.text(),
+            last_progress: pipes.last_progress,
+            elapsed,
+        });
+    }
+    let stderr_tail = pipes.tail.text();
+    // The user sees a short message in the task; the operator needs the cause.
+    tracing::warn!(
+        program = %Path::new(&spec.program).display(),
+        status = %exit_description(status.code()),
+        stderr = %last_lines(&stderr_tail, LOGGED_STDERR_LINES),
+        "process failed"
+    );
+    Err(ProcessError::Status {
+        code: status.code(),
+        stderr_tail,
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::archive::{ArchiveError, ArchiveFormat, ExtractLimits, recompress};
 use crate::db::{Db, Lease};
+use crate::domain::ErrorCode;
 use crate::domain::task::ArchiveOptions;
 use crate::domain::{OutputFile, Profile, Source, Stage, TaskError, TaskRecord};
 use crate::fetch::{FetchError, Fetcher};
@@ -69,11 +70,8 @@ pub enum JobError {
     Cancelled,
 }
 
-fn task_error(code: &str, message: impl Into<String>) -> TaskError {
-    TaskError {
-        code: code.to_string(),
-        message: message.into(),
-    }
+fn task_error(code: ErrorCode, message: impl Into<String>) -> TaskError {
+    TaskError::new(code, message)
 }
 
 /// Settings of the pipeline.
@@ -133,10 +131,10 @@ pub fn sweep_scratch(root: &Path) -> std::io::Result<usize> {
 fn storage_error(e: StorageError) -> JobError {
     match e {
         StorageError::NotFound => JobError::Abort(task_error(
-            "input_missing",
+            ErrorCode::InputMissing,
             "the task's input is no longer in storage",
         )),
-        other => JobError::Retry(task_error("storage_error", other.to_string())),
+        other => JobError::Retry(task_error(ErrorCode::StorageError, other.to_string())),
     }
 }
 
@@ -158,23 +156,23 @@ fn process_error(e: ProcessError, what: &str, scratch: &Path) -> JobError {
     match e {
         ProcessError::Cancelled => JobError::Cancelled,
         ProcessError::Timeout(_) => JobError::Retry(task_error(
-            "timeout",
+            ErrorCode::Timeout,
             format!("{what} ran past its time limit"),
         )),
         ProcessError::Stalled(d) => JobError::Retry(task_error(
-            "stalled",
+            ErrorCode::Stalled,
             format!("{what} made no progress for {} s", d.as_secs()),
         )),
         ProcessError::NotFound(_) => JobError::Retry(task_error(
-            "ffmpeg_missing",
+            ErrorCode::FfmpegMissing,
             format!("{what} is not installed"),
         )),
         ProcessError::Status { stderr_tail, .. } => JobError::Abort(task_error(
-            "processing_failed",
+            ErrorCode::ProcessingFailed,
             format!("{what} failed: {}", redact(stderr_tail.trim(), scratch)),
         )),
         other => JobError::Retry(task_error(
-            "process_error",
+            ErrorCode::ProcessError,
             redact(&other.to_string(), scratch),
         )),
     }
@@ -258,7 +256,7 @@ pub async fn probe_file(
         Ok(out) => out,
         Err(ProcessError::Status { .. }) => {
             return Err(JobError::Abort(task_error(
-                "invalid_media",
+                ErrorCode::InvalidMedia,
                 "the file is not a readable audio or video file",
             )));
         }
@@ -274,7 +272,7 @@ pub async fn execute(run: &Run<'_>) -> Result<JobOutput, JobError> {
     let (env, storage, task, cancel, progress) =
         (run.env, run.storage, run.task, run.cancel, run.progress);
     let scratch = Scratch::create(&env.scratch_dir, run.lease)
-        .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?;
+        .map_err(|e| JobError::Retry(task_error(ErrorCode::ScratchError, e.to_string())))?;
     let dir = scratch.path();
 
     // fetching
@@ -295,13 +293,13 @@ pub async fn execute(run: &Run<'_>) -> Result<JobOutput, JobError> {
     // storing
     report(progress, Stage::Storing, 0.0, None);
     let files = list_files(&out_dir)
-        .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?;
+        .map_err(|e| JobError::Retry(task_error(ErrorCode::ScratchError, e.to_string())))?;
     if let Profile::Compress(_) = &task.profile {
         result = Some(keep_smaller(&files, &input_path)?);
     }
     if files.is_empty() {
         return Err(JobError::Abort(task_error(
-            "no_output",
+            ErrorCode::NoOutput,
             "processing produced no file",
         )));
     }
@@ -340,7 +338,12 @@ async fn process_media(
     match run.db.set_input(run.lease, &info, input_key).await {
         Ok(true) => {}
         Ok(false) => return Err(JobError::Cancelled),
-        Err(e) => return Err(JobError::Retry(task_error("database_error", e.to_string()))),
+        Err(e) => {
+            return Err(JobError::Retry(task_error(
+                ErrorCode::DatabaseError,
+                e.to_string(),
+            )));
+        }
     }
     probe::validate(&info, &env.limits)
         .map_err(|e| JobError::Abort(task_error(e.code(), e.to_string())))?;
@@ -357,7 +360,7 @@ async fn process_media(
         .db
         .set_commands(run.lease, &commands)
         .await
-        .map_err(|e| JobError::Retry(task_error("database_error", e.to_string())))?
+        .map_err(|e| JobError::Retry(task_error(ErrorCode::DatabaseError, e.to_string())))?
     {
         return Err(JobError::Cancelled);
     }
@@ -368,7 +371,7 @@ async fn process_media(
 fn archive_error(e: ArchiveError) -> JobError {
     match e {
         ArchiveError::Cancelled => JobError::Cancelled,
-        ArchiveError::Io(io) => JobError::Retry(task_error("io_error", io.to_string())),
+        ArchiveError::Io(io) => JobError::Retry(task_error(ErrorCode::IoError, io.to_string())),
         other => JobError::Abort(task_error(other.code(), other.to_string())),
     }
 }
@@ -386,7 +389,7 @@ async fn recompress_archive(
     report(run.progress, Stage::Processing, 0.0, None);
     let from = ArchiveFormat::detect(input).map_err(archive_error)?;
     std::fs::create_dir_all(out_dir)
-        .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?;
+        .map_err(|e| JobError::Retry(task_error(ErrorCode::ScratchError, e.to_string())))?;
     let name = format!("{}.{}", task.source.stem(), options.format.extension());
     let out = out_dir.join(&name);
     let stop = Arc::new(AtomicBool::new(false));
@@ -404,7 +407,7 @@ async fn recompress_archive(
             .await;
     watcher.abort();
     let summary = summary
-        .map_err(|e| JobError::Retry(task_error("internal", e.to_string())))?
+        .map_err(|e| JobError::Retry(task_error(ErrorCode::Internal, e.to_string())))?
         .map_err(archive_error)?;
     Ok(Some(serde_json::json!({
             "from": from.as_str(),
@@ -456,7 +459,7 @@ async fn fetch_logo(storage: &Storage, task: &TaskRecord, dir: &Path) -> Result<
         Ok(_) => {}
         Err(StorageError::NotFound) => tokio::fs::write(&logo, DEFAULT_LOGO)
             .await
-            .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?,
+            .map_err(|e| JobError::Retry(task_error(ErrorCode::ScratchError, e.to_string())))?,
         Err(e) => return Err(storage_error(e)),
     }
     Ok(logo)
@@ -473,7 +476,7 @@ async fn run_all(
     if let Some(out) = runs.first().and_then(|r| r.output.parent()) {
         tokio::fs::create_dir_all(out)
             .await
-            .map_err(|e| JobError::Retry(task_error("scratch_error", e.to_string())))?;
+            .map_err(|e| JobError::Retry(task_error(ErrorCode::ScratchError, e.to_string())))?;
     }
     let total: f64 = runs
         .iter()
@@ -528,11 +531,12 @@ fn list_files(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
 /// Compress never hands back something bigger than it was given: when the result is not
 /// smaller, the input (under the output's name) is kept instead, and the summary says so.
 fn keep_smaller(files: &[(String, PathBuf)], input: &Path) -> Result<serde_json::Value, JobError> {
-    let io = |e: std::io::Error| JobError::Retry(task_error("scratch_error", e.to_string()));
+    let io =
+        |e: std::io::Error| JobError::Retry(task_error(ErrorCode::ScratchError, e.to_string()));
     let input_size = std::fs::metadata(input).map_err(io)?.len();
     let Some((_, path)) = files.first() else {
         return Err(JobError::Abort(task_error(
-            "no_output",
+            ErrorCode::NoOutput,
             "compress produced no file",
         )));
     };
@@ -598,7 +602,7 @@ async fn describe_output(
         .await
         .map_err(|e| match e {
             ProcessError::Status { stderr_tail, .. } => JobError::Retry(task_error(
-                "output_invalid",
+                ErrorCode::OutputInvalid,
                 format!(
                     "a produced file could not be read back: {}",
                     redact(stderr_tail.trim(), dir)
@@ -644,7 +648,7 @@ async fn fetch_input(
     }
     let Source::Url { url } = &task.source else {
         return Err(JobError::Abort(task_error(
-            "input_missing",
+            ErrorCode::InputMissing,
             "the upload is missing",
         )));
     };

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use crate::domain::ErrorCode;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::time::Instant;
@@ -91,16 +92,16 @@ fn exit_description(code: Option<i32>) -> String {
 
 impl ProcessError {
     /// Stable snake_case error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ProcessError::NotFound(_) => "program_not_found",
-            ProcessError::PermissionDenied(_) => "program_not_executable",
-            ProcessError::Spawn { .. } => "spawn_failed",
-            ProcessError::Io(_) => "process_io",
-            ProcessError::Cancelled => "cancelled",
-            ProcessError::Timeout(_) => "timeout",
-            ProcessError::Stalled(_) => "stalled",
-            ProcessError::Status { .. } => "process_failed",
+            ProcessError::NotFound(_) => ErrorCode::ProgramNotFound,
+            ProcessError::PermissionDenied(_) => ErrorCode::ProgramNotExecutable,
+            ProcessError::Spawn { .. } => ErrorCode::SpawnFailed,
+            ProcessError::Io(_) => ErrorCode::ProcessIo,
+            ProcessError::Cancelled => ErrorCode::Cancelled,
+            ProcessError::Timeout(_) => ErrorCode::Timeout,
+            ProcessError::Stalled(_) => ErrorCode::Stalled,
+            ProcessError::Status { .. } => ErrorCode::ProcessFailed,
         }
     }
 }
@@ -489,7 +490,7 @@ pub async fn run<F: FnMut(ProgressUpdate)>(
         .unwrap_or_default();
     let outcome = match &result {
         Ok(_) => "ok",
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     };
     metrics::counter!(crate::telemetry::PROCESS_RUNS, "program" => program, "outcome" => outcome)
         .increment(1);

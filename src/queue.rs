@@ -13,7 +13,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::db::{Db, Lease};
-use crate::domain::{TaskError, TaskRecord, TaskStatus};
+use crate::domain::{ErrorCode, TaskError, TaskRecord, TaskStatus};
 use crate::jobs::{self, JobEnv, JobError, JobOutput, Progress};
 use crate::signals::Signals;
 use crate::storage::{Storage, keys};
@@ -89,10 +89,10 @@ async fn run_claimed(
     ctx.signals.task_changed(task_id);
     if lease.attempt > lease.max_attempts {
         // A job whose earlier holders all died: stop retrying it.
-        let err = TaskError {
-            code: "too_many_attempts".into(),
-            message: format!("gave up after {} attempts", lease.max_attempts),
-        };
+        let err = TaskError::new(
+            ErrorCode::TooManyAttempts,
+            format!("gave up after {} attempts", lease.max_attempts),
+        );
         let ok = ctx.db.fail(lease, &err).await?;
         return Ok(Outcome::Ran {
             task: task_id,

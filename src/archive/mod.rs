@@ -37,6 +37,7 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::domain::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 mod create;
@@ -118,17 +119,17 @@ pub enum ArchiveError {
 
 impl ArchiveError {
     /// Stable error code for the task's `error_code`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::UnknownFormat => "unknown_archive",
-            Self::Corrupt(_) => "invalid_archive",
-            Self::TooLarge { .. } => "archive_too_large",
-            Self::TooManyEntries { .. } => "too_many_entries",
-            Self::TooDeep { .. } => "archive_too_deep",
-            Self::UnsafePath(_) => "unsafe_archive_path",
-            Self::LinkRefused(_) => "archive_link_refused",
-            Self::Cancelled => "cancelled",
-            Self::Io(_) => "io_error",
+            Self::UnknownFormat => ErrorCode::UnknownArchive,
+            Self::Corrupt(_) => ErrorCode::InvalidArchive,
+            Self::TooLarge { .. } => ErrorCode::ArchiveTooLarge,
+            Self::TooManyEntries { .. } => ErrorCode::TooManyEntries,
+            Self::TooDeep { .. } => ErrorCode::ArchiveTooDeep,
+            Self::UnsafePath(_) => ErrorCode::UnsafeArchivePath,
+            Self::LinkRefused(_) => ErrorCode::ArchiveLinkRefused,
+            Self::Cancelled => ErrorCode::Cancelled,
+            Self::Io(_) => ErrorCode::IoError,
         }
     }
 }

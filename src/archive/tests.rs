@@ -3,7 +3,7 @@ use super::*;
 
 #[test]
 fn sanitize_rules() {
-    let ok = |n: &str| sanitize(n, 32).map_err(|e| e.code());
+    let ok = |n: &str| sanitize(n, 32).map_err(|e| e.code().as_str());
     assert_eq!(
         ok("a/b/c.txt"),
         Ok(vec!["a".into(), "b".into(), "c.txt".into()])
@@ -69,7 +69,7 @@ fn names_and_codes() {
         Some(ArchiveFormat::TarGz)
     );
     assert_eq!(
-        "rar".parse::<ArchiveFormat>().map_err(|e| e.code()),
+        "rar".parse::<ArchiveFormat>().map_err(|e| e.code().as_str()),
         Err("unknown_archive")
     );
     assert_eq!(

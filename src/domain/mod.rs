@@ -1,9 +1,11 @@
 //! Domain types and pure rules. Nothing here does I/O.
 
+pub mod error_code;
 pub mod filename;
 pub mod task;
 pub mod user;
 
+pub use error_code::ErrorCode;
 pub use filename::safe_filename;
 pub use task::{OutputFile, Profile, Source, Stage, TaskError, TaskRecord, TaskStatus, TaskView};
 pub use user::{EmailAddress, Password, Username};

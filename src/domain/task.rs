@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::ErrorCode;
 use crate::media::OptionError;
 use crate::media::compress::CompressOptions;
 use crate::media::convert::ConvertOptions;
@@ -181,10 +182,15 @@ impl Profile {
 fn parse_options<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
     validate: impl FnOnce(&T) -> Result<(), OptionError>,
-) -> Result<T, (&'static str, String)> {
-    let o: T =
-        serde_json::from_value(value).map_err(|e| ("invalid_options", format!("options: {e}")))?;
-    validate(&o).map_err(|e| ("invalid_options", format!("{}: {}", e.option, e.message)))?;
+) -> Result<T, (ErrorCode, String)> {
+    let o: T = serde_json::from_value(value)
+        .map_err(|e| (ErrorCode::InvalidOptions, format!("options: {e}")))?;
+    validate(&o).map_err(|e| {
+        (
+            ErrorCode::InvalidOptions,
+            format!("{}: {}", e.option, e.message),
+        )
+    })?;
     Ok(o)
 }
 
@@ -202,11 +208,16 @@ pub const KNOWN_PROFILES: [&str; 6] = [
 pub fn parse_profile(
     name: Option<&str>,
     options: Option<serde_json::Value>,
-) -> Result<Profile, (&'static str, String)> {
+) -> Result<Profile, (ErrorCode, String)> {
     let value = match options {
         None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
         Some(v @ serde_json::Value::Object(_)) => v,
-        Some(_) => return Err(("invalid_options", "options must be a JSON object".into())),
+        Some(_) => {
+            return Err((
+                ErrorCode::InvalidOptions,
+                "options must be a JSON object".into(),
+            ));
+        }
     };
     match name.unwrap_or(IdrlOptions::NAME) {
         IdrlOptions::NAME => parse_options(value, IdrlOptions::validate).map(Profile::Idrl),
@@ -224,7 +235,7 @@ pub fn parse_profile(
             parse_options(value, |_: &ArchiveOptions| Ok(())).map(Profile::Archive)
         }
         other => Err((
-            "invalid_profile",
+            ErrorCode::InvalidProfile,
             format!(
                 "unknown profile {other:?}; expected one of {}",
                 KNOWN_PROFILES.join(", ")
@@ -249,8 +260,18 @@ pub struct OutputFile {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskError {
+    /// An [`ErrorCode`]'s text (kept as text: it is stored, and shown as stored).
     pub code: String,
     pub message: String,
+}
+
+impl TaskError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        TaskError {
+            code: code.as_str().to_string(),
+            message: message.into(),
+        }
+    }
 }
 
 /// A task as stored.

@@ -157,7 +157,7 @@ impl Fetcher {
             .fetch_inner(url, dest, deadline, &mut created, &mut on_bytes)
             .await;
         if let Err(err) = &result {
-            tracing::debug!(code = err.code(), error = %err, "fetch failed");
+            tracing::debug!(code = %err.code(), error = %err, "fetch failed");
             if created {
                 match tokio::fs::remove_file(dest).await {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

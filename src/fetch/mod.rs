@@ -28,6 +28,7 @@
 //! applies them to HTTP ([`Fetcher`]); `filename` turns response headers into a safe name hint.
 //! This module holds the types they share: [`FetchPolicy`] and [`FetchError`].
 
+use crate::domain::ErrorCode;
 use std::time::Duration;
 
 mod client;
@@ -97,17 +98,17 @@ pub enum FetchError {
 
 impl FetchError {
     /// Stable snake_case error code for API responses and task errors.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            FetchError::InvalidUrl(_) => "invalid_url",
-            FetchError::NotAllowed(_) => "url_not_allowed",
+            FetchError::InvalidUrl(_) => ErrorCode::InvalidUrl,
+            FetchError::NotAllowed(_) => ErrorCode::UrlNotAllowed,
             FetchError::Network(_)
             | FetchError::TooManyRedirects { .. }
             | FetchError::BadRedirect(_)
-            | FetchError::Io(_) => "fetch_failed",
-            FetchError::Timeout => "fetch_timeout",
-            FetchError::TooLarge { .. } => "input_too_large",
-            FetchError::HttpStatus { .. } => "http_status",
+            | FetchError::Io(_) => ErrorCode::FetchFailed,
+            FetchError::Timeout => ErrorCode::FetchTimeout,
+            FetchError::TooLarge { .. } => ErrorCode::InputTooLarge,
+            FetchError::HttpStatus { .. } => ErrorCode::HttpStatus,
         }
     }
 

@@ -15,6 +15,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::JsonBody;
 use crate::auth;
 use crate::db::{NewUser, RepoError};
+use crate::domain::ErrorCode;
 use crate::domain::{EmailAddress, Password, Username};
 
 /// Both legacy spellings: `password` + `password_2` (the video platform) or `password1` +
@@ -61,11 +62,11 @@ pub struct LoginResponse {
 }
 
 fn missing(field: &str) -> ApiError {
-    ApiError::bad_request("missing_field", format!("{field} is required"))
+    ApiError::bad_request(ErrorCode::MissingField, format!("{field} is required"))
 }
 
 fn invalid(field: &str, why: String) -> ApiError {
-    ApiError::bad_request("invalid_field", format!("{field}: {why}"))
+    ApiError::bad_request(ErrorCode::InvalidField, format!("{field}: {why}"))
 }
 
 /// Create an account.
@@ -99,11 +100,12 @@ pub async fn signup(
     let email = EmailAddress::parse(email).map_err(|e| invalid("email", e))?;
     if p1 != p2 {
         return Err(ApiError::bad_request(
-            "password_mismatch",
+            ErrorCode::PasswordMismatch,
             "the two passwords are not equal",
         ));
     }
-    let password = Password::parse(p1).map_err(|e| ApiError::bad_request("weak_password", e))?;
+    let password =
+        Password::parse(p1).map_err(|e| ApiError::bad_request(ErrorCode::WeakPassword, e))?;
     let hash =
         tokio::task::spawn_blocking(move || auth::hash_password(password.expose())).await??;
     let user = state
@@ -118,9 +120,9 @@ pub async fn signup(
             RepoError::Conflict(field) => ApiError::new(
                 StatusCode::CONFLICT,
                 if field == "email" {
-                    "email_taken"
+                    ErrorCode::EmailTaken
                 } else {
-                    "username_taken"
+                    ErrorCode::UsernameTaken
                 },
                 format!("that {field} is already registered"),
             ),
@@ -181,7 +183,7 @@ pub async fn login(
         _ => {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 "wrong user name, e-mail or password",
             ));
         }

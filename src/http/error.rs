@@ -5,6 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::domain::ErrorCode;
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable snake_case code.
@@ -19,7 +21,7 @@ pub enum ApiError {
     /// A client error with its status, code and message.
     Client {
         status: StatusCode,
-        code: &'static str,
+        code: ErrorCode,
         message: String,
     },
     RateLimited {
@@ -31,30 +33,34 @@ pub enum ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::Client {
             status,
             code,
             message: message.into(),
         }
     }
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no such resource",
+        )
     }
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "a valid bearer token is required",
         )
     }
     pub fn too_large(limit: u64) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the body exceeds the limit of {limit} bytes"),
         )
     }
@@ -66,7 +72,7 @@ impl<E: Into<anyhow::Error>> From<E> for ApiError {
     }
 }
 
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     (
         status,
         axum::Json(ErrorBody {
@@ -88,7 +94,7 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited { retry_after_secs } => {
                 let mut r = error_response(
                     StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
+                    ErrorCode::RateLimited,
                     &format!("too many attempts; retry in {retry_after_secs} s"),
                 );
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
@@ -100,7 +106,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = ?e, "internal error");
                 error_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    ErrorCode::Internal,
                     "an internal error occurred",
                 )
             }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::domain::ErrorCode;
 
 /// The caller, from `Authorization: Bearer <jwt>`. A disabled or deleted user is refused.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +51,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|_| ApiError::bad_request("invalid_body", "could not read the body"))?;
+            .map_err(|_| {
+                ApiError::bad_request(ErrorCode::InvalidBody, "could not read the body")
+            })?;
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -58,7 +61,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ApiError::bad_request(
-            "invalid_json",
+            ErrorCode::InvalidJson,
             "the body must be a JSON object",
         ));
     }
@@ -67,11 +70,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request("invalid_json", format!("malformed JSON: {inner}"))
+            ApiError::bad_request(ErrorCode::InvalidJson, format!("malformed JSON: {inner}"))
         } else if path.is_empty() || path == "." {
-            ApiError::bad_request("invalid_field", inner.to_string())
+            ApiError::bad_request(ErrorCode::InvalidField, inner.to_string())
         } else {
-            ApiError::bad_request("invalid_field", format!("{path}: {inner}"))
+            ApiError::bad_request(ErrorCode::InvalidField, format!("{path}: {inner}"))
         }
     })
 }

@@ -17,6 +17,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::AuthUser;
 use super::tasks::task_id;
+use crate::domain::ErrorCode;
 use crate::domain::{Source, TaskRecord};
 use crate::storage::{StorageError, content_type};
 
@@ -114,7 +115,7 @@ async fn serve_object(
         RangeRequest::Unsatisfiable => {
             let mut r = super::error::error_response(
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
+                ErrorCode::RangeNotSatisfiable,
                 "the requested range is outside the file",
             );
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {

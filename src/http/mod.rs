@@ -15,6 +15,7 @@ pub use state::AppState;
 
 use std::time::Instant;
 
+use crate::domain::ErrorCode;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
@@ -156,13 +157,13 @@ pub fn service_router(state: AppState) -> Router {
 }
 
 async fn not_found() -> Response {
-    error::error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
+    error::error_response(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
 }
 
 async fn method_not_allowed() -> Response {
     error::error_response(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this method is not allowed on this route",
     )
 }

@@ -6,6 +6,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::AppState;
 use super::error::{ErrorBody, error_response};
+use crate::domain::ErrorCode;
 
 /// The web UI's entry page (load balancers health-check `/`).
 #[utoipa::path(get, path = "/", tag = "service", responses((status = 200, description = "HTML page")))]
@@ -30,7 +31,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             tracing::warn!(error = %e, "database not ready");
             error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
+                ErrorCode::NotReady,
                 "the database does not answer",
             )
         }
@@ -38,7 +39,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             tracing::warn!(error = %e, "storage not ready");
             error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
+                ErrorCode::NotReady,
                 "the storage does not answer",
             )
         }

@@ -12,6 +12,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{AuthUser, parse_json};
 use crate::db::{ListQuery, NewTask, RetryOutcome};
+use crate::domain::ErrorCode;
 use crate::domain::task::parse_profile;
 use crate::domain::{Profile, Source, TaskStatus, TaskView};
 use crate::storage::keys;
@@ -48,7 +49,7 @@ pub struct UploadForm {
     options: Option<String>,
 }
 
-fn profile_error((code, message): (&'static str, String)) -> ApiError {
+fn profile_error((code, message): (ErrorCode, String)) -> ApiError {
     ApiError::bad_request(code, message)
 }
 
@@ -116,7 +117,7 @@ pub async fn create_task(
     let body: CreateTaskRequest = parse_json(&bytes)?;
     let raw_url = body.url.as_deref().ok_or_else(|| {
         ApiError::bad_request(
-            "missing_field",
+            ErrorCode::MissingField,
             "url is required (or upload a file as multipart/form-data)",
         )
     })?;
@@ -149,7 +150,7 @@ pub async fn create_task(
 
 pub fn fetch_error(e: crate::fetch::FetchError) -> ApiError {
     let code = e.code();
-    let status = if code == "url_not_allowed" {
+    let status = if code == ErrorCode::UrlNotAllowed {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::BAD_REQUEST
@@ -187,7 +188,10 @@ pub async fn list_tasks(
             .ok()
             .filter(|n| (1..=1000).contains(n))
             .ok_or_else(|| {
-                ApiError::bad_request("invalid_query", "max must be an integer from 1 to 1000")
+                ApiError::bad_request(
+                    ErrorCode::InvalidQuery,
+                    "max must be an integer from 1 to 1000",
+                )
             })?,
     };
     let descending = match p.order.as_deref() {
@@ -195,7 +199,7 @@ pub async fn list_tasks(
         Some("0") | Some("asc") => false,
         Some(_) => {
             return Err(ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 "order must be 0 (ascending) or 1 (descending)",
             ));
         }
@@ -204,18 +208,18 @@ pub async fn list_tasks(
         None | Some("") => None,
         Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 "status must be one of queued, running, succeeded, failed, cancelled",
             )
         })?),
     };
-    let after = match p.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(
-            Uuid::parse_str(c)
-                .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))?,
-        ),
-    };
+    let after =
+        match p.cursor.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(Uuid::parse_str(c).map_err(|_| {
+                ApiError::bad_request(ErrorCode::InvalidQuery, "cursor is not valid")
+            })?),
+        };
     let q = ListQuery {
         limit: limit + 1,
         descending,
@@ -311,7 +315,7 @@ pub async fn cancel_task(
     if !changed {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "not_cancellable",
+            ErrorCode::NotCancellable,
             format!("the task is already {}", task.status.as_str()),
         ));
     }
@@ -342,7 +346,7 @@ pub async fn retry_task(
         }
         RetryOutcome::NotRetryable(status) => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "not_retryable",
+            ErrorCode::NotRetryable,
             format!(
                 "only failed or cancelled tasks can be retried; this one is {}",
                 status.as_str()

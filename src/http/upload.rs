@@ -14,6 +14,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, parse_json};
 use super::tasks::{created, resolve_profile};
 use crate::db::NewTask;
+use crate::domain::ErrorCode;
 use crate::domain::{Source, TaskRecord, safe_filename};
 use crate::media::LogoError;
 use crate::storage::{StorageError, keys};
@@ -36,7 +37,7 @@ pub(super) async fn create_from_upload(
     }
     let mut multipart = Multipart::from_request(req, &state)
         .await
-        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidMultipart, e.body_text()))?;
     let mut parts = UploadParts::new(Uuid::now_v7());
     let outcome = async {
         parts.read(&state, &mut multipart).await?;
@@ -78,7 +79,7 @@ struct UploadParts {
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
-    ApiError::bad_request("invalid_multipart", e.body_text())
+    ApiError::bad_request(ErrorCode::InvalidMultipart, e.body_text())
 }
 
 impl UploadParts {
@@ -137,7 +138,7 @@ impl UploadParts {
     async fn store_input(&mut self, state: &AppState, field: Field<'_>) -> ApiResult<()> {
         if self.input.is_some() {
             return Err(ApiError::bad_request(
-                "invalid_multipart",
+                ErrorCode::InvalidMultipart,
                 "only one file part is accepted",
             ));
         }
@@ -150,7 +151,7 @@ impl UploadParts {
             .await
             .map_err(|e| match e {
                 StorageError::TooLarge(l) => ApiError::too_large(l),
-                StorageError::Body(m) => ApiError::bad_request("invalid_multipart", m),
+                StorageError::Body(m) => ApiError::bad_request(ErrorCode::InvalidMultipart, m),
                 other => ApiError::Internal(other.into()),
             })?;
         self.input = Some(StoredInput {
@@ -164,26 +165,33 @@ impl UploadParts {
     /// The task the parts describe, or why they describe none.
     fn new_task(&self, user_id: Uuid) -> ApiResult<NewTask> {
         let input = self.input.clone().ok_or_else(|| {
-            ApiError::bad_request("missing_field", "a file part named `file` is required")
+            ApiError::bad_request(
+                ErrorCode::MissingField,
+                "a file part named `file` is required",
+            )
         })?;
         if input.size == 0 {
             return Err(ApiError::bad_request(
-                "empty_file",
+                ErrorCode::EmptyFile,
                 "the uploaded file is empty",
             ));
         }
-        let options =
-            match self.options.as_deref() {
-                None | Some("") => None,
-                Some(text) => Some(parse_json::<serde_json::Value>(text.as_bytes()).map_err(
-                    |_| ApiError::bad_request("invalid_options", "options must be a JSON object"),
-                )?),
-            };
+        let options = match self.options.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(
+                parse_json::<serde_json::Value>(text.as_bytes()).map_err(|_| {
+                    ApiError::bad_request(
+                        ErrorCode::InvalidOptions,
+                        "options must be a JSON object",
+                    )
+                })?,
+            ),
+        };
         let profile =
             resolve_profile(self.profile.as_deref(), options, self.new_format.as_deref())?;
         if self.has_logo && !profile.wants_logo() {
             return Err(ApiError::bad_request(
-                "invalid_field",
+                ErrorCode::InvalidField,
                 "logo: a logo applies to the idrl profile only",
             ));
         }

@@ -1,6 +1,8 @@
 //! The per-task logo of the idrl bumpers: a PNG image of sane size, checked before it is
 //! stored (the logo demuxer reads PNG only).
 
+use crate::domain::ErrorCode;
+
 /// Largest per-task logo accepted, in bytes and in pixels per side.
 pub const MAX_LOGO_BYTES: u64 = 4 * 1024 * 1024;
 pub const MAX_LOGO_SIDE: u32 = 4096;
@@ -18,10 +20,10 @@ pub enum LogoError {
 
 impl LogoError {
     /// Stable snake_case error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            LogoError::NotPng => "unsupported_logo",
-            LogoError::BadSize { .. } => "invalid_logo",
+            LogoError::NotPng => ErrorCode::UnsupportedLogo,
+            LogoError::BadSize { .. } => ErrorCode::InvalidLogo,
         }
     }
 }

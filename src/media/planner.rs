@@ -5,6 +5,7 @@
 //! is pure: nothing touches the file system or spawns a process, so every argv is
 //! unit-tested. Outputs are named after the stem, sanitised with [`sanitize_stem`].
 
+use crate::domain::ErrorCode;
 use std::path::PathBuf;
 
 /// Where the planned runs read and write.
@@ -83,13 +84,15 @@ pub enum PlanError {
 
 impl PlanError {
     /// Stable snake_case error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            PlanError::Option(_) => "invalid_option",
-            PlanError::NoVideo => "no_video_stream",
-            PlanError::NoAudio => "no_audio_stream",
-            PlanError::InvalidDuration | PlanError::FrameTooSmall { .. } => "invalid_media",
-            PlanError::NonUtf8Path(_) | PlanError::NoLogo | PlanError::NotMedia => "internal",
+            PlanError::Option(_) => ErrorCode::InvalidOption,
+            PlanError::NoVideo => ErrorCode::NoVideoStream,
+            PlanError::NoAudio => ErrorCode::NoAudioStream,
+            PlanError::InvalidDuration | PlanError::FrameTooSmall { .. } => ErrorCode::InvalidMedia,
+            PlanError::NonUtf8Path(_) | PlanError::NoLogo | PlanError::NotMedia => {
+                ErrorCode::Internal
+            }
         }
     }
 }

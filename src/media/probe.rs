@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{SAFE_INPUT_ARGS, file_url};
+use crate::domain::ErrorCode;
 
 /// ffprobe's options for the format and streams as JSON, errors only.
 const PRINT_JSON: [&str; 6] = [
@@ -148,14 +149,14 @@ pub enum ProbeError {
 
 impl ProbeError {
     /// Stable snake_case error code for APIs and task records.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ProbeError::InvalidMedia(_) => "invalid_media",
-            ProbeError::TooLong { .. } => "media_too_long",
-            ProbeError::TooManyPixels { .. } => "media_too_large_frame",
-            ProbeError::TooManyStreams { .. } => "too_many_streams",
-            ProbeError::TooLarge { .. } => "file_too_large",
-            ProbeError::NoVideo => "no_video_stream",
+            ProbeError::InvalidMedia(_) => ErrorCode::InvalidMedia,
+            ProbeError::TooLong { .. } => ErrorCode::MediaTooLong,
+            ProbeError::TooManyPixels { .. } => ErrorCode::MediaTooLargeFrame,
+            ProbeError::TooManyStreams { .. } => ErrorCode::TooManyStreams,
+            ProbeError::TooLarge { .. } => ErrorCode::FileTooLarge,
+            ProbeError::NoVideo => ErrorCode::NoVideoStream,
         }
     }
 }

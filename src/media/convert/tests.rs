@@ -623,7 +623,7 @@ fn trim_uses_input_seeking() {
 fn missing_streams() {
     let err = plan_convert(&fixture("no_audio"), &to(Format::Mp3), &paths(), "x").unwrap_err();
     assert_eq!(
-        (err.clone(), err.code()),
+        (err.clone(), err.code().as_str()),
         (PlanError::NoAudio, "no_audio_stream")
     );
     let err = plan_convert(&fixture("audio_only"), &to(Format::Mp4), &paths(), "x").unwrap_err();

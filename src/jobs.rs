@@ -568,16 +568,6 @@ async fn describe_output(
     dir: &Path,
     cancel: &CancellationToken,
 ) -> Result<OutputFile, JobError> {
-    let mut meta = OutputFile {
-        name: String::new(),
-        key: String::new(),
-        size: 0,
-        duration: None,
-        width: None,
-        height: None,
-        video_codec: None,
-        audio_codec: None,
-    };
     const PROBED: [&str; 21] = [
         "mp4", "m4v", "mov", "webm", "mkv", "avi", "mpg", "mpeg", "wmv", "ts", "gif", "mp3", "m4a",
         "ogg", "opus", "wav", "flac", "wma", "jpg", "png", "webp",
@@ -588,7 +578,7 @@ async fn describe_output(
         .unwrap_or_default();
     if !PROBED.contains(&ext.as_str()) {
         // Playlists, archives: stored as they are.
-        return Ok(meta);
+        return Ok(unprobed_output());
     }
     let spec = CommandSpec {
         program: env.ffprobe.clone().into_os_string(),
@@ -610,9 +600,15 @@ async fn describe_output(
             )),
             other => process_error(other, "ffprobe", dir),
         })?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    Ok(output_meta(&out.stdout))
+}
+
+/// What ffprobe's JSON says of an output; fields it does not give stay `None`.
+fn output_meta(ffprobe_json: &[u8]) -> OutputFile {
+    let v: serde_json::Value = serde_json::from_slice(ffprobe_json).unwrap_or_default();
     let streams = v["streams"].as_array().cloned().unwrap_or_default();
     let of = |kind: &str| streams.iter().find(|s| s["codec_type"] == kind).cloned();
+    let mut meta = unprobed_output();
     if let Some(video) = of("video") {
         meta.width = video["width"].as_u64().and_then(|w| u32::try_from(w).ok());
         meta.height = video["height"].as_u64().and_then(|h| u32::try_from(h).ok());
@@ -625,7 +621,20 @@ async fn describe_output(
         .as_str()
         .and_then(|d| d.parse::<f64>().ok())
         .filter(|d| d.is_finite() && *d > 0.0);
-    Ok(meta)
+    meta
+}
+
+fn unprobed_output() -> OutputFile {
+    OutputFile {
+        name: String::new(),
+        key: String::new(),
+        size: 0,
+        duration: None,
+        width: None,
+        height: None,
+        video_codec: None,
+        audio_codec: None,
+    }
 }
 
 /// Bring the input into scratch: from storage (uploads, and URLs fetched by an earlier

@@ -69,7 +69,9 @@ fn names_and_codes() {
         Some(ArchiveFormat::TarGz)
     );
     assert_eq!(
-        "rar".parse::<ArchiveFormat>().map_err(|e| e.code().as_str()),
+        "rar"
+            .parse::<ArchiveFormat>()
+            .map_err(|e| e.code().as_str()),
         Err("unknown_archive")
     );
     assert_eq!(

@@ -91,60 +91,36 @@ async fn serve_object(
         Err(StorageError::NotFound) => return Err(ApiError::not_found()),
         Err(e) => return Err(e.into()),
     };
-    let signed = if is_playlist(name) {
-        None
-    } else {
-        state
+    if !is_playlist(name)
+        && let Some(url) = state
             .storage
             .signed_url(key, &disposition(name), content_type(name))
             .await?
-    };
-    if let Some(url) = signed {
-        let location = HeaderValue::from_str(url.as_str())
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("signed URL: {e}")))?;
-        let mut resp = StatusCode::FOUND.into_response();
-        resp.headers_mut().insert(header::LOCATION, location);
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return Ok(resp);
+    {
+        return redirect(&url);
     }
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, range) = match parse_range(range_header, size) {
         RangeRequest::Whole => (StatusCode::OK, None),
         RangeRequest::Part(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),
-        RangeRequest::Unsatisfiable => {
-            let mut r = super::error::error_response(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                ErrorCode::RangeNotSatisfiable,
-                "the requested range is outside the file",
-            );
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                r.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            return Ok(r);
-        }
+        RangeRequest::Unsatisfiable => return Ok(unsatisfiable(size)),
     };
-    let object = if size == 0 {
-        None
+    let body = if size == 0 {
+        Body::empty()
     } else {
-        Some(
-            state
-                .storage
-                .read(key, range.clone())
-                .await
-                .map_err(|e| match e {
-                    StorageError::NotFound => ApiError::not_found(),
-                    other => ApiError::Internal(other.into()),
-                })?,
-        )
-    };
-    let len = range.as_ref().map(|r| r.end - r.start).unwrap_or(size);
-    let body = match object {
-        Some(o) => Body::from_stream(o.body),
-        None => Body::empty(),
+        let object = state
+            .storage
+            .read(key, range.clone())
+            .await
+            .map_err(|e| match e {
+                StorageError::NotFound => ApiError::not_found(),
+                other => ApiError::Internal(other.into()),
+            })?;
+        Body::from_stream(object.body)
     };
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
+    let len = range.as_ref().map(|r| r.end - r.start).unwrap_or(size);
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(content_type(name)),
@@ -160,6 +136,29 @@ async fn serve_object(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
+}
+
+/// `302` to a presigned URL of the object (S3/GCS): the bytes never pass through the API.
+fn redirect(url: &url::Url) -> ApiResult<Response> {
+    let location = HeaderValue::from_str(url.as_str())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("signed URL: {e}")))?;
+    let mut resp = StatusCode::FOUND.into_response();
+    resp.headers_mut().insert(header::LOCATION, location);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+fn unsatisfiable(size: u64) -> Response {
+    let mut r = super::error::error_response(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        ErrorCode::RangeNotSatisfiable,
+        "the requested range is outside the file",
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        r.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    r
 }
 
 /// The OpenAPI text of the redirect every download route may answer.

@@ -181,50 +181,11 @@ pub async fn list_tasks(
     user: AuthUser,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Response> {
-    let limit = match p.max.as_deref() {
-        None | Some("") => 100,
-        Some(s) => s
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    ErrorCode::InvalidQuery,
-                    "max must be an integer from 1 to 1000",
-                )
-            })?,
-    };
-    let descending = match p.order.as_deref() {
-        None | Some("") | Some("1") | Some("desc") => true,
-        Some("0") | Some("asc") => false,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidQuery,
-                "order must be 0 (ascending) or 1 (descending)",
-            ));
-        }
-    };
-    let status = match p.status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
-            ApiError::bad_request(
-                ErrorCode::InvalidQuery,
-                "status must be one of queued, running, succeeded, failed, cancelled",
-            )
-        })?),
-    };
-    let after =
-        match p.cursor.as_deref() {
-            None | Some("") => None,
-            Some(c) => Some(Uuid::parse_str(c).map_err(|_| {
-                ApiError::bad_request(ErrorCode::InvalidQuery, "cursor is not valid")
-            })?),
-        };
+    let page = p.query()?;
+    let limit = page.limit;
     let q = ListQuery {
         limit: limit + 1,
-        descending,
-        status,
-        after,
+        ..page.clone()
     };
     let mut tasks = state.db.list_tasks(user.id, &q).await?;
     let more = tasks.len() > limit as usize;
@@ -234,10 +195,10 @@ pub async fn list_tasks(
     if more && let Some(last) = tasks.last() {
         let mut link = format!(
             "/api/tasks?max={limit}&order={}&cursor={}",
-            u8::from(descending),
+            u8::from(page.descending),
             last.id
         );
-        if let Some(s) = status {
+        if let Some(s) = page.status {
             link.push_str(&format!("&status={}", s.as_str()));
         }
         if let Ok(v) = HeaderValue::from_str(&format!("<{link}>; rel=\"next\"")) {
@@ -245,6 +206,42 @@ pub async fn list_tasks(
         }
     }
     Ok(resp)
+}
+
+impl ListParams {
+    /// The page asked for, checked; `limit` is the page size.
+    fn query(&self) -> ApiResult<ListQuery> {
+        let bad = |message: &str| ApiError::bad_request(ErrorCode::InvalidQuery, message);
+        let limit = match self.max.as_deref() {
+            None | Some("") => 100,
+            Some(s) => s
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| bad("max must be an integer from 1 to 1000"))?,
+        };
+        let descending = match self.order.as_deref() {
+            None | Some("") | Some("1") | Some("desc") => true,
+            Some("0") | Some("asc") => false,
+            Some(_) => return Err(bad("order must be 0 (ascending) or 1 (descending)")),
+        };
+        let status = match self.status.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
+                bad("status must be one of queued, running, succeeded, failed, cancelled")
+            })?),
+        };
+        let after = match self.cursor.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(Uuid::parse_str(c).map_err(|_| bad("cursor is not valid"))?),
+        };
+        Ok(ListQuery {
+            limit,
+            descending,
+            status,
+            after,
+        })
+    }
 }
 
 /// Unknown and malformed ids answer the same 404 as another user's task.

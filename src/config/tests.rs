@@ -1,0 +1,235 @@
+use super::*;
+
+#[test]
+fn sizes_and_durations() {
+    assert_eq!(parse_size("2GiB"), Ok(2 * 1024 * 1024 * 1024));
+    assert_eq!(parse_size("10KiB"), Ok(10240));
+    assert_eq!(parse_size("1MB"), Ok(1_000_000));
+    assert_eq!(parse_size("17"), Ok(17));
+    assert!(parse_size("lots").is_err());
+    assert!(parse_size("5 parsecs").is_err());
+    assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+    assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+    assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+    assert!(parse_duration("soon").is_err());
+    assert_eq!(parse_frame("8192x4320"), Ok(8192 * 4320));
+    assert!(parse_frame("8192").is_err());
+    assert!(parse_frame("0x5").is_err());
+}
+
+#[test]
+fn layers_flag_beats_file_beats_default() {
+    let flags = SettingsArgs {
+        listen: Some("127.0.0.1:9000".into()),
+        ..Default::default()
+    };
+    let file: SettingsArgs =
+        toml::from_str("listen = \"127.0.0.1:7000\"\nworkers = 3\ntoken_ttl = \"2h\"\n").unwrap();
+    let s = Settings::resolve(flags, file).unwrap();
+    assert_eq!(s.listen.port(), 9000);
+    assert_eq!(s.workers, 3);
+    assert_eq!(s.token_ttl, Duration::from_secs(7200));
+    assert_eq!(s.max_upload, 2 * 1024 * 1024 * 1024);
+    assert!(s.database_url.ends_with("reelforge.db"));
+}
+
+#[test]
+fn bad_settings_say_which() {
+    let r = Settings::resolve(
+        SettingsArgs {
+            storage_url: Some("::not a url".into()),
+            ..Default::default()
+        },
+        SettingsArgs::default(),
+    );
+    let e = r.err().unwrap();
+    assert_eq!(e.setting, "REELFORGE_STORAGE_URL");
+    let e = Settings::resolve(
+        SettingsArgs {
+            listen: Some("nowhere".into()),
+            ..Default::default()
+        },
+        SettingsArgs::default(),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(e.setting, "REELFORGE_LISTEN");
+    let e = Settings::resolve(
+        SettingsArgs {
+            database_url: Some("mysql://db/reelforge".into()),
+            ..Default::default()
+        },
+        SettingsArgs::default(),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(e.setting, "REELFORGE_DATABASE_URL");
+    for lease in ["2s", "soon"] {
+        let e = Settings::resolve(
+            SettingsArgs {
+                lease: Some(lease.into()),
+                ..Default::default()
+            },
+            SettingsArgs::default(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.setting, "REELFORGE_LEASE", "{lease}");
+    }
+}
+
+#[test]
+fn lease_defaults_to_30s_and_is_a_setting() {
+    let s = Settings::resolve(SettingsArgs::default(), SettingsArgs::default()).unwrap();
+    assert_eq!(s.lease, std::time::Duration::from_secs(30));
+    let s = Settings::resolve(
+        SettingsArgs {
+            lease: Some("5s".into()),
+            ..Default::default()
+        },
+        SettingsArgs::default(),
+    )
+    .unwrap();
+    assert_eq!(s.lease, std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn postgres_urls_are_accepted() {
+    for url in [
+        "postgres://reelforge:pw@127.0.0.1:5432/reelforge",
+        "postgresql://db.internal/reelforge?sslmode=require",
+    ] {
+        let s = Settings::resolve(
+            SettingsArgs {
+                database_url: Some(url.into()),
+                ..Default::default()
+            },
+            SettingsArgs::default(),
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(s.database_url, url);
+    }
+}
+
+#[test]
+fn secret_is_generated_once_with_mode_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Settings::resolve(
+        SettingsArgs {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        },
+        SettingsArgs::default(),
+    )
+    .unwrap();
+    s.prepare(false).unwrap();
+    let first = s.jwt_secret.clone().unwrap();
+    let mode = std::fs::metadata(dir.path().join("jwt-secret"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    s.jwt_secret = None;
+    s.prepare(false).unwrap();
+    assert_eq!(first.expose(), s.jwt_secret.unwrap().expose());
+    assert!(first.expose().len() >= 64);
+}
+
+#[test]
+fn every_path_is_absolute_whatever_the_layers_say() {
+    let cwd = Path::new("/srv/reelforge");
+    let s = Settings::resolve_in(SettingsArgs::default(), SettingsArgs::default(), cwd).unwrap();
+    assert_eq!(s.data_dir, Path::new("/srv/reelforge/data"));
+    assert_eq!(s.scratch_dir, Path::new("/srv/reelforge/data/scratch"));
+    assert_eq!(s.database_url, "sqlite:///srv/reelforge/data/reelforge.db");
+    assert_eq!(s.storage_url, "file:///srv/reelforge/data/objects");
+    assert_eq!(
+        s.ffmpeg,
+        Path::new("ffmpeg"),
+        "a bare name is looked up on the PATH"
+    );
+
+    let s = Settings::resolve_in(
+        SettingsArgs {
+            data_dir: Some("./state/../state".into()),
+            scratch_dir: Some("tmp/scratch".into()),
+            database_url: Some("sqlite:db/r.db?mode=rwc".into()),
+            ffprobe: Some("./bin/ffprobe".into()),
+            ..Default::default()
+        },
+        SettingsArgs::default(),
+        cwd,
+    )
+    .unwrap();
+    assert!(s.data_dir.is_absolute() && s.data_dir.starts_with(cwd));
+    assert_eq!(s.scratch_dir, Path::new("/srv/reelforge/tmp/scratch"));
+    assert_eq!(s.database_url, "sqlite:///srv/reelforge/db/r.db?mode=rwc");
+    assert_eq!(s.ffprobe, Path::new("/srv/reelforge/bin/ffprobe"));
+    assert_eq!(
+        s.storage_url,
+        format!("file://{}/objects", s.data_dir.display())
+    );
+}
+
+#[test]
+fn sqlite_urls_keep_memory_absolute_and_other_schemes() {
+    let base = Path::new("/b");
+    for kept in [
+        "sqlite::memory:",
+        "sqlite:///abs/r.db",
+        "postgres://u:p@h/db",
+        "sqlite://",
+    ] {
+        assert_eq!(absolute_sqlite_url(kept, base), kept);
+    }
+    assert_eq!(
+        absolute_sqlite_url("sqlite://r.db", base),
+        "sqlite:///b/r.db"
+    );
+    assert_eq!(
+        absolute_sqlite_url("SQLite:x/r.db", base),
+        "sqlite:///b/x/r.db"
+    );
+}
+
+#[test]
+fn file_paths_are_relative_to_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let file = etc.join("reelforge.toml");
+    std::fs::write(
+        &file,
+        "data_dir = \"var\"\nscratch_dir = \"scratch\"\nffmpeg = \"ffmpeg\"\n",
+    )
+    .unwrap();
+    let layer = read_file_layer(Some(&file)).unwrap();
+    let s = Settings::resolve_in(SettingsArgs::default(), layer, Path::new("/elsewhere")).unwrap();
+    assert_eq!(s.data_dir, etc.join("var"));
+    assert_eq!(s.scratch_dir, etc.join("scratch"));
+    assert_eq!(s.ffmpeg, Path::new("ffmpeg"));
+    // A flag or variable stays relative to the current directory.
+    let layer = read_file_layer(Some(&file)).unwrap();
+    let flags = SettingsArgs {
+        data_dir: Some("mine".into()),
+        ..Default::default()
+    };
+    let s = Settings::resolve_in(flags, layer, Path::new("/elsewhere")).unwrap();
+    assert_eq!(s.data_dir, Path::new("/elsewhere/mine"));
+}
+
+#[test]
+fn unwritable_data_dir_fails_fast() {
+    let mut s = Settings::resolve(
+        SettingsArgs {
+            data_dir: Some(PathBuf::from("/proc/reelforge-cannot-write")),
+            ..Default::default()
+        },
+        SettingsArgs::default(),
+    )
+    .unwrap();
+    let e = s.prepare(false).err().unwrap();
+    assert_eq!(e.setting, "REELFORGE_DATA_DIR");
+}

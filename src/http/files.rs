@@ -161,11 +161,26 @@ fn unsatisfiable(size: u64) -> Response {
     r
 }
 
-/// The OpenAPI text of the redirect every download route may answer.
-const SIGNED_REDIRECT: &str = "S3 or GCS storage: the file is at the presigned URL in \
-`Location`, valid for at most 15 minutes (send any `Range` there); the API does not \
-proxy the bytes. HLS playlists (`.m3u8`) are the exception: always 200 from the API, so \
-that their relative segment names come back here";
+/// What every download route answers, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // describes responses; never built
+enum DownloadResponses {
+    #[response(status = 200, description = "the file (local storage)")]
+    Whole,
+    #[response(status = 206, description = "a range (local storage)")]
+    Range,
+    #[response(
+        status = 302,
+        description = "S3 or GCS storage: the file is at the presigned URL in `Location`, \
+            valid for at most 15 minutes (send any `Range` there); the API does not proxy \
+            the bytes. HLS playlists (`.m3u8`) are the exception: always 200 from the API, \
+            so that their relative segment names come back here",
+        headers(("Location" = String, description = "presigned GET URL of the file"))
+    )]
+    Redirect,
+    #[response(status = 404, description = "no such task or file")]
+    NotFound(ErrorBody),
+}
 
 async fn owned_task(state: &AppState, user: AuthUser, id: &str) -> ApiResult<TaskRecord> {
     state
@@ -191,11 +206,7 @@ fn input_name(task: &TaskRecord) -> String {
 #[utoipa::path(get, path = "/api/tasks/{id}/outputs/{name}", tag = "files",
     params(("id" = String, Path), ("name" = String, Path),
            ("Range" = Option<String>, Header, description = "bytes=START-END")),
-    responses((status = 200, description = "the file (local storage)"),
-              (status = 206, description = "a range (local storage)"),
-              (status = 302, description = SIGNED_REDIRECT,
-               headers(("Location" = String, description = "presigned GET URL of the file"))),
-              (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)),
+    responses(DownloadResponses, (status = 416, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn download_output(
     State(state): State<AppState>,
@@ -215,11 +226,7 @@ pub async fn download_output(
 /// Download the task's original input.
 #[utoipa::path(get, path = "/api/tasks/{id}/input", tag = "files",
     params(("id" = String, Path), ("Range" = Option<String>, Header)),
-    responses((status = 200, description = "the file (local storage)"),
-              (status = 206, description = "a range (local storage)"),
-              (status = 302, description = SIGNED_REDIRECT,
-               headers(("Location" = String, description = "presigned GET URL of the file"))),
-              (status = 404, body = ErrorBody)),
+    responses(DownloadResponses),
     security(("bearer" = [])))]
 pub async fn download_input(
     State(state): State<AppState>,
@@ -236,11 +243,7 @@ pub async fn download_input(
 /// (newest task first).
 #[utoipa::path(get, path = "/api/files/{filename}", tag = "files",
     params(("filename" = String, Path), ("Range" = Option<String>, Header)),
-    responses((status = 200, description = "the file (local storage)"),
-              (status = 206, description = "a range (local storage)"),
-              (status = 302, description = SIGNED_REDIRECT,
-               headers(("Location" = String, description = "presigned GET URL of the file"))),
-              (status = 404, body = ErrorBody)),
+    responses(DownloadResponses),
     security(("bearer" = [])))]
 pub async fn download_file(
     State(state): State<AppState>,

@@ -138,6 +138,8 @@ impl UserRepo for SqliteRepo {
         match r {
             Ok(()) => Ok(user),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                // SQLite names no constraint, only the columns ("UNIQUE constraint failed:
+                // users.email_norm"); PostgreSQL maps by constraint name instead.
                 if e.message().contains("email") {
                     Err(RepoError::Conflict("email"))
                 } else {

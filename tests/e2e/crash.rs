@@ -7,10 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use reelforge_testkit::app::{id_of, walk};
 use serde_json::{Value, json};
 
 use super::media::clip_45s;
-use crate::helpers::{id_of, walk};
 
 /// A running `reelforge` process; killed when dropped.
 pub(crate) struct Server {

@@ -3,12 +3,6 @@
 //! middle of a job, recovered by the next one; `api` and `worker` processes sharing PostgreSQL
 //! and a store (`scaleout.rs`).
 
-#[path = "../api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-#[path = "../api/testdb.rs"]
-mod testdb;
-
 mod archives;
 mod crash;
 mod hostile;
@@ -21,9 +15,9 @@ mod startup;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use reelforge_testkit::app::*;
 use serde_json::{Value, json};
 
-use helpers::*;
 use media::*;
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! Scale-out with real processes: `reelforge api` and `reelforge worker` processes of the
-//! built binary sharing one PostgreSQL database (a fresh one per test, see `testdb.rs`) and
-//! one `file://` store, as in a multi-machine deployment. Each process has its own data dir
-//! (its own scratch folder); the API processes share the JWT secret, so a token from one is
-//! accepted by the other.
+//! built binary sharing one PostgreSQL database (a fresh one per test, see
+//! `reelforge_testkit::pg`) and one `file://` store, as in a multi-machine deployment. Each
+//! process has its own data dir (its own scratch folder); the API processes share the JWT
+//! secret, so a token from one is accepted by the other.
 //!
 //! - an idle worker process starts a job submitted through either API process within 100 ms
 //!   (LISTEN/NOTIFY; the polling fallback alone would take up to a second);
@@ -18,14 +18,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use reelforge_testkit::app::walk;
+use reelforge_testkit::pg::PgDatabase;
 use serde_json::Value;
 use sqlx::Connection;
 
 use super::crash::{Server, login, objects_of, start_role, submit_file, task, wait_for};
 use super::media::{clip_45s, clip_long, clip_short};
 use super::{ffmpeg_pids, pids_with, wait_until};
-use crate::helpers::walk;
-use crate::testdb::PgDatabase;
 
 /// The queue lease every process of a cluster gets (`REELFORGE_LEASE`): short, so the lease
 /// test does not wait out the 30 s default, with room for heartbeats on a loaded machine.

@@ -1,0 +1,18 @@
+//! What Reelforge's integration tests (`tests/*`) share, one module per concern:
+//!
+//! - [`app`]: `spawn_app()`, a real server on a random port with a temporary data dir, and
+//!   the `TestApp` that drives its HTTP API and its queue;
+//! - [`pg`]: throw-away PostgreSQL databases, the repository on either backend and
+//!   [`on_both_backends!`].
+//!
+//! A dev-only crate (`publish = false`), a dev-dependency of the root package: it depends on
+//! `reelforge` itself, and the tests share one build of it with this crate.
+
+pub mod app;
+pub mod pg;
+
+/// Whether this runs under CI (`CI` set and not `false`), where a test that would skip for
+/// lack of a server fails instead.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
+}

@@ -8,9 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reelforge_testkit::app::{id_of, walk};
+use reelforge_testkit::clips::clip_45s;
 use serde_json::{Value, json};
-
-use super::media::clip_45s;
 
 /// A running `reelforge` process; killed when dropped.
 pub(crate) struct Server {

@@ -7,9 +7,8 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 
 use reelforge_testkit::app::*;
+use reelforge_testkit::clips::*;
 use serde_json::{Value, json};
-
-use super::media::*;
 
 /// `ffmpeg`/`ffprobe` stand-ins that run the real program under strace, one log per run.
 fn traced_programs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {

@@ -6,7 +6,6 @@
 mod archives;
 mod crash;
 mod hostile;
-mod media;
 mod newcomer;
 mod profiles;
 mod scaleout;
@@ -16,9 +15,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use reelforge_testkit::app::*;
+use reelforge_testkit::clips::*;
 use serde_json::{Value, json};
-
-use media::*;
 
 #[tokio::test]
 async fn idrl_by_url_and_by_upload_produces_three_probed_parts() {

@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use reelforge_testkit::app::walk;
+use reelforge_testkit::clips::{clip_45s, clip_long, clip_short};
 use reelforge_testkit::pg::PgDatabase;
 use serde_json::Value;
 use sqlx::Connection;
 
 use super::crash::{Server, login, objects_of, start_role, submit_file, task, wait_for};
-use super::media::{clip_45s, clip_long, clip_short};
 use super::{ffmpeg_pids, pids_with, wait_until};
 
 /// The queue lease every process of a cluster gets (`REELFORGE_LEASE`): short, so the lease

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use reelforge_testkit::app::*;
+use reelforge_testkit::clips::{clip_short, probe, streams};
 use serde_json::Value;
 
-use crate::media::{clip_short, probe, streams};
 use crate::moto::{ACCESS_KEY, Moto, REGION, SECRET_KEY};
 use crate::sign::sigv4_signature;
 

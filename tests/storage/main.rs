@@ -3,10 +3,6 @@
 //! to presigned URLs, a whole task), GCS configuration and signing without any network, the
 //! storage settings, and the single rustls crypto provider.
 
-#[path = "../e2e/media.rs"]
-#[allow(dead_code)]
-mod media;
-
 mod app;
 mod backends;
 mod gcs;

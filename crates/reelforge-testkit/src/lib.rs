@@ -2,6 +2,8 @@
 //!
 //! - [`app`]: `spawn_app()`, a real server on a random port with a temporary data dir, and
 //!   the `TestApp` that drives its HTTP API and its queue;
+//! - [`clips`]: media made by ffmpeg's lavfi sources for the tests through the API, a
+//!   loopback HTTP server for URL tasks, and an ffprobe of our own to check outputs with;
 //! - [`pg`]: throw-away PostgreSQL databases, the repository on either backend and
 //!   [`on_both_backends!`].
 //!
@@ -9,6 +11,7 @@
 //! `reelforge` itself, and the tests share one build of it with this crate.
 
 pub mod app;
+pub mod clips;
 pub mod pg;
 
 /// Whether this runs under CI (`CI` set and not `false`), where a test that would skip for

@@ -16,7 +16,11 @@ use std::time::{Duration, Instant};
 
 use reelforge_testkit::app::*;
 use reelforge_testkit::clips::*;
+use reelforge_testkit::process::Bin;
 use serde_json::{Value, json};
+
+/// The built binary, for the processes `crash.rs` and `scaleout.rs` start.
+const REELFORGE: Bin = Bin(env!("CARGO_BIN_EXE_reelforge"));
 
 #[tokio::test]
 async fn idrl_by_url_and_by_upload_produces_three_probed_parts() {

@@ -21,11 +21,11 @@ use chrono::{DateTime, Utc};
 use reelforge_testkit::app::walk;
 use reelforge_testkit::clips::{clip_45s, clip_long, clip_short};
 use reelforge_testkit::pg::PgDatabase;
+use reelforge_testkit::process::{Server, login, objects_of, submit_file, task, wait_for};
 use serde_json::Value;
 use sqlx::Connection;
 
-use super::crash::{Server, login, objects_of, start_role, submit_file, task, wait_for};
-use super::{ffmpeg_pids, pids_with, wait_until};
+use super::{REELFORGE, ffmpeg_pids, pids_with, wait_until};
 
 /// The queue lease every process of a cluster gets (`REELFORGE_LEASE`): short, so the lease
 /// test does not wait out the 30 s default, with room for heartbeats on a loaded machine.
@@ -108,7 +108,7 @@ impl Cluster {
     fn spawn(&self, role: &str, name: &str) -> Server {
         let env = self.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        start_role(role, &self.data_dir(name), &env)
+        REELFORGE.start_role(role, &self.data_dir(name), &env)
     }
 
     /// Start a worker process (one job at a time) with its own data dir under `name`; wait

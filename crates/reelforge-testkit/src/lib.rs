@@ -5,7 +5,9 @@
 //! - [`clips`]: media made by ffmpeg's lavfi sources for the tests through the API, a
 //!   loopback HTTP server for URL tasks, and an ffprobe of our own to check outputs with;
 //! - [`pg`]: throw-away PostgreSQL databases, the repository on either backend and
-//!   [`on_both_backends!`].
+//!   [`on_both_backends!`];
+//! - [`process`]: real `reelforge` processes of the built binary, and the HTTP calls the
+//!   tests make to them.
 //!
 //! A dev-only crate (`publish = false`), a dev-dependency of the root package: it depends on
 //! `reelforge` itself, and the tests share one build of it with this crate.
@@ -13,6 +15,7 @@
 pub mod app;
 pub mod clips;
 pub mod pg;
+pub mod process;
 
 /// Whether this runs under CI (`CI` set and not `false`), where a test that would skip for
 /// lack of a server fails instead.

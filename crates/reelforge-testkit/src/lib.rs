@@ -3,9 +3,11 @@
 //! - [`app`]: `spawn_app()`, a real server on a random port with a temporary data dir, and
 //!   the `TestApp` that drives its HTTP API and its queue;
 //! - [`clips`]: media made by ffmpeg's lavfi sources for the tests through the API, a
-//!   loopback HTTP server for URL tasks, and an ffprobe of our own to check outputs with;
+//!   loopback HTTP server for URL tasks, and plain ffprobe JSON to check outputs with;
 //! - [`pg`]: throw-away PostgreSQL databases, the repository on either backend and
 //!   [`on_both_backends!`];
+//! - [`plans`]: the planners' argv run with the real ffmpeg, outputs probed with the
+//!   service's own ffprobe argv and checked against an [`plans::Expect`];
 //! - [`process`]: real `reelforge` processes of the built binary, and the HTTP calls the
 //!   tests make to them.
 //!
@@ -15,6 +17,7 @@
 pub mod app;
 pub mod clips;
 pub mod pg;
+pub mod plans;
 pub mod process;
 
 /// Whether this runs under CI (`CI` set and not `false`), where a test that would skip for

@@ -62,7 +62,7 @@ fn signal(pid: i32, sig: libc::c_int) {
 }
 
 impl Cluster {
-    /// `None`: no PostgreSQL server configured (skipped, see `testdb.rs`).
+    /// `None`: no PostgreSQL server configured (skipped, see `reelforge_testkit::pg`).
     async fn start() -> Option<Cluster> {
         let db = PgDatabase::create().await?;
         let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,6 @@
 //! The repository and queue rules, on `Db` directly. Every test in `on_both_backends!` runs
 //! once on SQLite (`NAME::sqlite`) and once on PostgreSQL (`NAME::postgres`, see
-//! `testdb.rs`); the tests at the end are about one backend only.
+//! `reelforge_testkit::pg`); the tests at the end are about one backend only.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -10,10 +10,9 @@ use reelforge::domain::{
     EmailAddress, OutputFile, Profile, Source, Stage, TaskError, TaskStatus, Username,
 };
 use reelforge::media::probe::{AudioStream, MediaInfo, VideoStream};
+use reelforge_testkit::on_both_backends;
+use reelforge_testkit::pg::TestDb;
 use uuid::Uuid;
-
-use crate::on_both_backends;
-use crate::testdb::TestDb;
 
 on_both_backends!(
     one_claim_per_job_and_expired_leases_are_reclaimed,

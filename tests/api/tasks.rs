@@ -1,6 +1,5 @@
+use reelforge_testkit::app::*;
 use serde_json::{Value, json};
-
-use crate::helpers::*;
 
 #[tokio::test]
 async fn url_submission_rules() {

@@ -1,8 +1,7 @@
 use std::io::{Read, Write};
 
+use reelforge_testkit::app::*;
 use serde_json::Value;
-
-use crate::helpers::*;
 
 #[tokio::test]
 async fn upload_streams_to_storage_and_downloads_with_range() {

@@ -6,9 +6,8 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use reelforge::archive::{ArchiveFormat, ExtractLimits, extract};
+use reelforge_testkit::app::*;
 use serde_json::Value;
-
-use crate::helpers::*;
 
 fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
 
+use reelforge_testkit::app::*;
+use reelforge_testkit::clips::*;
 use serde_json::{Value, json};
-
-use super::media::*;
-use crate::helpers::*;
 
 /// `ffmpeg`/`ffprobe` stand-ins that run the real program under strace, one log per run.
 fn traced_programs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {

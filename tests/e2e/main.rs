@@ -3,16 +3,9 @@
 //! middle of a job, recovered by the next one; `api` and `worker` processes sharing PostgreSQL
 //! and a store (`scaleout.rs`).
 
-#[path = "../api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-#[path = "../api/testdb.rs"]
-mod testdb;
-
 mod archives;
 mod crash;
 mod hostile;
-mod media;
 mod newcomer;
 mod profiles;
 mod scaleout;
@@ -21,10 +14,13 @@ mod startup;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use reelforge_testkit::app::*;
+use reelforge_testkit::clips::*;
+use reelforge_testkit::process::Bin;
 use serde_json::{Value, json};
 
-use helpers::*;
-use media::*;
+/// The built binary, for the processes `crash.rs` and `scaleout.rs` start.
+const REELFORGE: Bin = Bin(env!("CARGO_BIN_EXE_reelforge"));
 
 #[tokio::test]
 async fn idrl_by_url_and_by_upload_produces_three_probed_parts() {

@@ -8,10 +8,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use reelforge_testkit::clips::clip_short;
+use reelforge_testkit::process::{Server, login, spawn_logged, submit_file, task, wait_for};
 use serde_json::Value;
-
-use super::crash::{Server, login, spawn_logged, submit_file, task, wait_for};
-use super::media::clip_short;
 
 /// The README, read at build time: editing it rebuilds this test.
 const README: &str = include_str!("../../README.md");

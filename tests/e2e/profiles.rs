@@ -1,9 +1,8 @@
 //! convert, compress, thumbnail and hls through the API and the queue, every output probed.
 
+use reelforge_testkit::app::*;
+use reelforge_testkit::clips::*;
 use serde_json::{Value, json};
-
-use super::media::*;
-use crate::helpers::*;
 
 async fn finished(app: &TestApp, t: &str, id: &str) -> Value {
     app.drain().await;

@@ -1,8 +1,8 @@
 //! Scale-out with real processes: `reelforge api` and `reelforge worker` processes of the
-//! built binary sharing one PostgreSQL database (a fresh one per test, see `testdb.rs`) and
-//! one `file://` store, as in a multi-machine deployment. Each process has its own data dir
-//! (its own scratch folder); the API processes share the JWT secret, so a token from one is
-//! accepted by the other.
+//! built binary sharing one PostgreSQL database (a fresh one per test, see
+//! `reelforge_testkit::pg`) and one `file://` store, as in a multi-machine deployment. Each
+//! process has its own data dir (its own scratch folder); the API processes share the JWT
+//! secret, so a token from one is accepted by the other.
 //!
 //! - an idle worker process starts a job submitted through either API process within 100 ms
 //!   (LISTEN/NOTIFY; the polling fallback alone would take up to a second);
@@ -18,14 +18,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use reelforge_testkit::app::walk;
+use reelforge_testkit::clips::{clip_45s, clip_long, clip_short};
+use reelforge_testkit::pg::PgDatabase;
+use reelforge_testkit::process::{Server, login, objects_of, submit_file, task, wait_for};
 use serde_json::Value;
 use sqlx::Connection;
 
-use super::crash::{Server, login, objects_of, start_role, submit_file, task, wait_for};
-use super::media::{clip_45s, clip_long, clip_short};
-use super::{ffmpeg_pids, pids_with, wait_until};
-use crate::helpers::walk;
-use crate::testdb::PgDatabase;
+use super::{REELFORGE, ffmpeg_pids, pids_with, wait_until};
 
 /// The queue lease every process of a cluster gets (`REELFORGE_LEASE`): short, so the lease
 /// test does not wait out the 30 s default, with room for heartbeats on a loaded machine.
@@ -62,7 +62,7 @@ fn signal(pid: i32, sig: libc::c_int) {
 }
 
 impl Cluster {
-    /// `None`: no PostgreSQL server configured (skipped, see `testdb.rs`).
+    /// `None`: no PostgreSQL server configured (skipped, see `reelforge_testkit::pg`).
     async fn start() -> Option<Cluster> {
         let db = PgDatabase::create().await?;
         let dir = tempfile::tempdir().unwrap();
@@ -108,7 +108,7 @@ impl Cluster {
     fn spawn(&self, role: &str, name: &str) -> Server {
         let env = self.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        start_role(role, &self.data_dir(name), &env)
+        REELFORGE.start_role(role, &self.data_dir(name), &env)
     }
 
     /// Start a worker process (one job at a time) with its own data dir under `name`; wait

@@ -8,8 +8,7 @@ use std::process::Command;
 use reelforge::media::Paths;
 use reelforge::media::idrl::{IdrlOptions, plan_idrl};
 use reelforge::media::probe::{MediaInfo, ProbeLimits, validate};
-
-use crate::common::{self, ffmpeg, probe};
+use reelforge_testkit::plans::{self, ffmpeg, probe};
 
 fn logo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/logo.png")
@@ -27,7 +26,7 @@ fn run_plan(input: &Path, dir: &Path, opts: &IdrlOptions) -> Vec<(MediaInfo, f64
         out_dir,
     };
     let plan = plan_idrl(&info, opts, &paths, "clip").unwrap();
-    common::run_plan(&plan, dir);
+    plans::run_plan(&plan, dir);
     plan.runs
         .iter()
         .map(|run| (probe(&run.output), run.expected_duration))

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use reelforge_testkit::app::*;
+use reelforge_testkit::clips::{clip_short, probe, streams};
 use serde_json::Value;
 
-use crate::helpers::*;
-use crate::media::{clip_short, probe, streams};
 use crate::moto::{ACCESS_KEY, Moto, REGION, SECRET_KEY};
 use crate::sign::sigv4_signature;
 
@@ -219,9 +219,9 @@ async fn a_task_runs_on_postgres_and_s3() {
     let Some(moto) = Moto::start("a_task_runs_on_postgres_and_s3").await else {
         return;
     };
-    if std::env::var(crate::testdb::PG_URL_VAR).is_err() {
+    if std::env::var(reelforge_testkit::pg::PG_URL_VAR).is_err() {
         // No server: skipped (said on stderr) outside CI, a failure under CI.
-        assert!(crate::testdb::PgDatabase::create().await.is_none());
+        assert!(reelforge_testkit::pg::PgDatabase::create().await.is_none());
         return;
     }
     let app = app_on_db(&moto, 0, true).await;

@@ -3,16 +3,6 @@
 //! to presigned URLs, a whole task), GCS configuration and signing without any network, the
 //! storage settings, and the single rustls crypto provider.
 
-#[path = "../api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-#[path = "../api/testdb.rs"]
-mod testdb;
-
-#[path = "../e2e/media.rs"]
-#[allow(dead_code)]
-mod media;
-
 mod app;
 mod backends;
 mod gcs;

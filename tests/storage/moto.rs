@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reelforge::storage::{Storage, StorageOptions};
+use reelforge_testkit::in_ci;
 
 pub const MOTO_VAR: &str = "REELFORGE_TEST_MOTO";
 /// The throw-away credentials the stores sign with.
@@ -21,10 +22,6 @@ pub struct Moto {
     child: Option<Child>,
     pub endpoint: String,
     http: reqwest::Client,
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
 }
 
 fn free_port() -> u16 {

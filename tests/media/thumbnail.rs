@@ -3,8 +3,9 @@
 use reelforge::media::Paths;
 use reelforge::media::probe::MediaInfo;
 use reelforge::media::thumbnail::{ImageFormat, ThumbnailOptions, plan_thumbnails};
+use reelforge_testkit::plans::{probe, probe_output_json, run_plan, scratch};
 
-use crate::common::{medium_mp4, probe, probe_output_json, run_plan, scratch};
+use crate::medium_mp4;
 
 fn run(info: &MediaInfo, opts: &ThumbnailOptions) -> Vec<serde_json::Value> {
     let input = medium_mp4();

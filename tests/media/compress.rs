@@ -7,8 +7,9 @@ use reelforge::media::codecs::Quality;
 use reelforge::media::compress::{CompressOptions, plan_compress};
 use reelforge::media::formats::Format;
 use reelforge::media::probe::MediaInfo;
+use reelforge_testkit::plans::{Expect, check, probe, probe_output, run_plan, scratch};
 
-use crate::common::{Expect, check, clip, probe, probe_output, run_plan, scratch};
+use crate::clip;
 
 /// 12 s of noisy 320x180 video, encoded nearly losslessly (large input).
 fn noisy_12s() -> PathBuf {

@@ -7,10 +7,9 @@ use reelforge::media::Paths;
 use reelforge::media::codecs::Quality;
 use reelforge::media::convert::{ConvertOptions, plan_convert};
 use reelforge::media::formats::Format;
+use reelforge_testkit::plans::{Expect, check, probe, probe_output, run_plan, scratch};
 
-use crate::common::{
-    Expect, check, clip, medium_mp4, probe, probe_output, run_plan, scratch, small_mp4,
-};
+use crate::{clip, medium_mp4, small_mp4};
 
 fn convert(
     input: &Path,

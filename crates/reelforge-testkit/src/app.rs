@@ -1,7 +1,7 @@
 //! `spawn_app()`: a real server on a random port with a temporary data dir, and helpers
 //! to drive its queue one step at a time.
 //!
-//! The database is SQLite in the data dir, or a fresh PostgreSQL database (see `testdb.rs`)
+//! The database is SQLite in the data dir, or a fresh PostgreSQL database (see [`crate::pg`])
 //! when `Options::postgres` is set or `REELFORGE_TEST_APP_DB=postgres` is in the
 //! environment (`scripts/test.sh` runs the API suite a second time that way).
 
@@ -14,7 +14,7 @@ use reelforge::startup::{Application, Role};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::testdb::{PG_URL_VAR, PgDatabase};
+use crate::pg::{PG_URL_VAR, PgDatabase};
 
 pub struct TestApp {
     pub base: String,
@@ -180,8 +180,7 @@ impl TestApp {
         body["token"].as_str().unwrap().to_string()
     }
 
-    /// The task object, as its owner sees it (used by tests/e2e, which shares this file).
-    #[allow(dead_code)]
+    /// The task object, as its owner sees it.
     pub async fn task(&self, token: &str, id: &str) -> Value {
         self.get(&format!("/api/tasks/{id}"), token)
             .send()

@@ -1,8 +1,9 @@
-//! Clip generation, plan running and probing shared by the profile tests.
+//! The planners' argv run with the real ffmpeg, and their outputs probed through the same
+//! safe argv as the service (`reelforge::media::probe`) and checked against what a profile
+//! promises; inputs made by ffmpeg's lavfi sources, cached between runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use reelforge::media::Plan;
@@ -22,26 +23,18 @@ pub fn ffmpeg(args: &str) {
     );
 }
 
-/// Generated clips are kept under cargo's target tmp dir and reused by later
-/// runs: each file name carries a hash of the arguments that made it.
-fn clips_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("profile-clips");
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    })
-}
-
-/// A generated input clip. `spec` is the ffmpeg arguments between the
-/// global options and the output file name.
-pub fn clip(name: &str, spec: &str) -> PathBuf {
+/// A generated input clip, kept in `clips_dir` and reused by later runs: its file name
+/// carries a hash of the arguments that made it. `spec` is the ffmpeg arguments between the
+/// global options and the output file name. (The test gives the folder: cargo names its
+/// target tmp dir, `CARGO_TARGET_TMPDIR`, only to integration tests.)
+pub fn cached_clip(clips_dir: &Path, name: &str, spec: &str) -> PathBuf {
     use std::hash::{DefaultHasher, Hash, Hasher};
+    std::fs::create_dir_all(clips_dir).unwrap();
     let mut h = DefaultHasher::new();
     spec.hash(&mut h);
-    let path = clips_dir().join(format!("{:016x}-{name}", h.finish()));
+    let path = clips_dir.join(format!("{:016x}-{name}", h.finish()));
     if !path.exists() {
-        let tmp = clips_dir().join(format!(
+        let tmp = clips_dir.join(format!(
             "tmp-{}-{:?}-{name}",
             std::process::id(),
             std::thread::current().id()
@@ -51,24 +44,6 @@ pub fn clip(name: &str, spec: &str) -> PathBuf {
         std::fs::rename(&tmp, &path).unwrap();
     }
     path
-}
-
-/// 3 s, 160x90, 25 fps, H.264 + AAC stereo 48 kHz.
-pub fn small_mp4() -> PathBuf {
-    clip(
-        "small.mp4",
-        "-f lavfi -i testsrc2=s=160x90:r=25:d=3 -f lavfi -i sine=f=440:r=48000:d=3 -ac 2 \
-         -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest",
-    )
-}
-
-/// 3 s, 320x180, 30 fps, H.264 + AAC stereo 44.1 kHz.
-pub fn medium_mp4() -> PathBuf {
-    clip(
-        "medium.mp4",
-        "-f lavfi -i testsrc2=s=320x180:r=30:d=3 -f lavfi -i sine=f=300:r=44100:d=3 -ac 2 \
-         -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest",
-    )
 }
 
 /// ffprobe's stdout for `args`, asserting it succeeded.

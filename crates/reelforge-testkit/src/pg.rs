@@ -6,10 +6,10 @@
 //! Without `REELFORGE_TEST_PG_URL`, PostgreSQL tests print that they were skipped, except
 //! under CI (`CI` set and not `false`), where they fail: CI must really run them.
 
-#![allow(dead_code)]
-
 use reelforge::db::Db;
 use sqlx::{Connection, Executor};
+
+use crate::in_ci;
 
 pub const PG_URL_VAR: &str = "REELFORGE_TEST_PG_URL";
 
@@ -18,10 +18,6 @@ pub struct PgDatabase {
     pub url: String,
     admin_url: String,
     name: String,
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
 }
 
 impl PgDatabase {
@@ -131,13 +127,13 @@ macro_rules! on_both_backends {
         mod $name {
             #[tokio::test]
             async fn sqlite() {
-                let t = $crate::testdb::TestDb::sqlite().await;
+                let t = $crate::pg::TestDb::sqlite().await;
                 super::$name(t.db.clone()).await;
             }
 
             #[tokio::test]
             async fn postgres() {
-                if let Some(t) = $crate::testdb::TestDb::postgres().await {
+                if let Some(t) = $crate::pg::TestDb::postgres().await {
                     super::$name(t.db.clone()).await;
                 }
             }

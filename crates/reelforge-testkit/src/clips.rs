@@ -1,5 +1,5 @@
 //! Test media made by ffmpeg's lavfi sources (once per test binary), a loopback HTTP
-//! server for URL tasks, and ffprobe helpers.
+//! server for URL tasks, and ffprobe helpers (plain ffprobe, not the service's argv).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -164,7 +164,10 @@ async fn readme_tour_runs_as_written_from_a_fresh_folder() {
         .map(|o| (o["name"].as_str().unwrap(), o["duration"].as_f64().unwrap()))
         .collect();
     assert_eq!(parts.len(), 2, "{by_url}");
-    assert_eq!(by_url["attempts"], 1, "the tour's first attempt failed: {by_url}");
+    assert_eq!(
+        by_url["attempts"], 1,
+        "the tour's first attempt failed: {by_url}"
+    );
     assert_eq!(parts[0].0, "clip_part_001.mp4");
     assert!(
         (parts[0].1 - 22.0).abs() < 0.3 && (parts[1].1 - 7.0).abs() < 0.3,

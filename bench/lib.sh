@@ -1,6 +1,6 @@
 # Shared helpers for the benchmarks in bench/*/run.sh. Source it; do not run it.
 #
-# Provides: ROOT, BIN, WORK (temp dir removed at exit), free_port, build_release,
+# Provides: ROOT, BIN, WORK (temp dir removed at exit), need, free_port, build_release,
 # start_service (sets RF_PID, RF_URL), wait_http, api_login (sets TOKEN), json_get,
 # start_postgres (a throw-away cluster; sets PG_URL, PG_BIN, PG_LOG), psql_do,
 # and an EXIT trap that stops every background process started through bg_start (and the
@@ -16,6 +16,18 @@ CACHE="${BENCH_CACHE:-$ROOT/bench/out}"
 mkdir -p "$CACHE"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/reelforge-bench.XXXXXX")"
 BG_PIDS=()
+
+# need PROGRAM [DEBIAN_PACKAGE]: install the package when the program is missing (a fresh
+# machine has no wrk), or stop with a line saying what to install.
+need() {
+    local program=$1 package=${2:-$1}
+    command -v "$program" >/dev/null 2>&1 && return
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+        echo "installing $package (for $program)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+    fi
+    command -v "$program" >/dev/null 2>&1 || { echo "$program is needed (Debian: apt-get install $package)" >&2; exit 1; }
+}
 
 cleanup() {
     local pid

@@ -32,6 +32,8 @@ UPLOAD_DURATION="${UPLOAD_DURATION:-$DURATION}"
 PART_MIB="${PART_MIB:-16}"
 BOUNDARY="reelforgebench7MA4YWxkTrZu0gW"
 
+need wrk
+need curl
 build_release
 case " $BACKENDS " in *" postgres "*) start_postgres ;; esac
 wait_quiet

@@ -29,6 +29,16 @@ impl Server {
             .map(|l| l.iter().any(|line| line.contains(needle)))
             .unwrap_or(false)
     }
+
+    /// The process's resident set size in KiB (`VmRSS` of `/proc/PID/status`), or `None`
+    /// where there is no such file (not Linux, or the process is gone).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
 }
 
 impl Drop for Server {

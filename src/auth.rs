@@ -78,15 +78,29 @@ impl Tokens {
         )?)
     }
 
-    /// The user id of a valid, unexpired token.
-    pub fn verify(&self, token: &str) -> Option<Uuid> {
+    /// The user id of a valid, unexpired token. An expired token is told apart (its
+    /// signature checked first) so that a client knows to log in again rather than to fix
+    /// its token.
+    pub fn verify(&self, token: &str) -> Result<Uuid, TokenError> {
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 0;
         v.set_required_spec_claims(&["exp", "sub"]);
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
-            .ok()
             .map(|d| d.claims.sub)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
     }
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Well signed, but past its `exp`.
+    Expired,
+    /// Malformed, wrongly signed, or missing a claim.
+    Invalid,
 }
 
 /// Login attempts per client IP and per account name.
@@ -154,10 +168,10 @@ mod tests {
         let t = Tokens::new("0123456789abcdef0123456789abcdef", Duration::from_secs(60));
         let id = Uuid::now_v7();
         let tok = t.issue(id).unwrap();
-        assert_eq!(t.verify(&tok), Some(id));
+        assert_eq!(t.verify(&tok), Ok(id));
         let other = Tokens::new("another-secret-another-secret-xx", Duration::from_secs(60));
-        assert_eq!(other.verify(&tok), None);
-        assert_eq!(t.verify("garbage"), None);
+        assert_eq!(other.verify(&tok), Err(TokenError::Invalid));
+        assert_eq!(t.verify("garbage"), Err(TokenError::Invalid));
         // A token whose exp is in the past.
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -169,7 +183,7 @@ mod tests {
             &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
         )
         .unwrap();
-        assert_eq!(t.verify(&expired), None);
+        assert_eq!(t.verify(&expired), Err(TokenError::Expired));
     }
 
     #[test]

@@ -43,10 +43,11 @@ error_codes! {
     EmptyFile = "empty_file",
     /// `profile` names no profile.
     InvalidProfile = "invalid_profile",
-    /// The profile's options are not valid (at submission).
+    /// The profile's options are not valid: at submission, or when planning against the
+    /// probed input (one code for both, since it is one condition for the client).
     InvalidOptions = "invalid_options",
-    /// A profile option is not valid (when planning).
-    InvalidOption = "invalid_option",
+    /// Two fields of the request ask for different things (`format` with `profile: hls`).
+    ConflictingFields = "conflicting_fields",
     /// The per-task logo is not a PNG.
     UnsupportedLogo = "unsupported_logo",
     /// The per-task logo's size is out of bounds.
@@ -62,8 +63,12 @@ error_codes! {
     MethodNotAllowed = "method_not_allowed",
     /// The requested byte range is outside the file.
     RangeNotSatisfiable = "range_not_satisfiable",
-    /// No valid bearer token.
+    /// No bearer token (or another scheme).
     Unauthorized = "unauthorized",
+    /// The bearer token is malformed, wrongly signed, or its account is gone.
+    InvalidToken = "invalid_token",
+    /// The bearer token was valid but has expired: log in again.
+    TokenExpired = "token_expired",
     /// Wrong user name, e-mail or password (never says which).
     InvalidCredentials = "invalid_credentials",
     /// Too many attempts; `Retry-After` says when to try again.

@@ -1,6 +1,7 @@
 //! Domain types and pure rules. Nothing here does I/O.
 
 pub mod error_code;
+pub mod field_error;
 pub mod filename;
 pub mod task;
 pub mod user;

@@ -54,7 +54,7 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthorized,
-            "a valid bearer token is required",
+            "this route needs `Authorization: Bearer <token>` (log in for a token)",
         )
     }
     pub fn too_large(limit: u64) -> Self {
@@ -73,14 +73,31 @@ impl<E: Into<anyhow::Error>> From<E> for ApiError {
 }
 
 pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    (
+    let mut response = (
         status,
         axum::Json(ErrorBody {
             error: code.to_string(),
             message: message.to_string(),
         }),
     )
-        .into_response()
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, www_authenticate(code));
+    }
+    response
+}
+
+/// The challenge every 401 carries (RFC 9110 §11.6.1): the scheme, and for a refused
+/// token the RFC 6750 error so that generic OAuth clients know to fetch a new one.
+fn www_authenticate(code: ErrorCode) -> HeaderValue {
+    HeaderValue::from_static(match code {
+        ErrorCode::InvalidToken | ErrorCode::TokenExpired => {
+            r#"Bearer realm="reelforge", error="invalid_token""#
+        }
+        _ => r#"Bearer realm="reelforge""#,
+    })
 }
 
 impl IntoResponse for ApiError {

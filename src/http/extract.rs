@@ -3,12 +3,15 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::auth::TokenError;
 use crate::domain::ErrorCode;
+use crate::domain::field_error::{describe, json_kind};
 
 /// The caller, from `Authorization: Bearer <jwt>`. A disabled or deleted user is refused.
 #[derive(Debug, Clone, Copy)]
@@ -20,25 +23,33 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(ApiError::unauthorized)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(ApiError::unauthorized)?
-            .trim();
-        let id = state
-            .tokens
-            .verify(token)
-            .ok_or_else(ApiError::unauthorized)?;
+        let token = bearer_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let id = state.tokens.verify(token).map_err(|e| match e {
+            TokenError::Expired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::TokenExpired,
+                "the token has expired; log in again for a new one",
+            ),
+            TokenError::Invalid => invalid_token("the token is not valid"),
+        })?;
         if !state.user_active(id).await? {
-            return Err(ApiError::unauthorized());
+            return Err(invalid_token("the token's account is disabled or deleted"));
         }
         Ok(AuthUser { id })
     }
+}
+
+fn invalid_token(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidToken, message)
+}
+
+/// The token of `Authorization: Bearer <token>`; the scheme name is case-insensitive
+/// (RFC 9110 §11.1), so `bearer` and `BEARER` work too.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(char::is_whitespace)?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// JSON body parsed whatever the `Content-Type` says (legacy clients often send none or the wrong one), with
@@ -58,23 +69,35 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// Parse a JSON object body into `T`. Anything but an object is refused (serde would
+/// otherwise fill a struct from an array, field by position); wrong fields are answered
+/// in words naming the field ([`describe`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidJson,
-            "the body must be a JSON object",
+            "the body is empty; send a JSON object",
         ));
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(
+            ErrorCode::InvalidJson,
+            format!("the body is not valid JSON ({e})"),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidJson,
+            format!("the body must be a JSON object, not {}", json_kind(&value)),
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request(ErrorCode::InvalidJson, format!("malformed JSON: {inner}"))
-        } else if path.is_empty() || path == "." {
-            ApiError::bad_request(ErrorCode::InvalidField, inner.to_string())
+        let code = if e.inner().to_string().starts_with("missing field") {
+            ErrorCode::MissingField
         } else {
-            ApiError::bad_request(ErrorCode::InvalidField, format!("{path}: {inner}"))
-        }
+            ErrorCode::InvalidField
+        };
+        ApiError::bad_request(code, describe(&path, e.inner()))
     })
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::ErrorCode;
+use super::field_error::{describe, json_kind};
 use crate::media::OptionError;
 use crate::media::compress::CompressOptions;
 use crate::media::convert::ConvertOptions;
@@ -137,6 +138,7 @@ pub enum Profile {
 
 /// Options of the `archive` profile: the format to recompress into.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ArchiveOptions {
     pub format: crate::archive::ArchiveFormat,
 }
@@ -144,6 +146,20 @@ pub struct ArchiveOptions {
 impl ArchiveOptions {
     /// The profile's name, as the API spells it.
     pub const NAME: &str = "archive";
+
+    /// The options' JSON Schema.
+    pub fn schema() -> serde_json::Value {
+        use crate::media::schema::{documented, enum_of, object};
+        let mut s = object(
+            "Recompress an archive (zip, 7z, tar.gz, tar.bz2) into another format, extraction bounded.",
+            serde_json::json!({
+                "format": documented(enum_of(crate::archive::ArchiveFormat::ALL),
+                    "The archive format to write.", None::<()>)
+            }),
+        );
+        s["required"] = serde_json::json!(["format"]);
+        s
+    }
 }
 
 impl Profile {
@@ -178,20 +194,40 @@ impl Profile {
     }
 }
 
-/// Deserialize and validate one profile's options.
+/// Deserialize and validate one profile's options; errors name the option as
+/// `options.NAME` and say what it should be ([`describe`]).
 fn parse_options<T: serde::de::DeserializeOwned>(
+    profile: &str,
     value: serde_json::Value,
     validate: impl FnOnce(&T) -> Result<(), OptionError>,
 ) -> Result<T, (ErrorCode, String)> {
-    let o: T = serde_json::from_value(value)
-        .map_err(|e| (ErrorCode::InvalidOptions, format!("options: {e}")))?;
-    validate(&o).map_err(|e| {
-        (
-            ErrorCode::InvalidOptions,
-            format!("{}: {}", e.option, e.message),
-        )
+    let o: T = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = format!("options.{}", e.path()).replace("options..", "options");
+        let message =
+            unknown_option(profile, e.inner()).unwrap_or_else(|| describe(&path, e.inner()));
+        (ErrorCode::InvalidOptions, message)
     })?;
+    validate(&o).map_err(|e| (ErrorCode::InvalidOptions, e.to_string()))?;
     Ok(o)
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" as a sentence naming the profile,
+/// a likely meant option (`segmentSeconds` → `segment_seconds`) and the valid ones.
+fn unknown_option(profile: &str, err: &serde_json::Error) -> Option<String> {
+    let text = err.to_string();
+    let rest = text.strip_prefix("unknown field `")?;
+    let (key, expected) = rest.split_once('`')?;
+    let valid: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let squash = |s: &str| s.replace(['_', '-'], "").to_ascii_lowercase();
+    let hint = valid
+        .iter()
+        .find(|v| squash(v) == squash(key))
+        .map(|v| format!(" (did you mean `{v}`?)"))
+        .unwrap_or_default();
+    Some(format!(
+        "`options.{key}` is not an option of the {profile} profile{hint}; its options are {}",
+        valid.join(", ")
+    ))
 }
 
 /// Names of every profile, for error messages.
@@ -212,27 +248,27 @@ pub fn parse_profile(
     let value = match options {
         None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
         Some(v @ serde_json::Value::Object(_)) => v,
-        Some(_) => {
+        Some(other) => {
             return Err((
                 ErrorCode::InvalidOptions,
-                "options must be a JSON object".into(),
+                format!("`options` must be a JSON object, not {}", json_kind(&other)),
             ));
         }
     };
     match name.unwrap_or(IdrlOptions::NAME) {
-        IdrlOptions::NAME => parse_options(value, IdrlOptions::validate).map(Profile::Idrl),
-        ConvertOptions::NAME => {
-            parse_options(value, ConvertOptions::validate).map(Profile::Convert)
+        p @ IdrlOptions::NAME => parse_options(p, value, IdrlOptions::validate).map(Profile::Idrl),
+        p @ ConvertOptions::NAME => {
+            parse_options(p, value, ConvertOptions::validate).map(Profile::Convert)
         }
-        CompressOptions::NAME => {
-            parse_options(value, CompressOptions::validate).map(Profile::Compress)
+        p @ CompressOptions::NAME => {
+            parse_options(p, value, CompressOptions::validate).map(Profile::Compress)
         }
-        ThumbnailOptions::NAME => {
-            parse_options(value, ThumbnailOptions::validate).map(Profile::Thumbnail)
+        p @ ThumbnailOptions::NAME => {
+            parse_options(p, value, ThumbnailOptions::validate).map(Profile::Thumbnail)
         }
-        HlsOptions::NAME => parse_options(value, HlsOptions::validate).map(Profile::Hls),
-        ArchiveOptions::NAME => {
-            parse_options(value, |_: &ArchiveOptions| Ok(())).map(Profile::Archive)
+        p @ HlsOptions::NAME => parse_options(p, value, HlsOptions::validate).map(Profile::Hls),
+        p @ ArchiveOptions::NAME => {
+            parse_options(p, value, |_: &ArchiveOptions| Ok(())).map(Profile::Archive)
         }
         other => Err((
             ErrorCode::InvalidProfile,

@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod files;
+pub mod openapi;
 pub mod service;
 mod state;
 pub mod tasks;
@@ -22,8 +23,6 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{OpenApi, PathItem};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
@@ -68,58 +67,16 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(service::metrics))
 }
 
-/// The full OpenAPI document, aliases and security scheme included.
-pub fn openapi() -> OpenApi {
-    let (_, mut doc) = documented().split_for_parts();
-    finish_openapi(&mut doc);
-    doc
-}
-
-fn finish_openapi(doc: &mut OpenApi) {
-    let components = doc.components.get_or_insert_with(Default::default);
-    components.add_security_scheme(
-        "bearer",
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .bearer_format("JWT")
-                .build(),
-        ),
-    );
-    for (alias, canonical) in ALIASES {
-        let Some(item) = doc.paths.paths.get(canonical).cloned() else {
-            continue;
-        };
-        doc.paths
-            .paths
-            .insert(alias.to_string(), alias_item(item, canonical));
-    }
-}
-
-fn alias_item(mut item: PathItem, canonical: &str) -> PathItem {
-    for op in [
-        &mut item.get,
-        &mut item.post,
-        &mut item.put,
-        &mut item.delete,
-        &mut item.patch,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        op.operation_id = op.operation_id.as_ref().map(|id| format!("{id}_alias"));
-        op.tags = Some(vec!["aliases".to_string()]);
-        op.description = Some(format!(
-            "Legacy alias of `{canonical}` (no /api prefix): same handler, same behaviour."
-        ));
-    }
-    item
+/// The full OpenAPI document (see [`openapi::finish`]).
+pub fn openapi() -> serde_json::Value {
+    let (_, doc) = documented().split_for_parts();
+    openapi::finish(doc)
 }
 
 /// The application router with every layer.
 pub fn router(state: AppState) -> Router {
-    let (api, mut doc) = documented().split_for_parts();
-    finish_openapi(&mut doc);
+    let (api, doc) = documented().split_for_parts();
+    let doc = openapi::finish(doc);
     let aliases = Router::new()
         .route("/auth/signup", post(accounts::signup))
         .route("/auth/login", post(accounts::login))
@@ -131,7 +88,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(aliases)
-        .merge(SwaggerUi::new("/docs").url("/api/openapi.json", doc))
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/api/openapi.json", doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Uploads stream with their own limit; other bodies are small.

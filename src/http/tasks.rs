@@ -15,6 +15,7 @@ use crate::db::{ListQuery, NewTask, RetryOutcome};
 use crate::domain::ErrorCode;
 use crate::domain::task::parse_profile;
 use crate::domain::{Profile, Source, TaskStatus, TaskView};
+use crate::media::convert::ConvertOptions;
 use crate::storage::keys;
 
 /// JSON submission. `format` is shorthand for the `convert` profile.
@@ -53,27 +54,46 @@ fn profile_error((code, message): (ErrorCode, String)) -> ApiError {
     ApiError::bad_request(code, message)
 }
 
-/// `format`/`newFormat` is shorthand for the convert profile with that format.
+/// `format`/`newFormat` (`field`, as the client spelled it) is shorthand for the convert
+/// profile with that format; with another profile, or another `options.format`, the
+/// request contradicts itself and is refused rather than guessed at.
 pub(super) fn resolve_profile(
     profile: Option<&str>,
     options: Option<serde_json::Value>,
-    format: Option<&str>,
+    format: Option<(&str, &str)>,
 ) -> Result<Profile, ApiError> {
-    match format {
-        Some(f) => {
-            let mut opts = match options {
-                Some(serde_json::Value::Object(m)) => m,
-                _ => Default::default(),
-            };
-            opts.insert("format".into(), serde_json::Value::String(f.to_string()));
-            parse_profile(
-                Some(profile.unwrap_or("convert")),
-                Some(serde_json::Value::Object(opts)),
-            )
-        }
-        None => parse_profile(profile, options),
+    let Some((field, format)) = format else {
+        return parse_profile(profile, options).map_err(profile_error);
+    };
+    if let Some(other) = profile.filter(|p| *p != ConvertOptions::NAME) {
+        return Err(conflict(format!(
+            "`{field}` asks for the convert profile but `profile` is {other:?}; \
+             drop `{field}`, or set the format in `options` of that profile"
+        )));
     }
+    let mut opts = match options {
+        Some(serde_json::Value::Object(m)) => m,
+        None | Some(serde_json::Value::Null) => Default::default(),
+        Some(_) => return parse_profile(profile, options).map_err(profile_error),
+    };
+    if let Some(given) = opts.get("format").filter(|f| f.as_str() != Some(format)) {
+        return Err(conflict(format!(
+            "`{field}` is {format:?} but `options.format` is {given}; give the format once"
+        )));
+    }
+    opts.insert(
+        "format".into(),
+        serde_json::Value::String(format.to_string()),
+    );
+    parse_profile(
+        Some(ConvertOptions::NAME),
+        Some(serde_json::Value::Object(opts)),
+    )
     .map_err(profile_error)
+}
+
+fn conflict(message: String) -> ApiError {
+    ApiError::bad_request(ErrorCode::ConflictingFields, message)
 }
 
 pub(super) fn created(task: &TaskView) -> Response {
@@ -124,11 +144,8 @@ pub async fn create_task(
     let url = crate::fetch::check_url(raw_url, &state.fetch_policy)
         .await
         .map_err(fetch_error)?;
-    let profile = resolve_profile(
-        body.profile.as_deref(),
-        body.options,
-        body.format.as_deref(),
-    )?;
+    let format = body.format.as_deref().map(|f| ("format", f));
+    let profile = resolve_profile(body.profile.as_deref(), body.options, format)?;
     let task = state
         .db
         .create_task(
@@ -148,25 +165,29 @@ pub async fn create_task(
     Ok(created(&task.view()))
 }
 
+/// A URL that is not one is bad input (400); a well-formed URL the service may not or
+/// cannot fetch (policy, unknown host, timeout) is unprocessable (422).
 pub fn fetch_error(e: crate::fetch::FetchError) -> ApiError {
-    let code = e.code();
-    let status = if code == ErrorCode::UrlNotAllowed {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::BAD_REQUEST
+    let status = match e {
+        crate::fetch::FetchError::InvalidUrl(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
-    ApiError::new(status, code, e.to_string())
+    ApiError::new(status, e.code(), e.to_string())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListParams {
-    /// 1–1000, default 100.
+    /// How many tasks per page, 1–1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub max: Option<String>,
-    /// `0` ascending, `1` descending by creation (default 1).
+    /// `0` (or `asc`) ascending, `1` (or `desc`) descending by creation (default 1).
+    #[param(value_type = Option<String>, pattern = "^(0|1|asc|desc)$")]
     pub order: Option<String>,
     /// Only tasks with this status.
+    #[param(value_type = Option<TaskStatus>)]
     pub status: Option<String>,
     /// From the previous page's `Link` header.
+    #[param(value_type = Option<Uuid>)]
     pub cursor: Option<String>,
 }
 

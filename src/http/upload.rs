@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{AuthUser, parse_json};
+use super::extract::AuthUser;
 use super::tasks::{created, resolve_profile};
 use crate::db::NewTask;
 use crate::domain::ErrorCode;
@@ -176,28 +176,33 @@ impl UploadParts {
                 "the uploaded file is empty",
             ));
         }
-        let options = match self.options.as_deref() {
-            None | Some("") => None,
-            Some(text) => Some(
-                parse_json::<serde_json::Value>(text.as_bytes()).map_err(|_| {
-                    ApiError::bad_request(
-                        ErrorCode::InvalidOptions,
-                        "options must be a JSON object",
-                    )
-                })?,
-            ),
+        // HTML forms send empty inputs as empty parts: an empty part is an absent one.
+        let given = |part: &Option<String>| part.clone().filter(|t| !t.trim().is_empty());
+        let options = match given(&self.options) {
+            None => None,
+            Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                ApiError::bad_request(
+                    ErrorCode::InvalidOptions,
+                    format!("the `options` part must be a JSON object ({e})"),
+                )
+            })?),
         };
-        let profile =
-            resolve_profile(self.profile.as_deref(), options, self.new_format.as_deref())?;
+        let new_format = given(&self.new_format);
+        let format = new_format.as_deref().map(|f| ("newFormat", f));
+        let profile = resolve_profile(given(&self.profile).as_deref(), options, format)?;
         if self.has_logo && !profile.wants_logo() {
             return Err(ApiError::bad_request(
-                ErrorCode::InvalidField,
-                "logo: a logo applies to the idrl profile only",
+                ErrorCode::ConflictingFields,
+                format!(
+                    "the `logo` part applies to the idrl profile only, not to {}",
+                    profile.name()
+                ),
             ));
         }
         let filename = self
             .file_name
             .as_deref()
+            .filter(|name| !name.trim().is_empty())
             .map(safe_filename)
             .unwrap_or(input.filename);
         Ok(NewTask {

@@ -2,9 +2,9 @@
 //! codec and profile, audio bitrates each encoder accepts, frame rates MPEG-2 can signal,
 //! and the x264/AAC [`EncodeSettings`] of idrl and hls.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
+
+pub use super::units::Rate;
 
 /// Quality preset: CRF, quantiser or bitrate depending on the codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -226,51 +226,16 @@ impl AudioCodec {
     }
 }
 
-/// A frame rate as ffmpeg writes it (`25`, `30000/1001`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Rate {
-    num: u32,
-    den: u32,
-}
-
-impl Rate {
-    pub(crate) fn whole(n: u32) -> Rate {
-        Rate { num: n, den: 1 }
-    }
-    pub(crate) fn value(self) -> f64 {
-        f64::from(self.num) / f64::from(self.den)
-    }
-}
-
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.den == 1 {
-            write!(f, "{}", self.num)
-        } else {
-            write!(f, "{}/{}", self.num, self.den)
-        }
-    }
-}
-
 /// The frame rates MPEG-2 video can signal.
 const MPEG2_RATES: [Rate; 8] = [
-    Rate {
-        num: 24000,
-        den: 1001,
-    },
-    Rate { num: 24, den: 1 },
-    Rate { num: 25, den: 1 },
-    Rate {
-        num: 30000,
-        den: 1001,
-    },
-    Rate { num: 30, den: 1 },
-    Rate { num: 50, den: 1 },
-    Rate {
-        num: 60000,
-        den: 1001,
-    },
-    Rate { num: 60, den: 1 },
+    Rate::fraction(24000, 1001),
+    Rate::fraction(24, 1),
+    Rate::fraction(25, 1),
+    Rate::fraction(30000, 1001),
+    Rate::fraction(30, 1),
+    Rate::fraction(50, 1),
+    Rate::fraction(60000, 1001),
+    Rate::fraction(60, 1),
 ];
 
 pub(crate) fn nearest_mpeg2_rate(fps: f64) -> Rate {
@@ -312,7 +277,7 @@ impl Default for EncodeSettings {
 
 impl EncodeSettings {
     /// Output options for H.264/yuv420p + AAC 48 kHz stereo MP4 at `fps`.
-    pub fn output_args(&self, fps: u32) -> Vec<String> {
+    pub fn output_args(&self, fps: Rate) -> Vec<String> {
         let (crf, fps) = (self.crf.to_string(), fps.to_string());
         let audio_bitrate = format!("{}k", self.audio_bitrate_kbps);
         let video = ["-c:v", "libx264", "-preset", &self.preset, "-crf", &crf];

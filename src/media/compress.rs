@@ -29,10 +29,10 @@ use super::planner::{OptionError, Paths, Plan, PlanError, checked_duration};
 use super::probe::MediaInfo;
 
 /// Options of the `compress` profile: exactly one of `quality` and
-/// `target_size_mb`. Unknown fields are ignored; call
+/// `target_size_mb`. Unknown fields are refused; call
 /// [`CompressOptions::validate`] after deserialising.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct CompressOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<Quality>,
@@ -81,6 +81,57 @@ fn check_format(format: Format, explicit: bool) -> Result<(), OptionError> {
 impl CompressOptions {
     /// The profile's name, as the API spells it.
     pub const NAME: &str = "compress";
+
+    /// The options' JSON Schema: a branch per way of sizing (`quality` or
+    /// `target_size_mb`) and kind of format (`max_height` does not apply to audio).
+    pub fn schema() -> serde_json::Value {
+        use super::schema::{documented, enum_of, max_height, object};
+        use serde_json::json;
+        let quality = documented(
+            enum_of([Quality::Low, Quality::Medium, Quality::High]),
+            "Quality preset (CRF-style).",
+            None::<()>,
+        );
+        let target = json!({
+            "type": "number", "exclusiveMinimum": 0, "maximum": MAX_TARGET_SIZE_MB,
+            "description": "Output size in MB (10^6 bytes); the bitrate follows from the duration."
+        });
+        let lossy = |audio: bool| {
+            enum_of(Format::ALL.into_iter().filter(move |f| {
+                f.is_audio() == audio && *f != Format::Gif && !f.is_lossless_audio()
+            }))
+        };
+        let mut branches = Vec::new();
+        for (size_key, size) in [("quality", &quality), ("target_size_mb", &target)] {
+            for audio in [false, true] {
+                let mut props = json!({ size_key: size });
+                let title = if audio {
+                    props["format"] = documented(lossy(true), "Output format (audio).", None::<()>);
+                    format!("by {size_key}, to an audio format")
+                } else {
+                    props["format"] = documented(
+                        lossy(false),
+                        "Output format (video); default: the input's container.",
+                        None::<()>,
+                    );
+                    props["max_height"] = max_height(None);
+                    format!("by {size_key}")
+                };
+                let mut o = object(&title, props);
+                o["title"] = json!(title);
+                o["required"] = if audio {
+                    json!([size_key, "format"])
+                } else {
+                    json!([size_key])
+                };
+                branches.push(o);
+            }
+        }
+        json!({
+            "description": "Make a file smaller: give exactly one of `quality` and `target_size_mb`.",
+            "oneOf": branches
+        })
+    }
 
     pub fn validate(&self) -> Result<(), OptionError> {
         match (self.quality, self.target_size_mb) {

@@ -19,17 +19,17 @@
 use serde::{Deserialize, Serialize};
 
 use super::args::secs;
-use super::codecs::{Purpose, Quality, VideoRate, same_rate};
+use super::codecs::{Purpose, Quality, Rate, VideoRate, same_rate};
 use super::encode::{Job, audio_encode, kept_streams, render, video_encode};
 use super::formats::{Format, fits_container};
 use super::geometry::validate_max_height;
 use super::planner::{OptionError, Paths, Plan, PlanError, checked_duration};
 use super::probe::{MediaInfo, VideoStream};
-use super::serialize_opt_seconds;
 
-/// Options of the `convert` profile. Unknown fields are ignored; call
+/// Options of the `convert` profile. Unknown fields are refused; call
 /// [`ConvertOptions::validate`] after deserialising.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConvertOptions {
     pub format: Format,
     /// Re-encode with this preset (asks for re-encoding even when the
@@ -41,19 +41,19 @@ pub struct ConvertOptions {
     pub max_height: Option<u32>,
     /// Output frames per second, `1..=60` (`1..=30` for gif). Video formats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fps: Option<u32>,
+    pub fps: Option<Rate>,
     /// Trim: first second kept, `>= 0`.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_opt_seconds"
+        with = "super::units::opt_seconds"
     )]
     pub start: Option<f64>,
     /// Trim: end second (exclusive), `> start`; past the end means the end.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_opt_seconds"
+        with = "super::units::opt_seconds"
     )]
     pub end: Option<f64>,
     /// Audio bitrate like `128k`, `8k..=512k`. Lossy formats with audio.
@@ -64,6 +64,68 @@ pub struct ConvertOptions {
 impl ConvertOptions {
     /// The profile's name, as the API spells it.
     pub const NAME: &str = "convert";
+
+    /// The options' JSON Schema: one branch per kind of format, since which options
+    /// apply (and `fps`'s limit) depends on it.
+    pub fn schema() -> serde_json::Value {
+        use super::schema::{documented, enum_of, max_height, object, rate, time};
+        use serde_json::json;
+        let formats =
+            |keep: fn(Format) -> bool| enum_of(Format::ALL.into_iter().filter(|f| keep(*f)));
+        let format = |keep: fn(Format) -> bool, what: &str| {
+            documented(
+                formats(keep),
+                &format!("Target format ({what})."),
+                None::<()>,
+            )
+        };
+        let quality = documented(
+            enum_of([Quality::Low, Quality::Medium, Quality::High]),
+            "Re-encode with this preset, even when the streams would fit the container.",
+            None::<()>,
+        );
+        let audio_bitrate = json!({
+            "type": "string",
+            "pattern": "^([89]|[1-9][0-9]|[1-4][0-9][0-9]|50[0-9]|51[0-2])[kK]$",
+            "description": "Audio bitrate like `128k`, from 8k to 512k.",
+            "examples": ["128k"]
+        });
+        let start = time("Trim: first second kept");
+        let end = time("Trim: end (exclusive), after `start`; past the end means the end");
+        let branch = |title: &str, props: serde_json::Value| {
+            let mut o = object(title, props);
+            o["title"] = json!(title);
+            o["required"] = json!(["format"]);
+            o
+        };
+        let video = |f: Format| !f.is_audio() && f != Format::Gif;
+        let lossy = |f: Format| f.is_audio() && !f.is_lossless_audio();
+        json!({
+            "description": "Convert to another container (and its default codecs); a remux \
+                when the streams already fit and nothing else is asked for.",
+            "oneOf": [
+                branch("video", json!({
+                    "format": format(video, "video"), "quality": quality,
+                    "max_height": max_height(None), "fps": rate(60, "Output frames per second"),
+                    "start": start, "end": end, "audio_bitrate": audio_bitrate
+                })),
+                branch("gif", json!({
+                    "format": format(|f| f == Format::Gif, "animated GIF, no audio"),
+                    "max_height": max_height(None),
+                    "fps": rate(30, "Output frames per second (default: at most 15)"),
+                    "start": start, "end": end
+                })),
+                branch("lossy audio", json!({
+                    "format": format(lossy, "audio only"), "quality": quality,
+                    "start": start, "end": end, "audio_bitrate": audio_bitrate
+                })),
+                branch("lossless audio", json!({
+                    "format": format(Format::is_lossless_audio, "lossless audio only"),
+                    "start": start, "end": end
+                }))
+            ]
+        })
+    }
 
     /// Options asking for nothing but the format.
     pub fn new(format: Format) -> Self {
@@ -96,8 +158,8 @@ impl ConvertOptions {
                     format!("does not apply to the audio format {format}"),
                 ));
             }
-            let max = if format == Format::Gif { 30 } else { 60 };
-            if !(1..=max).contains(&fps) {
+            let max = if format == Format::Gif { 30.0 } else { 60.0 };
+            if !(1.0..=max).contains(&fps.value()) {
                 return Err(OptionError::new(
                     "fps",
                     format!("must be between 1 and {max} for {format}"),
@@ -128,7 +190,7 @@ impl ConvertOptions {
         self.max_height.is_some_and(|m| m < video.display_height())
             || self
                 .fps
-                .is_some_and(|f| video.fps.is_none_or(|s| !same_rate(s, f64::from(f))))
+                .is_some_and(|f| video.fps.is_none_or(|s| !same_rate(s, f.value())))
     }
 
     /// The validated audio bitrate in kbit/s.

@@ -73,7 +73,7 @@ pub(crate) fn video_encode(
     codec: VideoCodec,
     rate: VideoRate,
     max_height: Option<u32>,
-    fps: Option<u32>,
+    fps: Option<Rate>,
 ) -> Result<VideoEncode, PlanError> {
     let max_width = (codec == VideoCodec::Gif).then_some(GIF_MAX_WIDTH);
     let (width, height) = scaled_size(video, max_height, max_width)?;
@@ -81,16 +81,16 @@ pub(crate) fn video_encode(
     let target = match codec {
         // MPEG-2 can only signal a few rates: snap to the nearest.
         VideoCodec::Mpeg2 => {
-            let want = fps.map(f64::from).or(source).unwrap_or(25.0);
+            let want = fps.map(Rate::value).or(source).unwrap_or(25.0);
             Some(nearest_mpeg2_rate(want))
         }
         VideoCodec::Gif => match fps {
-            Some(f) => Some(Rate::whole(f)),
+            Some(f) => Some(f),
             // Default: at most 15 fps, never more than the source.
             None if source.is_some_and(|s| s <= f64::from(GIF_DEFAULT_FPS)) => None,
             None => Some(Rate::whole(GIF_DEFAULT_FPS)),
         },
-        _ => fps.map(Rate::whole),
+        _ => fps,
     };
     let fps = target.filter(|t| source.is_none_or(|s| !same_rate(s, t.value())));
     Ok(VideoEncode {

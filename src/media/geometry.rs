@@ -49,13 +49,18 @@ pub fn scaled_size(
 }
 
 /// The `max_height` option: `144..=4320` lines.
+/// Smallest `max_height` an option may ask for.
+pub const MIN_HEIGHT: u32 = 144;
+/// Largest `max_height` an option may ask for (8K).
+pub const MAX_HEIGHT: u32 = 4320;
+
 pub(crate) fn validate_max_height(h: u32) -> Result<(), OptionError> {
-    if (144..=4320).contains(&h) {
+    if (MIN_HEIGHT..=MAX_HEIGHT).contains(&h) {
         Ok(())
     } else {
         Err(OptionError::new(
             "max_height",
-            "must be between 144 and 4320",
+            format!("must be between {MIN_HEIGHT} and {MAX_HEIGHT}"),
         ))
     }
 }

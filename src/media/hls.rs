@@ -38,14 +38,15 @@ pub const DEFAULT_LADDER: [Rung; 4] = [
     },
 ];
 
+/// Options of the `hls` profile. Unknown fields are refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct HlsOptions {
     /// Rung heights to offer (each must be one of the default ladder's); rungs above the
     /// source are dropped. Default: every rung up to the source.
     pub heights: Option<Vec<u32>>,
     /// Target segment length, `2..=30` seconds.
-    #[serde(serialize_with = "super::serialize_seconds")]
+    #[serde(with = "super::units::seconds")]
     pub segment_seconds: f64,
 }
 
@@ -61,6 +62,23 @@ impl Default for HlsOptions {
 impl HlsOptions {
     /// The profile's name, as the API spells it.
     pub const NAME: &str = "hls";
+
+    /// The options' JSON Schema.
+    pub fn schema() -> serde_json::Value {
+        use serde_json::json;
+        let heights: Vec<u32> = DEFAULT_LADDER.iter().map(|r| r.height).collect();
+        super::schema::object(
+            "An adaptive HLS ladder never above the source: a master playlist, one playlist per rung and its segments.",
+            json!({
+                "heights": {"type": "array", "minItems": 1,
+                            "items": {"type": "integer", "enum": heights},
+                            "description": "Rung heights to offer; rungs above the source are dropped. Default: every rung up to the source."},
+                "segment_seconds": {"type": "number", "minimum": 2, "maximum": 30,
+                                    "default": super::units::Seconds(HlsOptions::default().segment_seconds),
+                                    "description": "Target segment length in seconds."}
+            }),
+        )
+    }
 
     pub fn validate(&self) -> Result<(), OptionError> {
         if !(2.0..=30.0).contains(&self.segment_seconds) {

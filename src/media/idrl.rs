@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::args::{
     QUIET_ARGS, SAFE_INPUT_ARGS, SAFE_LOGO_ARGS, output_args, path_str, secs, strings,
 };
-use super::codecs::EncodeSettings;
+use super::codecs::{EncodeSettings, Rate};
 use super::geometry::{even_floor, even_round, validate_max_height};
 use super::planner::{OptionError, Paths, Plan, PlanError, PlannedRun, sanitize_stem};
 use super::probe::{MediaInfo, VideoStream};
@@ -77,22 +77,22 @@ pub enum Fit {
 }
 
 /// Options of the `idrl` profile (the default profile: parts of `segment_seconds`, each
-/// between two logo cards, 16:9 H.264/AAC). Unknown fields are ignored; a known field
-/// with the wrong type is a deserialisation error. Call
-/// [`IdrlOptions::validate`] after deserialising.
+/// between two logo cards, 16:9 H.264/AAC). An unknown field or a known field with the
+/// wrong type is a deserialisation error. Call [`IdrlOptions::validate`] after
+/// deserialising.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct IdrlOptions {
     /// Length of each part; `0` = no split; else `1..=3600`.
-    #[serde(serialize_with = "super::serialize_seconds")]
+    #[serde(with = "super::units::seconds")]
     pub segment_seconds: f64,
     /// How long the logo card is shown before and after each part; `0..=10`.
-    #[serde(serialize_with = "super::serialize_seconds")]
+    #[serde(with = "super::units::seconds")]
     pub bumper_seconds: f64,
     pub aspect: Aspect,
     pub fit: Fit,
     /// Output frames per second; `1..=60`.
-    pub fps: u32,
+    pub fps: Rate,
     /// Maximum output height (never upscaled); `144..=4320`.
     pub max_height: u32,
     /// Background colour of the bumper and of letterbox bars: an ffmpeg
@@ -107,7 +107,7 @@ impl Default for IdrlOptions {
             bumper_seconds: 1.0,
             aspect: Aspect::default(),
             fit: Fit::default(),
-            fps: 24,
+            fps: Rate::whole(24),
             max_height: 1080,
             background: "black".to_owned(),
         }
@@ -117,6 +117,51 @@ impl Default for IdrlOptions {
 impl IdrlOptions {
     /// The profile's name, as the API spells it.
     pub const NAME: &str = "idrl";
+
+    /// The options' JSON Schema (see [`super::schema`]).
+    pub fn schema() -> serde_json::Value {
+        use super::schema::{documented, enum_of, max_height, object, rate};
+        let d = IdrlOptions::default();
+        let aspects = [
+            Aspect::Landscape16x9,
+            Aspect::Portrait9x16,
+            Aspect::Square1x1,
+            Aspect::Standard4x3,
+            Aspect::Source,
+        ];
+        let mut fps = rate(60, "Output frames per second");
+        fps["default"] = serde_json::json!(d.fps);
+        object(
+            "The default profile: parts of `segment_seconds`, each between two logo cards, \
+             16:9 H.264/AAC MP4.",
+            serde_json::json!({
+                "segment_seconds": {
+                    "description": "Length of each part in seconds; 0 = no split. A time like \"00:05:00\" is accepted too.",
+                    "default": super::units::Seconds(d.segment_seconds),
+                    "anyOf": [{"const": 0}, {"type": "number", "minimum": 1, "maximum": 3600}]
+                },
+                "bumper_seconds": {
+                    "description": "How long the logo card is shown before and after each part, in seconds.",
+                    "type": "number", "minimum": 0, "maximum": 10,
+                    "default": super::units::Seconds(d.bumper_seconds)
+                },
+                "aspect": documented(enum_of(aspects),
+                    "Output aspect ratio; `source` keeps the input's.", Some(d.aspect)),
+                "fit": documented(enum_of([Fit::Crop, Fit::Pad]),
+                    "How the input fits the aspect: centre `crop` or letterbox `pad`.", Some(d.fit)),
+                "fps": fps,
+                "max_height": max_height(Some(d.max_height)),
+                "background": {
+                    "description": "Colour of the logo card and of letterbox bars: a colour name or #RRGGBB.",
+                    "default": d.background,
+                    "anyOf": [
+                        {"type": "string", "enum": COLOR_NAMES},
+                        {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}$"}
+                    ]
+                }
+            }),
+        )
+    }
 
     pub fn validate(&self) -> Result<(), OptionError> {
         let s = self.segment_seconds;
@@ -133,7 +178,7 @@ impl IdrlOptions {
                 "must be between 0 and 10",
             ));
         }
-        if !(1..=60).contains(&self.fps) {
+        if !(1.0..=60.0).contains(&self.fps.value()) {
             return Err(OptionError::new("fps", "must be between 1 and 60"));
         }
         validate_max_height(self.max_height)?;
@@ -348,7 +393,7 @@ struct GraphInput<'a> {
     video: &'a VideoStream,
     audio_index: Option<usize>,
     geometry: Geometry,
-    fps: u32,
+    fps: Rate,
     color: &'a str,
     part: f64,
     bumper: f64,
@@ -525,7 +570,7 @@ fn part_inputs(
 
 /// The options between the inputs and the muxer: the graph, its outputs (no metadata or
 /// chapters carried over) and the encoders.
-fn encode_args(graph: &str, encode: &EncodeSettings, fps: u32) -> Vec<String> {
+fn encode_args(graph: &str, encode: &EncodeSettings, fps: Rate) -> Vec<String> {
     let mut argv: Vec<String> = strings(&["-filter_complex", graph, "-map", "[v]", "-map", "[a]"])
         .chain(strings(&["-map_metadata", "-1", "-map_chapters", "-1"]))
         .collect();

@@ -25,7 +25,9 @@ pub mod idrl;
 pub mod logo;
 pub mod planner;
 pub mod probe;
+pub mod schema;
 pub mod thumbnail;
+pub mod units;
 
 #[cfg(test)]
 mod testutil;
@@ -56,34 +58,5 @@ pub fn plan(
         Profile::Thumbnail(o) => thumbnail::plan_thumbnails(info, o, paths, stem),
         Profile::Hls(o) => hls::plan_hls(info, o, paths, stem),
         Profile::Archive(_) => Err(PlanError::NotMedia),
-    }
-}
-
-/// Seconds as the API shows them: whole values as integers (`20`, not `20.0`).
-pub fn serialize_seconds<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        s.serialize_i64(*v as i64)
-    } else {
-        s.serialize_f64(*v)
-    }
-}
-
-/// Seconds echoed as the API shows them (see [`serialize_seconds`]).
-pub(crate) struct Seconds(pub f64);
-
-impl serde::Serialize for Seconds {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_seconds(&self.0, s)
-    }
-}
-
-/// [`serialize_seconds`] for an optional value.
-pub(crate) fn serialize_opt_seconds<S: serde::Serializer>(
-    v: &Option<f64>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(v) => serialize_seconds(v, s),
-        None => s.serialize_none(),
     }
 }

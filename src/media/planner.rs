@@ -45,7 +45,7 @@ pub struct PlannedRun {
 
 /// An invalid option value; `option` is the field name as the API spells it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid option `{option}`: {message}")]
+#[error("options.{option}: {message}")]
 pub struct OptionError {
     pub option: &'static str,
     pub message: String,
@@ -86,7 +86,7 @@ impl PlanError {
     /// Stable snake_case error code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            PlanError::Option(_) => ErrorCode::InvalidOption,
+            PlanError::Option(_) => ErrorCode::InvalidOptions,
             PlanError::NoVideo => ErrorCode::NoVideoStream,
             PlanError::NoAudio => ErrorCode::NoAudioStream,
             PlanError::InvalidDuration | PlanError::FrameTooSmall { .. } => ErrorCode::InvalidMedia,

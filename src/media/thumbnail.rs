@@ -19,7 +19,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Seconds;
 use super::args::{input_args, output_args};
 use super::geometry::scaled_size;
 use super::planner::{
@@ -78,10 +77,10 @@ impl ImageFormat {
 pub const MAX_THUMBNAILS: u32 = 100;
 
 /// Options of the `thumbnail` profile: `count` evenly spaced frames
-/// (default one) or explicit `at` seconds. Unknown fields are ignored; call
+/// (default one) or explicit `at` seconds. Unknown fields are refused; call
 /// [`ThumbnailOptions::validate`] after deserialising.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ThumbnailOptions {
     /// `1..=100`; not with `at`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,7 +89,7 @@ pub struct ThumbnailOptions {
     /// the end.
     #[serde(
         skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_times"
+        with = "super::units::seconds_list"
     )]
     pub at: Option<Vec<f64>>,
     pub format: ImageFormat,
@@ -100,16 +99,50 @@ pub struct ThumbnailOptions {
     pub width: Option<u32>,
 }
 
-fn serialize_times<S: serde::Serializer>(v: &Option<Vec<f64>>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(times) => s.collect_seq(times.iter().map(|t| Seconds(*t))),
-        None => s.serialize_none(),
-    }
-}
-
 impl ThumbnailOptions {
     /// The profile's name, as the API spells it.
     pub const NAME: &str = "thumbnail";
+
+    /// The options' JSON Schema: a branch with `count` (or neither) and one with `at`,
+    /// each refusing the other's key.
+    pub fn schema() -> serde_json::Value {
+        use super::schema::{documented, enum_of, object, time};
+        use serde_json::json;
+        let common = json!({
+            "format": documented(
+                enum_of([ImageFormat::Jpg, ImageFormat::Png, ImageFormat::Webp]),
+                "Image format.", Some(ImageFormat::default())),
+            "width": {"type": "integer", "minimum": 16, "maximum": 7680,
+                      "description": "Width in pixels, height to keep the aspect ratio; never upscaled. Default: the video's width."}
+        });
+        let branch = |title: &str, key: &str, schema: serde_json::Value| {
+            let mut props = common.clone();
+            props[key] = schema;
+            let mut o = object(title, props);
+            o["title"] = json!(title);
+            o
+        };
+        let count = branch(
+            "evenly spaced",
+            "count",
+            json!({
+            "type": "integer", "minimum": 1, "maximum": MAX_THUMBNAILS, "default": 1,
+            "description": "How many evenly spaced frames."}),
+        );
+        let mut at = branch(
+            "at given times",
+            "at",
+            json!({
+            "type": "array", "minItems": 1, "maxItems": MAX_THUMBNAILS,
+            "items": time("A time in the media, before its end"),
+            "description": "Times of the frames to take, each before the end of the media."}),
+        );
+        at["required"] = json!(["at"]);
+        json!({
+            "description": "Still images: `count` evenly spaced frames (default one) or frames `at` given times, not both.",
+            "oneOf": [count, at]
+        })
+    }
 
     pub fn validate(&self) -> Result<(), OptionError> {
         if let Some(count) = self.count {

@@ -1,6 +1,8 @@
 //! HTTP behaviour against a spawned server on a random port with a temporary data dir.
 
 mod accounts;
+mod contract;
+mod profiles_doc;
 mod queue;
 mod service;
 mod tasks;

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use reelforge::media::Paths;
-use reelforge::media::codecs::Quality;
+use reelforge::media::codecs::{Quality, Rate};
 use reelforge::media::convert::{ConvertOptions, plan_convert};
 use reelforge::media::formats::Format;
 use reelforge_testkit::plans::{Expect, check, probe, probe_output, run_plan, scratch};
@@ -91,7 +91,7 @@ fn options_are_applied() {
         (
             ConvertOptions {
                 max_height: Some(144),
-                fps: Some(12),
+                fps: Some(Rate::whole(12)),
                 ..ConvertOptions::new(Format::Mp4)
             },
             Expect {
@@ -130,7 +130,7 @@ fn options_are_applied() {
         ),
         (
             ConvertOptions {
-                fps: Some(15),
+                fps: Some(Rate::whole(15)),
                 ..ConvertOptions::new(Format::Mpeg)
             },
             // MPEG-2 cannot signal 15 fps: the nearest legal rate.

@@ -97,8 +97,8 @@ fn format_and_max_height() {
     // A lossless input needs a lossy format.
     let err =
         plan_compress(&fixture("wav"), &by_quality(Quality::High), &paths(), "x").unwrap_err();
-    assert_eq!(err.code(), "invalid_option");
-    assert!(err.to_string().contains("`format`"), "{err}");
+    assert_eq!(err.code(), "invalid_options");
+    assert!(err.to_string().contains("options.format"), "{err}");
     let argv = argv_of(
         "wav",
         &CompressOptions {
@@ -122,7 +122,7 @@ fn format_and_max_height() {
     let mut info = fixture("landscape");
     info.format_name = "mxf".into();
     let err = plan_compress(&info, &by_quality(Quality::High), &paths(), "x").unwrap_err();
-    assert!(err.to_string().contains("`format`"), "{err}");
+    assert!(err.to_string().contains("options.format"), "{err}");
     // Missing streams.
     let err = plan_compress(
         &fixture("no_audio"),
@@ -199,10 +199,10 @@ fn target_size_sets_bitrates() {
 #[test]
 fn target_too_small_names_the_option() {
     let err = plan_compress(&fixture("long"), &by_size(0.2), &paths(), "x").unwrap_err();
-    assert_eq!(err.code(), "invalid_option");
+    assert_eq!(err.code(), "invalid_options");
     let text = err.to_string();
     assert!(
-        text.contains("`target_size_mb`") && text.contains("0.48 MB"),
+        text.contains("options.target_size_mb") && text.contains("0.48 MB"),
         "{text}"
     );
     let err = target_bitrates(3600.0, 1.0, Format::Opus, true).unwrap_err();
@@ -266,14 +266,14 @@ fn option_errors_name_the_option() {
         let err = opts.validate().unwrap_err();
         assert_eq!(err.option, name, "{opts:?}");
         let perr = plan_compress(&fixture("landscape"), &opts, &paths(), "x").unwrap_err();
-        assert_eq!(perr.code(), "invalid_option");
+        assert_eq!(perr.code(), "invalid_options");
     }
 }
 
 #[test]
-fn options_deserialize_and_ignore_unknown_fields() {
+fn options_deserialize_and_refuse_unknown_fields() {
     let opts: CompressOptions =
-        serde_json::from_str(r#"{"target_size_mb":8,"max_height":720,"x":1}"#).unwrap();
+        serde_json::from_str(r#"{"target_size_mb":8,"max_height":720}"#).unwrap();
     assert_eq!(opts.target_size_mb, Some(8.0));
     assert_eq!(opts.max_height, Some(720));
     assert_eq!(opts.validate(), Ok(()));
@@ -282,6 +282,7 @@ fn options_deserialize_and_ignore_unknown_fields() {
     assert_eq!(opts.quality, Some(Quality::Low));
     assert_eq!(opts.format, Some(Format::Webm));
     for bad in [
+        r#"{"quality":"low","x":1}"#,
         r#"{"quality":"best"}"#,
         r#"{"target_size_mb":"8"}"#,
         r#"{"format":"exe"}"#,

@@ -272,7 +272,7 @@ fn options_that_change_something_ask_for_reencoding() {
     // Nothing to do: same fps, max_height above the source, start 0,
     // end past the end.
     assert!(remux(ConvertOptions {
-        fps: Some(30),
+        fps: Some(Rate::whole(30)),
         max_height: Some(1080),
         start: Some(0.0),
         end: Some(60.0),
@@ -284,7 +284,7 @@ fn options_that_change_something_ask_for_reencoding() {
             ..mkv()
         },
         ConvertOptions {
-            fps: Some(24),
+            fps: Some(Rate::whole(24)),
             ..mkv()
         },
         ConvertOptions {
@@ -469,7 +469,7 @@ fn fps_option_and_mpeg2_rates() {
         let argv = argv_of(
             name,
             &ConvertOptions {
-                fps,
+                fps: fps.map(Rate::whole),
                 quality: Some(Quality::Medium),
                 ..to(format)
             },
@@ -539,7 +539,7 @@ fn gif_is_palette_generated_with_bounded_fps_and_width() {
         g(
             "sd",
             ConvertOptions {
-                fps: Some(10),
+                fps: Some(Rate::whole(10)),
                 ..gif()
             }
         ),
@@ -615,8 +615,8 @@ fn trim_uses_input_seeking() {
         "x",
     )
     .unwrap_err();
-    assert_eq!(err.code(), "invalid_option");
-    assert!(err.to_string().contains("`start`"), "{err}");
+    assert_eq!(err.code(), "invalid_options");
+    assert!(err.to_string().contains("options.start"), "{err}");
 }
 
 #[test]
@@ -682,28 +682,28 @@ fn option_errors_name_the_option() {
         ),
         (
             ConvertOptions {
-                fps: Some(0),
+                fps: Some(Rate::whole(0)),
                 ..mp4()
             },
             "fps",
         ),
         (
             ConvertOptions {
-                fps: Some(61),
+                fps: Some(Rate::whole(61)),
                 ..mp4()
             },
             "fps",
         ),
         (
             ConvertOptions {
-                fps: Some(31),
+                fps: Some(Rate::whole(31)),
                 ..to(Format::Gif)
             },
             "fps",
         ),
         (
             ConvertOptions {
-                fps: Some(24),
+                fps: Some(Rate::whole(24)),
                 ..to(Format::Mp3)
             },
             "fps",
@@ -781,7 +781,7 @@ fn option_errors_name_the_option() {
         assert_eq!(err.option, name, "{opts:?}");
         assert!(err.to_string().contains(name));
         let perr = plan_convert(&fixture("landscape"), &opts, &paths(), "x").unwrap_err();
-        assert_eq!(perr.code(), "invalid_option");
+        assert_eq!(perr.code(), "invalid_options");
     }
     for format in Format::ALL {
         assert_eq!(to(format).validate(), Ok(()));
@@ -789,17 +789,20 @@ fn option_errors_name_the_option() {
 }
 
 #[test]
-fn options_deserialize_and_ignore_unknown_fields() {
+fn options_deserialize_and_refuse_unknown_fields() {
     let opts: ConvertOptions = serde_json::from_str(r#"{"format":"webm"}"#).unwrap();
     assert_eq!(opts, to(Format::Webm));
     let opts: ConvertOptions = serde_json::from_str(
         r#"{"format":"mpeg","quality":"high","max_height":720,"fps":25,"start":1.5,
-            "end":3,"audio_bitrate":"192k","newFormat":"x","other":[1]}"#,
+            "end":"00:00:03","audio_bitrate":"192k"}"#,
     )
     .unwrap();
     assert_eq!(opts.format, Format::Mpeg);
     assert_eq!(opts.quality, Some(Quality::High));
-    assert_eq!((opts.max_height, opts.fps), (Some(720), Some(25)));
+    assert_eq!(
+        (opts.max_height, opts.fps),
+        (Some(720), Some(Rate::whole(25)))
+    );
     assert_eq!((opts.start, opts.end), (Some(1.5), Some(3.0)));
     assert_eq!(opts.validate(), Ok(()));
     for bad in [
@@ -807,9 +810,11 @@ fn options_deserialize_and_ignore_unknown_fields() {
         r#"{"format":"MP4"}"#,
         r#"{"format":"mp5"}"#,
         r#"{"format":"mp4","quality":"ultra"}"#,
-        r#"{"format":"mp4","fps":"24"}"#,
+        r#"{"format":"mp4","fps":"fast"}"#,
+        r#"{"format":"mp4","newFormat":"x"}"#,
+        r#"{"format":"mp4","other":[1]}"#,
         r#"{"format":"mp4","max_height":-1}"#,
-        r#"{"format":"mp4","start":"1"}"#,
+        r#"{"format":"mp4","start":"1:75"}"#,
         r#"{"format":"mp4","audio_bitrate":128}"#,
     ] {
         assert!(

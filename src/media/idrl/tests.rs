@@ -512,29 +512,41 @@ fn audio_only_is_no_video_stream() {
 }
 
 #[test]
-fn options_deserialize_with_defaults_and_ignore_unknown_fields() {
+fn options_deserialize_with_defaults_and_refuse_unknown_fields() {
     let opts: IdrlOptions = serde_json::from_str("{}").unwrap();
     assert_eq!(opts, IdrlOptions::default());
     let opts: IdrlOptions = serde_json::from_str(
         r##"{"aspect":"9:16","fit":"pad","fps":30,"segment_seconds":0,"bumper_seconds":2.5,
-            "max_height":720,"background":"#ff0000","something_new":[1,2]}"##,
+            "max_height":720,"background":"#ff0000"}"##,
     )
     .unwrap();
     assert_eq!(opts.aspect, Aspect::Portrait9x16);
     assert_eq!(opts.fit, Fit::Pad);
-    assert_eq!((opts.fps, opts.max_height), (30, 720));
+    assert_eq!((opts.fps, opts.max_height), (Rate::whole(30), 720));
     assert_eq!(opts.segment_seconds, 0.0);
     assert_eq!(opts.validate(), Ok(()));
     for bad in [
-        r#"{"fps":"24"}"#,
-        r#"{"fps":24.5}"#,
+        r#"{"fps":"fast"}"#,
+        r#"{"fps":0}"#,
+        r#"{"something_new":[1,2]}"#,
+        r#"{"segmentSeconds":5}"#,
         r#"{"aspect":"21:9"}"#,
         r#"{"fit":"stretch"}"#,
-        r#"{"segment_seconds":"20"}"#,
+        r#"{"segment_seconds":"twenty"}"#,
         r#"{"background":1}"#,
     ] {
         assert!(serde_json::from_str::<IdrlOptions>(bad).is_err(), "{bad}");
     }
+    // Times and rates are read as people type them.
+    let typed: IdrlOptions = serde_json::from_str(
+        r#"{"segment_seconds":"00:01:30","bumper_seconds":"0:02.5","fps":"30000/1001"}"#,
+    )
+    .unwrap();
+    assert_eq!((typed.segment_seconds, typed.bumper_seconds), (90.0, 2.5));
+    assert_eq!(typed.fps, Rate::fraction(30000, 1001));
+    assert_eq!(typed.validate(), Ok(()));
+    let typed: IdrlOptions = serde_json::from_str(r#"{"fps":29.97}"#).unwrap();
+    assert_eq!(typed.fps, Rate::fraction(30000, 1001));
     // Resolved options echo back with the API's spelling.
     let echoed = serde_json::to_value(IdrlOptions::default()).unwrap();
     assert_eq!(echoed["aspect"], "16:9");
@@ -603,8 +615,20 @@ fn option_errors_name_the_option() {
             },
             "bumper_seconds",
         ),
-        (IdrlOptions { fps: 0, ..d() }, "fps"),
-        (IdrlOptions { fps: 61, ..d() }, "fps"),
+        (
+            IdrlOptions {
+                fps: Rate::whole(0),
+                ..d()
+            },
+            "fps",
+        ),
+        (
+            IdrlOptions {
+                fps: Rate::whole(61),
+                ..d()
+            },
+            "fps",
+        ),
         (
             IdrlOptions {
                 max_height: 143,
@@ -688,7 +712,7 @@ fn option_errors_name_the_option() {
         assert_eq!(err.option, name, "{opts:?}");
         assert!(err.to_string().contains(name));
         let perr = plan_idrl(&fixture("landscape"), &opts, &paths(), "x").unwrap_err();
-        assert_eq!(perr.code(), "invalid_option");
+        assert_eq!(perr.code(), "invalid_options");
     }
     for ok in [
         "black",

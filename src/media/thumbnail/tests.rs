@@ -122,8 +122,8 @@ fn explicit_times() {
         "x",
     )
     .unwrap_err();
-    assert_eq!(err.code(), "invalid_option");
-    assert!(err.to_string().contains("`at`"), "{err}");
+    assert_eq!(err.code(), "invalid_options");
+    assert!(err.to_string().contains("options.at"), "{err}");
 }
 
 #[test]
@@ -237,17 +237,17 @@ fn errors() {
         let err = opts.validate().unwrap_err();
         assert_eq!(err.option, name, "{opts:?}");
         let perr = plan_thumbnails(&fixture("landscape"), &opts, &paths(), "x").unwrap_err();
-        assert_eq!(perr.code(), "invalid_option");
+        assert_eq!(perr.code(), "invalid_options");
     }
 }
 
 #[test]
-fn options_deserialize_and_ignore_unknown_fields() {
+fn options_deserialize_and_refuse_unknown_fields() {
     let opts: ThumbnailOptions = serde_json::from_str("{}").unwrap();
     assert_eq!(opts, ThumbnailOptions::default());
     assert_eq!(opts.format, ImageFormat::Jpg);
     let opts: ThumbnailOptions =
-        serde_json::from_str(r#"{"count":3,"format":"webp","width":320,"zzz":true}"#).unwrap();
+        serde_json::from_str(r#"{"count":3,"format":"webp","width":320}"#).unwrap();
     assert_eq!(opts.count, Some(3));
     assert_eq!(opts.format, ImageFormat::Webp);
     assert_eq!(opts.width, Some(320));
@@ -258,6 +258,7 @@ fn options_deserialize_and_ignore_unknown_fields() {
         serde_json::json!({"at": [1, 2.5], "format": "jpg"})
     );
     for bad in [
+        r#"{"zzz":true}"#,
         r#"{"format":"bmp"}"#,
         r#"{"count":-1}"#,
         r#"{"at":1}"#,

@@ -1,0 +1,318 @@
+//! The OpenAPI document. utoipa writes the operations from the handlers' annotations;
+//! [`finish`] then adds, as JSON, what annotations cannot say: the profiles' option
+//! schemas (a `oneOf` keyed by `profile`, built from each profile's own schema), the
+//! 401 every authenticated route can answer, a description on every response, and the
+//! legacy aliases. `tests/contract` checks the result with openapi-spec-validator and
+//! schemathesis.
+
+use serde_json::{Map, Value, json};
+use utoipa::openapi::OpenApi;
+
+use super::ALIASES;
+use crate::domain::task::ArchiveOptions;
+use crate::media::compress::CompressOptions;
+use crate::media::convert::ConvertOptions;
+use crate::media::formats::Format;
+use crate::media::hls::HlsOptions;
+use crate::media::idrl::IdrlOptions;
+use crate::media::schema::{documented, enum_of};
+use crate::media::thumbnail::ThumbnailOptions;
+
+/// Every profile with its options' schema, the default profile first.
+pub fn profile_schemas() -> Vec<(&'static str, Value)> {
+    vec![
+        (IdrlOptions::NAME, IdrlOptions::schema()),
+        (ConvertOptions::NAME, ConvertOptions::schema()),
+        (CompressOptions::NAME, CompressOptions::schema()),
+        (ThumbnailOptions::NAME, ThumbnailOptions::schema()),
+        (HlsOptions::NAME, HlsOptions::schema()),
+        (ArchiveOptions::NAME, ArchiveOptions::schema()),
+    ]
+}
+
+/// The component name of a profile's options: `idrl` → `IdrlOptions`.
+pub fn options_component(profile: &str) -> String {
+    let mut name = profile[..1].to_ascii_uppercase();
+    name.push_str(&profile[1..]);
+    name + "Options"
+}
+
+/// utoipa's document, finished (see the module comment).
+pub fn finish(doc: OpenApi) -> Value {
+    let mut doc = serde_json::to_value(doc).unwrap_or_else(|_| json!({}));
+    add_components(&mut doc);
+    account_bodies(&mut doc);
+    task_bodies(&mut doc);
+    for_each_operation(&mut doc, |op| {
+        if op.get("security").is_some() {
+            op["responses"]["401"] = unauthorized();
+        }
+        describe_responses(op);
+    });
+    add_aliases(&mut doc);
+    doc
+}
+
+fn add_components(doc: &mut Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    for (profile, schema) in profile_schemas() {
+        schemas[options_component(profile)] = schema;
+    }
+    schemas["Format"] = documented(
+        enum_of(Format::ALL),
+        "An output format of the convert profile.",
+        None::<()>,
+    );
+    schemas["TaskUrl"] = json!({
+        "type": "string", "format": "uri", "maxLength": 2048,
+        "pattern": "^https?://[A-Za-z0-9]",
+        "description": "http(s) URL of the media to fetch. Refused with 422 \
+            `url_not_allowed` when it resolves to a loopback, private or reserved address, \
+            and with 422 when its host cannot be resolved.",
+        "examples": ["https://example.com/clip.mp4"]
+    });
+    doc["components"]["securitySchemes"]["bearer"] =
+        json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"});
+}
+
+/// Sign-up and log-in bodies as the handlers check them (the structs read every field as
+/// optional, to answer a missing one in words): both spellings of the repeated password.
+fn account_bodies(doc: &mut Value) {
+    let username = json!({
+        "type": "string", "pattern": "^[A-Za-z0-9_.-]{3,64}$",
+        "description": "3 to 64 letters, digits, `_`, `.` or `-`; unique whatever the case."
+    });
+    let email = json!({
+        "type": "string", "maxLength": 254,
+        "pattern": "^[A-Za-z0-9_%+-]{1,32}(\\.[A-Za-z0-9_%+-]{1,16})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\\.){1,3}[A-Za-z]{2,12}$",
+        "description": "An e-mail address; unique whatever the case.",
+        "examples": ["alice@example.com"]
+    });
+    let password = json!({
+        "type": "string", "minLength": 8, "maxLength": 1024,
+        "pattern": "^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9]).{8,}$",
+        "description": "At least 8 characters with an upper-case letter, a lower-case letter and a digit."
+    });
+    let repeat = json!({"type": "string", "description": "The password again (must be equal)."});
+    let signup = |first: &str, second: &str| {
+        json!({
+            "title": format!("`{first}` + `{second}`"),
+            "type": "object", "additionalProperties": false,
+            "required": ["username", "email", first, second],
+            "properties": {"username": username, "email": email, first: password, second: repeat}
+        })
+    };
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["SignupRequest"] = json!({
+        "description": "A new account; the password twice, in either spelling of the earlier systems.",
+        "oneOf": [signup("password", "password_2"), signup("password1", "password2")]
+    });
+    let secret = json!({"type": "string", "minLength": 1, "maxLength": 1024});
+    let login = |id: &str, words: &str| {
+        json!({
+            "title": format!("by {id}"),
+            "type": "object", "additionalProperties": false,
+            "required": [id, "password"],
+            "properties": {
+                id: {"type": "string", "minLength": 1, "maxLength": 254,
+                     "pattern": "^[^\\s]+$", "description": words},
+                "password": secret
+            }
+        })
+    };
+    schemas["LoginRequest"] = json!({
+        "description": "Log in with a user name or an e-mail address (one with `@` in \
+            `username` is looked up as an e-mail too).",
+        "oneOf": [login("username", "The user name (or e-mail address)."),
+                  login("email", "The e-mail address.")]
+    });
+}
+
+/// `POST /api/tasks`: JSON and multipart bodies, one branch per profile plus the
+/// `format`/`newFormat` shorthand of the convert profile.
+fn task_bodies(doc: &mut Value) {
+    let op = &mut doc["paths"]["/api/tasks"]["post"];
+    // What a client does with a new task's id (clients and generators follow these).
+    let links: Map<String, Value> = [
+        ("get_task", "GetTask"),
+        ("task_events", "FollowEvents"),
+        ("cancel_task", "CancelTask"),
+        ("retry_task", "RetryTask"),
+        ("download_input", "DownloadInput"),
+        ("delete_task", "DeleteTask"),
+    ]
+    .into_iter()
+    .map(|(op, name)| {
+        let link = json!({"operationId": op, "parameters": {"id": "$response.body#/id"}});
+        (name.to_string(), link)
+    })
+    .collect();
+    op["responses"]["201"]["links"] = Value::Object(links);
+    op["requestBody"] = json!({
+        "required": true,
+        "content": {
+            "application/json": {"schema": request_schema(json_source(), "format")},
+            "multipart/form-data": {
+                "schema": request_schema(upload_source(), "newFormat"),
+                "encoding": {
+                    "options": {"contentType": "application/json"},
+                    "logo": {"contentType": "image/png"}
+                }
+            }
+        }
+    });
+}
+
+fn json_source() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert(
+        "url".into(),
+        json!({"$ref": "#/components/schemas/TaskUrl"}),
+    );
+    m
+}
+
+fn upload_source() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert(
+        "file".into(),
+        json!({"type": "string", "minLength": 1, "contentMediaType": "application/octet-stream",
+               "description": "The media (streamed to storage; `video` is accepted as the part name too)."}),
+    );
+    m.insert(
+        "fileName".into(),
+        json!({"type": "string", "maxLength": 255,
+               "description": "The name to show and to derive output names from; default: the file part's name."}),
+    );
+    m
+}
+
+/// `oneOf` one branch per profile (its `options` as that profile's schema) and the
+/// shorthand branch `{shorthand: FORMAT}` for convert. The default profile's branch
+/// needs no `profile`; every branch refuses keys it does not list, so each body matches
+/// exactly one branch.
+fn request_schema(source: Map<String, Value>, shorthand: &str) -> Value {
+    let required_source: Vec<&String> = source.keys().filter(|k| *k != "fileName").collect();
+    let mut branches = Vec::new();
+    for (i, (profile, _)) in profile_schemas().into_iter().enumerate() {
+        let mut props = source.clone();
+        props.insert(
+            "profile".into(),
+            json!({"type": "string", "const": profile}),
+        );
+        props.insert(
+            "options".into(),
+            json!({"$ref": format!("#/components/schemas/{}", options_component(profile))}),
+        );
+        let is_default = i == 0;
+        if is_default && shorthand == "newFormat" {
+            props.insert(
+                "logo".into(),
+                json!({"type": "string", "contentMediaType": "image/png",
+                       "description": "This task's logo card: a PNG image (default: the service's logo)."}),
+            );
+        }
+        let mut required: Vec<Value> = required_source.iter().map(|k| json!(k)).collect();
+        if !is_default {
+            required.push(json!("profile"));
+        }
+        if options_required(profile) {
+            required.push(json!("options"));
+        }
+        branches.push(json!({
+            "title": if is_default { format!("{profile} (the default profile)") } else { profile.to_string() },
+            "type": "object", "additionalProperties": false,
+            "properties": props, "required": required
+        }));
+    }
+    let mut props = source.clone();
+    props.insert(
+        shorthand.into(),
+        json!({"$ref": "#/components/schemas/Format",
+               "description": "Shorthand for `{\"profile\": \"convert\", \"options\": {\"format\": …}}`."}),
+    );
+    let mut required: Vec<Value> = required_source.iter().map(|k| json!(k)).collect();
+    required.push(json!(shorthand));
+    branches.push(json!({
+        "title": format!("convert, shorthand `{shorthand}`"),
+        "type": "object", "additionalProperties": false,
+        "properties": props, "required": required
+    }));
+    json!({"oneOf": branches})
+}
+
+/// Profiles whose options have a required field.
+fn options_required(profile: &str) -> bool {
+    matches!(
+        profile,
+        ConvertOptions::NAME | CompressOptions::NAME | ArchiveOptions::NAME
+    )
+}
+
+fn unauthorized() -> Value {
+    json!({
+        "description": "No bearer token (`unauthorized`), a bad one (`invalid_token`) or an \
+            expired one (`token_expired`: log in again).",
+        "headers": {"WWW-Authenticate": {
+            "description": "`Bearer realm=\"reelforge\"`, with `error=\"invalid_token\"` when a token was refused.",
+            "schema": {"type": "string"}
+        }},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    })
+}
+
+/// OpenAPI requires a description on every response; utoipa leaves it empty when the
+/// annotation gives none. The status's reason phrase fills it.
+fn describe_responses(op: &mut Value) {
+    let Some(responses) = op["responses"].as_object_mut() else {
+        return;
+    };
+    for (status, response) in responses.iter_mut() {
+        let empty = response["description"].as_str().is_none_or(str::is_empty);
+        if empty {
+            let reason = status
+                .parse::<u16>()
+                .ok()
+                .and_then(|s| axum::http::StatusCode::from_u16(s).ok())
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("response");
+            response["description"] = json!(reason);
+        }
+    }
+}
+
+const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
+
+fn for_each_operation(doc: &mut Value, mut f: impl FnMut(&mut Value)) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for method in METHODS {
+            if let Some(op) = item.get_mut(method) {
+                f(op);
+            }
+        }
+    }
+}
+
+/// The legacy routes without `/api`: the canonical operations, marked as aliases.
+fn add_aliases(doc: &mut Value) {
+    for (alias, canonical) in ALIASES {
+        let mut item = doc["paths"][canonical].clone();
+        if item.is_null() {
+            continue;
+        }
+        for method in METHODS {
+            if let Some(op) = item.get_mut(method) {
+                let id = op["operationId"].as_str().unwrap_or(method).to_string();
+                op["operationId"] = json!(format!("{id}_alias"));
+                op["tags"] = json!(["aliases"]);
+                op["description"] = json!(format!(
+                    "Legacy alias of `{canonical}` (no /api prefix): same handler, same behaviour."
+                ));
+            }
+        }
+        doc["paths"][alias] = item;
+    }
+}

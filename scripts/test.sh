@@ -13,7 +13,9 @@
 #    doc tests; the repository suite runs on SQLite and on a throw-away PostgreSQL cluster;
 #    tests/e2e/newcomer.rs runs README.md's tour from the file itself)
 # 6. the HTTP API suite (tests/api) again with REELFORGE_TEST_APP_DB=postgres
-# 7. the distributed test (tests/distributed/run.sh): nginx, 2 API and 3 worker processes on
+# 7. the API contract (tests/contract/run.sh): openapi-spec-validator and a bounded
+#    schemathesis run against the debug binary
+# 8. the distributed test (tests/distributed/run.sh): nginx, 2 API and 3 worker processes on
 #    its own PostgreSQL cluster, with a worker, an API process and PostgreSQL knocked over
 # Every step runs even if an earlier one failed, so one run shows every problem; the script
 # exits non-zero if any step failed. Tests that need a server (HTTP, S3; later SMTP) start
@@ -100,20 +102,36 @@ need_moto() {
     if [ -z "$program" ] || ! "$program" --help >/dev/null 2>&1; then
         local venv=${XDG_CACHE_HOME:-$HOME/.cache}/reelforge/moto-venv
         program=$venv/bin/moto_server
-        if ! "$program" --help >/dev/null 2>&1; then
-            command -v python3 >/dev/null 2>&1 || apt_install python3
-            if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-                apt_install python3-venv
-            fi
-            say "pip install 'moto[server]>=5,<6' into $venv"
-            rm -rf "$venv"
-            python3 -m venv "$venv"
-            "$venv/bin/pip" install -q 'moto[server]>=5,<6' </dev/null
-        fi
+        "$program" --help >/dev/null 2>&1 || make_venv "$venv" 'moto[server]>=5,<6'
         "$program" --help >/dev/null 2>&1 || die "moto_server does not run: $program"
     fi
     export REELFORGE_TEST_MOTO=$program
     say "S3 tests use $program"
+}
+# A fresh virtual environment at $1 with the pip packages $2… (Debian's python3 refuses a
+# system-wide pip install).
+make_venv() {
+    local venv=$1
+    shift
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+    if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        apt_install python3-venv
+    fi
+    say "pip install $* into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "$@" </dev/null
+}
+# The API contract run (tests/contract/run.sh): schemathesis and openapi-spec-validator in a
+# virtual environment under the user's cache dir, and curl to fetch the document.
+need_contract() {
+    local venv=${XDG_CACHE_HOME:-$HOME/.cache}/reelforge/contract-venv
+    if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1 ||
+        ! "$venv/bin/openapi-spec-validator" --version >/dev/null 2>&1; then
+        make_venv "$venv" 'schemathesis>=4.32,<5' 'openapi-spec-validator>=0.9,<0.10'
+    fi
+    command -v curl >/dev/null 2>&1 || apt_install curl
+    export REELFORGE_CONTRACT_VENV=$venv
 }
 # Not needed yet; add with the tests that use them:
 # need_smtp() { … }      # e-mail: `pip install aiosmtpd` (SMTP sink on a free port)
@@ -145,6 +163,7 @@ need_sqlite3
 need_postgres
 need_moto
 need_nginx
+need_contract
 
 # --- Checks --------------------------------------------------------------------------------------
 failed=()
@@ -177,6 +196,9 @@ step test cargo test --workspace --locked --no-fail-fast -- "${test_args[@]}"
 # tests/api/queue.rs already ran on both backends above).
 step test-pg env REELFORGE_TEST_APP_DB=postgres \
     cargo test --locked --no-fail-fast --test api -- --skip queue:: "${test_args[@]}"
+# The OpenAPI document is valid, and schemathesis finds no schema-valid request refused, no
+# undocumented status and no server error (the debug binary, on a throw-away data dir).
+step contract bash tests/contract/run.sh
 # Processes on loopback: its own PostgreSQL cluster (it restarts it), nginx, the debug binary.
 step distributed bash tests/distributed/run.sh
 

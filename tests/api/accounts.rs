@@ -372,3 +372,66 @@ async fn forwarded_for_from_a_trusted_proxy_names_the_client() {
     let i = limited.expect("a client behind the proxy escaped the limit by forging the header");
     assert!(i >= 10, "limited too early, after {i}");
 }
+
+#[tokio::test]
+async fn usernames_are_case_insensitive_and_keep_their_spelling() {
+    let app = spawn_app().await;
+    app.signup("Alice").await;
+    let again = app
+        .post_json(
+            "/api/auth/signup",
+            &json!({"username": "ALICE", "email": "other@example.com",
+            "password1": "Secret123", "password2": "Secret123"}),
+        )
+        .await;
+    assert_eq!(error_code(again).await, (409, "username_taken".into()));
+    for name in ["Alice", "alice", "ALICE", "aLiCe"] {
+        let r = app
+            .post_json(
+                "/api/auth/login",
+                &json!({"username": name, "password": "Secret123"}),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{name}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            v["user"]["username"], "Alice",
+            "the spelling given at signup"
+        );
+    }
+}
+
+#[tokio::test]
+async fn invisible_and_control_characters_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let cases = [
+        // U+202E RIGHT-TO-LEFT OVERRIDE, U+200B ZERO WIDTH SPACE, U+0007 BELL.
+        ("username", "ad\u{202E}nim", "user name"),
+        ("username", "ad\u{200B}min", "user name"),
+        ("email", "ad\u{202E}nim@example.com", "e-mail address"),
+        ("email", "ad\u{200B}min@example.com", "e-mail address"),
+        ("email", "ad\u{7}min@example.com", "e-mail address"),
+        ("email", "\u{FEFF}admin@example.com", "e-mail address"),
+    ];
+    for (field, value, words) in cases {
+        let mut body = json!({"username": "mallory", "email": "mallory@example.com",
+            "password1": "Secret123", "password2": "Secret123"});
+        body[field] = json!(value);
+        let r = app.post_json("/api/auth/signup", &body).await;
+        assert_eq!(r.status(), 400, "{value:?}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_field", "{v}");
+        let message = v["message"].as_str().unwrap();
+        assert!(message.contains(words), "{value:?}: {message}");
+        assert!(
+            message.contains("invisible") || message.contains("control"),
+            "{value:?}: {message}"
+        );
+        assert!(
+            !message.contains('\u{202E}'),
+            "echoes the character: {message}"
+        );
+    }
+    // Nothing was created.
+    app.signup("mallory").await;
+}

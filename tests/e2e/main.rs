@@ -9,6 +9,7 @@ mod hostile;
 mod newcomer;
 mod profiles;
 mod scaleout;
+mod signup_burst;
 mod startup;
 
 use std::path::Path;

@@ -14,3 +14,16 @@ pub fn return_large_allocations() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
+
+/// Whatever the process creates is its owner's alone: files 0600, folders 0700, whatever
+/// umask it was started with. The data dir holds password hashes, the JWT secret and
+/// users' media; and the files come from many writers (SQLite and its WAL, `object_store`'s
+/// staged uploads, scratch folders, ffmpeg's outputs, archive extraction), so one mask at
+/// the start covers them all. PostgreSQL and OpenSSH's agents do the same. Children (ffmpeg)
+/// inherit it.
+pub fn owner_only_files() {
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}

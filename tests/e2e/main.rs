@@ -5,6 +5,7 @@
 
 mod archives;
 mod crash;
+mod file_modes;
 mod hostile;
 mod newcomer;
 mod profiles;

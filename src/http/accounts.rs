@@ -74,7 +74,7 @@ fn invalid(field: &str, why: String) -> ApiError {
     request_body = SignupRequest,
     responses(
         (status = 201, body = SignupResponse),
-        (status = 400, body = ErrorBody, description = "missing field, weak password, mismatch"),
+        (status = 400, body = ErrorBody, description = "missing field; a user name or e-mail address that is not valid (e.g. with invisible or control characters); weak password; mismatch"),
         (status = 409, body = ErrorBody, description = "username (in any case) or e-mail taken"),
         (status = 429, body = ErrorBody, description = "too many signups from this address; see Retry-After"),
     ))]

@@ -19,8 +19,7 @@ pub fn return_large_allocations() {
 /// umask it was started with. The data dir holds password hashes, the JWT secret and
 /// users' media; and the files come from many writers (SQLite and its WAL, `object_store`'s
 /// staged uploads, scratch folders, ffmpeg's outputs, archive extraction), so one mask at
-/// the start covers them all. PostgreSQL and OpenSSH's agents do the same. Children (ffmpeg)
-/// inherit it.
+/// the start covers them all, as PostgreSQL does. Children (ffmpeg) inherit it.
 pub fn owner_only_files() {
     // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
     unsafe {

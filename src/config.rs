@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::RateLimit;
 use crate::fetch::AllowList;
 use crate::net::TrustedProxies;
 
@@ -71,6 +72,14 @@ pub struct SettingsArgs {
     /// Reverse proxies (IPs or CIDRs) whose `X-Forwarded-For` names the client, e.g. `10.0.0.0/8`.
     #[arg(long, global = true, env = "REELFORGE_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
+    /// Signups per client address, `COUNT/PERIOD`: COUNT at once, then COUNT per PERIOD,
+    /// e.g. `10/1h`.
+    #[arg(long, global = true, env = "REELFORGE_SIGNUP_LIMIT")]
+    pub signup_limit: Option<String>,
+    /// Password hashes (signups, logins) computed at once (default: the CPU cores); each
+    /// takes 19 MiB while it runs.
+    #[arg(long, global = true, env = "REELFORGE_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
     /// SMTP server for notifications, e.g. `smtp://user:pass@host:587?tls=starttls`.
     #[arg(
         long,
@@ -133,6 +142,10 @@ pub struct Settings {
     pub max_upload: u64,
     pub fetch_allow: AllowList,
     pub trusted_proxies: TrustedProxies,
+    /// Signups per client address.
+    pub signup_limit: RateLimit,
+    /// Password hashes computed at once.
+    pub hash_concurrency: usize,
     pub smtp_url: Option<Secret>,
     pub mail_from: Option<String>,
     pub public_url: Option<url::Url>,
@@ -203,6 +216,8 @@ impl SettingsArgs {
             max_upload: self.max_upload.or(other.max_upload),
             fetch_allow: self.fetch_allow.or(other.fetch_allow),
             trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
+            signup_limit: self.signup_limit.or(other.signup_limit),
+            hash_concurrency: self.hash_concurrency.or(other.hash_concurrency),
             smtp_url: self.smtp_url.or(other.smtp_url),
             mail_from: self.mail_from.or(other.mail_from),
             public_url: self.public_url.or(other.public_url),
@@ -359,6 +374,13 @@ impl Settings {
             trusted_proxies: parsed("REELFORGE_TRUSTED_PROXIES", &a.trusted_proxies, "", |t| {
                 TrustedProxies::parse(t)
             })?,
+            signup_limit: parsed(
+                "REELFORGE_SIGNUP_LIMIT",
+                &a.signup_limit,
+                "10/1h",
+                parse_rate,
+            )?,
+            hash_concurrency: hash_concurrency(a.hash_concurrency)?,
             // Its error never repeats the URL: it may hold a password.
             smtp_url: optional("REELFORGE_SMTP_URL", &a.smtp_url, |text| {
                 url::Url::parse(text)
@@ -422,6 +444,15 @@ impl Settings {
             self.jwt_secret = Some(secret);
         }
         Ok(())
+    }
+}
+
+/// One hash per CPU core by default: more would only wait for a core while holding memory.
+fn hash_concurrency(given: Option<usize>) -> Result<usize, SettingError> {
+    match given {
+        Some(0) => Err(bad("REELFORGE_HASH_CONCURRENCY", "must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     }
 }
 
@@ -655,6 +686,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("not a duration: {text:?}"));
     }
     Ok(Duration::from_secs_f64(n * mult))
+}
+
+/// `COUNT/PERIOD`, e.g. `10/1h`: COUNT at once, then one every PERIOD/COUNT.
+pub fn parse_rate(text: &str) -> Result<RateLimit, String> {
+    let err = || format!("not a rate: {text:?} (use e.g. 10/1h: ten at once, ten an hour)");
+    let (count, period) = text.split_once('/').ok_or_else(err)?;
+    let burst: u32 = count.trim().parse().map_err(|_| err())?;
+    let period = parse_duration(period).map_err(|_| err())?;
+    if burst == 0 || period.is_zero() {
+        return Err(format!(
+            "{text:?}: the count and the period must be above zero"
+        ));
+    }
+    Ok(RateLimit {
+        burst,
+        every: period / burst,
+    })
 }
 
 /// `512`, `10KiB`, `64MiB`, `2GiB` (also `KB/MB/GB` as powers of 1000).

@@ -13,6 +13,7 @@ pub mod http;
 pub mod jobs;
 pub mod media;
 pub mod net;
+pub mod os;
 pub mod process;
 pub mod queue;
 pub mod signals;

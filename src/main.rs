@@ -5,6 +5,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    reelforge::os::return_large_allocations();
+    reelforge::os::owner_only_files();
     let cli = reelforge::cli::Cli::parse();
     reelforge::telemetry::init_logging(&cli.log_format);
     reelforge::install_crypto_provider();

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::auth::{LoginLimiter, Tokens};
+use crate::auth::{LoginLimiter, PasswordHashing, SignupLimiter, Tokens};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::fetch::{FetchPolicy, Fetcher};
@@ -196,6 +196,8 @@ async fn app_state(
         storage: storage.clone(),
         tokens: Tokens::new(secret.expose(), settings.token_ttl),
         login_limiter: Arc::new(LoginLimiter::default()),
+        signup_limiter: Arc::new(SignupLimiter::new(settings.signup_limit)),
+        hashing: PasswordHashing::new(settings.hash_concurrency),
         trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
         dummy_hash: Arc::new(dummy_hash),
         fetch_policy: Arc::new(fetch_policy.clone()),

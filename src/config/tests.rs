@@ -94,6 +94,56 @@ fn lease_defaults_to_30s_and_is_a_setting() {
 }
 
 #[test]
+fn signup_limit_defaults_to_ten_an_hour_and_is_a_setting() {
+    let s = Settings::resolve(SettingsArgs::default(), SettingsArgs::default()).unwrap();
+    assert_eq!(
+        s.signup_limit,
+        RateLimit {
+            burst: 10,
+            every: Duration::from_secs(360)
+        }
+    );
+    let s = Settings::resolve(
+        SettingsArgs {
+            signup_limit: Some("1000/1m".into()),
+            ..Default::default()
+        },
+        SettingsArgs::default(),
+    )
+    .unwrap();
+    assert_eq!(s.signup_limit.burst, 1000);
+    assert_eq!(s.signup_limit.every, Duration::from_millis(60));
+    for bad in ["10", "ten/1h", "0/1h", "10/0s", "10/soon"] {
+        let e = Settings::resolve(
+            SettingsArgs {
+                signup_limit: Some(bad.into()),
+                ..Default::default()
+            },
+            SettingsArgs::default(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.setting, "REELFORGE_SIGNUP_LIMIT", "{bad}");
+    }
+}
+
+#[test]
+fn hash_concurrency_defaults_to_the_cores_and_is_at_least_one() {
+    let s = Settings::resolve(SettingsArgs::default(), SettingsArgs::default()).unwrap();
+    assert!(s.hash_concurrency >= 1);
+    let with = |n| SettingsArgs {
+        hash_concurrency: Some(n),
+        ..Default::default()
+    };
+    let s = Settings::resolve(with(3), SettingsArgs::default()).unwrap();
+    assert_eq!(s.hash_concurrency, 3);
+    let e = Settings::resolve(with(0), SettingsArgs::default())
+        .err()
+        .unwrap();
+    assert_eq!(e.setting, "REELFORGE_HASH_CONCURRENCY");
+}
+
+#[test]
 fn postgres_urls_are_accepted() {
     for url in [
         "postgres://reelforge:pw@127.0.0.1:5432/reelforge",

@@ -97,10 +97,11 @@ pub enum RetryOutcome {
 #[async_trait]
 pub trait UserRepo: Send + Sync {
     async fn create_user(&self, new: NewUser) -> RepoResult<User>;
-    /// By username, or by e-mail (case-insensitive) when `login` contains `@`.
+    /// By username or, when `login` contains `@`, by e-mail; both case-insensitive.
     async fn user_for_login(&self, login: &str) -> RepoResult<Option<UserWithHash>>;
     async fn user_by_id(&self, id: Uuid) -> RepoResult<Option<User>>;
     async fn list_users(&self) -> RepoResult<Vec<User>>;
+    /// `username` in any case.
     async fn set_user_disabled(&self, username: &str, disabled: bool) -> RepoResult<bool>;
 }
 

@@ -139,7 +139,8 @@ impl UserRepo for SqliteRepo {
             Ok(()) => Ok(user),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 // SQLite names no constraint, only the columns ("UNIQUE constraint failed:
-                // users.email_norm"); PostgreSQL maps by constraint name instead.
+                // users.email_lower") or the index ("… failed: index 'users_username_lower'");
+                // PostgreSQL maps by constraint name instead.
                 if e.message().contains("email") {
                     Err(RepoError::Conflict("email"))
                 } else {

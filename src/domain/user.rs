@@ -3,12 +3,42 @@
 
 use std::fmt;
 
-/// 3–64 characters of `[A-Za-z0-9_.-]`.
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+/// The first character of `s` that is invisible or acts on the text around it: a format
+/// character (general category Cf, e.g. U+202E RIGHT-TO-LEFT OVERRIDE, U+200B ZERO WIDTH
+/// SPACE) or a control character (Cc). In a name they make one look like another, or
+/// reorder what is shown next to it.
+fn hidden_character(s: &str) -> Option<char> {
+    s.chars().find(|c| {
+        matches!(
+            c.general_category(),
+            GeneralCategory::Format | GeneralCategory::Control
+        )
+    })
+}
+
+/// Refuses `s` if it has a [`hidden_character`], naming it by code point only: printed, it
+/// would garble the message.
+fn refuse_hidden(what: &str, s: &str) -> Result<(), String> {
+    match hidden_character(s) {
+        Some(c) => Err(format!(
+            "the {what} must not contain invisible or control characters (U+{:04X} found)",
+            u32::from(c)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// 3–64 characters of `[A-Za-z0-9_.-]`. Case-insensitive: `alice` and `ALICE` are the same
+/// user (the database compares `lower(username)`); the spelling given at signup is kept for
+/// display.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
 impl Username {
     pub fn parse(s: &str) -> Result<Self, String> {
+        refuse_hidden("user name", s)?;
         let len = s.chars().count();
         if !(3..=64).contains(&len) {
             return Err("username must be 3 to 64 characters long".into());
@@ -39,6 +69,7 @@ pub struct EmailAddress(String);
 
 impl EmailAddress {
     pub fn parse(s: &str) -> Result<Self, String> {
+        refuse_hidden("e-mail address", s)?;
         let s = s.trim();
         let err = || format!("{s:?} is not a valid e-mail address");
         if s.len() > 254 {
@@ -125,6 +156,25 @@ mod tests {
         assert!(Username::parse(&"x".repeat(65)).is_err());
         assert!(Username::parse("has space").is_err());
         assert!(Username::parse("ñandú").is_err());
+    }
+
+    #[test]
+    fn hidden_characters_are_refused_by_code_point() {
+        for (s, code) in [
+            ("ad\u{202E}nim", "U+202E"),
+            ("ad\u{200B}min", "U+200B"),
+            ("\u{FEFF}admin", "U+FEFF"),
+            ("ad\u{7}min", "U+0007"),
+            ("ad\u{AD}min", "U+00AD"),
+        ] {
+            let e = Username::parse(s).unwrap_err();
+            assert!(e.contains("user name") && e.contains(code), "{e}");
+            let e = EmailAddress::parse(&format!("{s}@example.com")).unwrap_err();
+            assert!(e.contains("e-mail address") && e.contains(code), "{e}");
+            assert!(hidden_character(s).is_some());
+        }
+        // Letters of other scripts are not hidden (the user name rule is ASCII on its own).
+        assert_eq!(hidden_character("ñandú-名前"), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `POST /api/auth/signup` and `POST /api/auth/login` (and their legacy routes without
 //! `/api`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::JsonBody;
-use crate::auth;
-use crate::db::{NewUser, RepoError};
+use crate::auth::AccountKey;
+use crate::db::{NewUser, RepoError, UserWithHash};
 use crate::domain::ErrorCode;
 use crate::domain::{EmailAddress, Password, Username};
 
@@ -74,12 +74,15 @@ fn invalid(field: &str, why: String) -> ApiError {
     request_body = SignupRequest,
     responses(
         (status = 201, body = SignupResponse),
-        (status = 400, body = ErrorBody, description = "missing field, weak password, mismatch"),
-        (status = 409, body = ErrorBody, description = "username or e-mail taken"),
+        (status = 400, body = ErrorBody, description = "missing field; a user name or e-mail address that is not valid (e.g. with invisible or control characters); weak password; mismatch"),
+        (status = 409, body = ErrorBody, description = "username (in any case) or e-mail taken"),
+        (status = 429, body = ErrorBody, description = "too many signups from this address; see Retry-After"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn signup(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<SignupRequest>,
 ) -> ApiResult<(StatusCode, Json<SignupResponse>)> {
     let username = req.username.as_deref().ok_or_else(|| missing("username"))?;
@@ -106,8 +109,13 @@ pub async fn signup(
     }
     let password =
         Password::parse(p1).map_err(|e| ApiError::bad_request(ErrorCode::WeakPassword, e))?;
-    let hash =
-        tokio::task::spawn_blocking(move || auth::hash_password(password.expose())).await??;
+    // Counted once the request is valid: what the limit guards is the hash that follows.
+    let client = state.trusted_proxies.client_ip(peer.ip(), &headers);
+    state
+        .signup_limiter
+        .check(&client)
+        .map_err(ApiError::rate_limited)?;
+    let hash = state.hashing.hash(password.expose().to_string()).await?;
     let user = state
         .db
         .create_user(NewUser {
@@ -139,6 +147,37 @@ pub async fn signup(
     ))
 }
 
+/// The account `login` (a user name or an e-mail address) names, if the client's and the
+/// account's login limits allow one more attempt.
+async fn limited_lookup(
+    state: &AppState,
+    client: IpAddr,
+    login: &str,
+) -> ApiResult<Option<UserWithHash>> {
+    let limiter = &state.login_limiter;
+    limiter
+        .check_address(client)
+        .map_err(ApiError::rate_limited)?;
+    let found = account_named(state, login).await?;
+    // One bucket per account, whichever of its names (in whatever case) was typed.
+    let account = match &found {
+        Some(u) => AccountKey::User(u.user.id),
+        None => AccountKey::typed(login),
+    };
+    limiter
+        .check_account(&account)
+        .map_err(ApiError::rate_limited)?;
+    Ok(found)
+}
+
+/// A name longer than any account can have is not looked up.
+async fn account_named(state: &AppState, login: &str) -> ApiResult<Option<UserWithHash>> {
+    if login.chars().count() > AccountKey::MAX_TYPED {
+        return Ok(None);
+    }
+    Ok(state.db.user_for_login(login).await?)
+}
+
 /// Exchange credentials for a bearer token.
 #[utoipa::path(post, path = "/api/auth/login", tag = "accounts",
     request_body = LoginRequest,
@@ -165,19 +204,11 @@ pub async fn login(
     let password = req.password.ok_or_else(|| missing("password"))?;
     // Behind a load balancer the peer is the proxy; see `REELFORGE_TRUSTED_PROXIES`.
     let client = state.trusted_proxies.client_ip(peer.ip(), &headers);
-    state
-        .login_limiter
-        .check(client, &login)
-        .map_err(|wait| ApiError::RateLimited {
-            retry_after_secs: wait.as_secs_f64().ceil() as u64,
-        })?;
-    let found = state.db.user_for_login(&login).await?;
-    let dummy = state.dummy_hash.clone();
-    let (user, hash) = match found {
+    let (user, hash) = match limited_lookup(&state, client, &login).await? {
         Some(u) if !u.user.disabled => (Some(u.user), u.password_hash),
-        _ => (None, (*dummy).clone()),
+        _ => (None, (*state.dummy_hash).clone()),
     };
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash)).await?;
+    let ok = state.hashing.verify(password, hash).await?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {

@@ -57,6 +57,12 @@ impl ApiError {
             "this route needs `Authorization: Bearer <token>` (log in for a token)",
         )
     }
+    /// 429 with `Retry-After`: the wait in whole seconds, rounded up.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        ApiError::RateLimited {
+            retry_after_secs: wait.as_secs_f64().ceil() as u64,
+        }
+    }
     pub fn too_large(limit: u64) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use uuid::Uuid;
 
-use crate::auth::{LoginLimiter, Tokens};
+use crate::auth::{LoginLimiter, PasswordHashing, SignupLimiter, Tokens};
 use crate::db::Db;
 use crate::fetch::FetchPolicy;
 use crate::net::TrustedProxies;
@@ -18,7 +18,10 @@ pub struct AppState {
     pub storage: Storage,
     pub tokens: Tokens,
     pub login_limiter: Arc<LoginLimiter>,
-    /// Whose `X-Forwarded-For` names the client (for the login limiter).
+    pub signup_limiter: Arc<SignupLimiter>,
+    /// Every argon2 run of a request goes through it (capped in number at once).
+    pub hashing: PasswordHashing,
+    /// Whose `X-Forwarded-For` names the client (for the rate limiters).
     pub trusted_proxies: Arc<TrustedProxies>,
     /// Verified against for unknown users, so they cost as much as a wrong password.
     pub dummy_hash: Arc<String>,

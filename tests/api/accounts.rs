@@ -372,3 +372,160 @@ async fn forwarded_for_from_a_trusted_proxy_names_the_client() {
     let i = limited.expect("a client behind the proxy escaped the limit by forging the header");
     assert!(i >= 10, "limited too early, after {i}");
 }
+
+/// A signup from the client address `forwarded_for` (the app must trust 127.0.0.1 as a
+/// proxy), for a user whose name and e-mail come from `i`.
+async fn signup_from(app: &TestApp, forwarded_for: &str, i: usize) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/auth/signup"))
+        .header("X-Forwarded-For", forwarded_for)
+        .json(
+            &json!({"username": format!("new{i}"), "email": format!("new{i}@example.com"),
+            "password1": "Secret123", "password2": "Secret123"}),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn signups_are_rate_limited_per_client_address() {
+    let app = spawn_app_with(Options {
+        trusted_proxies: Some("127.0.0.1/32"),
+        ..Default::default()
+    })
+    .await;
+    let mut limited = None;
+    for i in 0..30 {
+        let r = signup_from(&app, "198.51.100.7", i).await;
+        if r.status() == 429 {
+            limited = Some((i, r));
+            break;
+        }
+        assert_eq!(r.status(), 201, "signup {i}");
+    }
+    let (i, r) = limited.expect("30 signups from one address were never limited");
+    assert!(i >= 3, "limited too early, after {i}");
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    assert_eq!(error_code(r).await, (429, "rate_limited".into()));
+    // Another client is not held back by the first one.
+    assert_eq!(signup_from(&app, "198.51.100.8", 100).await.status(), 201);
+}
+
+#[tokio::test]
+async fn login_limits_count_per_account_whichever_identifier_is_typed() {
+    let app = spawn_app().await;
+    app.signup("ivan").await;
+    // Five failures per account pass (see auth::LoginLimiter); spread over the user name,
+    // the e-mail and their case variants, they are still one account's attempts.
+    let typed = [
+        json!({"username": "ivan"}),
+        json!({"email": "ivan@example.com"}),
+        json!({"username": "IVAN"}),
+        json!({"username": "Ivan@Example.com"}),
+        json!({"email": "IVAN@EXAMPLE.COM"}),
+        json!({"username": "ivan"}),
+        json!({"email": "ivan@example.com"}),
+    ];
+    let mut statuses = vec![];
+    for mut body in typed {
+        body["password"] = json!("Wrong1234");
+        statuses.push(
+            app.post_json("/api/auth/login", &body)
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429]);
+    // Another account from the same address still gets through.
+    app.signup("judy").await;
+    let ok = app
+        .post_json(
+            "/api/auth/login",
+            &json!({"username": "judy", "password": "Secret123"}),
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn a_huge_login_name_is_an_ordinary_failure() {
+    // Under any body cap of the auth routes; the limiter's key stays short (auth's tests).
+    let app = spawn_app().await;
+    let r = app
+        .post_json(
+            "/api/auth/login",
+            &json!({"username": "x".repeat(32 << 10), "password": "Wrong1234"}),
+        )
+        .await;
+    assert_eq!(error_code(r).await, (401, "invalid_credentials".into()));
+}
+
+#[tokio::test]
+async fn usernames_are_case_insensitive_and_keep_their_spelling() {
+    let app = spawn_app().await;
+    app.signup("Alice").await;
+    let again = app
+        .post_json(
+            "/api/auth/signup",
+            &json!({"username": "ALICE", "email": "other@example.com",
+            "password1": "Secret123", "password2": "Secret123"}),
+        )
+        .await;
+    assert_eq!(error_code(again).await, (409, "username_taken".into()));
+    for name in ["Alice", "alice", "ALICE", "aLiCe"] {
+        let r = app
+            .post_json(
+                "/api/auth/login",
+                &json!({"username": name, "password": "Secret123"}),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{name}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            v["user"]["username"], "Alice",
+            "the spelling given at signup"
+        );
+    }
+}
+
+#[tokio::test]
+async fn invisible_and_control_characters_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let cases = [
+        // U+202E RIGHT-TO-LEFT OVERRIDE, U+200B ZERO WIDTH SPACE, U+0007 BELL.
+        ("username", "ad\u{202E}nim", "user name"),
+        ("username", "ad\u{200B}min", "user name"),
+        ("email", "ad\u{202E}nim@example.com", "e-mail address"),
+        ("email", "ad\u{200B}min@example.com", "e-mail address"),
+        ("email", "ad\u{7}min@example.com", "e-mail address"),
+        ("email", "\u{FEFF}admin@example.com", "e-mail address"),
+    ];
+    for (field, value, words) in cases {
+        let mut body = json!({"username": "mallory", "email": "mallory@example.com",
+            "password1": "Secret123", "password2": "Secret123"});
+        body[field] = json!(value);
+        let r = app.post_json("/api/auth/signup", &body).await;
+        assert_eq!(r.status(), 400, "{value:?}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_field", "{v}");
+        let message = v["message"].as_str().unwrap();
+        assert!(message.contains(words), "{value:?}: {message}");
+        assert!(
+            message.contains("invisible") || message.contains("control"),
+            "{value:?}: {message}"
+        );
+        assert!(
+            !message.contains('\u{202E}'),
+            "echoes the character: {message}"
+        );
+    }
+    // Nothing was created.
+    app.signup("mallory").await;
+}

@@ -272,10 +272,15 @@ async fn users_conflicts_logins_and_disabling(db: Db) {
         .unwrap()
         .unwrap();
     assert_eq!(by_email.user, alice);
-    assert!(
-        db.user_for_login("Alice").await.unwrap().is_none(),
-        "names are exact"
-    );
+    // User names are case-insensitive; the stored spelling is the one given.
+    for typed in ["Alice", "ALICE"] {
+        let found = db.user_for_login(typed).await.unwrap().unwrap();
+        assert_eq!(found.user, alice, "{typed}");
+    }
+    assert!(matches!(
+        db.create_user(new("ALICE", "third@example.com")).await,
+        Err(RepoError::Conflict("username"))
+    ));
     assert!(
         db.user_for_login("nobody@example.com")
             .await
@@ -286,7 +291,7 @@ async fn users_conflicts_logins_and_disabling(db: Db) {
 
     assert!(db.set_user_disabled("alice", true).await.unwrap());
     assert!(db.user_by_id(alice.id).await.unwrap().unwrap().disabled);
-    assert!(db.set_user_disabled("alice", false).await.unwrap());
+    assert!(db.set_user_disabled("ALICE", false).await.unwrap());
     assert!(!db.user_by_id(alice.id).await.unwrap().unwrap().disabled);
     assert!(!db.set_user_disabled("nobody", true).await.unwrap());
 }
@@ -719,4 +724,119 @@ async fn postgres_notify_wakes_an_idle_waiter_quickly() {
             .unwrap();
         assert!(waiter.fail(&j, &err()).await.unwrap());
     }
+}
+
+// --- Upgrades -------------------------------------------------------------------------------
+
+/// The ids of `alice`, then `ALICE`, `Alice` and `bob`, made before user names became
+/// case-insensitive: in creation (UUIDv7) order.
+const OLD_USERS: [(&str, &str); 4] = [
+    ("01900000-0000-7000-8000-000000000001", "alice"),
+    ("01900000-0000-7000-8000-000000000002", "ALICE"),
+    ("01900000-0000-7000-8000-000000000003", "Alice"),
+    ("01900000-0000-7000-8000-000000000004", "bob"),
+];
+
+/// A migrator of the first `n` migrations of `backend` (`sqlite` or `postgres`): the schema of
+/// an older installation.
+async fn first_migrations(backend: &str, n: usize) -> (tempfile::TempDir, sqlx::migrate::Migrator) {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    let mut files: Vec<_> = std::fs::read_dir(&from)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let dir = tempfile::tempdir().unwrap();
+    for f in &files[..n] {
+        std::fs::copy(f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let migrator = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
+    (dir, migrator)
+}
+
+/// After the upgrade: the oldest keeps the name, later case variants get their id's end.
+async fn assert_case_duplicates_renamed(db: &Db) {
+    let names: Vec<String> = db
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(
+        names,
+        ["alice", "ALICE-000000000002", "Alice-000000000003", "bob"]
+    );
+    let found = db.user_for_login("ALICE").await.unwrap().unwrap();
+    assert_eq!(found.user.id.to_string(), OLD_USERS[0].0);
+    // The renamed keep their e-mail, and the new name works.
+    let by_email = db
+        .user_for_login("alice2@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_email.user.username, "ALICE-000000000002");
+    assert!(
+        db.user_for_login("alice-000000000002")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+fn old_email(i: usize) -> String {
+    format!("alice{}@example.com", i + 1)
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_renames_users_that_differ_only_in_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let (_files, old) = first_migrations("sqlite", 3).await;
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    old.run(&pool).await.unwrap();
+    for (i, (id, name)) in OLD_USERS.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO users (id, username, email, email_lower, password_hash, created_at) \
+             VALUES (?, ?, ?, ?, 'x', 0)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(old_email(i))
+        .bind(old_email(i))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    let db = reelforge::db::connect(&url).await.unwrap();
+    assert_case_duplicates_renamed(&db).await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_renames_users_that_differ_only_in_case() {
+    let Some(pg) = reelforge_testkit::pg::PgDatabase::create().await else {
+        return;
+    };
+    let (_files, old) = first_migrations("postgres", 2).await;
+    let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    old.run(&pool).await.unwrap();
+    for (i, (id, name)) in OLD_USERS.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO users (id, username, email, email_lower, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, 'x', now())",
+        )
+        .bind(Uuid::parse_str(id).unwrap())
+        .bind(name)
+        .bind(old_email(i))
+        .bind(old_email(i))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    let db = reelforge::db::connect(&pg.url).await.unwrap();
+    assert_case_duplicates_renamed(&db).await;
 }

@@ -5,10 +5,12 @@
 
 mod archives;
 mod crash;
+mod file_modes;
 mod hostile;
 mod newcomer;
 mod profiles;
 mod scaleout;
+mod signup_burst;
 mod startup;
 
 use std::path::Path;

@@ -24,7 +24,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 /// The LISTEN/NOTIFY channel of the queue.
 pub const CHANNEL: &str = "reelforge_jobs";
 
-/// Names of the unique constraints of `users` in `migrations/postgres/0001_init.sql`.
+/// Names of the unique constraints of `users` (`migrations/postgres/0001_init.sql`; since
+/// 0003 the username's is a unique index on `lower(username)`).
 pub const USERNAME_UNIQUE: &str = "users_username_unique";
 pub const EMAIL_UNIQUE: &str = "users_email_unique";
 
@@ -122,7 +123,7 @@ pub async fn insert_user(
     .await
 }
 
-/// By lower-cased e-mail, or by username.
+/// By lower-cased e-mail, or by username in any case.
 pub async fn user_by_email_or_username(
     db: impl PgExecutor<'_>,
     email_lower: &str,
@@ -131,7 +132,7 @@ pub async fn user_by_email_or_username(
     sqlx::query_as!(
         UserRow,
         "SELECT id, username, email, password_hash, disabled, created_at \
-         FROM users WHERE email_lower = $1 OR username = $2 LIMIT 1",
+         FROM users WHERE email_lower = $1 OR lower(username) = lower($2) LIMIT 1",
         email_lower,
         username,
     )
@@ -139,11 +140,12 @@ pub async fn user_by_email_or_username(
     .await
 }
 
+/// By username, in any case.
 pub async fn user_by_username(db: impl PgExecutor<'_>, username: &str) -> Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
         "SELECT id, username, email, password_hash, disabled, created_at \
-         FROM users WHERE username = $1",
+         FROM users WHERE lower(username) = lower($1)",
         username,
     )
     .fetch_optional(db)
@@ -171,14 +173,14 @@ pub async fn list_users(db: impl PgExecutor<'_>) -> Result<Vec<UserRow>> {
     .await
 }
 
-/// Rows changed (0: no such user).
+/// Rows changed (0: no such user); the username in any case.
 pub async fn set_user_disabled(
     db: impl PgExecutor<'_>,
     username: &str,
     disabled: bool,
 ) -> Result<u64> {
     let r = sqlx::query!(
-        "UPDATE users SET disabled = $1 WHERE username = $2",
+        "UPDATE users SET disabled = $1 WHERE lower(username) = lower($2)",
         disabled,
         username,
     )

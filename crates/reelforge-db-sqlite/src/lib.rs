@@ -96,7 +96,7 @@ pub async fn insert_user(
     Ok(())
 }
 
-/// By lower-cased e-mail, or by username.
+/// By lower-cased e-mail, or by username in any case.
 pub async fn user_by_email_or_username(
     db: impl SqliteExecutor<'_>,
     email_lower: &str,
@@ -105,7 +105,7 @@ pub async fn user_by_email_or_username(
     sqlx::query_as!(
         UserRow,
         r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", created_at
-           FROM users WHERE email_lower = ? OR username = ? LIMIT 1"#,
+           FROM users WHERE email_lower = ? OR lower(username) = lower(?) LIMIT 1"#,
         email_lower,
         username,
     )
@@ -113,6 +113,7 @@ pub async fn user_by_email_or_username(
     .await
 }
 
+/// By username, in any case.
 pub async fn user_by_username(
     db: impl SqliteExecutor<'_>,
     username: &str,
@@ -120,7 +121,7 @@ pub async fn user_by_username(
     sqlx::query_as!(
         UserRow,
         r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", created_at
-           FROM users WHERE username = ?"#,
+           FROM users WHERE lower(username) = lower(?)"#,
         username,
     )
     .fetch_optional(db)
@@ -148,14 +149,14 @@ pub async fn list_users(db: impl SqliteExecutor<'_>) -> Result<Vec<UserRow>> {
     .await
 }
 
-/// Rows changed (0: no such user).
+/// Rows changed (0: no such user); the username in any case.
 pub async fn set_user_disabled(
     db: impl SqliteExecutor<'_>,
     username: &str,
     disabled: bool,
 ) -> Result<u64> {
     let r = sqlx::query!(
-        "UPDATE users SET disabled = ? WHERE username = ?",
+        "UPDATE users SET disabled = ? WHERE lower(username) = lower(?)",
         disabled,
         username,
     )

@@ -394,3 +394,71 @@ async fn users_never_see_each_others_tasks_or_files() {
         200
     );
 }
+
+/// A loopback server whose every answer is `503 Service Unavailable`.
+async fn unavailable_server() -> String {
+    let router = axum::Router::new()
+        .fallback(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "try later") });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_task_waiting_to_retry_shows_the_failed_attempt_and_the_next_try() {
+    let app = spawn_app_with(Options {
+        fetch_allow: Some("127.0.0.1".into()),
+        retry_base: Some(std::time::Duration::from_secs(30)),
+        ..Default::default()
+    })
+    .await;
+    let t = app.user("lena").await;
+    let server = unavailable_server().await;
+    let r = app
+        .post("/api/tasks", &t)
+        .json(&json!({"url": format!("{server}/clip.mp4")}))
+        .send()
+        .await
+        .unwrap();
+    let id = id_of(r).await;
+    let before = chrono::Utc::now();
+    app.drain().await;
+    let v = app.task(&t, &id).await;
+    // Still queued (it will be tried again), but saying why and when.
+    assert_eq!(v["status"], "queued", "{v}");
+    assert_eq!(v["attempts"], 1, "{v}");
+    assert_eq!(v["error"]["code"], "http_status", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("503"),
+        "{v}"
+    );
+    let next = chrono::DateTime::parse_from_rfc3339(v["next_attempt_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let wait = next - before;
+    assert!(
+        wait > chrono::TimeDelta::seconds(29) && wait < chrono::TimeDelta::seconds(32),
+        "first retry after 30 s: {wait}"
+    );
+    // The list shows the same; a cancel ends the wait.
+    let list: Vec<Value> = app
+        .get("/api/tasks", &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list[0]["next_attempt_at"], v["next_attempt_at"]);
+    let cancelled: Value = app
+        .post(&format!("/api/tasks/{id}/cancel"), &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(cancelled["error"].is_null() && cancelled["next_attempt_at"].is_null());
+}

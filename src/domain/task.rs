@@ -348,8 +348,10 @@ pub struct TaskView {
     /// Attempts used of the service's maximum (never more); a run stopped by a graceful
     /// shutdown gives its attempt back, and a retry by the user starts again from 0.
     pub attempts: u32,
-    /// The ffmpeg command lines planned for the latest run, for troubleshooting.
-    pub commands: Vec<String>,
+    /// The ffmpeg command lines planned for the latest run, for troubleshooting. Left out
+    /// of list responses asked with `commands=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Vec<String>>,
     /// The profile's summary of the finished run (compress ratio, HLS ladder, …).
     #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
@@ -409,7 +411,7 @@ impl TaskRecord {
                 .collect(),
             error: self.error.clone(),
             attempts: self.attempts,
-            commands: self.commands.clone(),
+            commands: Some(self.commands.clone()),
             result: self.result.clone(),
             created_at: self.created_at,
             started_at: self.started_at,

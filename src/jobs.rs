@@ -20,6 +20,7 @@ use crate::domain::ErrorCode;
 use crate::domain::task::ArchiveOptions;
 use crate::domain::{OutputFile, Profile, Source, Stage, TaskError, TaskRecord};
 use crate::fetch::{FetchError, Fetcher};
+use crate::media::formats::Format;
 use crate::media::probe::{self, MediaInfo, ProbeLimits};
 use crate::media::{self, Paths, Plan, PlanError, PlannedRun};
 use crate::process::{self, CommandSpec, ProcessError};
@@ -283,19 +284,23 @@ pub async fn execute(run: &Run<'_>) -> Result<JobOutput, JobError> {
     }
 
     let out_dir = dir.join("out");
-    let mut result = match &task.profile {
-        Profile::Archive(options) => {
-            recompress_archive(run, &input_path, dir, &out_dir, options).await?
+    let (mut result, info) = match &task.profile {
+        Profile::Archive(options) => (
+            recompress_archive(run, &input_path, dir, &out_dir, options).await?,
+            None,
+        ),
+        _ => {
+            let (result, info) = process_media(run, &input_path, &input_key, dir, &out_dir).await?;
+            (result, Some(info))
         }
-        _ => process_media(run, &input_path, &input_key, dir, &out_dir).await?,
     };
 
     // storing
     report(progress, Stage::Storing, 0.0, None);
     let files = list_files(&out_dir)
         .map_err(|e| JobError::Retry(task_error(ErrorCode::ScratchError, e.to_string())))?;
-    if let Profile::Compress(_) = &task.profile {
-        result = Some(keep_smaller(&files, &input_path)?);
+    if let (Profile::Compress(_), Some(info)) = (&task.profile, &info) {
+        result = Some(keep_smaller(&files, &input_path, info)?);
     }
     if files.is_empty() {
         return Err(JobError::Abort(task_error(
@@ -322,14 +327,14 @@ pub async fn execute(run: &Run<'_>) -> Result<JobOutput, JobError> {
 }
 
 /// probe → validate → plan → run ffmpeg, for every media profile. Returns the profile's
-/// summary; the outputs are in `out_dir`.
+/// summary and the probed input; the outputs are in `out_dir`.
 async fn process_media(
     run: &Run<'_>,
     input_path: &Path,
     input_key: &str,
     dir: &Path,
     out_dir: &Path,
-) -> Result<Option<serde_json::Value>, JobError> {
+) -> Result<(Option<serde_json::Value>, MediaInfo), JobError> {
     let (env, cancel, progress) = (run.env, run.cancel, run.progress);
     // probing
     report(progress, Stage::Probing, 0.0, None);
@@ -365,7 +370,7 @@ async fn process_media(
         return Err(JobError::Cancelled);
     }
     run_all(env, &planned.runs, dir, cancel, progress).await?;
-    Ok(planned.result)
+    Ok((planned.result, info))
 }
 
 fn archive_error(e: ArchiveError) -> JobError {
@@ -528,35 +533,53 @@ fn list_files(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     Ok(files)
 }
 
-/// Compress never hands back something bigger than it was given: when the result is not
-/// smaller, the input (under the output's name) is kept instead, and the summary says so.
-fn keep_smaller(files: &[(String, PathBuf)], input: &Path) -> Result<serde_json::Value, JobError> {
+/// Compress never hands back something bigger than it was given in the same container:
+/// when the re-encode is not smaller and the input already is a file of the output's
+/// format ([`Format::holds`]), the input is kept under the output's name. An input in
+/// another container is never handed back under this format's name (a QuickTime file
+/// called `clip.webm`): then the re-encode, in the format asked for, is kept even though
+/// it is larger. The summary says which (`kept`) and why.
+fn keep_smaller(
+    files: &[(String, PathBuf)],
+    input: &Path,
+    info: &MediaInfo,
+) -> Result<serde_json::Value, JobError> {
     let io =
         |e: std::io::Error| JobError::Retry(task_error(ErrorCode::ScratchError, e.to_string()));
     let input_size = std::fs::metadata(input).map_err(io)?.len();
-    let Some((_, path)) = files.first() else {
+    let Some((name, path)) = files.first() else {
         return Err(JobError::Abort(task_error(
             ErrorCode::NoOutput,
             "compress produced no file",
         )));
     };
     let output_size = std::fs::metadata(path).map_err(io)?.len();
-    let kept_input = output_size >= input_size;
+    let format = Format::of_file_name(name);
+    let same_container = format.is_some_and(|f| f.holds(info));
+    let larger = output_size >= input_size;
+    let kept_input = larger && same_container;
     if kept_input {
         std::fs::copy(input, path).map_err(io)?;
     }
-    let final_size = output_size.min(input_size);
+    let final_size = if kept_input { input_size } else { output_size };
+    let message = match (larger, same_container) {
+        (false, _) => "compressed".to_string(),
+        (true, true) => {
+            "the compressed file was not smaller than the input; the input is kept".to_string()
+        }
+        (true, false) => format!(
+            "the compressed file is not smaller than the input, but the input is not a {} \
+             file; the re-encode is kept",
+            format.map_or_else(|| "file of this".to_string(), |f| f.to_string())
+        ),
+    };
     Ok(serde_json::json!({
         "input_size": input_size,
         "compressed_size": output_size,
         "output_size": final_size,
         "ratio": if input_size > 0 { final_size as f64 / input_size as f64 } else { 1.0 },
         "kept": if kept_input { "input" } else { "compressed" },
-        "message": if kept_input {
-            "the compressed file was not smaller than the input; the input is kept"
-        } else {
-            "compressed"
-        },
+        "message": message,
     }))
 }
 

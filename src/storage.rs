@@ -522,8 +522,14 @@ pub fn content_type(name: &str) -> &'static str {
         "ogg" | "opus" => "audio/ogg",
         "wav" => "audio/wav",
         "flac" => "audio/flac",
+        "wma" => "audio/x-ms-wma",
         "m3u8" => "application/vnd.apple.mpegurl",
         "ts" => "video/mp2t",
+        "zip" => "application/zip",
+        "7z" => "application/x-7z-compressed",
+        // `.tar.gz` and `.tar.bz2`: the outer layer is what a client opens first.
+        "gz" => "application/gzip",
+        "bz2" => "application/x-bzip2",
         _ => "application/octet-stream",
     }
 }

@@ -156,15 +156,6 @@ pub trait JobQueue: Send + Sync {
         result: Option<&serde_json::Value>,
         error: Option<&TaskError>,
     ) -> RepoResult<bool>;
-    /// Put a running job held by `owner` back in the queue, due after `delay`; the task
-    /// shows `queued` again. `last_error` replaces the job's note when given. A job due at
-    /// once is a new job for idle workers.
-    async fn requeue(
-        &self,
-        lease: &Lease,
-        delay: Duration,
-        last_error: Option<&str>,
-    ) -> RepoResult<bool>;
     async fn complete(
         &self,
         lease: &Lease,
@@ -174,24 +165,22 @@ pub trait JobQueue: Send + Sync {
         self.finish(lease, TaskStatus::Succeeded, Some(outputs), result, None)
             .await
     }
-    /// Back to the queue after `delay`, keeping the error for the record.
+    /// Back to the queue after `delay`: the attempt failed and counts. The task shows
+    /// `queued` with the attempt's error and when the next one is due, until it runs again.
     async fn retry_later(
         &self,
         lease: &Lease,
         error: &TaskError,
         delay: Duration,
-    ) -> RepoResult<bool> {
-        let last_error = format!("{}: {}", error.code, error.message);
-        self.requeue(lease, delay, Some(&last_error)).await
-    }
+    ) -> RepoResult<bool>;
     async fn fail(&self, lease: &Lease, error: &TaskError) -> RepoResult<bool> {
         self.finish(lease, TaskStatus::Failed, None, None, Some(error))
             .await
     }
-    /// Give the job back untouched (shutdown): claimable again at once.
-    async fn release(&self, lease: &Lease) -> RepoResult<bool> {
-        self.requeue(lease, Duration::ZERO, None).await
-    }
+    /// Give the job back (shutdown): claimable again at once, and the attempt does not
+    /// count, since the run was stopped rather than failed (rolling restarts would otherwise
+    /// use up a long job's attempts).
+    async fn release(&self, lease: &Lease) -> RepoResult<bool>;
     /// At start-up of `serve`: jobs left `running` by a dead process go back to the queue.
     /// SQLite (embedded, one process) re-queues every running job; PostgreSQL, where other
     /// live processes may hold leases, re-queues only jobs whose lease has expired.
@@ -213,6 +202,18 @@ pub trait Repo: UserRepo + TaskRepo + JobQueue + 'static {}
 impl<T: UserRepo + TaskRepo + JobQueue + 'static> Repo for T {}
 
 pub type Db = std::sync::Arc<dyn Repo>;
+
+/// The job's note of a failed attempt.
+fn job_note(error: &TaskError) -> String {
+    format!("{}: {}", error.code, error.message)
+}
+
+/// The attempts a task shows: those used of `max_attempts`, never more. A job whose
+/// holders all died is claimed once more than its maximum, only to be failed
+/// (`too_many_attempts`); a released job has given its attempt back.
+fn shown_attempts(attempt: u32, max_attempts: u32) -> u32 {
+    attempt.min(max_attempts)
+}
 
 /// A duration in whole milliseconds (saturating).
 fn ms(d: Duration) -> i64 {

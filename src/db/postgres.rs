@@ -75,6 +75,7 @@ fn task_from_row(row: sql::TaskRow) -> RepoResult<TaskRecord> {
         created_at: row.created_at,
         started_at: row.started_at,
         finished_at: row.finished_at,
+        next_attempt_at: row.next_attempt_at,
     })
 }
 
@@ -250,6 +251,7 @@ impl TaskRepo for PgRepo {
             created_at,
             started_at: None,
             finished_at: None,
+            next_attempt_at: None,
         })
     }
 
@@ -357,21 +359,41 @@ impl JobQueue for PgRepo {
     }
 
     /// A job due at once is announced with `NOTIFY` to idle workers of every process.
-    async fn requeue(
+    async fn retry_later(
         &self,
         lease: &Lease,
+        error: &TaskError,
         delay: Duration,
-        last_error: Option<&str>,
     ) -> RepoResult<bool> {
         let mut tx = self.pool.begin().await?;
-        if sql::requeue_job(&mut *tx, lease.job_id, &lease.owner, ms(delay), last_error).await? != 1
-        {
+        let (job_id, delay_ms, note) = (lease.job_id, ms(delay), job_note(error));
+        if sql::requeue_job(&mut *tx, job_id, &lease.owner, delay_ms, Some(&note)).await? != 1 {
             return Ok(false);
         }
-        sql::requeue_task(&mut *tx, lease.task_id).await?;
+        sql::task_waits_for_retry(
+            &mut *tx,
+            lease.task_id,
+            &error.code,
+            &error.message,
+            delay_ms,
+        )
+        .await?;
         if delay.is_zero() {
-            sql::notify_job(&mut *tx, lease.job_id).await?;
+            sql::notify_job(&mut *tx, job_id).await?;
         }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn release(&self, lease: &Lease) -> RepoResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        if sql::release_job(&mut *tx, lease.job_id, &lease.owner).await? != 1 {
+            return Ok(false);
+        }
+        let attempts = shown_attempts(lease.attempt.saturating_sub(1), lease.max_attempts);
+        let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+        sql::release_task(&mut *tx, lease.task_id, attempts).await?;
+        sql::notify_job(&mut *tx, lease.job_id).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -385,14 +407,17 @@ impl JobQueue for PgRepo {
         let task_id = row
             .task_id
             .ok_or_else(|| RepoError::Corrupt(format!("job {} has no task", row.id)))?;
-        let run = sql::start_task(&mut *tx, task_id).await?;
+        let attempt = count("attempts", row.attempts)?;
+        let max_attempts = count("max_attempts", row.max_attempts)?;
+        let shown = i32::try_from(shown_attempts(attempt, max_attempts)).unwrap_or(i32::MAX);
+        let run = sql::start_task(&mut *tx, task_id, shown).await?;
         tx.commit().await?;
         Ok(Some(Lease {
             job_id: row.id,
             task_id,
             owner: owner.to_string(),
-            attempt: count("attempts", row.attempts)?,
-            max_attempts: count("max_attempts", row.max_attempts)?,
+            attempt,
+            max_attempts,
             run: count("run", run)?,
         }))
     }

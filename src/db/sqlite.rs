@@ -75,6 +75,7 @@ fn task_from_row(row: sql::TaskRow) -> RepoResult<TaskRecord> {
         created_at: time(row.created_at)?,
         started_at: opt_time(row.started_at)?,
         finished_at: opt_time(row.finished_at)?,
+        next_attempt_at: opt_time(row.next_attempt_at)?,
     })
 }
 
@@ -216,6 +217,7 @@ impl TaskRepo for SqliteRepo {
             created_at: time(now)?,
             started_at: None,
             finished_at: None,
+            next_attempt_at: None,
         })
     }
 
@@ -342,19 +344,33 @@ impl JobQueue for SqliteRepo {
         Ok(true)
     }
 
-    async fn requeue(
+    async fn retry_later(
         &self,
         lease: &Lease,
+        error: &TaskError,
         delay: Duration,
-        last_error: Option<&str>,
     ) -> RepoResult<bool> {
         let mut tx = self.pool.begin().await?;
         let job_id = lease.job_id.to_string();
         let run_at = now_ms() + ms(delay);
-        if sql::requeue_job(&mut *tx, &job_id, &lease.owner, run_at, last_error).await? != 1 {
+        let note = job_note(error);
+        if sql::requeue_job(&mut *tx, &job_id, &lease.owner, run_at, Some(&note)).await? != 1 {
             return Ok(false);
         }
-        sql::requeue_task(&mut *tx, &lease.task_id.to_string()).await?;
+        let task_id = lease.task_id.to_string();
+        sql::task_waits_for_retry(&mut *tx, &task_id, &error.code, &error.message, run_at).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn release(&self, lease: &Lease) -> RepoResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let job_id = lease.job_id.to_string();
+        if sql::release_job(&mut *tx, &job_id, &lease.owner, now_ms()).await? != 1 {
+            return Ok(false);
+        }
+        let attempts = shown_attempts(lease.attempt.saturating_sub(1), lease.max_attempts);
+        sql::release_task(&mut *tx, &lease.task_id.to_string(), i64::from(attempts)).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -368,14 +384,17 @@ impl JobQueue for SqliteRepo {
         };
         let job_id = uuid(&row.id)?;
         let task_id = uuid(row.task_id.as_deref().unwrap_or_default())?;
-        let run = sql::start_task(&mut *tx, &task_id.to_string(), now).await?;
+        let attempt = u32::try_from(row.attempts).unwrap_or(u32::MAX);
+        let max_attempts = u32::try_from(row.max_attempts).unwrap_or(1);
+        let shown = i64::from(shown_attempts(attempt, max_attempts));
+        let run = sql::start_task(&mut *tx, &task_id.to_string(), now, shown).await?;
         tx.commit().await?;
         Ok(Some(Lease {
             job_id,
             task_id,
             owner: owner.to_string(),
-            attempt: u32::try_from(row.attempts).unwrap_or(u32::MAX),
-            max_attempts: u32::try_from(row.max_attempts).unwrap_or(1),
+            attempt,
+            max_attempts,
             run: u32::try_from(run).unwrap_or(u32::MAX),
         }))
     }

@@ -334,6 +334,8 @@ pub struct TaskRecord {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// While a failed attempt waits to be retried: when the next one is due.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -376,16 +378,25 @@ pub struct TaskView {
     pub input: Option<InputView>,
     pub progress: ProgressView,
     pub outputs: Vec<OutputView>,
+    /// Why the task failed; on a `queued` task, why its last attempt failed (it is retried
+    /// at `next_attempt_at`). `null` while it runs and once it succeeds.
     pub error: Option<TaskError>,
+    /// Attempts used of the service's maximum (never more); a run stopped by a graceful
+    /// shutdown gives its attempt back, and a retry by the user starts again from 0.
     pub attempts: u32,
-    /// The ffmpeg command lines planned for the latest run, for troubleshooting.
-    pub commands: Vec<String>,
+    /// The ffmpeg command lines planned for the latest run, for troubleshooting. Left out
+    /// of list responses asked with `commands=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Vec<String>>,
     /// The profile's summary of the finished run (compress ratio, HLS ladder, …).
     #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// On a `queued` task whose last attempt failed: when the next attempt is due (RFC
+    /// 3339); `null` otherwise.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 impl TaskRecord {
@@ -436,11 +447,14 @@ impl TaskRecord {
                 .collect(),
             error: self.error.clone(),
             attempts: self.attempts,
-            commands: self.commands.clone(),
+            commands: Some(self.commands.clone()),
             result: self.result.clone(),
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
+            next_attempt_at: self
+                .next_attempt_at
+                .filter(|_| self.status == TaskStatus::Queued),
         }
     }
 }

@@ -189,6 +189,9 @@ pub struct ListParams {
     /// From the previous page's `Link` header.
     #[param(value_type = Option<Uuid>)]
     pub cursor: Option<String>,
+    /// `false` (or `0`) leaves each task's `commands` (ffmpeg command lines, the bulk of
+    /// a task object) out of the list; default `true`.
+    pub commands: Option<String>,
 }
 
 /// List the caller's tasks (a JSON array; `Link: rel="next"` when more remain).
@@ -203,6 +206,7 @@ pub async fn list_tasks(
     Query(p): Query<ListParams>,
 ) -> ApiResult<Response> {
     let page = p.query()?;
+    let with_commands = p.with_commands()?;
     let limit = page.limit;
     let q = ListQuery {
         limit: limit + 1,
@@ -211,7 +215,10 @@ pub async fn list_tasks(
     let mut tasks = state.db.list_tasks(user.id, &q).await?;
     let more = tasks.len() > limit as usize;
     tasks.truncate(limit as usize);
-    let views: Vec<TaskView> = tasks.iter().map(|t| t.view()).collect();
+    let mut views: Vec<TaskView> = tasks.iter().map(|t| t.view()).collect();
+    if !with_commands {
+        views.iter_mut().for_each(|v| v.commands = None);
+    }
     let mut resp = Json(views).into_response();
     if more && let Some(last) = tasks.last() {
         let mut link = format!(
@@ -222,6 +229,9 @@ pub async fn list_tasks(
         if let Some(s) = page.status {
             link.push_str(&format!("&status={}", s.as_str()));
         }
+        if !with_commands {
+            link.push_str("&commands=false");
+        }
         if let Ok(v) = HeaderValue::from_str(&format!("<{link}>; rel=\"next\"")) {
             resp.headers_mut().insert(header::LINK, v);
         }
@@ -230,6 +240,18 @@ pub async fn list_tasks(
 }
 
 impl ListParams {
+    /// Whether the list shows each task's `commands`.
+    fn with_commands(&self) -> ApiResult<bool> {
+        match self.commands.as_deref() {
+            None | Some("") | Some("true") | Some("1") => Ok(true),
+            Some("false") | Some("0") => Ok(false),
+            Some(_) => Err(ApiError::bad_request(
+                ErrorCode::InvalidQuery,
+                "commands must be true or false",
+            )),
+        }
+    }
+
     /// The page asked for, checked; `limit` is the page size.
     fn query(&self) -> ApiResult<ListQuery> {
         let bad = |message: &str| ApiError::bad_request(ErrorCode::InvalidQuery, message);

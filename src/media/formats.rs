@@ -85,6 +85,13 @@ impl Format {
         }
     }
 
+    /// The format whose extension `name` ends with, if any.
+    pub fn of_file_name(name: &str) -> Option<Format> {
+        let (_, ext) = name.rsplit_once('.')?;
+        let ext = ext.to_ascii_lowercase();
+        Format::ALL.into_iter().find(|f| f.extension() == ext)
+    }
+
     /// Whether the output holds audio only (the input's video is dropped).
     pub fn is_audio(self) -> bool {
         matches!(
@@ -186,6 +193,36 @@ impl Format {
             None
         }
     }
+
+    /// Whether the input's own container is this format's, so that its bytes can be handed
+    /// back under this format's name and type (`compress` keeps the input when the
+    /// re-encode is not smaller). Stricter than [`Format::of_input`], which also maps
+    /// containers no output has (MPEG-TS, FLV, Ogg with video) to a format. ffprobe names
+    /// Matroska and WebM alike, so WebM also needs WebM's codecs; an audio format holds no
+    /// input with video.
+    pub fn holds(self, info: &MediaInfo) -> bool {
+        let names: Vec<&str> = info.format_name.split(',').map(str::trim).collect();
+        let has = |n: &str| names.contains(&n);
+        if self.is_audio() && info.video.is_some() {
+            return false;
+        }
+        match self {
+            Format::Mp4 | Format::Mov | Format::M4a => has("mp4") || has("mov"),
+            Format::Webm => has("webm") && fits_container(info, Format::Webm),
+            Format::Mkv => has("matroska"),
+            Format::Avi => has("avi"),
+            Format::Mpeg => has("mpeg"),
+            Format::Wmv | Format::Wma => has("asf"),
+            Format::Gif => has("gif"),
+            Format::Mp3 => has("mp3"),
+            Format::Ogg => has("ogg"),
+            Format::Opus => {
+                has("ogg") && any_of(info.audio.as_ref().map(|a| a.codec.as_str()), &["opus"])
+            }
+            Format::Wav => has("wav"),
+            Format::Flac => has("flac"),
+        }
+    }
 }
 
 impl fmt::Display for Format {
@@ -249,5 +286,45 @@ pub fn fits_container(info: &MediaInfo, format: Format) -> bool {
             any_of(codec, &["wmv1", "wmv2", "wmv3", "vc1"]) && audio_ok(&["wmav1", "wmav2"])
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::testutil::fixture;
+
+    #[test]
+    fn an_input_is_held_only_by_a_format_of_its_own_container() {
+        let mp4 = fixture("clip_20_5");
+        assert!(Format::Mp4.holds(&mp4) && Format::Mov.holds(&mp4));
+        for other in [Format::Webm, Format::Mkv, Format::Avi, Format::M4a] {
+            assert!(!other.holds(&mp4), "{other}");
+        }
+        let webm = fixture("webm");
+        assert!(Format::Webm.holds(&webm) && Format::Mkv.holds(&webm));
+        // Matroska with codecs WebM does not allow is no WebM file.
+        let ffv1 = fixture("odd");
+        assert!(Format::Mkv.holds(&ffv1) && !Format::Webm.holds(&ffv1));
+        assert!(Format::Avi.holds(&fixture("avi")));
+        assert!(Format::Mpeg.holds(&fixture("mpeg2")));
+        let wav = fixture("wav");
+        assert!(Format::Wav.holds(&wav) && !Format::Mp3.holds(&wav));
+        assert!(Format::M4a.holds(&fixture("audio_only")));
+        // `of_input` picks mp4 for MPEG-TS, whose bytes are no mp4 file all the same.
+        let ts = MediaInfo {
+            format_name: "mpegts".into(),
+            ..mp4
+        };
+        assert_eq!(Format::of_input(&ts), Some(Format::Mp4));
+        assert!(!Format::Mp4.holds(&ts));
+    }
+
+    #[test]
+    fn formats_by_file_name() {
+        assert_eq!(Format::of_file_name("clip.MPG"), Some(Format::Mpeg));
+        assert_eq!(Format::of_file_name("a.b.webm"), Some(Format::Webm));
+        assert_eq!(Format::of_file_name("clip.ts"), None);
+        assert_eq!(Format::of_file_name("clip"), None);
     }
 }

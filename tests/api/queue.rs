@@ -24,6 +24,8 @@ on_both_backends!(
     progress_input_commands_and_result_round_trip,
     retry_and_delete_follow_the_status,
     writes_after_claim_need_the_lease,
+    a_release_gives_the_attempt_back_and_attempts_never_exceed_the_maximum,
+    a_task_waiting_to_retry_shows_the_error_and_when_it_runs_next,
 );
 
 /// The same job as `lease`, as another worker would name it.
@@ -195,14 +197,15 @@ async fn cancel_ends_the_lease_and_release_requeues_at_once(db: Db) {
     );
     assert!(db.claim("w", lease).await.unwrap().is_none());
 
-    // Shutdown release: back to the queue at once, claimable by the next worker.
+    // Shutdown release: back to the queue at once, claimable by the next worker, the
+    // attempt given back (a new run all the same).
     let (_, id2) = task(&db, 3).await;
     let j2 = db.claim("w", lease).await.unwrap().unwrap();
     assert_eq!(j2.task_id, id2);
     assert!(db.release(&j2).await.unwrap());
     assert!(!db.release(&j2).await.unwrap(), "released once");
     let next = db.claim("next", lease).await.unwrap().unwrap();
-    assert_eq!((next.task_id, next.attempt), (id2, 2));
+    assert_eq!((next.task_id, next.attempt, next.run), (id2, 1, 2));
 }
 
 async fn recovery_requeues_expired_leases(db: Db) {
@@ -586,6 +589,131 @@ async fn writes_after_claim_need_the_lease(db: Db) {
             .unwrap()
             .attempt,
         2
+    );
+}
+
+async fn a_release_gives_the_attempt_back_and_attempts_never_exceed_the_maximum(db: Db) {
+    let (user, id) = task(&db, 3).await;
+    let shown = |db: Db| async move {
+        let t = db.get_task(user, id).await.unwrap().unwrap();
+        (t.status, t.attempts)
+    };
+    // Three rolling restarts, each releasing the run at shutdown: no attempt is used up.
+    for run in 1..=3 {
+        let j = db
+            .claim("w", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((j.attempt, j.run), (1, run));
+        assert_eq!(shown(db.clone()).await, (TaskStatus::Running, 1));
+        assert!(db.release(&j).await.unwrap());
+        assert_eq!(shown(db.clone()).await, (TaskStatus::Queued, 0));
+    }
+    // Holders that die (lease expired, nothing released) do use their attempts; the one
+    // claim past the maximum (which the worker turns into `too_many_attempts`) still reads
+    // 3 of 3.
+    let lease = Duration::from_millis(50);
+    let mut last = None;
+    for attempt in 1..=4 {
+        let j = db.claim("dying", lease).await.unwrap().unwrap();
+        assert_eq!(
+            (j.attempt, j.max_attempts, j.run),
+            (attempt, 3, attempt + 3)
+        );
+        assert_eq!(
+            shown(db.clone()).await,
+            (TaskStatus::Running, attempt.min(3))
+        );
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        last = Some(j);
+    }
+    let last = last.unwrap();
+    assert!(db.heartbeat(&last, Duration::from_secs(30)).await.unwrap());
+    assert!(db.fail(&last, &err()).await.unwrap());
+    assert_eq!(shown(db.clone()).await, (TaskStatus::Failed, 3));
+    // A retry by the user starts the count again.
+    assert!(matches!(
+        db.retry_task(user, id, 3).await.unwrap(),
+        RetryOutcome::Requeued(_)
+    ));
+    assert_eq!(shown(db.clone()).await, (TaskStatus::Queued, 0));
+    let j = db
+        .claim("w", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((j.attempt, j.run), (1, 8));
+    assert_eq!(shown(db.clone()).await, (TaskStatus::Running, 1));
+}
+
+async fn a_task_waiting_to_retry_shows_the_error_and_when_it_runs_next(db: Db) {
+    let (user, id) = task(&db, 3).await;
+    let lease = Duration::from_secs(30);
+    let get = |db: Db| async move { db.get_task(user, id).await.unwrap().unwrap() };
+    let j = db.claim("w", lease).await.unwrap().unwrap();
+    let delay = Duration::from_millis(400);
+    let before = chrono::Utc::now();
+    assert!(db.retry_later(&j, &err(), delay).await.unwrap());
+    let after = chrono::Utc::now();
+    let t = get(db.clone()).await;
+    assert_eq!(
+        (t.status, &t.error, t.attempts),
+        (TaskStatus::Queued, &Some(err()), 1)
+    );
+    let next = t.next_attempt_at.expect("when the next attempt is due");
+    // Millisecond times (PostgreSQL's from its own clock, on this machine).
+    let slack = chrono::TimeDelta::milliseconds(5);
+    let delay = chrono::TimeDelta::from_std(delay).unwrap();
+    assert!(
+        next >= before + delay - slack && next <= after + delay + slack,
+        "{before} + 400 ms <= {next} <= {after} + 400 ms"
+    );
+    // The API object says the same.
+    let view = t.view();
+    assert_eq!(
+        (view.next_attempt_at, view.error),
+        (Some(next), Some(err()))
+    );
+    // Not claimable before that time; when it runs again, the wait is over.
+    assert!(db.claim("w", lease).await.unwrap().is_none());
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let j = db.claim("w", lease).await.unwrap().unwrap();
+    let t = get(db.clone()).await;
+    assert_eq!(
+        (t.status, t.error, t.next_attempt_at, t.attempts),
+        (TaskStatus::Running, None, None, 2)
+    );
+    // A cancel while waiting ends the wait too.
+    assert!(
+        db.retry_later(&j, &err(), Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(get(db.clone()).await.next_attempt_at.is_some());
+    let (t, _) = db.cancel_task(user, id).await.unwrap().unwrap();
+    assert_eq!(
+        (t.status, t.error, t.next_attempt_at),
+        (TaskStatus::Cancelled, None, None)
+    );
+    // A release (shutdown) is no failure: nothing to show.
+    let (user2, id2) = task(&db, 3).await;
+    let j = db.claim("w", lease).await.unwrap().unwrap();
+    assert!(db.release(&j).await.unwrap());
+    let t = db.get_task(user2, id2).await.unwrap().unwrap();
+    assert_eq!(
+        (t.status, t.error, t.next_attempt_at),
+        (TaskStatus::Queued, None, None)
+    );
+    // A success clears the last failure.
+    let j = db.claim("w", lease).await.unwrap().unwrap();
+    assert!(db.retry_later(&j, &err(), Duration::ZERO).await.unwrap());
+    let j = db.claim("w", lease).await.unwrap().unwrap();
+    assert!(db.complete(&j, &[], None).await.unwrap());
+    let t = db.get_task(user2, id2).await.unwrap().unwrap();
+    assert_eq!(
+        (t.status, t.error, t.next_attempt_at),
+        (TaskStatus::Succeeded, None, None)
     );
 }
 

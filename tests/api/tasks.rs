@@ -394,3 +394,221 @@ async fn users_never_see_each_others_tasks_or_files() {
         200
     );
 }
+
+/// A loopback server whose every answer is `503 Service Unavailable`.
+async fn unavailable_server() -> String {
+    let router = axum::Router::new()
+        .fallback(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "try later") });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_task_waiting_to_retry_shows_the_failed_attempt_and_the_next_try() {
+    let app = spawn_app_with(Options {
+        fetch_allow: Some("127.0.0.1".into()),
+        retry_base: Some(std::time::Duration::from_secs(30)),
+        ..Default::default()
+    })
+    .await;
+    let t = app.user("lena").await;
+    let server = unavailable_server().await;
+    let r = app
+        .post("/api/tasks", &t)
+        .json(&json!({"url": format!("{server}/clip.mp4")}))
+        .send()
+        .await
+        .unwrap();
+    let id = id_of(r).await;
+    let before = chrono::Utc::now();
+    app.drain().await;
+    let v = app.task(&t, &id).await;
+    // Still queued (it will be tried again), but saying why and when.
+    assert_eq!(v["status"], "queued", "{v}");
+    assert_eq!(v["attempts"], 1, "{v}");
+    assert_eq!(v["error"]["code"], "http_status", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("503"),
+        "{v}"
+    );
+    let next = chrono::DateTime::parse_from_rfc3339(v["next_attempt_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let wait = next - before;
+    assert!(
+        wait > chrono::TimeDelta::seconds(29) && wait < chrono::TimeDelta::seconds(32),
+        "first retry after 30 s: {wait}"
+    );
+    // The list shows the same; a cancel ends the wait.
+    let list: Vec<Value> = app
+        .get("/api/tasks", &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list[0]["next_attempt_at"], v["next_attempt_at"]);
+    let cancelled: Value = app
+        .post(&format!("/api/tasks/{id}/cancel"), &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(cancelled["error"].is_null() && cancelled["next_attempt_at"].is_null());
+}
+
+#[tokio::test]
+async fn list_can_leave_out_commands() {
+    let app = spawn_app().await;
+    let t = app.user("mona").await;
+    for i in 0..2 {
+        app.post("/api/tasks", &t)
+            .json(&json!({"url": format!("http://93.184.216.34/{i}.mp4")}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let list = |query: &'static str| {
+        let (app, t) = (&app, &t);
+        async move {
+            app.get(&format!("/api/tasks{query}"), t)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let full: Vec<Value> = list("").await.json().await.unwrap();
+    assert!(full.iter().all(|v| v["commands"].is_array()), "{full:?}");
+    for query in ["?commands=false", "?commands=0"] {
+        let lean: Vec<Value> = list(query).await.json().await.unwrap();
+        assert_eq!(lean.len(), 2);
+        assert!(
+            lean.iter()
+                .all(|v| v.get("commands").is_none() && v["status"] == "queued"),
+            "{lean:?}"
+        );
+    }
+    // The next page keeps asking for the same.
+    let r = list("?max=1&commands=false").await;
+    let link = r.headers()["link"].to_str().unwrap().to_string();
+    assert!(link.contains("commands=false"), "{link}");
+    let r = list("?commands=maybe").await;
+    assert_eq!(error_code(r).await, (400, "invalid_query".into()));
+    // A single task always has them.
+    let one = app.task(&t, full[0]["id"].as_str().unwrap()).await;
+    assert!(one["commands"].is_array());
+}
+
+/// (event, id, data) of each event of a Server-Sent Events body.
+fn sse_events(text: &str) -> Vec<(String, String, Value)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let (mut event, mut id, mut data) = (String::new(), String::new(), None);
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data = Some(serde_json::from_str(v.trim()).unwrap());
+                }
+            }
+            data.map(|d| (event, id, d))
+        })
+        .collect()
+}
+
+/// The first event of a stream that stays open.
+async fn first_event(r: &mut reqwest::Response) -> (String, String, Value) {
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), r.chunk())
+            .await
+            .expect("an event")
+            .unwrap()
+            .expect("the stream ended");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    sse_events(&text).remove(0)
+}
+
+#[tokio::test]
+async fn event_ids_let_a_client_resume_without_duplicates() {
+    let app = spawn_app().await;
+    let t = app.user("nell").await;
+    let events = |id: String, last: Option<String>| {
+        let (app, t) = (&app, &t);
+        async move {
+            let mut req = app.get(&format!("/api/tasks/{id}/events"), t);
+            if let Some(last) = last {
+                req = req.header("last-event-id", last);
+            }
+            req.send().await.unwrap()
+        }
+    };
+    let create = || async {
+        let r = app
+            .post("/api/tasks", &t)
+            .json(&json!({"url": "http://93.184.216.34/a.mp4"}))
+            .send()
+            .await
+            .unwrap();
+        id_of(r).await
+    };
+
+    // A live stream: the first event is the whole task, with an id.
+    let id = create().await;
+    let mut live = events(id.clone(), None).await;
+    assert_eq!(live.status(), 200);
+    let (event, queued_tag, data) = first_event(&mut live).await;
+    assert_eq!(
+        (event.as_str(), &data["status"]),
+        ("task", &json!("queued"))
+    );
+    assert!(data["commands"].is_array(), "{data}");
+    assert!(!queued_tag.is_empty());
+    // A client reconnecting with that id gets nothing again, only what comes next.
+    let resumed = events(id.clone(), Some(queued_tag.clone())).await;
+    app.post(&format!("/api/tasks/{id}/cancel"), &t)
+        .send()
+        .await
+        .unwrap();
+    let text = tokio::time::timeout(std::time::Duration::from_secs(10), resumed.text())
+        .await
+        .expect("the stream ends after the final state")
+        .unwrap();
+    let got = sse_events(&text);
+    assert_eq!(got.len(), 1, "{text}");
+    let (event, final_tag, data) = &got[0];
+    assert_eq!(
+        (event.as_str(), &data["status"]),
+        ("task", &json!("cancelled"))
+    );
+    assert_ne!(final_tag, &queued_tag);
+    // The first stream saw the same change, under the same id (every process agrees).
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(10), live.text())
+        .await
+        .unwrap()
+        .unwrap();
+    let rest = sse_events(&rest);
+    assert_eq!(rest.len(), 1);
+    assert_eq!(&rest[0].1, final_tag);
+
+    // A client that already has the final state is told there is nothing more.
+    let done = events(id.clone(), Some(final_tag.clone())).await;
+    assert_eq!(done.status(), 204);
+    // One with an older state gets the current one, once, and the stream ends.
+    let stale = events(id.clone(), Some(queued_tag)).await;
+    let got = sse_events(&stale.text().await.unwrap());
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (&got[0].1, &got[0].2["status"]),
+        (final_tag, &json!("cancelled"))
+    );
+}

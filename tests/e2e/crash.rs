@@ -97,39 +97,59 @@ async fn sigkill_mid_job_then_restart_finishes_exactly_once() {
     assert!(scratch.is_empty(), "{scratch:?}");
 }
 
+/// The task as the database a stopped process left in `data` holds it.
+async fn stored_task(data: &Path, id: &str) -> reelforge::domain::TaskRecord {
+    let db = reelforge::db::connect(&format!("sqlite://{}", data.join("reelforge.db").display()))
+        .await
+        .unwrap();
+    db.task_for_job(id.parse().unwrap()).await.unwrap().unwrap()
+}
+
+/// Three rolling restarts, each stopping `serve` past its grace period while the job runs:
+/// each run is given back without using an attempt (the default maximum is 3), so the
+/// fourth process still finishes the task, on its first attempt.
 #[tokio::test]
 async fn sigterm_past_the_grace_period_releases_the_job_for_the_next_process() {
     let data = tempfile::tempdir().unwrap();
     let c = reqwest::Client::builder().no_proxy().build().unwrap();
-    let first = start(data.path(), &[("REELFORGE_SHUTDOWN_GRACE", "200ms")]);
-    let token = login(&c, &first.base, true).await;
-    let id = submit(&c, &first.base, &token).await;
-    wait_for(&c, &first.base, &token, &id, Duration::from_secs(60), |v| {
-        v["progress"]["stage"] == "processing"
+    let mut id = String::new();
+    for restart in 0..3 {
+        let server = start(data.path(), &[("REELFORGE_SHUTDOWN_GRACE", "200ms")]);
+        let token = login(&c, &server.base, restart == 0).await;
+        if restart == 0 {
+            id = submit(&c, &server.base, &token).await;
+        }
+        let v = wait_for(
+            &c,
+            &server.base,
+            &token,
+            &id,
+            Duration::from_secs(60),
+            |v| v["progress"]["stage"] == "processing",
+        )
+        .await;
+        assert_eq!(v["attempts"], 1, "{v}");
+        let mut server = server;
+        let pid = server.child.id() as libc::pid_t;
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let status = server.child.wait().unwrap();
+        assert!(status.success(), "graceful exit, got {status:?}");
+
+        // The release happened at shutdown (not by the next start's recovery): the task is
+        // queued again in the database the process left behind, its attempt given back.
+        let n = status_counts(data.path()).await;
+        assert_eq!((n("queued"), n("running")), (1, 0));
+        let t = stored_task(data.path(), &id).await;
+        assert_eq!((t.attempts, &t.error), (0, &None), "restart {restart}");
+    }
+    let last = start(data.path(), &[]);
+    let token = login(&c, &last.base, false).await;
+    let v = wait_for(&c, &last.base, &token, &id, Duration::from_secs(120), |v| {
+        v["status"] == "succeeded" || v["status"] == "failed"
     })
     .await;
-    let mut first = first;
-    let pid = first.child.id() as libc::pid_t;
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let status = first.child.wait().unwrap();
-    assert!(status.success(), "graceful exit, got {status:?}");
-
-    // The release happened at shutdown (not by the next start's recovery): the task is
-    // queued again in the database the process left behind.
-    let n = status_counts(data.path()).await;
-    assert_eq!((n("queued"), n("running")), (1, 0));
-    let second = start(data.path(), &[]);
-    let token = login(&c, &second.base, false).await;
-    let v = wait_for(
-        &c,
-        &second.base,
-        &token,
-        &id,
-        Duration::from_secs(120),
-        |v| v["status"] == "succeeded" || v["status"] == "failed",
-    )
-    .await;
     assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["attempts"], 1, "{v}");
     assert_eq!(objects_of(data.path(), &id).len(), 4);
 }
 

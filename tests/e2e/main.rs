@@ -592,11 +592,52 @@ async fn live_progress_over_sse_only_moves_forward_and_ends_at_100() {
         .await
         .expect("the event stream did not end")
         .unwrap();
-    let events: Vec<Value> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(|d| serde_json::from_str(d.trim()).unwrap())
+    // (event, id, data) of each event.
+    let sse: Vec<(String, String, Value)> = text
+        .split("\n\n")
+        .filter_map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+            };
+            let data = field("data:")?;
+            Some((
+                field("event:").unwrap_or_default(),
+                field("id:").unwrap_or_default(),
+                serde_json::from_str(&data).unwrap(),
+            ))
+        })
         .collect();
+    // Every event has an id, none repeats the one before; progress events are small
+    // (status and progress, no command lines), the whole task comes on other changes.
+    assert!(sse.windows(2).all(|w| w[0].1 != w[1].1), "{text}");
+    assert!(sse.iter().all(|(_, id, _)| !id.is_empty()), "{text}");
+    let mut progress_events = 0;
+    for (event, _, data) in &sse {
+        let keys: Vec<&String> = data.as_object().unwrap().keys().collect();
+        match event.as_str() {
+            "progress" => {
+                progress_events += 1;
+                assert_eq!(keys, ["id", "progress", "status"], "{data}");
+            }
+            "task" => assert!(data["commands"].is_array(), "{data}"),
+            other => panic!("event {other:?}"),
+        }
+    }
+    assert!(progress_events >= 2, "{text}");
+    let (last_event, last_id, _) = sse.last().unwrap();
+    assert_eq!(last_event, "task");
+    // Reconnecting with the final state's id: nothing more to send.
+    let again = app
+        .get(&format!("/api/tasks/{id}/events"), &t)
+        .header("last-event-id", last_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 204);
+    let events: Vec<Value> = sse.into_iter().map(|(_, _, data)| data).collect();
     let percents: Vec<f64> = events
         .iter()
         .map(|e| e["progress"]["percent"].as_f64().unwrap())

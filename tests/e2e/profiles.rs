@@ -304,3 +304,216 @@ async fn audio_only_input_converts_to_audio_and_is_refused_for_video_profiles() 
     assert_eq!(v["status"], "failed");
     assert_eq!(v["error"]["code"], "no_video_stream");
 }
+
+/// What a file named with this extension must be.
+enum Truth {
+    /// ffprobe's container (one of the names of `format_name`).
+    Container(&'static str),
+    /// The codec of the one stream of an image.
+    Image(&'static str),
+    /// The first bytes.
+    Magic(&'static [u8]),
+}
+
+/// The `Content-Type` and the real content an output named `name` must have.
+fn truth_of(name: &str) -> (&'static str, Truth) {
+    use Truth::*;
+    let ext = name.rsplit('.').next().unwrap();
+    match ext {
+        "mp4" => ("video/mp4", Container("mp4")),
+        "mov" => ("video/quicktime", Container("mov")),
+        "m4a" => ("audio/mp4", Container("m4a")),
+        "webm" => ("video/webm", Container("webm")),
+        "mkv" => ("video/x-matroska", Container("matroska")),
+        "avi" => ("video/x-msvideo", Container("avi")),
+        "mpg" => ("video/mpeg", Container("mpeg")),
+        "wmv" => ("video/x-ms-wmv", Container("asf")),
+        "wma" => ("audio/x-ms-wma", Container("asf")),
+        "gif" => ("image/gif", Container("gif")),
+        "mp3" => ("audio/mpeg", Container("mp3")),
+        "ogg" | "opus" => ("audio/ogg", Container("ogg")),
+        "wav" => ("audio/wav", Container("wav")),
+        "flac" => ("audio/flac", Container("flac")),
+        "ts" => ("video/mp2t", Container("mpegts")),
+        "jpg" => ("image/jpeg", Image("mjpeg")),
+        "png" => ("image/png", Image("png")),
+        "webp" => ("image/webp", Image("webp")),
+        "m3u8" => ("application/vnd.apple.mpegurl", Magic(b"#EXTM3U")),
+        "zip" => ("application/zip", Magic(b"PK\x03\x04")),
+        "7z" => ("application/x-7z-compressed", Magic(b"7z\xbc\xaf\x27\x1c")),
+        "gz" => ("application/gzip", Magic(b"\x1f\x8b")),
+        "bz2" => ("application/x-bzip2", Magic(b"BZh")),
+        other => panic!("no expectation for .{other} ({name})"),
+    }
+}
+
+/// Download every output of a finished task and check that each is what its name and its
+/// `Content-Type` say: ffprobe's container (WebM also by its codecs, audio names without
+/// video), an image's codec, or an archive's or playlist's first bytes.
+async fn check_outputs(app: &TestApp, t: &str, v: &Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = v["outputs"].as_array().unwrap();
+    assert!(!outputs.is_empty(), "{v}");
+    for o in outputs {
+        let name = o["name"].as_str().unwrap();
+        let r = app.get(o["url"].as_str().unwrap(), t).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{name}");
+        let served = r.headers()["content-type"].to_str().unwrap().to_string();
+        let bytes = r.bytes().await.unwrap();
+        let (content_type, truth) = truth_of(name);
+        assert_eq!(served, content_type, "Content-Type of {name}");
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        match truth {
+            Truth::Magic(magic) => assert!(bytes.starts_with(magic), "{name} is no such file"),
+            Truth::Image(codec) => {
+                let p = probe(&path);
+                assert_eq!(p["streams"][0]["codec_name"], codec, "{name}: {p}");
+            }
+            Truth::Container(container) => {
+                let p = probe(&path);
+                let format = p["format"]["format_name"].as_str().unwrap();
+                assert!(
+                    format.split(',').any(|n| n == container),
+                    "{name} is a {format} file, not {container}"
+                );
+                let codecs: Vec<(&str, &str)> = p["streams"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| {
+                        (
+                            s["codec_type"].as_str().unwrap_or(""),
+                            s["codec_name"].as_str().unwrap_or(""),
+                        )
+                    })
+                    .collect();
+                if name.ends_with(".webm") {
+                    // ffprobe names Matroska and WebM alike; WebM allows only these.
+                    let webm = ["vp8", "vp9", "av1", "opus", "vorbis"];
+                    assert!(
+                        codecs.iter().all(|(_, c)| webm.contains(c)),
+                        "{name}: {codecs:?}"
+                    );
+                }
+                if content_type.starts_with("audio/") {
+                    assert!(
+                        codecs.iter().all(|(k, _)| *k == "audio"),
+                        "{name}: {codecs:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A zip of a few small files, for the archive profile.
+fn small_zip() -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in [
+        ("a.txt", b"alpha\n".repeat(50)),
+        ("d/b.bin", vec![7u8; 2000]),
+    ] {
+        w.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(&data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// Every output of every profile is what its name and its `Content-Type` say. Among them,
+/// compress to another format when the re-encode is larger than the input: the input
+/// (QuickTime) is not handed back as `tight.webm`; the WebM re-encode is kept, and the
+/// result says so. Without a format (or to one of the input's own container family), the
+/// larger re-encode gives way to the input.
+#[tokio::test]
+async fn every_output_is_what_its_name_and_content_type_say() {
+    let app = spawn_app().await;
+    let t = app.user("tess").await;
+    let tiny = std::fs::read(clip_tiny()).unwrap();
+    let tight = std::fs::read(clip_tight()).unwrap();
+    let mut tasks: Vec<(String, String)> = vec![];
+    let add = |label: String, r: reqwest::Response| async move {
+        assert_eq!(r.status(), 201, "{label}");
+        (label, id_of(r).await)
+    };
+    let media: Vec<(String, &str, String)> = [
+        ("idrl", None),
+        ("thumbnail", Some(r#"{"count": 2, "format": "jpg"}"#)),
+        ("thumbnail", Some(r#"{"count": 2, "format": "png"}"#)),
+        ("thumbnail", Some(r#"{"count": 2, "format": "webp"}"#)),
+        ("hls", Some(r#"{"segment_seconds": 2}"#)),
+        ("compress", Some(r#"{"quality": "low"}"#)),
+        ("compress", Some(r#"{"quality": "low", "format": "mkv"}"#)),
+    ]
+    .into_iter()
+    .map(|(p, o)| (format!("{p} {o:?}"), p, o.unwrap_or("{}").to_string()))
+    .chain(
+        [
+            "mp4", "webm", "avi", "mpeg", "wmv", "mkv", "mov", "gif", "mp3", "m4a", "ogg", "opus",
+            "wav", "flac", "wma",
+        ]
+        .into_iter()
+        .map(|f| {
+            (
+                format!("convert {f}"),
+                "convert",
+                format!(r#"{{"format": "{f}"}}"#),
+            )
+        }),
+    )
+    .collect();
+    for (label, profile, options) in &media {
+        let extra = [("profile", *profile), ("options", options.as_str())];
+        let r = app.upload(&t, "tiny.mp4", tiny.clone(), &extra).await;
+        tasks.push(add(label.clone(), r).await);
+    }
+    let mut larger = vec![];
+    for options in [
+        r#"{"quality": "high", "format": "webm"}"#,
+        r#"{"quality": "high"}"#,
+        r#"{"quality": "high", "format": "mov"}"#,
+    ] {
+        let extra = [("profile", "compress"), ("options", options)];
+        let r = app.upload(&t, "tight.mp4", tight.clone(), &extra).await;
+        let (label, id) = add(format!("tight {options}"), r).await;
+        larger.push(id.clone());
+        tasks.push((label, id));
+    }
+    for to in ["zip", "7z", "tar.gz", "tar.bz2"] {
+        let options = format!(r#"{{"format": "{to}"}}"#);
+        let extra = [("profile", "archive"), ("options", options.as_str())];
+        let r = app.upload(&t, "files.zip", small_zip(), &extra).await;
+        tasks.push(add(format!("archive {to}"), r).await);
+    }
+    app.drain().await;
+    for (label, id) in &tasks {
+        let v = app.task(&t, id).await;
+        assert_eq!(v["status"], "succeeded", "{label}: {v}");
+        check_outputs(&app, &t, &v).await;
+    }
+
+    // The larger re-encodes, and which file each kept.
+    let tight_size = tight.len() as u64;
+    let v = app.task(&t, &larger[0]).await;
+    assert_eq!(v["outputs"][0]["name"], "tight.webm", "{v}");
+    assert_eq!(v["result"]["kept"], "compressed", "{v}");
+    assert!(
+        v["result"]["output_size"].as_u64().unwrap() >= tight_size,
+        "{v}"
+    );
+    assert!(
+        v["result"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a webm file"),
+        "{v}"
+    );
+    for (id, name) in [(&larger[1], "tight.mp4"), (&larger[2], "tight.mov")] {
+        let v = app.task(&t, id).await;
+        assert_eq!(v["outputs"][0]["name"], name, "{v}");
+        assert_eq!(v["result"]["kept"], "input", "{v}");
+        assert_eq!(v["outputs"][0]["size"], tight_size, "{v}");
+    }
+}

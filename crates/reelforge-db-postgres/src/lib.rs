@@ -64,6 +64,8 @@ pub struct TaskRow {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// When a task waiting to retry is due again.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// The job a `claim_job` took.
@@ -240,7 +242,7 @@ pub async fn task_by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Task
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at \
+                created_at, started_at, finished_at, next_attempt_at \
          FROM tasks WHERE id = $1",
         id,
     )
@@ -258,7 +260,7 @@ pub async fn task_of_user(
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at \
+                created_at, started_at, finished_at, next_attempt_at \
          FROM tasks WHERE id = $1 AND user_id = $2",
         id,
         user_id,
@@ -280,7 +282,7 @@ pub async fn tasks_ascending(
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at \
+                created_at, started_at, finished_at, next_attempt_at \
          FROM tasks \
          WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND id > $3 \
          ORDER BY id ASC LIMIT $4",
@@ -306,7 +308,7 @@ pub async fn tasks_descending(
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at \
+                created_at, started_at, finished_at, next_attempt_at \
          FROM tasks \
          WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND id < $3 \
          ORDER BY id DESC LIMIT $4",
@@ -329,7 +331,7 @@ pub async fn task_with_file(
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at \
+                created_at, started_at, finished_at, next_attempt_at \
          FROM tasks t \
          WHERE user_id = $1 AND ( \
                EXISTS (SELECT 1 FROM jsonb_array_elements(t.outputs) o WHERE o->>'name' = $2) \
@@ -342,10 +344,12 @@ pub async fn task_with_file(
     .await
 }
 
-/// Queued or running → cancelled. Rows changed.
+/// Queued or running → cancelled, with the error of an attempt that was waiting to be
+/// retried cleared. Rows changed.
 pub async fn cancel_task(db: impl PgExecutor<'_>, id: Uuid, user_id: Uuid) -> Result<u64> {
     let r = sqlx::query!(
         "UPDATE tasks SET status = 'cancelled', stage = NULL, eta_seconds = NULL, \
+         error_code = NULL, error_message = NULL, next_attempt_at = NULL, \
          finished_at = reelforge_now() \
          WHERE id = $1 AND user_id = $2 AND status IN ('queued', 'running')",
         id,
@@ -368,7 +372,8 @@ pub async fn cancel_job_of_task(db: impl PgExecutor<'_>, task_id: Uuid) -> Resul
     Ok(r.rows_affected())
 }
 
-/// Failed or cancelled → queued, with the last run's results cleared. Rows changed.
+/// Failed or cancelled → queued, with the last run's results cleared and no attempt used
+/// yet. Rows changed.
 pub async fn requeue_task_for_retry(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -377,7 +382,7 @@ pub async fn requeue_task_for_retry(
     let r = sqlx::query!(
         "UPDATE tasks SET status = 'queued', stage = NULL, percent = NULL, eta_seconds = NULL, \
          error_code = NULL, error_message = NULL, finished_at = NULL, outputs = '[]', \
-         result = NULL \
+         result = NULL, attempts = 0, next_attempt_at = NULL \
          WHERE id = $1 AND user_id = $2 AND status IN ('failed', 'cancelled')",
         id,
         user_id,
@@ -415,7 +420,7 @@ pub async fn delete_task(
         "DELETE FROM tasks WHERE id = $1 AND user_id = $2 \
          RETURNING id, user_id, status, profile, source, input, input_key, stage, percent, \
                    eta_seconds, outputs, error_code, error_message, attempts, commands, \
-                   result, created_at, started_at, finished_at",
+                   result, created_at, started_at, finished_at, next_attempt_at",
         id,
         user_id,
     )
@@ -473,13 +478,16 @@ pub async fn claim_job(
     .await
 }
 
-/// The claimed job's task → running; returns its run count.
-pub async fn start_task(db: impl PgExecutor<'_>, id: Uuid) -> Result<i32> {
+/// The claimed job's task → running, showing `attempts` used, with the error and due time
+/// of a waiting retry cleared; returns its run count (one more than before).
+pub async fn start_task(db: impl PgExecutor<'_>, id: Uuid, attempts: i32) -> Result<i32> {
     sqlx::query_scalar!(
-        "UPDATE tasks SET status = 'running', attempts = attempts + 1, \
+        "UPDATE tasks SET status = 'running', attempts = $1, runs = runs + 1, \
            started_at = COALESCE(started_at, reelforge_now()), stage = NULL, percent = 0, \
-           eta_seconds = NULL \
-         WHERE id = $1 RETURNING attempts",
+           eta_seconds = NULL, error_code = NULL, error_message = NULL, \
+           next_attempt_at = NULL \
+         WHERE id = $2 RETURNING runs",
+        attempts,
         id,
     )
     .fetch_one(db)
@@ -650,10 +658,51 @@ pub async fn requeue_job(
     Ok(r.rows_affected())
 }
 
-/// The task of a re-queued job reads `queued` again.
-pub async fn requeue_task(db: impl PgExecutor<'_>, id: Uuid) -> Result<u64> {
+/// A running job held by `owner` back to the queue, due now, giving its attempt back
+/// (shutdown: the run was stopped, it did not fail). Rows changed.
+pub async fn release_job(db: impl PgExecutor<'_>, job_id: Uuid, owner: &str) -> Result<u64> {
     let r = sqlx::query!(
-        "UPDATE tasks SET status = 'queued', stage = NULL, eta_seconds = NULL WHERE id = $1",
+        "UPDATE jobs SET state = 'queued', run_at = reelforge_now(), lease_owner = NULL, \
+         lease_expires_at = NULL, attempts = GREATEST(attempts - 1, 0) \
+         WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+        job_id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// The task of a released job reads `queued` again, showing `attempts` used.
+pub async fn release_task(db: impl PgExecutor<'_>, id: Uuid, attempts: i32) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE tasks SET status = 'queued', stage = NULL, eta_seconds = NULL, attempts = $1 \
+         WHERE id = $2",
+        attempts,
+        id,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// The task of a job that will be retried reads `queued` again, keeping the failed
+/// attempt's error and when the next one is due (`delay_ms` from now, as the job's run_at).
+pub async fn task_waits_for_retry(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    error_code: &str,
+    error_message: &str,
+    delay_ms: i64,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE tasks SET status = 'queued', stage = NULL, eta_seconds = NULL, \
+         error_code = $1, error_message = $2, \
+         next_attempt_at = reelforge_now() + $3::bigint * interval '1 millisecond' \
+         WHERE id = $4",
+        error_code,
+        error_message,
+        delay_ms,
         id,
     )
     .execute(db)

@@ -52,6 +52,8 @@ pub struct TaskRow {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// When a task waiting to retry is due again.
+    pub next_attempt_at: Option<i64>,
 }
 
 /// The job a `claim_job` took.
@@ -219,7 +221,7 @@ pub async fn task_by_id(db: impl SqliteExecutor<'_>, id: &str) -> Result<Option<
         TaskRow,
         r#"SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
                   eta_seconds, outputs, error_code, error_message, attempts, commands, result,
-                  created_at, started_at, finished_at
+                  created_at, started_at, finished_at, next_attempt_at
            FROM tasks WHERE id = ?"#,
         id,
     )
@@ -237,7 +239,7 @@ pub async fn task_of_user(
         TaskRow,
         r#"SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
                   eta_seconds, outputs, error_code, error_message, attempts, commands, result,
-                  created_at, started_at, finished_at
+                  created_at, started_at, finished_at, next_attempt_at
            FROM tasks WHERE id = ? AND user_id = ?"#,
         id,
         user_id,
@@ -254,7 +256,7 @@ macro_rules! select_tasks {
             TaskRow,
             "SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
                     eta_seconds, outputs, error_code, error_message, attempts, commands,
-                    result, created_at, started_at, finished_at
+                    result, created_at, started_at, finished_at, next_attempt_at
              FROM tasks " + $tail,
             $($arg),*
         )
@@ -353,7 +355,7 @@ pub async fn task_with_file(
         TaskRow,
         r#"SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
                   eta_seconds, outputs, error_code, error_message, attempts, commands, result,
-                  created_at, started_at, finished_at
+                  created_at, started_at, finished_at, next_attempt_at
            FROM tasks t
            WHERE user_id = ?1 AND (
                  EXISTS (SELECT 1 FROM json_each(t.outputs)
@@ -367,7 +369,8 @@ pub async fn task_with_file(
     .await
 }
 
-/// Queued or running → cancelled. Rows changed.
+/// Queued or running → cancelled, with the error of an attempt that was waiting to be
+/// retried cleared. Rows changed.
 pub async fn cancel_task(
     db: impl SqliteExecutor<'_>,
     id: &str,
@@ -376,7 +379,8 @@ pub async fn cancel_task(
 ) -> Result<u64> {
     let r = sqlx::query!(
         "UPDATE tasks SET status = 'cancelled', stage = NULL, eta_seconds = NULL, \
-         finished_at = ? WHERE id = ? AND user_id = ? AND status IN ('queued', 'running')",
+         error_code = NULL, error_message = NULL, next_attempt_at = NULL, finished_at = ? \
+         WHERE id = ? AND user_id = ? AND status IN ('queued', 'running')",
         finished_at,
         id,
         user_id,
@@ -398,7 +402,8 @@ pub async fn cancel_job_of_task(db: impl SqliteExecutor<'_>, task_id: &str) -> R
     Ok(r.rows_affected())
 }
 
-/// Failed or cancelled → queued, with the last run's results cleared. Rows changed.
+/// Failed or cancelled → queued, with the last run's results cleared and no attempt used
+/// yet. Rows changed.
 pub async fn requeue_task_for_retry(
     db: impl SqliteExecutor<'_>,
     id: &str,
@@ -407,7 +412,7 @@ pub async fn requeue_task_for_retry(
     let r = sqlx::query!(
         "UPDATE tasks SET status = 'queued', stage = NULL, percent = NULL, eta_seconds = NULL, \
          error_code = NULL, error_message = NULL, finished_at = NULL, outputs = '[]', \
-         result = NULL \
+         result = NULL, attempts = 0, next_attempt_at = NULL \
          WHERE id = ? AND user_id = ? AND status IN ('failed', 'cancelled')",
         id,
         user_id,
@@ -450,7 +455,8 @@ pub async fn delete_task(
                      profile AS "profile!", source AS "source!", input, input_key, stage,
                      percent, eta_seconds, outputs AS "outputs!", error_code, error_message,
                      attempts AS "attempts!", commands AS "commands!", result,
-                     created_at AS "created_at!", started_at, finished_at"#,
+                     created_at AS "created_at!", started_at, finished_at,
+                     next_attempt_at"#,
         id,
         user_id,
     )
@@ -508,13 +514,21 @@ pub async fn claim_job(
     .await
 }
 
-/// The claimed job's task → running; returns its run count.
-pub async fn start_task(db: impl SqliteExecutor<'_>, id: &str, now: i64) -> Result<i64> {
+/// The claimed job's task → running, showing `attempts` used, with the error and due time
+/// of a waiting retry cleared; returns its run count (one more than before).
+pub async fn start_task(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+    now: i64,
+    attempts: i64,
+) -> Result<i64> {
     sqlx::query_scalar!(
-        r#"UPDATE tasks SET status = 'running', attempts = attempts + 1,
+        r#"UPDATE tasks SET status = 'running', attempts = ?, runs = runs + 1,
                   started_at = COALESCE(started_at, ?), stage = NULL, percent = 0,
-                  eta_seconds = NULL
-           WHERE id = ? RETURNING attempts AS "attempts!""#,
+                  eta_seconds = NULL, error_code = NULL, error_message = NULL,
+                  next_attempt_at = NULL
+           WHERE id = ? RETURNING runs AS "runs!""#,
+        attempts,
         now,
         id,
     )
@@ -687,10 +701,55 @@ pub async fn requeue_job(
     Ok(r.rows_affected())
 }
 
-/// The task of a re-queued job reads `queued` again.
-pub async fn requeue_task(db: impl SqliteExecutor<'_>, id: &str) -> Result<u64> {
+/// A running job held by `owner` back to the queue, due at `run_at`, giving its attempt
+/// back (shutdown: the run was stopped, it did not fail). Rows changed.
+pub async fn release_job(
+    db: impl SqliteExecutor<'_>,
+    job_id: &str,
+    owner: &str,
+    run_at: i64,
+) -> Result<u64> {
     let r = sqlx::query!(
-        "UPDATE tasks SET status = 'queued', stage = NULL, eta_seconds = NULL WHERE id = ?",
+        "UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, \
+         lease_expires_at = NULL, attempts = MAX(attempts - 1, 0) \
+         WHERE id = ? AND lease_owner = ? AND state = 'running'",
+        run_at,
+        job_id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// The task of a released job reads `queued` again, showing `attempts` used.
+pub async fn release_task(db: impl SqliteExecutor<'_>, id: &str, attempts: i64) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE tasks SET status = 'queued', stage = NULL, eta_seconds = NULL, attempts = ? \
+         WHERE id = ?",
+        attempts,
+        id,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// The task of a job that will be retried reads `queued` again, keeping the failed
+/// attempt's error and when the next one is due.
+pub async fn task_waits_for_retry(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+    error_code: &str,
+    error_message: &str,
+    next_attempt_at: i64,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE tasks SET status = 'queued', stage = NULL, eta_seconds = NULL, \
+         error_code = ?, error_message = ?, next_attempt_at = ? WHERE id = ?",
+        error_code,
+        error_message,
+        next_attempt_at,
         id,
     )
     .execute(db)

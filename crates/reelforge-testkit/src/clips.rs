@@ -87,6 +87,75 @@ pub fn clip_short() -> PathBuf {
     .clone()
 }
 
+/// 2 s, 320×180, 15 fps, H.264 + AAC: the quickest to run every profile and format over.
+pub fn clip_tiny() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        generate(
+            "tiny.mp4",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x180:rate=15",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                "2",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+            ],
+        )
+    })
+    .clone()
+}
+
+/// 3 s of a still grey 160×90 frame at H.264's coarsest quantiser, with 8 kbit/s mono AAC:
+/// a file no re-encode at a usual quality makes smaller.
+pub fn clip_tight() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        generate(
+            "tight.mp4",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "color=c=gray:s=160x90:r=10",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=22050",
+                "-t",
+                "3",
+                "-c:v",
+                "libx264",
+                "-crf",
+                "51",
+                "-preset",
+                "veryslow",
+                "-c:a",
+                "aac",
+                "-ac",
+                "1",
+                "-b:a",
+                "8k",
+                "-shortest",
+            ],
+        )
+    })
+    .clone()
+}
+
 /// 10 minutes at 640×360: a single idrl run over it lasts many seconds.
 pub fn clip_long() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();

@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod files;
+pub mod limits;
 mod observe;
 pub mod service;
 mod state;
@@ -133,7 +134,11 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/api/openapi.json", doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Uploads stream with their own limit; other bodies are small.
+        // Bodies are bounded per route by `limits` (uploads far past axum's 2 MB default).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_body,
+        ))
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn(observe::record_metrics))
         // Spans and events at DEBUG (`RUST_LOG=tower_http=debug` to see every request).

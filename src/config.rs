@@ -88,6 +88,14 @@ pub struct SettingsArgs {
     /// How long running jobs may finish after SIGTERM before their leases are released.
     #[arg(long, global = true, env = "REELFORGE_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<String>,
+    /// A request's headers must arrive within this of its first byte (of the connection's
+    /// opening, for the first request), or the connection is closed.
+    #[arg(long, global = true, env = "REELFORGE_HEADER_TIMEOUT")]
+    pub header_timeout: Option<String>,
+    /// A connection that keeps the server waiting this long (between requests, or for more of
+    /// a request body) is closed.
+    #[arg(long, global = true, env = "REELFORGE_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<String>,
     /// Kill an ffmpeg run whose progress has not advanced for this long (the attempt is retried).
     #[arg(long, global = true, env = "REELFORGE_STALL_TIMEOUT")]
     pub stall_timeout: Option<String>,
@@ -137,6 +145,11 @@ pub struct Settings {
     pub mail_from: Option<String>,
     pub public_url: Option<url::Url>,
     pub shutdown_grace: Duration,
+    /// A request head is due within this of its first byte (`http::serve`).
+    pub header_timeout: Duration,
+    /// Between requests, and for more of a body, the client may keep a connection waiting
+    /// this long (`http::serve`).
+    pub idle_timeout: Duration,
     pub stall_timeout: Duration,
     /// What ffprobe must find acceptable before any processing.
     pub probe_limits: crate::media::probe::ProbeLimits,
@@ -207,6 +220,8 @@ impl SettingsArgs {
             mail_from: self.mail_from.or(other.mail_from),
             public_url: self.public_url.or(other.public_url),
             shutdown_grace: self.shutdown_grace.or(other.shutdown_grace),
+            header_timeout: self.header_timeout.or(other.header_timeout),
+            idle_timeout: self.idle_timeout.or(other.idle_timeout),
             stall_timeout: self.stall_timeout.or(other.stall_timeout),
             lease: self.lease.or(other.lease),
             max_duration: self.max_duration.or(other.max_duration),
@@ -368,6 +383,8 @@ impl Settings {
             mail_from: a.mail_from.clone(),
             public_url: optional("REELFORGE_PUBLIC_URL", &a.public_url, parse_url)?,
             shutdown_grace: times.shutdown_grace,
+            header_timeout: times.header_timeout,
+            idle_timeout: times.idle_timeout,
             stall_timeout: times.stall_timeout,
             probe_limits,
             extract_limits,
@@ -554,6 +571,8 @@ fn media_limits(
 struct Durations {
     token_ttl: Duration,
     shutdown_grace: Duration,
+    header_timeout: Duration,
+    idle_timeout: Duration,
     stall_timeout: Duration,
     lease: Duration,
 }
@@ -572,6 +591,14 @@ impl Durations {
                 duration("REELFORGE_TOKEN_TTL", &a.token_ttl, "1h")?,
             )?,
             shutdown_grace: duration("REELFORGE_SHUTDOWN_GRACE", &a.shutdown_grace, "30s")?,
+            header_timeout: positive(
+                "REELFORGE_HEADER_TIMEOUT",
+                duration("REELFORGE_HEADER_TIMEOUT", &a.header_timeout, "10s")?,
+            )?,
+            idle_timeout: positive(
+                "REELFORGE_IDLE_TIMEOUT",
+                duration("REELFORGE_IDLE_TIMEOUT", &a.idle_timeout, "75s")?,
+            )?,
             stall_timeout: positive(
                 "REELFORGE_STALL_TIMEOUT",
                 duration("REELFORGE_STALL_TIMEOUT", &a.stall_timeout, "120s")?,

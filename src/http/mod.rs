@@ -8,6 +8,7 @@ pub mod extract;
 pub mod files;
 pub mod limits;
 mod observe;
+pub mod serve;
 pub mod service;
 mod state;
 pub mod tasks;

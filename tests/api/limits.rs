@@ -44,7 +44,7 @@ pub async fn send_raw(addr: &str, head: &str, body: Vec<Vec<u8>>) -> String {
 }
 
 /// Whether `answer` holds a whole response (headers and a body of its `content-length`).
-fn complete(answer: &[u8]) -> bool {
+pub fn complete(answer: &[u8]) -> bool {
     let text = String::from_utf8_lossy(answer);
     let Some((head, body)) = text.split_once("\r\n\r\n") else {
         return false;

@@ -1,6 +1,7 @@
 //! HTTP behaviour against a spawned server on a random port with a temporary data dir.
 
 mod accounts;
+mod connections;
 mod limits;
 mod queue;
 mod service;

@@ -96,6 +96,10 @@ pub struct SettingsArgs {
     /// a request body) is closed.
     #[arg(long, global = true, env = "REELFORGE_IDLE_TIMEOUT")]
     pub idle_timeout: Option<String>,
+    /// One INFO line per request (method, route, status, latency, user, client address);
+    /// `false` turns it off.
+    #[arg(long, global = true, env = "REELFORGE_ACCESS_LOG", value_parser = clap::builder::BoolishValueParser::new())]
+    pub access_log: Option<bool>,
     /// Kill an ffmpeg run whose progress has not advanced for this long (the attempt is retried).
     #[arg(long, global = true, env = "REELFORGE_STALL_TIMEOUT")]
     pub stall_timeout: Option<String>,
@@ -150,6 +154,8 @@ pub struct Settings {
     /// Between requests, and for more of a body, the client may keep a connection waiting
     /// this long (`http::serve`).
     pub idle_timeout: Duration,
+    /// Log every request at INFO.
+    pub access_log: bool,
     pub stall_timeout: Duration,
     /// What ffprobe must find acceptable before any processing.
     pub probe_limits: crate::media::probe::ProbeLimits,
@@ -222,6 +228,7 @@ impl SettingsArgs {
             shutdown_grace: self.shutdown_grace.or(other.shutdown_grace),
             header_timeout: self.header_timeout.or(other.header_timeout),
             idle_timeout: self.idle_timeout.or(other.idle_timeout),
+            access_log: self.access_log.or(other.access_log),
             stall_timeout: self.stall_timeout.or(other.stall_timeout),
             lease: self.lease.or(other.lease),
             max_duration: self.max_duration.or(other.max_duration),
@@ -385,6 +392,7 @@ impl Settings {
             shutdown_grace: times.shutdown_grace,
             header_timeout: times.header_timeout,
             idle_timeout: times.idle_timeout,
+            access_log: a.access_log.unwrap_or(true),
             stall_timeout: times.stall_timeout,
             probe_limits,
             extract_limits,

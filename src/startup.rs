@@ -201,6 +201,7 @@ async fn app_state(
         fetch_policy: Arc::new(fetch_policy.clone()),
         max_upload: settings.max_upload,
         max_attempts: settings.max_attempts,
+        access_log: settings.access_log,
         signals: signals.clone(),
         metrics: crate::telemetry::metrics_handle(),
     })

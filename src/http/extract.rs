@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::ApiError;
 use super::limits::{BodyLimit, JSON_BODY_LIMIT, is_over_limit};
+use super::observe::RequestUser;
 use crate::domain::ErrorCode;
 
 /// The caller, from `Authorization: Bearer <jwt>`. A disabled or deleted user is refused.
@@ -38,6 +39,9 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok_or_else(ApiError::unauthorized)?;
         if !state.user_active(id).await? {
             return Err(ApiError::unauthorized());
+        }
+        if let Some(slot) = parts.extensions.get::<RequestUser>() {
+            slot.set(id);
         }
         Ok(AuthUser { id })
     }

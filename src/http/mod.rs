@@ -7,7 +7,7 @@ pub mod events;
 pub mod extract;
 pub mod files;
 pub mod limits;
-mod observe;
+pub mod observe;
 pub mod serve;
 pub mod service;
 mod state;
@@ -141,7 +141,10 @@ pub fn router(state: AppState) -> Router {
             limits::limit_body,
         ))
         .layer(DefaultBodyLimit::disable())
-        .layer(middleware::from_fn(observe::record_metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::record_request,
+        ))
         // Spans and events at DEBUG (`RUST_LOG=tower_http=debug` to see every request).
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -156,7 +159,10 @@ pub fn service_router(state: AppState) -> Router {
         .route("/metrics", get(service::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(observe::record_metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::record_request,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -1,32 +1,127 @@
-//! What every request leaves behind: its metrics. Labels come from closed sets, because a
-//! Prometheus series lives for the life of the process: a label taken from the request as
-//! sent (a made-up method, a random path) would let any client grow `/metrics` without bound.
+//! What every request leaves behind: its metrics, and a line of the access log.
+//!
+//! Metric labels come from closed sets, because a Prometheus series lives for the life of the
+//! process: a label taken from the request as sent (a made-up method, a random path) would
+//! let any client grow `/metrics` without bound. The access log line (INFO, target
+//! `reelforge::access`, off with `REELFORGE_ACCESS_LOG=false`) has the method, the matched
+//! route and the path without its query (which may carry a token), the status, the latency,
+//! the user a valid token named, and the client address (`REELFORGE_TRUSTED_PROXIES`).
+//! Headers are never logged.
 
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use uuid::Uuid;
+
+use super::AppState;
 
 /// The label of every method outside the standard set.
 const OTHER_METHOD: &str = "other";
 /// The label of every request no route matched (404s of random paths).
 const UNMATCHED_ROUTE: &str = "unmatched";
 
-/// Request count and latency by method, matched route and status.
-pub(super) async fn record_metrics(req: Request, next: Next) -> Response {
+/// Longest path and method the access log repeats (a request line may be kilobytes long).
+const MAX_LOGGED_CHARS: usize = 256;
+
+/// Where `AuthUser` leaves the id of the user a request acted as, for the access log.
+#[derive(Clone, Default)]
+pub struct RequestUser(Arc<OnceLock<Uuid>>);
+
+impl RequestUser {
+    pub fn set(&self, id: Uuid) {
+        let _ = self.0.set(id);
+    }
+}
+
+/// Metrics and the access log line of every request.
+pub(super) async fn record_request(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let start = Instant::now();
+    let user = RequestUser::default();
+    req.extensions_mut().insert(user.clone());
     let route = route_label(&req);
-    let method = method_label(req.method());
+    let method = req.method().clone();
+    let seen = state.access_log.then(|| Seen::of(&req, &state));
     let resp = next.run(req).await;
-    let status = status_label(resp.status());
-    metrics::counter!(crate::telemetry::HTTP_REQUESTS,
-        "method" => method, "route" => route.clone(), "status" => status)
-    .increment(1);
-    metrics::histogram!(crate::telemetry::HTTP_DURATION, "method" => method, "route" => route)
-        .record(start.elapsed().as_secs_f64());
+    let elapsed = start.elapsed();
+    record_metrics(&method, &route, resp.status(), elapsed);
+    if let Some(seen) = seen {
+        log_access(&seen, &method, &route, resp.status(), elapsed, &user);
+    }
     resp
+}
+
+/// Request count and latency by method, matched route and status.
+fn record_metrics(method: &Method, route: &str, status: StatusCode, elapsed: std::time::Duration) {
+    let method = method_label(method);
+    metrics::counter!(crate::telemetry::HTTP_REQUESTS,
+        "method" => method, "route" => route.to_string(), "status" => status_label(status))
+    .increment(1);
+    metrics::histogram!(crate::telemetry::HTTP_DURATION, "method" => method, "route" => route.to_string())
+        .record(elapsed.as_secs_f64());
+}
+
+/// What the access log keeps of a request before it is handed on.
+struct Seen {
+    path: String,
+    client: String,
+}
+
+impl Seen {
+    fn of(req: &Request, state: &AppState) -> Seen {
+        let client = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| {
+                state
+                    .trusted_proxies
+                    .client_ip(peer.ip(), req.headers())
+                    .to_string()
+            })
+            .unwrap_or_else(|| "-".to_string());
+        Seen {
+            // `path()` leaves the query out: it may carry a token.
+            path: shortened(req.uri().path()),
+            client,
+        }
+    }
+}
+
+fn log_access(
+    seen: &Seen,
+    method: &Method,
+    route: &str,
+    status: StatusCode,
+    elapsed: std::time::Duration,
+    user: &RequestUser,
+) {
+    let user = user
+        .0
+        .get()
+        .map_or_else(|| "-".to_string(), Uuid::to_string);
+    tracing::info!(
+        target: "reelforge::access",
+        method = %shortened(method.as_str()),
+        route = %route,
+        path = %seen.path,
+        status = status.as_u16(),
+        latency_ms = %format_args!("{:.1}", elapsed.as_secs_f64() * 1000.0),
+        user = %user,
+        client = %seen.client,
+        "request"
+    );
+}
+
+fn shortened(text: &str) -> String {
+    text.chars().take(MAX_LOGGED_CHARS).collect()
 }
 
 /// The route pattern (`/api/tasks/{id}`), never the path as sent: patterns are the router's

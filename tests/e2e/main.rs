@@ -7,6 +7,7 @@ mod archives;
 mod crash;
 mod hostile;
 mod newcomer;
+mod operability;
 mod profiles;
 mod scaleout;
 mod startup;

@@ -35,6 +35,16 @@ async fn every_request_is_logged_with_its_route_status_user_and_client() {
             ("REELFORGE_TRUSTED_PROXIES", "127.0.0.1"),
         ],
     );
+    // The start-up line sums up the settings in use.
+    let summary = server.lines_with("settings: ");
+    assert!(
+        summary
+            .iter()
+            .any(|l| l.contains("database=sqlite storage=file")
+                && l.contains("workers=0")
+                && l.contains("header_timeout=10s")),
+        "{summary:#?}"
+    );
     let c = reqwest::Client::builder().no_proxy().build().unwrap();
     let base = &server.base;
     let token = login(&c, base, true).await;

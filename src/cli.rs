@@ -86,8 +86,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn run_role(mut settings: Settings, role: Role) -> anyhow::Result<()> {
     settings.prepare(role != Role::Api)?;
-    tracing::info!(?role, "settings: {}", settings.summary());
+    let summary = settings.summary();
     let app = Application::build(settings, role).await?;
+    // Once started: a start-up failure stays the one line that says what is wrong.
+    tracing::info!(?role, "settings: {summary}");
     match app.local_addr() {
         Some(addr) => tracing::info!(%addr, ?role, "listening on http://{addr}"),
         None => tracing::info!(

@@ -1,12 +1,16 @@
-//! Memory stays flat under oversized requests, measured on the real binary: ten concurrent
-//! 50 MB log-in bodies (declared and chunked), and multipart uploads with a huge unknown
-//! part, a huge text part, a huge preamble and a file over the upload limit. The resident set
-//! may grow by the work of bounded buffers, never by the bodies: today's bound is 64 MiB for
-//! the whole run (a 50 MB login body read whole would alone exceed it).
+//! Resources stay bounded under hostile clients, measured on the real binary.
+//!
+//! Memory: ten concurrent 50 MB log-in bodies (declared and chunked), and multipart uploads
+//! with a huge unknown part, a huge text part, a huge preamble and a file over the upload
+//! limit. The resident set may grow by the work of bounded buffers, never by the bodies: the
+//! bound is 64 MiB for the whole run (a 50 MB login body read whole would alone exceed it).
+//!
+//! Descriptors: with a limit of 256 open files, 300 connections that send nothing or half a
+//! head do not keep `/healthz` from answering, and are all closed.
 
 use std::time::{Duration, Instant};
 
-use reelforge_testkit::process::{Server, login};
+use reelforge_testkit::process::{Server, login, spawn_logged};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::REELFORGE;
@@ -232,4 +236,73 @@ async fn memory_stays_flat_under_oversized_logins_and_uploads() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn health_answers_while_silent_connections_outnumber_the_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -n 256 && exec \"$0\" serve",
+        env!("CARGO_BIN_EXE_reelforge"),
+    ])
+    .env("REELFORGE_DATA_DIR", dir.path())
+    .env("REELFORGE_LISTEN", "127.0.0.1:0")
+    .env("REELFORGE_WORKERS", "0")
+    .env("REELFORGE_HEADER_TIMEOUT", "1s")
+    .env("REELFORGE_ACCESS_LOG", "false");
+    let server = spawn_logged(cmd, "listening on http://");
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", server.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    // Paced, so the server accepts each rather than the listen backlog overflowing.
+    let started = Instant::now();
+    let mut silent = Vec::new();
+    for i in 0..300 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        if i % 2 == 1 {
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+        }
+        silent.push(s);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    eprintln!("{} descriptors open after {:?}", fds(), started.elapsed());
+    assert!(
+        fds() >= 250,
+        "the server should hold nearly every descriptor it may"
+    );
+    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+    let health = tokio::time::timeout(
+        Duration::from_secs(10),
+        c.get(format!("{}/healthz", server.base)).send(),
+    )
+    .await;
+    eprintln!(
+        "/healthz with 300 silent connections and 256 descriptors: {:?} after {:?}",
+        health.as_ref().map(|r| r.as_ref().map(|r| r.status())),
+        started.elapsed()
+    );
+    assert!(
+        matches!(&health, Ok(Ok(r)) if r.status() == 200),
+        "{health:?}"
+    );
+    for s in &mut silent {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "a silent connection stayed open: {read:?}"
+        );
+    }
+    eprintln!("all 300 closed after {:?}", started.elapsed());
+    assert!(
+        server.logged("cannot accept a connection"),
+        "the descriptors ran out"
+    );
 }

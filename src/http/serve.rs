@@ -196,14 +196,12 @@ impl Clock {
 
     /// Bytes came in: between requests, that starts the next head's clock.
     fn bytes_read(&self) {
-        if matches!(
-            *self.phase.lock().unwrap_or_else(|e| e.into_inner()),
-            Phase::Idle { .. }
-        ) {
-            let header = self.timeouts.header;
-            self.update(|_| Phase::Head {
-                deadline: Instant::now() + header,
-            });
+        let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+        if let Phase::Idle { .. } = *phase {
+            *phase = Phase::Head {
+                deadline: Instant::now() + self.timeouts.header,
+            };
+            self.changed.notify_one();
         }
     }
 

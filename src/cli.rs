@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Settings, SettingsArgs, read_file_layer};
+use crate::config::{DatabaseArgs, Settings, SettingsArgs, read_file_layer};
 use crate::startup::{Application, Role, shutdown_signal};
 
 #[derive(Debug, Parser)]
@@ -39,7 +39,7 @@ pub enum Command {
         #[command(subcommand)]
         action: UserAction,
         #[command(flatten)]
-        settings: SettingsArgs,
+        settings: DatabaseArgs,
     },
 }
 
@@ -77,7 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             action,
             settings: a,
         } => {
-            let mut s = settings(a, config)?;
+            let mut s = settings(a.into(), config)?;
             s.prepare(false)?;
             user_command(&s, action).await
         }
@@ -86,7 +86,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn run_role(mut settings: Settings, role: Role) -> anyhow::Result<()> {
     settings.prepare(role != Role::Api)?;
+    let summary = settings.summary();
     let app = Application::build(settings, role).await?;
+    // Once started: a start-up failure stays the one line that says what is wrong.
+    tracing::info!(?role, "settings: {summary}");
     match app.local_addr() {
         Some(addr) => tracing::info!(%addr, ?role, "listening on http://{addr}"),
         None => tracing::info!(
@@ -154,4 +157,53 @@ async fn user_command(s: &Settings, action: UserAction) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The long help of `reelforge ARGS… --help`.
+    fn help(path: &[&str]) -> String {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut sub = &mut cmd;
+        for name in path {
+            sub = sub
+                .find_subcommand_mut(name)
+                .unwrap_or_else(|| panic!("no subcommand {name}"));
+        }
+        sub.render_long_help().to_string()
+    }
+
+    #[test]
+    fn user_commands_show_only_the_settings_they_use() {
+        for path in [&["user"][..], &["user", "create"], &["user", "list"]] {
+            let text = help(path);
+            for used in ["--data-dir", "--database-url", "--config"] {
+                assert!(text.contains(used), "{path:?}: {used} missing:\n{text}");
+            }
+            for unused in [
+                "--listen",
+                "--max-upload",
+                "--jwt-secret",
+                "--workers",
+                "--storage-url",
+            ] {
+                assert!(!text.contains(unused), "{path:?} shows {unused}:\n{text}");
+            }
+        }
+        // The server roles still show every setting.
+        let serve = help(&["serve"]);
+        for flag in [
+            "--listen",
+            "--max-upload",
+            "--header-timeout",
+            "--access-log",
+        ] {
+            assert!(serve.contains(flag), "{flag}:\n{serve}");
+        }
+    }
 }

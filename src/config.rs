@@ -9,16 +9,22 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::RateLimit;
 use crate::fetch::AllowList;
 use crate::net::TrustedProxies;
 
-/// The settings every role accepts, as flags or `REELFORGE_*` variables.
-#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+/// The settings every role accepts, as flags or `REELFORGE_*` variables, and as keys of
+/// `reelforge.toml` (the field names).
+#[derive(Debug, Clone, Default, clap::Args, Deserialize, Serialize)]
 #[serde(default, rename_all = "snake_case")]
 pub struct SettingsArgs {
+    /// The settings file this layer was read from, and the keys it set (see
+    /// [`read_file_layer`]); empty for flags and the environment.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub file: FileOrigin,
     /// Address the API binds.
     #[arg(long, global = true, env = "REELFORGE_LISTEN")]
     pub listen: Option<String>,
@@ -97,6 +103,18 @@ pub struct SettingsArgs {
     /// How long running jobs may finish after SIGTERM before their leases are released.
     #[arg(long, global = true, env = "REELFORGE_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<String>,
+    /// A request's headers must arrive within this of its first byte (of the connection's
+    /// opening, for the first request), or the connection is closed.
+    #[arg(long, global = true, env = "REELFORGE_HEADER_TIMEOUT")]
+    pub header_timeout: Option<String>,
+    /// A connection that keeps the server waiting this long (between requests, or for more of
+    /// a request body) is closed.
+    #[arg(long, global = true, env = "REELFORGE_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<String>,
+    /// One INFO line per request (method, route, status, latency, user, client address);
+    /// `false` turns it off.
+    #[arg(long, global = true, env = "REELFORGE_ACCESS_LOG", value_parser = clap::builder::BoolishValueParser::new())]
+    pub access_log: Option<bool>,
     /// Kill an ffmpeg run whose progress has not advanced for this long (the attempt is retried).
     #[arg(long, global = true, env = "REELFORGE_STALL_TIMEOUT")]
     pub stall_timeout: Option<String>,
@@ -122,6 +140,35 @@ pub struct SettingsArgs {
     /// The ffprobe program (default: `ffprobe` on the PATH).
     #[arg(long, global = true, env = "REELFORGE_FFPROBE")]
     pub ffprobe: Option<PathBuf>,
+}
+
+/// The settings of `reelforge user …`, which only opens the database: its `--help` shows
+/// these and `--config`, not every server setting. The same variables and file keys as
+/// [`SettingsArgs`].
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DatabaseArgs {
+    /// Where the embedded defaults (the SQLite database) live.
+    #[arg(long, global = true, env = "REELFORGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` (default `sqlite://$DATA_DIR/reelforge.db`) or
+    /// `postgres://USER:PASSWORD@HOST/DB` (`postgresql://` too).
+    #[arg(
+        long,
+        global = true,
+        env = "REELFORGE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+}
+
+impl From<DatabaseArgs> for SettingsArgs {
+    fn from(a: DatabaseArgs) -> SettingsArgs {
+        SettingsArgs {
+            data_dir: a.data_dir,
+            database_url: a.database_url,
+            ..SettingsArgs::default()
+        }
+    }
 }
 
 /// Fully resolved settings. Build with [`Settings::resolve`].
@@ -150,6 +197,13 @@ pub struct Settings {
     pub mail_from: Option<String>,
     pub public_url: Option<url::Url>,
     pub shutdown_grace: Duration,
+    /// A request head is due within this of its first byte (`http::serve`).
+    pub header_timeout: Duration,
+    /// Between requests, and for more of a body, the client may keep a connection waiting
+    /// this long (`http::serve`).
+    pub idle_timeout: Duration,
+    /// Log every request at INFO.
+    pub access_log: bool,
     pub stall_timeout: Duration,
     /// What ffprobe must find acceptable before any processing.
     pub probe_limits: crate::media::probe::ProbeLimits,
@@ -163,6 +217,8 @@ pub struct Settings {
     pub max_attempts: u32,
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
+    /// The settings file's keys in use, to name them in `prepare`'s errors.
+    origin: FileOrigin,
 }
 
 /// A string that never prints.
@@ -184,25 +240,119 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// A bad setting: one line saying which and why.
+/// A bad setting: one line saying which and why. A value from the settings file is named
+/// as the file has it (`` `max_upload` in /etc/reelforge.toml``), others by their variable.
 #[derive(Debug, thiserror::Error)]
-#[error("{setting}: {reason}")]
+#[error("{}: {reason}", written.as_deref().unwrap_or(setting))]
 pub struct SettingError {
+    /// The `REELFORGE_*` variable (or `config file`).
     pub setting: &'static str,
     pub reason: String,
+    /// Where the value was written, when the settings file holds it.
+    pub written: Option<String>,
 }
 
 fn bad(setting: &'static str, reason: impl Into<String>) -> SettingError {
     SettingError {
         setting,
         reason: reason.into(),
+        written: None,
     }
+}
+
+/// An error about `key` as written in the settings file at `path`.
+fn bad_key(key: &str, path: &Path, reason: impl Into<String>) -> SettingError {
+    SettingError {
+        written: Some(format!("`{key}` in {}", path.display())),
+        ..bad("config file", reason)
+    }
+}
+
+/// Which settings file a layer came from and which keys it set.
+#[derive(Debug, Clone, Default)]
+pub struct FileOrigin {
+    pub path: Option<PathBuf>,
+    pub keys: Vec<String>,
+}
+
+impl FileOrigin {
+    /// The keys of this file that `args` (flags and environment) did not override.
+    fn beneath(&self, args: &SettingsArgs) -> FileOrigin {
+        let overridden = serde_json::to_value(args).unwrap_or_default();
+        let keys = self
+            .keys
+            .iter()
+            .filter(|k| overridden.get(k.as_str()).is_none_or(|v| v.is_null()))
+            .cloned()
+            .collect();
+        FileOrigin {
+            path: self.path.clone(),
+            keys,
+        }
+    }
+
+    /// `e`, naming its key as the file has it when the value came from the file.
+    fn attribute(&self, mut e: SettingError) -> SettingError {
+        let key = e
+            .setting
+            .strip_prefix("REELFORGE_")
+            .map(str::to_ascii_lowercase);
+        if let (Some(key), Some(path)) = (key, &self.path)
+            && self.keys.contains(&key)
+        {
+            e.written = Some(format!("`{key}` in {}", path.display()));
+        }
+        e
+    }
+}
+
+/// Every key `reelforge.toml` may hold: the settings' field names.
+fn known_keys() -> Vec<String> {
+    use clap::Args;
+    SettingsArgs::augment_args(clap::Command::new("reelforge"))
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect()
+}
+
+/// Refuse a key no setting has, suggesting the ones it was probably meant to be.
+fn check_keys(table: &toml::Table, path: &Path) -> Result<(), SettingError> {
+    let known = known_keys();
+    for key in table.keys() {
+        if known.contains(key) {
+            continue;
+        }
+        let close = close_matches(key, &known);
+        let hint = match close.as_slice() {
+            [] => "see the settings table of the README for the keys".to_string(),
+            some => format!("did you mean {}?", some.join(" or ")),
+        };
+        return Err(bad_key(key, path, format!("no such setting; {hint}")));
+    }
+    Ok(())
+}
+
+/// Known keys that `key` looks like a slip of: another case, `-` for `_`, the variable's
+/// name, or a typo or two.
+fn close_matches(key: &str, known: &[String]) -> Vec<String> {
+    let lower = key.to_ascii_lowercase().replace('-', "_");
+    let bare = lower.strip_prefix("reelforge_").unwrap_or(&lower);
+    known
+        .iter()
+        .filter(|k| strsim::damerau_levenshtein(bare, k) <= 2)
+        .map(|k| format!("`{k}`"))
+        .collect()
 }
 
 impl SettingsArgs {
     /// Fill unset values from `other` (a lower layer).
     fn or(self, other: SettingsArgs) -> SettingsArgs {
         SettingsArgs {
+            file: if self.file.path.is_some() {
+                self.file
+            } else {
+                other.file
+            },
             listen: self.listen.or(other.listen),
             worker_listen: self.worker_listen.or(other.worker_listen),
             data_dir: self.data_dir.or(other.data_dir),
@@ -222,6 +372,9 @@ impl SettingsArgs {
             mail_from: self.mail_from.or(other.mail_from),
             public_url: self.public_url.or(other.public_url),
             shutdown_grace: self.shutdown_grace.or(other.shutdown_grace),
+            header_timeout: self.header_timeout.or(other.header_timeout),
+            idle_timeout: self.idle_timeout.or(other.idle_timeout),
+            access_log: self.access_log.or(other.access_log),
             stall_timeout: self.stall_timeout.or(other.stall_timeout),
             lease: self.lease.or(other.lease),
             max_duration: self.max_duration.or(other.max_duration),
@@ -242,19 +395,46 @@ pub fn read_file_layer(path: Option<&Path>) -> Result<SettingsArgs, SettingError
         Some(p) => (p.to_path_buf(), true),
         None => (PathBuf::from("reelforge.toml"), false),
     };
-    let layer: SettingsArgs = match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            toml::from_str(&text).map_err(|e| bad("config file", e.message().to_string()))?
-        }
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
             return Ok(SettingsArgs::default());
         }
         Err(e) => return Err(bad("config file", format!("{}: {e}", path.display()))),
     };
-    let folder = std::path::absolute(&path)
+    let path = std::path::absolute(&path)
         .map_err(|e| bad("config file", format!("{}: {e}", path.display())))?;
-    let folder = folder.parent().unwrap_or(Path::new("/"));
+    let mut layer = parse_file(&text, &path)?;
+    let folder = path.parent().unwrap_or(Path::new("/"));
+    layer.file = FileOrigin {
+        keys: layer.file.keys,
+        path: Some(path.clone()),
+    };
     Ok(layer.absolute_paths(folder))
+}
+
+/// The settings in a file's text: every key known, every value of its type, errors naming
+/// the key as written.
+fn parse_file(text: &str, path: &Path) -> Result<SettingsArgs, SettingError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
+        bad(
+            "config file",
+            format!("{}{at}: {}", path.display(), e.message().trim()),
+        )
+    })?;
+    check_keys(&table, path)?;
+    let keys = table.keys().cloned().collect();
+    let mut layer: SettingsArgs = serde_path_to_error::deserialize(toml::Value::Table(table))
+        .map_err(|e| {
+            let key = e.path().to_string();
+            bad_key(&key, path, e.into_inner().message().trim().to_string())
+        })?;
+    layer.file.keys = keys;
+    Ok(layer)
 }
 
 impl SettingsArgs {
@@ -336,7 +516,17 @@ impl Settings {
         file: SettingsArgs,
         cwd: &Path,
     ) -> Result<Settings, SettingError> {
-        let a = args.or(file).absolute_paths(cwd);
+        let origin = file.file.beneath(&args);
+        Self::resolve_layers(args.or(file).absolute_paths(cwd), cwd, origin.clone())
+            .map_err(|e| origin.attribute(e))
+    }
+
+    /// The merged layers `a` resolved; `origin` is kept to name file keys in later errors.
+    fn resolve_layers(
+        a: SettingsArgs,
+        cwd: &Path,
+        origin: FileOrigin,
+    ) -> Result<Settings, SettingError> {
         let data_dir = a
             .data_dir
             .clone()
@@ -346,6 +536,7 @@ impl Settings {
         let (probe_limits, extract_limits) = media_limits(&a, max_upload)?;
         let times = Durations::resolve(&a)?;
         Ok(Settings {
+            origin,
             listen: parsed(
                 "REELFORGE_LISTEN",
                 &a.listen,
@@ -390,6 +581,9 @@ impl Settings {
             mail_from: a.mail_from.clone(),
             public_url: optional("REELFORGE_PUBLIC_URL", &a.public_url, parse_url)?,
             shutdown_grace: times.shutdown_grace,
+            header_timeout: times.header_timeout,
+            idle_timeout: times.idle_timeout,
+            access_log: a.access_log.unwrap_or(true),
             stall_timeout: times.stall_timeout,
             probe_limits,
             extract_limits,
@@ -407,6 +601,12 @@ impl Settings {
     /// Create the data directories, check they are writable, check ffmpeg, and load or
     /// generate the JWT secret. Fails with one line saying what is wrong.
     pub fn prepare(&mut self, needs_ffmpeg: bool) -> Result<(), SettingError> {
+        let origin = self.origin.clone();
+        self.prepare_unnamed(needs_ffmpeg)
+            .map_err(|e| origin.attribute(e))
+    }
+
+    fn prepare_unnamed(&mut self, needs_ffmpeg: bool) -> Result<(), SettingError> {
         for (name, dir) in [
             ("REELFORGE_DATA_DIR", self.data_dir.clone()),
             ("REELFORGE_SCRATCH_DIR", self.scratch_dir.clone()),
@@ -454,6 +654,74 @@ fn hash_concurrency(given: Option<usize>) -> Result<usize, SettingError> {
         Some(n) => Ok(n),
         None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     }
+}
+
+impl Settings {
+    /// One line of what this process runs with, for the start-up log: the kinds of database
+    /// and storage, the places, the workers and every limit. Never a secret: no URL is
+    /// repeated (database and SMTP URLs may hold passwords), nor the JWT secret or storage
+    /// credentials.
+    pub fn summary(&self) -> String {
+        let database = match crate::db::Backend::of_url(&self.database_url) {
+            Some(crate::db::Backend::Sqlite) => "sqlite",
+            Some(crate::db::Backend::Postgres) => "postgres",
+            None => "unknown",
+        };
+        let storage = match crate::storage::Location::parse(&self.storage_url) {
+            Ok(crate::storage::Location::Local(_)) => "file",
+            Ok(crate::storage::Location::S3 { .. }) => "s3",
+            Ok(crate::storage::Location::Gcs { .. }) => "gcs",
+            Err(_) => "unknown",
+        };
+        let config = self
+            .origin
+            .path
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |p| p.display().to_string());
+        format!(
+            "database={database} storage={storage} data_dir={} scratch_dir={} workers={} \
+             max_upload={} max_extract={} max_duration={}s max_frame_pixels={} max_streams={} \
+             token_ttl={:?} header_timeout={:?} idle_timeout={:?} shutdown_grace={:?} \
+             stall_timeout={:?} lease={:?} access_log={} trusted_proxies={} config={config}",
+            self.data_dir.display(),
+            self.scratch_dir.display(),
+            self.workers,
+            size_text(self.max_upload),
+            size_text(self.extract_limits.max_total_bytes),
+            self.probe_limits.max_duration_s,
+            self.probe_limits.max_pixels,
+            self.probe_limits.max_streams,
+            self.token_ttl,
+            self.header_timeout,
+            self.idle_timeout,
+            self.shutdown_grace,
+            self.stall_timeout,
+            self.lease,
+            self.access_log,
+            if self.trusted_proxies.is_empty() {
+                "none"
+            } else {
+                "set"
+            },
+        )
+    }
+}
+
+/// `2GiB` when a size is a whole number of a binary unit, else bytes.
+fn size_text(n: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
+    UNITS
+        .iter()
+        .find(|(unit, _)| n >= *unit && n.is_multiple_of(*unit))
+        .map_or_else(
+            || format!("{n}B"),
+            |(unit, name)| format!("{}{name}", n / unit),
+        )
 }
 
 fn default_workers() -> usize {
@@ -565,9 +833,10 @@ fn media_limits(
         parse_frame,
     )?;
     let max_streams = a.max_streams.unwrap_or(16);
-    if max_streams == 0 || max_duration.is_zero() {
-        return Err(bad("REELFORGE_MAX_STREAMS", "limits must be positive"));
+    if max_streams == 0 {
+        return Err(bad("REELFORGE_MAX_STREAMS", "must be positive"));
     }
+    let max_duration = positive("REELFORGE_MAX_DURATION", max_duration)?;
     let probe = crate::media::probe::ProbeLimits {
         max_duration_s: max_duration.as_secs_f64(),
         max_pixels,
@@ -585,6 +854,8 @@ fn media_limits(
 struct Durations {
     token_ttl: Duration,
     shutdown_grace: Duration,
+    header_timeout: Duration,
+    idle_timeout: Duration,
     stall_timeout: Duration,
     lease: Duration,
 }
@@ -603,6 +874,14 @@ impl Durations {
                 duration("REELFORGE_TOKEN_TTL", &a.token_ttl, "1h")?,
             )?,
             shutdown_grace: duration("REELFORGE_SHUTDOWN_GRACE", &a.shutdown_grace, "30s")?,
+            header_timeout: positive(
+                "REELFORGE_HEADER_TIMEOUT",
+                duration("REELFORGE_HEADER_TIMEOUT", &a.header_timeout, "10s")?,
+            )?,
+            idle_timeout: positive(
+                "REELFORGE_IDLE_TIMEOUT",
+                duration("REELFORGE_IDLE_TIMEOUT", &a.idle_timeout, "75s")?,
+            )?,
             stall_timeout: positive(
                 "REELFORGE_STALL_TIMEOUT",
                 duration("REELFORGE_STALL_TIMEOUT", &a.stall_timeout, "120s")?,

@@ -13,6 +13,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::fetch::{FetchPolicy, Fetcher};
 use crate::http::AppState;
+use crate::http::serve::ConnectionTimeouts;
 use crate::jobs::JobEnv;
 use crate::queue::{WorkerContext, worker_loop};
 use crate::signals::Signals;
@@ -36,6 +37,7 @@ pub struct Application {
     stop_claiming: CancellationToken,
     shutdown_jobs: CancellationToken,
     grace: Duration,
+    timeouts: ConnectionTimeouts,
     worker_ctx: Arc<WorkerContext>,
 }
 
@@ -89,6 +91,10 @@ impl Application {
             stop_claiming: CancellationToken::new(),
             shutdown_jobs: CancellationToken::new(),
             grace: settings.shutdown_grace,
+            timeouts: ConnectionTimeouts {
+                header: settings.header_timeout,
+                idle: settings.idle_timeout,
+            },
             worker_ctx,
         };
         app.start_workers(if role == Role::Api {
@@ -142,16 +148,10 @@ impl Application {
             Role::Worker => crate::http::service_router(self.state.clone()),
             Role::Serve | Role::Api => crate::http::router(self.state.clone()),
         };
+        let timeouts = self.timeouts;
         let server = self.listener.map(|listener| {
             let stopping = stopping.clone();
-            tokio::spawn(async move {
-                axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(async move { stopping.cancelled().await })
-                .await
-            })
+            tokio::spawn(crate::http::serve::serve(listener, app, timeouts, stopping))
         });
         stop.await;
         tracing::info!("shutting down: no new requests or jobs");
@@ -170,7 +170,7 @@ impl Application {
         // Open streams (SSE) end with the process; don't wait on them forever.
         if let Some(server) = server {
             match tokio::time::timeout(Duration::from_secs(5), server).await {
-                Ok(joined) => joined??,
+                Ok(joined) => joined?,
                 Err(_) => tracing::warn!("some connections were still open at exit"),
             }
         }
@@ -203,6 +203,7 @@ async fn app_state(
         fetch_policy: Arc::new(fetch_policy.clone()),
         max_upload: settings.max_upload,
         max_attempts: settings.max_attempts,
+        access_log: settings.access_log,
         signals: signals.clone(),
         metrics: crate::telemetry::metrics_handle(),
     })

@@ -283,3 +283,126 @@ fn unwritable_data_dir_fails_fast() {
     let e = s.prepare(false).err().unwrap();
     assert_eq!(e.setting, "REELFORGE_DATA_DIR");
 }
+
+/// `reelforge.toml` with `text` in a fresh folder; the folder lives as long as the guard.
+fn settings_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("reelforge.toml");
+    std::fs::write(&file, text).unwrap();
+    (dir, file)
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_an_error_naming_it_and_its_close_matches() {
+    for (text, key, hint) in [
+        (
+            "max_uplod = \"1GiB\"\n",
+            "max_uplod",
+            "did you mean `max_upload`?",
+        ),
+        (
+            "REELFORGE_LISTEN = \"127.0.0.1:1\"\n",
+            "REELFORGE_LISTEN",
+            "did you mean `listen`?",
+        ),
+        (
+            "max-upload = \"1GiB\"\n",
+            "max-upload",
+            "did you mean `max_upload`?",
+        ),
+        ("colour = \"blue\"\n", "colour", "see the settings table"),
+    ] {
+        let (_dir, file) = settings_file(text);
+        let e = read_file_layer(Some(&file)).err().unwrap();
+        let line = e.to_string();
+        assert!(
+            line.starts_with(&format!("`{key}` in {}: ", file.display())),
+            "{line}"
+        );
+        assert!(line.contains(hint), "{line}");
+    }
+    // Known keys are fine, whatever their order.
+    let (_dir, file) = settings_file("workers = 2\nlisten = \"127.0.0.1:1\"\n");
+    assert!(read_file_layer(Some(&file)).is_ok());
+}
+
+#[test]
+fn errors_name_the_key_as_the_file_has_it() {
+    let (_dir, file) = settings_file("listen = \"nowhere\"\nworkers = 2\n");
+    let layer = read_file_layer(Some(&file)).unwrap();
+    let e = Settings::resolve(SettingsArgs::default(), layer)
+        .err()
+        .unwrap();
+    assert_eq!(e.setting, "REELFORGE_LISTEN");
+    let line = e.to_string();
+    assert!(
+        line.starts_with(&format!("`listen` in {}: not an address", file.display())),
+        "{line}"
+    );
+    // The same value from a flag or variable is named by its variable.
+    let layer = read_file_layer(Some(&file)).unwrap();
+    let flags = SettingsArgs {
+        listen: Some("elsewhere".into()),
+        ..Default::default()
+    };
+    let line = Settings::resolve(flags, layer).err().unwrap().to_string();
+    assert!(line.starts_with("REELFORGE_LISTEN: "), "{line}");
+    // A value of the wrong type names its key.
+    let (_dir, file) = settings_file("workers = \"four\"\n");
+    let line = read_file_layer(Some(&file)).err().unwrap().to_string();
+    assert!(
+        line.starts_with(&format!("`workers` in {}: ", file.display())),
+        "{line}"
+    );
+    // So do the checks made when the directories are prepared.
+    let (_dir, file) = settings_file("data_dir = \"/proc/reelforge-cannot-write\"\n");
+    let layer = read_file_layer(Some(&file)).unwrap();
+    let mut s = Settings::resolve(SettingsArgs::default(), layer).unwrap();
+    let line = s.prepare(false).err().unwrap().to_string();
+    assert!(
+        line.starts_with(&format!("`data_dir` in {}: ", file.display())),
+        "{line}"
+    );
+}
+
+#[test]
+fn the_summary_names_kinds_places_and_limits_but_no_secret() {
+    let mut s = Settings::resolve_in(
+        SettingsArgs {
+            database_url: Some("postgres://reelforge:hunter2@db.internal/reelforge".into()),
+            storage_url: Some("s3://media-bucket/reelforge".into()),
+            jwt_secret: Some("jwt-secret-that-must-not-print-0123456789".into()),
+            smtp_url: Some("smtp://mailer:mailpass@smtp.internal:587".into()),
+            workers: Some(3),
+            max_upload: Some("512MiB".into()),
+            ..Default::default()
+        },
+        SettingsArgs::default(),
+        Path::new("/srv/reelforge"),
+    )
+    .unwrap();
+    s.storage_options.extra = vec![("aws_secret_access_key".into(), "s3-key-secret".into())];
+    let line = s.summary();
+    for part in [
+        "database=postgres",
+        "storage=s3",
+        "data_dir=/srv/reelforge/data ",
+        "workers=3",
+        "max_upload=512MiB",
+        "max_duration=14400s",
+        "header_timeout=10s",
+        "idle_timeout=75s",
+        "access_log=true",
+    ] {
+        assert!(line.contains(part), "{part} not in {line}");
+    }
+    for secret in [
+        "hunter2",
+        "jwt-secret-that",
+        "mailpass",
+        "s3-key-secret",
+        "reelforge:",
+    ] {
+        assert!(!line.contains(secret), "{secret} in {line}");
+    }
+}

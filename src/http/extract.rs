@@ -1,6 +1,7 @@
 //! Extractors: the authenticated user, and a JSON body that accepts any content type and
 //! reports bad input in the API's error shape.
 
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -9,6 +10,8 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
+use super::limits::{BodyLimit, JSON_BODY_LIMIT, is_over_limit};
+use super::observe::RequestUser;
 use crate::auth::TokenError;
 use crate::domain::ErrorCode;
 use crate::domain::field_error::{describe, json_kind};
@@ -35,6 +38,9 @@ impl FromRequestParts<AppState> for AuthUser {
         if !state.user_active(id).await? {
             return Err(invalid_token("the token's account is disabled or deleted"));
         }
+        if let Some(slot) = parts.extensions.get::<RequestUser>() {
+            slot.set(id);
+        }
         Ok(AuthUser { id })
     }
 }
@@ -59,14 +65,28 @@ pub struct JsonBody<T>(pub T);
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|_| {
-                ApiError::bad_request(ErrorCode::InvalidBody, "could not read the body")
-            })?;
+    async fn from_request(req: Request, _: &AppState) -> Result<Self, ApiError> {
+        let bytes = body_bytes(req).await?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// The whole body, at most the route's bound (`limits::BodyLimit`) or 1 MiB: 413 past it.
+pub async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
+    let limit = req
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(JSON_BODY_LIMIT, |l| l.0);
+    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
+    axum::body::to_bytes(req.into_body(), cap)
+        .await
+        .map_err(|e| {
+            if is_over_limit(&e) {
+                ApiError::too_large(limit)
+            } else {
+                ApiError::bad_request(ErrorCode::InvalidBody, "could not read the body")
+            }
+        })
 }
 
 /// Parse a JSON object body into `T`. Anything but an object is refused (serde would

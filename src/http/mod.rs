@@ -6,7 +6,10 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod files;
+pub mod limits;
+pub mod observe;
 pub mod openapi;
+pub mod serve;
 pub mod service;
 mod state;
 pub mod tasks;
@@ -14,13 +17,11 @@ mod upload;
 
 pub use state::AppState;
 
-use std::time::Instant;
-
 use crate::domain::ErrorCode;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
 use utoipa_axum::router::OpenApiRouter;
@@ -91,9 +92,16 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/api/openapi.json", doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Uploads stream with their own limit; other bodies are small.
+        // Bodies are bounded per route by `limits` (uploads far past axum's 2 MB default).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_body,
+        ))
         .layer(DefaultBodyLimit::disable())
-        .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::record_request,
+        ))
         // Spans and events at DEBUG (`RUST_LOG=tower_http=debug` to see every request).
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -108,7 +116,10 @@ pub fn service_router(state: AppState) -> Router {
         .route("/metrics", get(service::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::record_request,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -123,23 +134,4 @@ async fn method_not_allowed() -> Response {
         ErrorCode::MethodNotAllowed,
         "this method is not allowed on this route",
     )
-}
-
-/// Request count and latency by method, matched route and status.
-async fn record_metrics(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().to_string();
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!(crate::telemetry::HTTP_REQUESTS,
-        "method" => method.clone(), "route" => route.clone(), "status" => status)
-    .increment(1);
-    metrics::histogram!(crate::telemetry::HTTP_DURATION, "method" => method, "route" => route)
-        .record(start.elapsed().as_secs_f64());
-    resp
 }

@@ -28,6 +28,8 @@ pub struct AppState {
     pub fetch_policy: Arc<FetchPolicy>,
     pub max_upload: u64,
     pub max_attempts: u32,
+    /// One INFO line per request (`REELFORGE_ACCESS_LOG`).
+    pub access_log: bool,
     /// Wakes this process's workers and event streams, and stops its runs.
     pub signals: Signals,
     pub metrics: PrometheusHandle,

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{AuthUser, parse_json};
+use super::extract::{AuthUser, body_bytes, parse_json};
 use crate::db::{ListQuery, NewTask, RetryOutcome};
 use crate::domain::ErrorCode;
 use crate::domain::task::parse_profile;
@@ -123,17 +123,10 @@ pub async fn create_task(
     user: AuthUser,
     req: Request,
 ) -> ApiResult<Response> {
-    let is_multipart = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"));
-    if is_multipart {
+    if super::limits::is_multipart(req.headers()) {
         return super::upload::create_from_upload(state, user, req).await;
     }
-    let bytes = axum::body::to_bytes(req.into_body(), 1024 * 1024)
-        .await
-        .map_err(|_| ApiError::too_large(1024 * 1024))?;
+    let bytes = body_bytes(req).await?;
     let body: CreateTaskRequest = parse_json(&bytes)?;
     let raw_url = body.url.as_deref().ok_or_else(|| {
         ApiError::bad_request(

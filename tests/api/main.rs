@@ -1,7 +1,9 @@
 //! HTTP behaviour against a spawned server on a random port with a temporary data dir.
 
 mod accounts;
+mod connections;
 mod contract;
+mod limits;
 mod profiles_doc;
 mod queue;
 mod service;

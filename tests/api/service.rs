@@ -277,3 +277,72 @@ async fn a_worker_serves_probes_and_metrics_but_no_api() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// Made-up methods and random paths share the `other` and `unmatched` labels: a client cannot
+/// grow `/metrics` by inventing requests (2,000 of them once made it 92 MB).
+#[tokio::test]
+async fn metrics_labels_stay_in_a_closed_set_whatever_clients_send() {
+    let app = spawn_app().await;
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let tag = id[id.len() - 8..].to_uppercase();
+    for i in 0..200 {
+        let method = reqwest::Method::from_bytes(format!("X{tag}{i}").as_bytes()).unwrap();
+        let path = if i % 2 == 0 {
+            "/healthz".to_string()
+        } else {
+            format!("/nowhere/{tag}/{i}")
+        };
+        let r = app
+            .client
+            .request(method, app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{path}: {}", r.status());
+        let r = app
+            .client
+            .get(app.url(&format!("/random/{tag}/{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    }
+    let text = app.metrics().await;
+    assert!(!text.contains(&tag), "a request's own text became a label");
+    let requests: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("reelforge_http_requests_total{"))
+        .collect();
+    for line in &requests {
+        let method = label(line, "method");
+        assert!(
+            [
+                "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+                "other"
+            ]
+            .contains(&method),
+            "{line}"
+        );
+        let route = label(line, "route");
+        assert!(route == "unmatched" || route.starts_with('/'), "{line}");
+    }
+    let unmatched = requests
+        .iter()
+        .filter(|l| label(l, "route") == "unmatched")
+        .count();
+    assert!(unmatched <= 10, "{requests:#?}");
+    assert!(
+        text.contains(r#"method="other",route="/healthz",status="405""#),
+        "{text}"
+    );
+    assert!(text.len() < 256 * 1024, "{} bytes", text.len());
+}
+
+/// The value of label `name` in a Prometheus sample line.
+fn label<'a>(line: &'a str, name: &str) -> &'a str {
+    let start = format!("{name}=\"");
+    line.split_once(&start)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(value, _)| value)
+        .unwrap_or("")
+}

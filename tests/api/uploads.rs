@@ -297,3 +297,79 @@ fn reelforge_form(media: Vec<u8>, logo: Vec<u8>) -> reqwest::multipart::Form {
             reqwest::multipart::Part::bytes(logo).file_name("logo.png"),
         )
 }
+
+/// Text parts have small caps; a part the service does not know, or one given twice, is
+/// refused (a misspelt `options` must not run the task with defaults). Nothing is kept.
+#[tokio::test]
+async fn text_parts_are_capped_and_unknown_or_repeated_parts_refused() {
+    use crate::limits::{Part, multipart, post_multipart};
+    let app = spawn_app().await;
+    let t = app.user("pia").await;
+    let file = || ("file", Some("a.mp4"), vec![1u8; 1000]);
+    let cases: Vec<(Vec<Part>, &str, &str)> = vec![
+        (
+            vec![file(), ("options", None, vec![b' '; 100 * 1024])],
+            "HTTP/1.1 413",
+            "the `options` part exceeds its limit of 65536 bytes",
+        ),
+        (
+            vec![file(), ("profile", None, vec![b'x'; 1024 * 1024])],
+            "HTTP/1.1 413",
+            "the `profile` part exceeds its limit",
+        ),
+        (
+            vec![file(), ("junk", None, vec![b'j'; 8 * 1024 * 1024])],
+            "HTTP/1.1 400",
+            "unknown part `junk`; the parts are file (or video), fileName, newFormat, profile, options and logo",
+        ),
+        (
+            vec![("junk", Some("j.bin"), vec![b'j'; 8 * 1024 * 1024]), file()],
+            "HTTP/1.1 400",
+            "unknown part `junk`",
+        ),
+        (
+            vec![
+                file(),
+                ("profile", None, b"idrl".to_vec()),
+                ("profile", None, b"convert".to_vec()),
+            ],
+            "HTTP/1.1 400",
+            "the `profile` part is given twice",
+        ),
+    ];
+    for (parts, status, message) in cases {
+        for chunk in [false, true] {
+            let answer = post_multipart(&app, &t, multipart(b"", &parts), chunk).await;
+            assert!(answer.starts_with(status), "{message}: {answer:.400}");
+            assert!(answer.contains(message), "{message}: {answer:.400}");
+        }
+    }
+    assert!(app.stored_files().is_empty(), "{:?}", app.stored_files());
+    // Within the caps all is as before.
+    let parts = [file(), ("profile", None, b"thumbnail".to_vec())];
+    let answer = post_multipart(&app, &t, multipart(b"", &parts), true).await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer:.400}");
+}
+
+/// A chunked upload is bounded over the whole body, not only the file part: what the parser
+/// would have to hold outside part data (here a preamble of 8 MB) is refused at its bound.
+#[tokio::test]
+async fn a_chunked_upload_is_bounded_over_the_whole_body() {
+    use crate::limits::{multipart, post_multipart};
+    let app = spawn_app_with(Options {
+        max_upload: Some("256KiB"),
+        ..Default::default()
+    })
+    .await;
+    let t = app.user("quentin").await;
+    let preamble = vec![b'p'; 8 * 1024 * 1024];
+    let parts = [("file", Some("a.mp4"), vec![1u8; 1000])];
+    let answer = post_multipart(&app, &t, multipart(&preamble, &parts), true).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:.400}");
+    assert!(answer.contains("payload_too_large"), "{answer:.400}");
+    // The declared length is checked against the same bound before anything is read.
+    let answer = post_multipart(&app, &t, multipart(&preamble, &parts), false).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:.400}");
+    assert!(answer.contains("262144 bytes"), "{answer:.400}");
+    assert!(app.stored_files().is_empty(), "{:?}", app.stored_files());
+}

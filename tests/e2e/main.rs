@@ -1,14 +1,17 @@
 //! End to end with real ffmpeg: the idrl profile through the HTTP API and the queue, by URL
 //! and by upload; cancel and delete while ffmpeg runs; and a `serve` process killed in the
 //! middle of a job, recovered by the next one; `api` and `worker` processes sharing PostgreSQL
-//! and a store (`scaleout.rs`).
+//! and a store (`scaleout.rs`); the access log and start-up line (`operability.rs`); memory
+//! under oversized requests (`resources.rs`).
 
 mod archives;
 mod crash;
 mod file_modes;
 mod hostile;
 mod newcomer;
+mod operability;
 mod profiles;
+mod resources;
 mod scaleout;
 mod signup_burst;
 mod startup;

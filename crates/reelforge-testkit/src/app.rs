@@ -49,6 +49,9 @@ pub struct Options {
     pub max_duration: Option<&'static str>,
     pub max_extract: Option<&'static str>,
     pub stall_timeout: Option<&'static str>,
+    /// `REELFORGE_HEADER_TIMEOUT`, `REELFORGE_IDLE_TIMEOUT`.
+    pub header_timeout: Option<&'static str>,
+    pub idle_timeout: Option<&'static str>,
     pub retry_base: Option<std::time::Duration>,
     /// Run on a fresh PostgreSQL database (needs `REELFORGE_TEST_PG_URL`).
     pub postgres: bool,
@@ -94,6 +97,8 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         max_duration: o.max_duration.map(str::to_string),
         max_extract: o.max_extract.map(str::to_string),
         stall_timeout: o.stall_timeout.map(str::to_string),
+        header_timeout: o.header_timeout.map(str::to_string),
+        idle_timeout: o.idle_timeout.map(str::to_string),
         storage_url: o.storage_url,
         s3_endpoint: o.s3_endpoint,
         ..Default::default()

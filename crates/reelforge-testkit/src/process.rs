@@ -30,6 +30,19 @@ impl Server {
             .unwrap_or(false)
     }
 
+    /// The lines of the process's log so far that contain `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<String> {
+        self.log
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .filter(|line| line.contains(needle))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The process's resident set size in KiB (`VmRSS` of `/proc/PID/status`), or `None`
     /// where there is no such file (not Linux, or the process is gone).
     pub fn rss_kib(&self) -> Option<u64> {

@@ -201,7 +201,7 @@ fn parse_options<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
     validate: impl FnOnce(&T) -> Result<(), OptionError>,
 ) -> Result<T, (ErrorCode, String)> {
-    let o: T = serde_path_to_error::deserialize(value).map_err(|e| {
+    let o: T = serde_path_to_error::deserialize(whole_numbers(value)).map_err(|e| {
         let path = format!("options.{}", e.path()).replace("options..", "options");
         let message =
             unknown_option(profile, e.inner()).unwrap_or_else(|| describe(&path, e.inner()));
@@ -209,6 +209,23 @@ fn parse_options<T: serde::de::DeserializeOwned>(
     })?;
     validate(&o).map_err(|e| (ErrorCode::InvalidOptions, e.to_string()))?;
     Ok(o)
+}
+
+/// `720.0` → `720`: JSON has one number type, and a client (JavaScript's among them) may
+/// write a whole number with a fraction; serde's integers would refuse it.
+fn whole_numbers(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9e15 => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(whole_numbers).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, whole_numbers(v))).collect())
+        }
+        other => other,
+    }
 }
 
 /// serde's "unknown field `x`, expected one of `a`, `b`" as a sentence naming the profile,
@@ -479,6 +496,12 @@ mod tests {
             assert_eq!(profile.wants_logo(), name == IdrlOptions::NAME, "{name}");
         }
         assert_eq!(parse_profile(None, None).unwrap().name(), IdrlOptions::NAME);
+        // A whole number written with a fraction is a whole number.
+        let idrl = parse_profile(None, Some(json!({"max_height": 720.0}))).unwrap();
+        assert!(matches!(idrl, Profile::Idrl(o) if o.max_height == 720));
+        let (code, message) = parse_profile(None, Some(json!({"max_height": 720.5}))).unwrap_err();
+        assert_eq!(code, "invalid_options");
+        assert!(message.contains("`options.max_height` must be a whole number"), "{message}");
         let (code, message) = parse_profile(Some("nope"), None).unwrap_err();
         assert_eq!(code, "invalid_profile");
         assert!(message.ends_with("idrl, convert, compress, thumbnail, hls, archive"));

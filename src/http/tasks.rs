@@ -184,6 +184,7 @@ pub struct ListParams {
     pub cursor: Option<String>,
     /// `false` (or `0`) leaves each task's `commands` (ffmpeg command lines, the bulk of
     /// a task object) out of the list; default `true`.
+    #[param(value_type = Option<bool>)]
     pub commands: Option<String>,
 }
 

@@ -221,9 +221,11 @@ fn whole_numbers(value: serde_json::Value) -> serde_json::Value {
             _ => Value::Number(n),
         },
         Value::Array(items) => Value::Array(items.into_iter().map(whole_numbers).collect()),
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k, whole_numbers(v))).collect())
-        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, whole_numbers(v)))
+                .collect(),
+        ),
         other => other,
     }
 }
@@ -501,7 +503,10 @@ mod tests {
         assert!(matches!(idrl, Profile::Idrl(o) if o.max_height == 720));
         let (code, message) = parse_profile(None, Some(json!({"max_height": 720.5}))).unwrap_err();
         assert_eq!(code, "invalid_options");
-        assert!(message.contains("`options.max_height` must be a whole number"), "{message}");
+        assert!(
+            message.contains("`options.max_height` must be a whole number"),
+            "{message}"
+        );
         let (code, message) = parse_profile(Some("nope"), None).unwrap_err();
         assert_eq!(code, "invalid_profile");
         assert!(message.ends_with("idrl, convert, compress, thumbnail, hls, archive"));

@@ -76,6 +76,7 @@ fn invalid(field: &str, why: String) -> ApiError {
         (status = 201, body = SignupResponse),
         (status = 400, body = ErrorBody, description = "missing field; a user name or e-mail address that is not valid (e.g. with invisible or control characters); weak password; mismatch"),
         (status = 409, body = ErrorBody, description = "username (in any case) or e-mail taken"),
+        (status = 413, body = ErrorBody, description = "the body is over 64 KiB"),
         (status = 429, body = ErrorBody, description = "too many signups from this address; see Retry-After"),
     ))]
 #[tracing::instrument(skip_all)]
@@ -183,8 +184,9 @@ async fn account_named(state: &AppState, login: &str) -> ApiResult<Option<UserWi
     request_body = LoginRequest,
     responses(
         (status = 200, body = LoginResponse),
-        (status = 400, body = ErrorBody),
+        (status = 400, body = ErrorBody, description = "not a JSON object, or a missing field"),
         (status = 401, body = ErrorBody, description = "same body for unknown user and wrong password"),
+        (status = 413, body = ErrorBody, description = "the body is over 64 KiB"),
         (status = 429, body = ErrorBody, description = "too many attempts; see Retry-After"),
     ))]
 #[tracing::instrument(skip_all)]

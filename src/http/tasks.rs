@@ -112,9 +112,11 @@ pub(super) fn created(task: &TaskView) -> Response {
     )),
     responses(
         (status = 201, body = TaskView, headers(("Location" = String))),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 413, body = ErrorBody, description = "upload over the size limit"),
-        (status = 422, body = ErrorBody, description = "url_not_allowed"),
+        (status = 400, body = ErrorBody, description = "bad input: the body, a field, a profile or its options (`invalid_options`), or fields that contradict each other (`conflicting_fields`)"),
+        (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody, description = "an upload over REELFORGE_MAX_UPLOAD, a text part over its cap, or a JSON body over 1 MiB"),
+        (status = 415, body = ErrorBody, description = "the `logo` part is not a PNG image (`unsupported_logo`)"),
+        (status = 422, body = ErrorBody, description = "a well-formed URL that may not or cannot be fetched: `url_not_allowed` (private, loopback or reserved address), or a host name that does not resolve"),
     ),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(user = %user.id))]

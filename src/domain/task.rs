@@ -259,6 +259,19 @@ pub const KNOWN_PROFILES: [&str; 6] = [
     ArchiveOptions::NAME,
 ];
 
+/// Every profile with its options' JSON Schema, in [`KNOWN_PROFILES`]' order (the default
+/// profile first): what the OpenAPI document and `docs/profiles.md` are made from.
+pub fn option_schemas() -> [(&'static str, serde_json::Value); 6] {
+    [
+        (IdrlOptions::NAME, IdrlOptions::schema()),
+        (ConvertOptions::NAME, ConvertOptions::schema()),
+        (CompressOptions::NAME, CompressOptions::schema()),
+        (ThumbnailOptions::NAME, ThumbnailOptions::schema()),
+        (HlsOptions::NAME, HlsOptions::schema()),
+        (ArchiveOptions::NAME, ArchiveOptions::schema()),
+    ]
+}
+
 /// Parse `profile` + `options` from a request. `Err((code, message))`.
 pub fn parse_profile(
     name: Option<&str>,

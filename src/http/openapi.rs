@@ -9,26 +9,9 @@ use serde_json::{Map, Value, json};
 use utoipa::openapi::OpenApi;
 
 use super::ALIASES;
-use crate::domain::task::ArchiveOptions;
-use crate::media::compress::CompressOptions;
-use crate::media::convert::ConvertOptions;
+use crate::domain::task::option_schemas;
 use crate::media::formats::Format;
-use crate::media::hls::HlsOptions;
-use crate::media::idrl::IdrlOptions;
 use crate::media::schema::{documented, enum_of};
-use crate::media::thumbnail::ThumbnailOptions;
-
-/// Every profile with its options' schema, the default profile first.
-pub fn profile_schemas() -> Vec<(&'static str, Value)> {
-    vec![
-        (IdrlOptions::NAME, IdrlOptions::schema()),
-        (ConvertOptions::NAME, ConvertOptions::schema()),
-        (CompressOptions::NAME, CompressOptions::schema()),
-        (ThumbnailOptions::NAME, ThumbnailOptions::schema()),
-        (HlsOptions::NAME, HlsOptions::schema()),
-        (ArchiveOptions::NAME, ArchiveOptions::schema()),
-    ]
-}
 
 /// The component name of a profile's options: `idrl` → `IdrlOptions`.
 pub fn options_component(profile: &str) -> String {
@@ -55,7 +38,7 @@ pub fn finish(doc: OpenApi) -> Value {
 
 fn add_components(doc: &mut Value) {
     let schemas = &mut doc["components"]["schemas"];
-    for (profile, schema) in profile_schemas() {
+    for (profile, schema) in option_schemas() {
         schemas[options_component(profile)] = schema;
     }
     schemas["Format"] = documented(
@@ -200,7 +183,7 @@ fn upload_source() -> Map<String, Value> {
 fn request_schema(source: Map<String, Value>, shorthand: &str) -> Value {
     let required_source: Vec<&String> = source.keys().filter(|k| *k != "fileName").collect();
     let mut branches = Vec::new();
-    for (i, (profile, _)) in profile_schemas().into_iter().enumerate() {
+    for (i, (profile, schema)) in option_schemas().into_iter().enumerate() {
         let mut props = source.clone();
         props.insert(
             "profile".into(),
@@ -222,7 +205,7 @@ fn request_schema(source: Map<String, Value>, shorthand: &str) -> Value {
         if !is_default {
             required.push(json!("profile"));
         }
-        if options_required(profile) {
+        if options_required(&schema) {
             required.push(json!("options"));
         }
         branches.push(json!({
@@ -247,12 +230,14 @@ fn request_schema(source: Map<String, Value>, shorthand: &str) -> Value {
     json!({"oneOf": branches})
 }
 
-/// Profiles whose options have a required field.
-fn options_required(profile: &str) -> bool {
-    matches!(
-        profile,
-        ConvertOptions::NAME | CompressOptions::NAME | ArchiveOptions::NAME
-    )
+/// Whether a profile's options must be given: its schema requires a field, in every
+/// branch when it has branches.
+fn options_required(schema: &Value) -> bool {
+    let requires = |s: &Value| s["required"].as_array().is_some_and(|r| !r.is_empty());
+    requires(schema)
+        || schema["oneOf"]
+            .as_array()
+            .is_some_and(|branches| !branches.is_empty() && branches.iter().all(requires))
 }
 
 fn unauthorized() -> Value {

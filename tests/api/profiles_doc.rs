@@ -11,7 +11,7 @@ fn profile_reference_matches_the_schemas() {
     let doc = reelforge::http::openapi();
     let text = std::fs::read_to_string(DOC).unwrap();
     let mut rendered = text.clone();
-    for (profile, _) in reelforge::http::openapi::profile_schemas() {
+    for (profile, _) in reelforge::domain::task::option_schemas() {
         let name = reelforge::http::openapi::options_component(profile);
         let schema = &doc["components"]["schemas"][&name];
         assert!(schema.is_object(), "{name} missing from the document");

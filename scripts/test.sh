@@ -133,6 +133,15 @@ need_contract() {
     command -v curl >/dev/null 2>&1 || apt_install curl
     export REELFORGE_CONTRACT_VENV=$venv
 }
+# The independent tus client (crates/reelforge-testkit/src/tus.rs runs tests/tus/tuspy_upload.py):
+# tuspy in a virtual environment; REELFORGE_TEST_TUSPY names its python.
+need_tuspy() {
+    local venv=${XDG_CACHE_HOME:-$HOME/.cache}/reelforge/tus-venv
+    if ! "$venv/bin/python" -c 'import tusclient' >/dev/null 2>&1; then
+        make_venv "$venv" 'tuspy>=1.1,<2'
+    fi
+    export REELFORGE_TEST_TUSPY=$venv/bin/python
+}
 # Not needed yet; add with the tests that use them:
 # need_smtp() { … }      # e-mail: `pip install aiosmtpd` (SMTP sink on a free port)
 need_strace() { # tests/e2e/hostile.rs traces every ffmpeg/ffprobe run
@@ -162,6 +171,7 @@ need_strace
 need_sqlite3
 need_postgres
 need_moto
+need_tuspy
 need_nginx
 need_contract
 

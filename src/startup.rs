@@ -153,6 +153,13 @@ impl Application {
             let stopping = stopping.clone();
             tokio::spawn(crate::http::serve::serve(listener, app, timeouts, stopping))
         });
+        if self.role != Role::Worker {
+            tokio::spawn(sweep_uploads(
+                self.state.db.clone(),
+                self.state.storage.clone(),
+                stopping.clone(),
+            ));
+        }
         stop.await;
         tracing::info!("shutting down: no new requests or jobs");
         stopping.cancel();
@@ -176,6 +183,24 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How often an API process removes expired uploads (any process may: each upload is
+/// removed under its lock).
+const UPLOAD_SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
+
+async fn sweep_uploads(db: Db, storage: Storage, stopping: CancellationToken) {
+    loop {
+        match crate::http::tus::sweep_expired(&db, &storage, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "expired uploads removed"),
+            Err(e) => tracing::warn!(error = ?e, "could not sweep expired uploads"),
+        }
+        tokio::select! {
+            _ = stopping.cancelled() => return,
+            _ = tokio::time::sleep(UPLOAD_SWEEP_EVERY) => {}
+        }
     }
 }
 

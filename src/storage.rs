@@ -21,6 +21,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
 use object_store::signer::{SignedUrlOptions, Signer};
@@ -185,6 +186,9 @@ pub struct Storage {
     /// The same store when it is a local directory: files then move between scratch and
     /// the store by hard link instead of a byte copy (see [`Storage::put_file`]).
     local: Option<Arc<LocalFileSystem>>,
+    /// The same store's multipart API, whose uploads outlive a process (resumable uploads
+    /// on S3, GCS and memory; `None` on local files, which append instead).
+    multipart: Option<Arc<dyn MultipartStore>>,
 }
 
 pub mod keys {
@@ -228,6 +232,7 @@ impl Storage {
                     store: store.clone(),
                     signer: None,
                     local: Some(store),
+                    multipart: None,
                 })
             }
             Location::S3 { bucket, prefix } => {
@@ -259,20 +264,23 @@ impl Storage {
         }
     }
 
-    fn remote<T: ObjectStore + Signer>(store: T, prefix: &str) -> Self {
+    fn remote<T: ObjectStore + Signer + MultipartStore>(store: T, prefix: &str) -> Self {
         let store = Arc::new(PrefixStore::new(store, prefix));
         Self {
             store: store.clone(),
-            signer: Some(store),
+            signer: Some(store.clone()),
             local: None,
+            multipart: Some(store),
         }
     }
 
     pub fn in_memory() -> Self {
+        let store = Arc::new(object_store::memory::InMemory::new());
         Self {
-            store: Arc::new(object_store::memory::InMemory::new()),
+            store: store.clone(),
             signer: None,
             local: None,
+            multipart: Some(store),
         }
     }
 
@@ -603,6 +611,8 @@ fn async_stream_file(
         }
     })
 }
+
+pub mod resumable;
 
 #[cfg(test)]
 mod tests;

@@ -62,6 +62,33 @@ pub struct NewTask {
     pub input_key: Option<String>,
 }
 
+impl NewTask {
+    /// The task as it reads once written: queued, nothing run yet.
+    pub fn queued(self, created_at: DateTime<Utc>) -> TaskRecord {
+        TaskRecord {
+            id: self.id,
+            user_id: self.user_id,
+            status: TaskStatus::Queued,
+            profile: self.profile,
+            source: self.source,
+            input: None,
+            input_key: self.input_key,
+            stage: None,
+            percent: None,
+            eta_seconds: None,
+            outputs: vec![],
+            error: None,
+            attempts: 0,
+            commands: vec![],
+            result: None,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            next_attempt_at: None,
+        }
+    }
+}
+
 /// Listing parameters; `after` is the keyset cursor (the last id of the previous page).
 #[derive(Debug, Clone)]
 pub struct ListQuery {
@@ -197,9 +224,106 @@ pub trait JobQueue: Send + Sync {
     }
 }
 
+/// A resumable upload (tus): its size, what is stored so far, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UploadRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    /// `Upload-Length`: the size the upload will have.
+    pub length: u64,
+    /// `Upload-Offset`: the bytes stored so far.
+    pub offset: u64,
+    /// The sanitised `Upload-Metadata`, key → text.
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// Where the finished bytes live: the input key of the task made from the upload.
+    pub storage_key: String,
+    /// The multipart state on object storage (empty on local storage).
+    pub parts: PartsState,
+    /// The task made from the upload (it has the upload's id).
+    pub task_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// How an upload's bytes sit in object storage between requests: the parts written to a
+/// multipart upload, and the tail shorter than a part staged in its own object.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartsState {
+    /// Bytes of every part but the last: ≥ 5 MiB (S3), fixed per upload.
+    pub part_size: u64,
+    pub multipart_id: Option<String>,
+    /// The ETag of each part written, in part order.
+    pub etags: Vec<String>,
+    /// Bytes staged after the last part.
+    pub staged: u64,
+}
+
+pub struct NewUpload {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub length: u64,
+    pub metadata: std::collections::BTreeMap<String, String>,
+    pub storage_key: String,
+    pub parts: PartsState,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a PATCH leaves behind, written only while its lock holds.
+#[derive(Debug, Clone)]
+pub struct UploadProgress {
+    pub offset: u64,
+    pub parts: PartsState,
+    pub expires_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// Resumable uploads. One request at a time holds an upload (`lock_upload`): PATCH,
+/// DELETE and the expiry sweep change it only under its lock, so two requests can never
+/// write its bytes at once, on any API process.
+#[async_trait]
+pub trait UploadRepo: Send + Sync {
+    async fn create_upload(&self, new: NewUpload) -> RepoResult<UploadRecord>;
+    async fn get_upload(&self, user: Uuid, id: Uuid) -> RepoResult<Option<UploadRecord>>;
+    /// Hold the upload for `owner` until `until`, unless someone holds it (or it is gone):
+    /// `None`. A lock that ran out before `now` is taken over.
+    async fn lock_upload(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> RepoResult<Option<UploadRecord>>;
+    /// `false`: the lock was lost (the caller must stop writing).
+    async fn renew_upload_lock(
+        &self,
+        id: Uuid,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> RepoResult<bool>;
+    async fn save_upload(&self, id: Uuid, owner: &str, p: &UploadProgress) -> RepoResult<bool>;
+    async fn unlock_upload(&self, id: Uuid, owner: &str) -> RepoResult<()>;
+    async fn delete_locked_upload(&self, id: Uuid, owner: &str) -> RepoResult<bool>;
+    /// Make the finished upload `new.id` of `new.user_id` into its task (same id) and
+    /// queue its job, in one transaction. `None`: the upload is unfinished, already used,
+    /// or not the user's; nothing was written.
+    async fn create_task_from_upload(
+        &self,
+        new: NewTask,
+        max_attempts: u32,
+    ) -> RepoResult<Option<TaskRecord>>;
+    /// Uploads past their expiry that no one holds, at most `limit`, oldest first.
+    async fn expired_uploads(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> RepoResult<Vec<UploadRecord>>;
+}
+
 /// Everything a backend provides.
-pub trait Repo: UserRepo + TaskRepo + JobQueue + 'static {}
-impl<T: UserRepo + TaskRepo + JobQueue + 'static> Repo for T {}
+pub trait Repo: UserRepo + TaskRepo + JobQueue + UploadRepo + 'static {}
+impl<T: UserRepo + TaskRepo + JobQueue + UploadRepo + 'static> Repo for T {}
 
 pub type Db = std::sync::Arc<dyn Repo>;
 

@@ -50,6 +50,28 @@ fn count(what: &str, n: i32) -> RepoResult<u32> {
     u32::try_from(n).map_err(|_| RepoError::Corrupt(format!("{what} {n}")))
 }
 
+/// The task and its queued job (with its `NOTIFY`), inside the caller's transaction.
+async fn insert_task_and_job(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    new: NewTask,
+    max_attempts: u32,
+) -> RepoResult<TaskRecord> {
+    let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+    let job_id = Uuid::now_v7();
+    let created_at = sql::insert_task(
+        &mut **tx,
+        new.id,
+        new.user_id,
+        &new.profile,
+        &new.source,
+        new.input_key.as_deref(),
+    )
+    .await?;
+    sql::insert_job(&mut **tx, job_id, new.id, created_at, max_attempts).await?;
+    sql::notify_job(&mut **tx, job_id).await?;
+    Ok(new.queued(created_at))
+}
+
 fn task_from_row(row: sql::TaskRow) -> RepoResult<TaskRecord> {
     Ok(TaskRecord {
         id: row.id,
@@ -217,42 +239,10 @@ impl UserRepo for PgRepo {
 impl TaskRepo for PgRepo {
     #[tracing::instrument(skip_all, fields(task_id = %new.id))]
     async fn create_task(&self, new: NewTask, max_attempts: u32) -> RepoResult<TaskRecord> {
-        let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
-        let job_id = Uuid::now_v7();
         let mut tx = self.pool.begin().await?;
-        let created_at = sql::insert_task(
-            &mut *tx,
-            new.id,
-            new.user_id,
-            &new.profile,
-            &new.source,
-            new.input_key.as_deref(),
-        )
-        .await?;
-        sql::insert_job(&mut *tx, job_id, new.id, created_at, max_attempts).await?;
-        sql::notify_job(&mut *tx, job_id).await?;
+        let task = insert_task_and_job(&mut tx, new, max_attempts).await?;
         tx.commit().await?;
-        Ok(TaskRecord {
-            id: new.id,
-            user_id: new.user_id,
-            status: TaskStatus::Queued,
-            profile: new.profile,
-            source: new.source,
-            input: None,
-            input_key: new.input_key,
-            stage: None,
-            percent: None,
-            eta_seconds: None,
-            outputs: vec![],
-            error: None,
-            attempts: 0,
-            commands: vec![],
-            result: None,
-            created_at,
-            started_at: None,
-            finished_at: None,
-            next_attempt_at: None,
-        })
+        Ok(task)
     }
 
     async fn get_task(&self, user: Uuid, id: Uuid) -> RepoResult<Option<TaskRecord>> {
@@ -520,5 +510,139 @@ impl JobQueue for PgRepo {
         })
         .await
         .is_ok()
+    }
+}
+
+fn upload_from_row(row: sql::UploadRow) -> RepoResult<UploadRecord> {
+    let size = |what: &str, n: i64| {
+        u64::try_from(n).map_err(|_| RepoError::Corrupt(format!("upload {what} {n}")))
+    };
+    Ok(UploadRecord {
+        id: row.id,
+        user_id: row.user_id,
+        length: size("length", row.length)?,
+        offset: size("offset", row.offset_bytes)?,
+        metadata: json("upload metadata", row.metadata)?,
+        storage_key: row.storage_key,
+        parts: PartsState {
+            part_size: size("part size", row.part_size)?,
+            multipart_id: row.multipart_id,
+            etags: json("upload parts", row.parts)?,
+            staged: size("staged bytes", row.staged_bytes)?,
+        },
+        task_id: row.task_id,
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+        completed_at: row.completed_at,
+    })
+}
+
+/// A byte count as PostgreSQL stores it (`bigint`).
+fn int(n: u64) -> RepoResult<i64> {
+    i64::try_from(n).map_err(|_| RepoError::Corrupt(format!("size {n} out of range")))
+}
+
+#[async_trait]
+impl UploadRepo for PgRepo {
+    async fn create_upload(&self, new: NewUpload) -> RepoResult<UploadRecord> {
+        sql::insert_upload(
+            &self.pool,
+            new.id,
+            new.user_id,
+            int(new.length)?,
+            &new.metadata,
+            &new.storage_key,
+            int(new.parts.part_size)?,
+            new.parts.multipart_id.as_deref(),
+            new.created_at,
+            new.expires_at,
+        )
+        .await?;
+        Ok(UploadRecord {
+            id: new.id,
+            user_id: new.user_id,
+            length: new.length,
+            offset: 0,
+            metadata: new.metadata,
+            storage_key: new.storage_key,
+            parts: new.parts,
+            task_id: None,
+            created_at: new.created_at,
+            expires_at: new.expires_at,
+            completed_at: None,
+        })
+    }
+
+    async fn get_upload(&self, user: Uuid, id: Uuid) -> RepoResult<Option<UploadRecord>> {
+        let row = sql::upload_of_user(&self.pool, id, user).await?;
+        row.map(upload_from_row).transpose()
+    }
+
+    async fn lock_upload(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> RepoResult<Option<UploadRecord>> {
+        let row = sql::lock_upload(&self.pool, id, owner, now, until).await?;
+        row.map(upload_from_row).transpose()
+    }
+
+    async fn renew_upload_lock(
+        &self,
+        id: Uuid,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        Ok(sql::renew_upload_lock(&self.pool, id, owner, until).await? == 1)
+    }
+
+    async fn save_upload(&self, id: Uuid, owner: &str, p: &UploadProgress) -> RepoResult<bool> {
+        let n = sql::save_upload(
+            &self.pool,
+            id,
+            owner,
+            int(p.offset)?,
+            p.parts.multipart_id.as_deref(),
+            &p.parts.etags,
+            int(p.parts.staged)?,
+            p.expires_at,
+            p.completed_at,
+        )
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn unlock_upload(&self, id: Uuid, owner: &str) -> RepoResult<()> {
+        sql::unlock_upload(&self.pool, id, owner).await?;
+        Ok(())
+    }
+
+    async fn delete_locked_upload(&self, id: Uuid, owner: &str) -> RepoResult<bool> {
+        Ok(sql::delete_locked_upload(&self.pool, id, owner).await? == 1)
+    }
+
+    async fn create_task_from_upload(
+        &self,
+        new: NewTask,
+        max_attempts: u32,
+    ) -> RepoResult<Option<TaskRecord>> {
+        let mut tx = self.pool.begin().await?;
+        if sql::use_upload_for_task(&mut *tx, new.id, new.user_id).await? != 1 {
+            return Ok(None); // dropping `tx` rolls back
+        }
+        let task = insert_task_and_job(&mut tx, new, max_attempts).await?;
+        tx.commit().await?;
+        Ok(Some(task))
+    }
+
+    async fn expired_uploads(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> RepoResult<Vec<UploadRecord>> {
+        let rows = sql::expired_uploads(&self.pool, now, i64::from(limit)).await?;
+        rows.into_iter().map(upload_from_row).collect()
     }
 }

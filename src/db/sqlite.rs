@@ -96,6 +96,29 @@ fn user_from_row(row: sql::UserRow) -> RepoResult<UserWithHash> {
     })
 }
 
+/// The task and its queued job, inside the caller's transaction.
+async fn insert_task_and_job(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    new: NewTask,
+    max_attempts: u32,
+) -> RepoResult<TaskRecord> {
+    let now = now_ms();
+    let id = new.id.to_string();
+    sql::insert_task(
+        &mut **tx,
+        &id,
+        &new.user_id.to_string(),
+        &to_json(&new.profile)?,
+        &to_json(&new.source)?,
+        new.input_key.as_deref(),
+        now,
+    )
+    .await?;
+    let job_id = Uuid::now_v7().to_string();
+    sql::insert_job(&mut **tx, &job_id, &id, now, i64::from(max_attempts)).await?;
+    Ok(new.queued(time(now)?))
+}
+
 impl SqliteRepo {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -182,43 +205,10 @@ impl UserRepo for SqliteRepo {
 impl TaskRepo for SqliteRepo {
     #[tracing::instrument(skip_all, fields(task_id = %new.id))]
     async fn create_task(&self, new: NewTask, max_attempts: u32) -> RepoResult<TaskRecord> {
-        let now = now_ms();
-        let id = new.id.to_string();
         let mut tx = self.pool.begin().await?;
-        sql::insert_task(
-            &mut *tx,
-            &id,
-            &new.user_id.to_string(),
-            &to_json(&new.profile)?,
-            &to_json(&new.source)?,
-            new.input_key.as_deref(),
-            now,
-        )
-        .await?;
-        let job_id = Uuid::now_v7().to_string();
-        sql::insert_job(&mut *tx, &job_id, &id, now, i64::from(max_attempts)).await?;
+        let task = insert_task_and_job(&mut tx, new, max_attempts).await?;
         tx.commit().await?;
-        Ok(TaskRecord {
-            id: new.id,
-            user_id: new.user_id,
-            status: TaskStatus::Queued,
-            profile: new.profile,
-            source: new.source,
-            input: None,
-            input_key: new.input_key,
-            stage: None,
-            percent: None,
-            eta_seconds: None,
-            outputs: vec![],
-            error: None,
-            attempts: 0,
-            commands: vec![],
-            result: None,
-            created_at: time(now)?,
-            started_at: None,
-            finished_at: None,
-            next_attempt_at: None,
-        })
+        Ok(task)
     }
 
     async fn get_task(&self, user: Uuid, id: Uuid) -> RepoResult<Option<TaskRecord>> {
@@ -470,5 +460,153 @@ impl JobQueue for SqliteRepo {
     async fn next_due_in(&self) -> RepoResult<Option<Duration>> {
         let next = sql::next_run_at(&self.pool).await?;
         Ok(next.map(|t| Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0))))
+    }
+}
+
+fn upload_from_row(row: sql::UploadRow) -> RepoResult<UploadRecord> {
+    let size = |what: &str, n: i64| {
+        u64::try_from(n).map_err(|_| RepoError::Corrupt(format!("upload {what} {n}")))
+    };
+    Ok(UploadRecord {
+        id: uuid(&row.id)?,
+        user_id: uuid(&row.user_id)?,
+        length: size("length", row.length)?,
+        offset: size("offset", row.offset_bytes)?,
+        metadata: json("upload metadata", &row.metadata)?,
+        storage_key: row.storage_key,
+        parts: PartsState {
+            part_size: size("part size", row.part_size)?,
+            multipart_id: row.multipart_id,
+            etags: json("upload parts", &row.parts)?,
+            staged: size("staged bytes", row.staged_bytes)?,
+        },
+        task_id: row.task_id.as_deref().map(uuid).transpose()?,
+        created_at: time(row.created_at)?,
+        expires_at: time(row.expires_at)?,
+        completed_at: opt_time(row.completed_at)?,
+    })
+}
+
+/// A byte count as SQLite stores it.
+fn int(n: u64) -> RepoResult<i64> {
+    i64::try_from(n).map_err(|_| RepoError::Corrupt(format!("size {n} out of range")))
+}
+
+#[async_trait]
+impl UploadRepo for SqliteRepo {
+    async fn create_upload(&self, new: NewUpload) -> RepoResult<UploadRecord> {
+        sql::insert_upload(
+            &self.pool,
+            &new.id.to_string(),
+            &new.user_id.to_string(),
+            int(new.length)?,
+            &to_json(&new.metadata)?,
+            &new.storage_key,
+            int(new.parts.part_size)?,
+            new.parts.multipart_id.as_deref(),
+            new.created_at.timestamp_millis(),
+            new.expires_at.timestamp_millis(),
+        )
+        .await?;
+        Ok(UploadRecord {
+            id: new.id,
+            user_id: new.user_id,
+            length: new.length,
+            offset: 0,
+            metadata: new.metadata,
+            storage_key: new.storage_key,
+            parts: new.parts,
+            task_id: None,
+            created_at: new.created_at,
+            expires_at: new.expires_at,
+            completed_at: None,
+        })
+    }
+
+    async fn get_upload(&self, user: Uuid, id: Uuid) -> RepoResult<Option<UploadRecord>> {
+        let row = sql::upload_of_user(&self.pool, &id.to_string(), &user.to_string()).await?;
+        row.map(upload_from_row).transpose()
+    }
+
+    async fn lock_upload(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> RepoResult<Option<UploadRecord>> {
+        let row = sql::lock_upload(
+            &self.pool,
+            &id.to_string(),
+            owner,
+            now.timestamp_millis(),
+            until.timestamp_millis(),
+        )
+        .await?;
+        row.map(upload_from_row).transpose()
+    }
+
+    async fn renew_upload_lock(
+        &self,
+        id: Uuid,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let n =
+            sql::renew_upload_lock(&self.pool, &id.to_string(), owner, until.timestamp_millis())
+                .await?;
+        Ok(n == 1)
+    }
+
+    async fn save_upload(&self, id: Uuid, owner: &str, p: &UploadProgress) -> RepoResult<bool> {
+        let n = sql::save_upload(
+            &self.pool,
+            &id.to_string(),
+            owner,
+            int(p.offset)?,
+            p.parts.multipart_id.as_deref(),
+            &to_json(&p.parts.etags)?,
+            int(p.parts.staged)?,
+            p.expires_at.timestamp_millis(),
+            p.completed_at.map(|t| t.timestamp_millis()),
+        )
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn unlock_upload(&self, id: Uuid, owner: &str) -> RepoResult<()> {
+        sql::unlock_upload(&self.pool, &id.to_string(), owner).await?;
+        Ok(())
+    }
+
+    async fn delete_locked_upload(&self, id: Uuid, owner: &str) -> RepoResult<bool> {
+        Ok(sql::delete_locked_upload(&self.pool, &id.to_string(), owner).await? == 1)
+    }
+
+    async fn create_task_from_upload(
+        &self,
+        new: NewTask,
+        max_attempts: u32,
+    ) -> RepoResult<Option<TaskRecord>> {
+        let mut tx = self.pool.begin().await?;
+        let used =
+            sql::use_upload_for_task(&mut *tx, &new.id.to_string(), &new.user_id.to_string())
+                .await?;
+        if used != 1 {
+            return Ok(None); // dropping `tx` rolls back
+        }
+        let task = insert_task_and_job(&mut tx, new, max_attempts).await?;
+        tx.commit().await?;
+        Ok(Some(task))
+    }
+
+    async fn expired_uploads(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> RepoResult<Vec<UploadRecord>> {
+        let rows =
+            sql::expired_uploads(&self.pool, now.timestamp_millis(), i64::from(limit)).await?;
+        rows.into_iter().map(upload_from_row).collect()
     }
 }

@@ -83,6 +83,27 @@ error_codes! {
     NotRetryable = "not_retryable",
     /// The database or the storage does not answer (`/readyz`).
     NotReady = "not_ready",
+    /// A tus header (`Upload-Length`, `Upload-Offset`, `Upload-Metadata`, `Upload-Checksum`)
+    /// is missing or malformed.
+    InvalidHeader = "invalid_header",
+    /// `Tus-Resumable` is missing or names a protocol version the server does not speak.
+    UnsupportedVersion = "unsupported_version",
+    /// The body's `Content-Type` is not the one the route takes.
+    UnsupportedContentType = "unsupported_content_type",
+    /// `Upload-Offset` is not where the upload stands (`HEAD` it to find out).
+    OffsetMismatch = "offset_mismatch",
+    /// The body's digest is not the one in `Upload-Checksum`: nothing of it was kept.
+    ChecksumMismatch = "checksum_mismatch",
+    /// The checksum algorithm is not one of `Tus-Checksum-Algorithm`.
+    UnsupportedChecksum = "unsupported_checksum",
+    /// Another request is writing this upload right now.
+    UploadLocked = "upload_locked",
+    /// The upload's time ran out; start a new one.
+    UploadExpired = "upload_expired",
+    /// The upload has not received all its bytes yet.
+    UploadIncomplete = "upload_incomplete",
+    /// A task was already made from this upload.
+    UploadUsed = "upload_used",
 
     // Why a task failed: its input.
     /// Not a readable audio or video file.

@@ -1,7 +1,7 @@
 //! How many bytes a request body may have, decided in one place for every route: 64 KiB on
-//! the account routes, 1 MiB for the other JSON bodies, and `REELFORGE_MAX_UPLOAD` plus the
-//! multipart envelope for an upload. A declared `Content-Length` over the bound is refused
-//! before a byte is read; a chunked body is cut off at the bound while it streams. Nothing is
+//! the account routes, 1 MiB for the other JSON bodies, `REELFORGE_MAX_UPLOAD` plus the
+//! multipart envelope for an upload, and `REELFORGE_MAX_UPLOAD` for the bytes of a resumable
+//! upload (tus). A declared `Content-Length` over the bound is refused before a byte is read; a chunked body is cut off at the bound while it streams. Nothing is
 //! ever buffered past the bound, so no client can make the process hold more than that per
 //! request.
 
@@ -29,6 +29,8 @@ const AUTH_ROUTES: [&str; 4] = [
 ];
 /// The routes that take a multipart upload.
 const UPLOAD_ROUTES: [&str; 2] = ["/api/tasks", "/tasks"];
+/// The routes that take the bytes of a resumable upload (tus `POST` and `PATCH`).
+const TUS_ROUTES: [&str; 2] = ["/api/uploads", "/api/uploads/{id}"];
 
 /// The bound the middleware set for this request, for handlers to quote in their 413.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +60,7 @@ fn body_limit(req: &Request, max_upload: u64) -> u64 {
     match route {
         Some(r) if AUTH_ROUTES.contains(&r) => AUTH_BODY_LIMIT,
         Some(r) if is_upload(req, r) => super::upload::body_limit(max_upload),
+        Some(r) if TUS_ROUTES.contains(&r) => max_upload,
         _ => JSON_BODY_LIMIT,
     }
 }

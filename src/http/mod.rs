@@ -13,6 +13,7 @@ pub mod serve;
 pub mod service;
 mod state;
 pub mod tasks;
+pub mod tus;
 mod upload;
 
 pub use state::AppState;
@@ -42,6 +43,7 @@ pub const ALIASES: [(&str, &str); 4] = [
     tags(
         (name = "accounts", description = "Sign up and log in"),
         (name = "tasks", description = "Submit and follow processing tasks"),
+        (name = "uploads", description = "Resumable uploads (tus 1.0): a finished upload becomes a task"),
         (name = "files", description = "Download inputs and outputs"),
         (name = "service", description = "Health, readiness, metrics"),
         (name = "aliases", description = "Legacy routes without /api: same handlers"),
@@ -66,6 +68,15 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(service::healthz))
         .routes(routes!(service::readyz))
         .routes(routes!(service::metrics))
+        .merge(tus_routes())
+}
+
+/// The tus routes: every response, errors included, says `Tus-Resumable`.
+fn tus_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(tus::options, tus::create))
+        .routes(routes!(tus::head, tus::patch, tus::terminate))
+        .layer(middleware::from_fn(tus::tus_resumable))
 }
 
 /// The full OpenAPI document (see [`openapi::finish`]).

@@ -272,7 +272,7 @@ fn describe_responses(op: &mut Value) {
     }
 }
 
-const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
+const METHODS: [&str; 7] = ["get", "post", "put", "patch", "delete", "head", "options"];
 
 fn for_each_operation(doc: &mut Value, mut f: impl FnMut(&mut Value)) {
     let Some(paths) = doc["paths"].as_object_mut() else {

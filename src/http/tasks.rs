@@ -18,11 +18,15 @@ use crate::domain::{Profile, Source, TaskStatus, TaskView};
 use crate::media::convert::ConvertOptions;
 use crate::storage::keys;
 
-/// JSON submission. `format` is shorthand for the `convert` profile.
+/// JSON submission: a URL to fetch, or a finished resumable upload. `format` is shorthand
+/// for the `convert` profile.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateTaskRequest {
     /// http(s) URL of the media to fetch.
     pub url: Option<String>,
+    /// A finished resumable upload (`/api/uploads`), by id or URL: the task gets the
+    /// upload's id, and the profile of the upload's metadata unless this request names one.
+    pub upload: Option<String>,
     /// Processing profile (default `idrl`).
     pub profile: Option<String>,
     /// Profile options.
@@ -114,6 +118,9 @@ pub(super) fn created(task: &TaskView) -> Response {
         (status = 201, body = TaskView, headers(("Location" = String))),
         (status = 400, body = ErrorBody, description = "bad input: the body, a field, a profile or its options (`invalid_options`), or fields that contradict each other (`conflicting_fields`)"),
         (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`upload` names no upload of yours"),
+        (status = 409, body = ErrorBody, description = "`upload` is not finished (`upload_incomplete`) or already made into a task (`upload_used`)"),
+        (status = 410, body = ErrorBody, description = "`upload` expired"),
         (status = 413, body = ErrorBody, description = "an upload over REELFORGE_MAX_UPLOAD, a text part over its cap, or a JSON body over 1 MiB"),
         (status = 415, body = ErrorBody, description = "the `logo` part is not a PNG image (`unsupported_logo`)"),
         (status = 422, body = ErrorBody, description = "a well-formed URL that may not or cannot be fetched: `url_not_allowed` (private, loopback or reserved address), or a host name that does not resolve"),
@@ -130,10 +137,32 @@ pub async fn create_task(
     }
     let bytes = body_bytes(req).await?;
     let body: CreateTaskRequest = parse_json(&bytes)?;
+    if let Some(upload) = body.upload.as_deref() {
+        if body.url.is_some() {
+            return Err(conflict(
+                "give `url` or `upload`, not both: a task has one input".to_string(),
+            ));
+        }
+        let names_profile =
+            body.profile.is_some() || body.options.is_some() || body.format.is_some();
+        let profile = if names_profile {
+            let format = body.format.as_deref().map(|f| ("format", f));
+            Some(resolve_profile(
+                body.profile.as_deref(),
+                body.options,
+                format,
+            )?)
+        } else {
+            None
+        };
+        let task = super::tus::task_from_upload(&state, user, upload, profile).await?;
+        return Ok(created(&task.view()));
+    }
     let raw_url = body.url.as_deref().ok_or_else(|| {
         ApiError::bad_request(
             ErrorCode::MissingField,
-            "url is required (or upload a file as multipart/form-data)",
+            "url is required (or `upload` with a finished resumable upload, or a file as \
+             multipart/form-data)",
         )
     })?;
     let url = crate::fetch::check_url(raw_url, &state.fetch_policy)

@@ -8,4 +8,5 @@ mod profiles_doc;
 mod queue;
 mod service;
 mod tasks;
+mod tus;
 mod uploads;

@@ -744,3 +744,210 @@ pub async fn next_due_in_ms(db: impl PgExecutor<'_>) -> Result<Option<i64>> {
     .fetch_one(db)
     .await
 }
+
+// --- resumable uploads -----------------------------------------------------------------------
+
+/// A row of `uploads`. Its times come from the API process (`now` arguments), like the
+/// expiry the client is told.
+#[derive(Debug)]
+pub struct UploadRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub length: i64,
+    pub offset_bytes: i64,
+    pub metadata: Value,
+    pub storage_key: String,
+    pub part_size: i64,
+    pub multipart_id: Option<String>,
+    pub parts: Value,
+    pub staged_bytes: i64,
+    pub task_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A new upload with nothing stored yet.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_upload(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    user_id: Uuid,
+    length: i64,
+    metadata: &(impl Serialize + Sync),
+    storage_key: &str,
+    part_size: i64,
+    multipart_id: Option<&str>,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO uploads (id, user_id, length, metadata, storage_key, part_size, \
+                              multipart_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        id,
+        user_id,
+        length,
+        Json(metadata) as _,
+        storage_key,
+        part_size,
+        multipart_id,
+        created_at,
+        expires_at,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The upload if `user_id` made it.
+pub async fn upload_of_user(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<UploadRow>> {
+    sqlx::query_as!(
+        UploadRow,
+        "SELECT id, user_id, length, offset_bytes, metadata, storage_key, part_size, \
+                multipart_id, parts, staged_bytes, task_id, created_at, expires_at, \
+                completed_at \
+         FROM uploads WHERE id = $1 AND user_id = $2",
+        id,
+        user_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Take the upload for `owner` until `lock_until` when no one holds it (or the holder's
+/// lock ran out before `now`); returns the row as locked, `None` when another holds it or
+/// it does not exist.
+pub async fn lock_upload(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    owner: &str,
+    now: DateTime<Utc>,
+    lock_until: DateTime<Utc>,
+) -> Result<Option<UploadRow>> {
+    sqlx::query_as!(
+        UploadRow,
+        "UPDATE uploads SET lock_owner = $1, lock_until = $2 \
+         WHERE id = $3 AND (lock_owner IS NULL OR lock_until < $4) \
+         RETURNING id, user_id, length, offset_bytes, metadata, storage_key, part_size, \
+                   multipart_id, parts, staged_bytes, task_id, created_at, expires_at, \
+                   completed_at",
+        owner,
+        lock_until,
+        id,
+        now,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Extend `owner`'s lock; 0 rows: the lock was lost.
+pub async fn renew_upload_lock(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    owner: &str,
+    lock_until: DateTime<Utc>,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE uploads SET lock_until = $1 WHERE id = $2 AND lock_owner = $3",
+        lock_until,
+        id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Record what a PATCH stored, if `owner` still holds the upload.
+#[allow(clippy::too_many_arguments)]
+pub async fn save_upload(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    owner: &str,
+    offset_bytes: i64,
+    multipart_id: Option<&str>,
+    parts: &(impl Serialize + Sync),
+    staged_bytes: i64,
+    expires_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE uploads SET offset_bytes = $1, multipart_id = $2, parts = $3, \
+                            staged_bytes = $4, expires_at = $5, completed_at = $6 \
+         WHERE id = $7 AND lock_owner = $8",
+        offset_bytes,
+        multipart_id,
+        Json(parts) as _,
+        staged_bytes,
+        expires_at,
+        completed_at,
+        id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+pub async fn unlock_upload(db: impl PgExecutor<'_>, id: Uuid, owner: &str) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE uploads SET lock_owner = NULL, lock_until = NULL \
+         WHERE id = $1 AND lock_owner = $2",
+        id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Remove the upload `owner` holds.
+pub async fn delete_locked_upload(db: impl PgExecutor<'_>, id: Uuid, owner: &str) -> Result<u64> {
+    let r = sqlx::query!(
+        "DELETE FROM uploads WHERE id = $1 AND lock_owner = $2",
+        id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Mark a finished upload of `user_id` as made into the task of the same id; 0 rows when
+/// it is not finished, already used, or not the user's.
+pub async fn use_upload_for_task(db: impl PgExecutor<'_>, id: Uuid, user_id: Uuid) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE uploads SET task_id = id \
+         WHERE id = $1 AND user_id = $2 AND completed_at IS NOT NULL AND task_id IS NULL",
+        id,
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Uploads whose time ran out before `now` and that no one holds, oldest first.
+pub async fn expired_uploads(
+    db: impl PgExecutor<'_>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<UploadRow>> {
+    sqlx::query_as!(
+        UploadRow,
+        "SELECT id, user_id, length, offset_bytes, metadata, storage_key, part_size, \
+                multipart_id, parts, staged_bytes, task_id, created_at, expires_at, \
+                completed_at \
+         FROM uploads WHERE expires_at < $1 AND (lock_owner IS NULL OR lock_until < $1) \
+         ORDER BY expires_at LIMIT $2",
+        now,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}

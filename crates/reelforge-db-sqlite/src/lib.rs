@@ -786,3 +786,219 @@ pub async fn next_run_at(db: impl SqliteExecutor<'_>) -> Result<Option<i64>> {
         .fetch_one(db)
         .await
 }
+
+// --- resumable uploads -----------------------------------------------------------------------
+
+/// A row of `uploads`; `metadata` and `parts` are JSON text.
+#[derive(Debug)]
+pub struct UploadRow {
+    pub id: String,
+    pub user_id: String,
+    pub length: i64,
+    pub offset_bytes: i64,
+    pub metadata: String,
+    pub storage_key: String,
+    pub part_size: i64,
+    pub multipart_id: Option<String>,
+    pub parts: String,
+    pub staged_bytes: i64,
+    pub task_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub completed_at: Option<i64>,
+}
+
+/// A new upload with nothing stored yet.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_upload(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+    user_id: &str,
+    length: i64,
+    metadata: &str,
+    storage_key: &str,
+    part_size: i64,
+    multipart_id: Option<&str>,
+    created_at: i64,
+    expires_at: i64,
+) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO uploads (id, user_id, length, metadata, storage_key, part_size, \
+                              multipart_id, created_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        id,
+        user_id,
+        length,
+        metadata,
+        storage_key,
+        part_size,
+        multipart_id,
+        created_at,
+        expires_at,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The upload if `user_id` made it.
+pub async fn upload_of_user(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+    user_id: &str,
+) -> Result<Option<UploadRow>> {
+    sqlx::query_as!(
+        UploadRow,
+        r#"SELECT id AS "id!", user_id, length, offset_bytes, metadata, storage_key, part_size,
+                  multipart_id, parts, staged_bytes, task_id, created_at, expires_at,
+                  completed_at
+           FROM uploads WHERE id = ? AND user_id = ?"#,
+        id,
+        user_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Take the upload for `owner` until `lock_until` when no one holds it (or the holder's
+/// lock ran out before `now`); returns the row as locked, `None` when another holds it or
+/// it does not exist.
+pub async fn lock_upload(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+    owner: &str,
+    now: i64,
+    lock_until: i64,
+) -> Result<Option<UploadRow>> {
+    sqlx::query_as!(
+        UploadRow,
+        r#"UPDATE uploads SET lock_owner = ?, lock_until = ?
+           WHERE id = ? AND (lock_owner IS NULL OR lock_until < ?)
+           RETURNING id AS "id!", user_id AS "user_id!", length AS "length!",
+                     offset_bytes AS "offset_bytes!", metadata AS "metadata!",
+                     storage_key AS "storage_key!", part_size AS "part_size!", multipart_id,
+                     parts AS "parts!", staged_bytes AS "staged_bytes!", task_id,
+                     created_at AS "created_at!", expires_at AS "expires_at!", completed_at"#,
+        owner,
+        lock_until,
+        id,
+        now,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Extend `owner`'s lock; 0 rows: the lock was lost.
+pub async fn renew_upload_lock(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+    owner: &str,
+    lock_until: i64,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE uploads SET lock_until = ? WHERE id = ? AND lock_owner = ?",
+        lock_until,
+        id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Record what a PATCH stored, if `owner` still holds the upload.
+#[allow(clippy::too_many_arguments)]
+pub async fn save_upload(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+    owner: &str,
+    offset_bytes: i64,
+    multipart_id: Option<&str>,
+    parts: &str,
+    staged_bytes: i64,
+    expires_at: i64,
+    completed_at: Option<i64>,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE uploads SET offset_bytes = ?, multipart_id = ?, parts = ?, staged_bytes = ?, \
+                            expires_at = ?, completed_at = ? \
+         WHERE id = ? AND lock_owner = ?",
+        offset_bytes,
+        multipart_id,
+        parts,
+        staged_bytes,
+        expires_at,
+        completed_at,
+        id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+pub async fn unlock_upload(db: impl SqliteExecutor<'_>, id: &str, owner: &str) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE uploads SET lock_owner = NULL, lock_until = NULL \
+         WHERE id = ? AND lock_owner = ?",
+        id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Remove the upload `owner` holds.
+pub async fn delete_locked_upload(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+    owner: &str,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "DELETE FROM uploads WHERE id = ? AND lock_owner = ?",
+        id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Mark a finished upload of `user_id` as made into the task of the same id; 0 rows when
+/// it is not finished, already used, or not the user's.
+pub async fn use_upload_for_task(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+    user_id: &str,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE uploads SET task_id = id \
+         WHERE id = ? AND user_id = ? AND completed_at IS NOT NULL AND task_id IS NULL",
+        id,
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Uploads whose time ran out before `now` and that no one holds, oldest first.
+pub async fn expired_uploads(
+    db: impl SqliteExecutor<'_>,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<UploadRow>> {
+    sqlx::query_as!(
+        UploadRow,
+        r#"SELECT id AS "id!", user_id, length, offset_bytes, metadata, storage_key, part_size,
+                  multipart_id, parts, staged_bytes, task_id, created_at, expires_at,
+                  completed_at
+           FROM uploads WHERE expires_at < ?1 AND (lock_owner IS NULL OR lock_until < ?1)
+           ORDER BY expires_at LIMIT ?2"#,
+        now,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}

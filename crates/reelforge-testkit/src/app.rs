@@ -159,6 +159,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// POST a JSON body as the user of `token`.
+    pub async fn post_json_as(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.post(path, token).json(body).send().await.unwrap()
+    }
+
     pub async fn signup(&self, username: &str) -> Value {
         let r = self
             .post_json(

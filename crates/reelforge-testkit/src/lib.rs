@@ -9,7 +9,8 @@
 //! - [`plans`]: the planners' argv run with the real ffmpeg, outputs probed with the
 //!   service's own ffprobe argv and checked against an [`plans::Expect`];
 //! - [`process`]: real `reelforge` processes of the built binary, and the HTTP calls the
-//!   tests make to them.
+//!   tests make to them;
+//! - [`tus`]: resumable uploads from outside: raw protocol cases and the `tuspy` client.
 //!
 //! A dev-only crate (`publish = false`), a dev-dependency of the root package: it depends on
 //! `reelforge` itself, and the tests share one build of it with this crate.
@@ -19,6 +20,7 @@ pub mod clips;
 pub mod pg;
 pub mod plans;
 pub mod process;
+pub mod tus;
 
 /// Whether this runs under CI (`CI` set and not `false`), where a test that would skip for
 /// lack of a server fails instead.

@@ -7,5 +7,6 @@ mod limits;
 mod profiles_doc;
 mod queue;
 mod service;
+mod sessions;
 mod tasks;
 mod uploads;

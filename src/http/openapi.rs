@@ -112,6 +112,12 @@ fn account_bodies(doc: &mut Value) {
             }
         })
     };
+    schemas["PasswordChangeRequest"] = json!({
+        "description": "The account's current password, and the new one.",
+        "type": "object", "additionalProperties": false,
+        "required": ["currentPassword", "newPassword"],
+        "properties": {"currentPassword": secret, "newPassword": password}
+    });
     schemas["LoginRequest"] = json!({
         "description": "Log in with a user name or an e-mail address (one with `@` in \
             `username` is looked up as an e-mail too).",

@@ -45,6 +45,27 @@ pub fn dummy_hash() -> String {
     hash_password(&pw).unwrap_or_default()
 }
 
+/// An opaque secret for a session cookie or a share link: 32 bytes of the thread's CSPRNG
+/// (ChaCha, seeded from the OS), base64url without padding (43 characters).
+pub fn random_token() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What the database keeps of a random token: its SHA-256, in hex. The token has 256 bits
+/// of entropy, so a fast hash is enough (no salt or stretching, unlike passwords), and a
+/// look-up by hash is an index search.
+pub fn token_hash(token: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Equal strings, compared in constant time (a CSRF token against the session's).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     /// The user id.

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod media;
 pub mod net;
 pub mod os;
+pub mod playback;
 pub mod process;
 pub mod queue;
 pub mod signals;

@@ -14,6 +14,7 @@ use axum::http::HeaderMap;
 use ipnet::IpNet;
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 
 /// The networks whose `X-Forwarded-For` is believed. Empty (the default): never.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,6 +84,21 @@ impl TrustedProxies {
     }
 }
 
+impl TrustedProxies {
+    /// Whether the client reached us over https. The service itself speaks plain HTTP, so
+    /// that can only be a TLS-terminating proxy's word: `X-Forwarded-Proto: https` (its
+    /// first entry, the scheme the client used) from a trusted peer. Anyone else's header
+    /// is ignored.
+    pub fn forwarded_https(&self, peer: IpAddr, headers: &HeaderMap) -> bool {
+        self.trusts(peer.to_canonical())
+            && headers
+                .get(X_FORWARDED_PROTO)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+    }
+}
+
 /// `203.0.113.7`, `2001:db8::1`, `[2001:db8::1]`, or either with a port.
 fn parse_forwarded_addr(entry: &str) -> Option<IpAddr> {
     if let Ok(ip) = IpAddr::from_str(entry) {
@@ -127,6 +143,18 @@ mod tests {
         let err = TrustedProxies::parse("10.0.0.1, proxy.internal").unwrap_err();
         assert!(err.contains("proxy.internal"), "{err}");
         assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn https_is_believed_from_trusted_proxies_only() {
+        let t = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("HTTPS, http"));
+        assert!(t.forwarded_https(ip("10.1.2.3"), &h));
+        assert!(!t.forwarded_https(ip("203.0.113.5"), &h));
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        assert!(!t.forwarded_https(ip("10.1.2.3"), &h));
+        assert!(!t.forwarded_https(ip("10.1.2.3"), &HeaderMap::new()));
     }
 
     #[test]

@@ -220,6 +220,7 @@ async fn app_state(
         db: db.clone(),
         storage: storage.clone(),
         tokens: Tokens::new(secret.expose(), settings.token_ttl),
+        playback: crate::playback::PlaybackKey::derive(secret.expose()),
         login_limiter: Arc::new(LoginLimiter::default()),
         signup_limiter: Arc::new(SignupLimiter::new(settings.signup_limit)),
         hashing: PasswordHashing::new(settings.hash_concurrency),

@@ -321,9 +321,100 @@ pub trait UploadRepo: Send + Sync {
     ) -> RepoResult<Vec<UploadRecord>>;
 }
 
+/// A browser session: the row behind a session cookie (which only the browser holds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    /// Sent back by the page in `X-CSRF-Token` on every unsafe request.
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    /// The absolute end, whatever the activity.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How long a session lives: `idle` after it was last seen, `absolute` after it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimeouts {
+    pub idle: Duration,
+    pub absolute: Duration,
+}
+
+impl Session {
+    /// When the session ends unless it is used again: the idle end, capped by the absolute one.
+    pub fn ends_at(&self, idle: Duration) -> DateTime<Utc> {
+        let idle_end = chrono::Duration::from_std(idle)
+            .ok()
+            .and_then(|d| self.last_seen_at.checked_add_signed(d))
+            .unwrap_or(self.expires_at);
+        idle_end.min(self.expires_at)
+    }
+}
+
+/// A session's `last_seen_at` is written at most this often: a page loading ten files writes
+/// once, and the idle timeout (days) does not need better.
+pub const SESSION_TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// Browser sessions. Tokens reach the repository only as their SHA-256.
+#[async_trait]
+pub trait SessionRepo: Send + Sync {
+    /// A new session of `user`; sessions already expired are deleted on the way (the sweep
+    /// runs at each log-in, so the table holds live sessions and those expired since).
+    async fn create_session(
+        &self,
+        user: Uuid,
+        token_hash: &str,
+        csrf_token: &str,
+        timeouts: SessionTimeouts,
+    ) -> RepoResult<Session>;
+    /// The live session of `token_hash` whose user is not disabled, marked as seen now.
+    async fn live_session(&self, token_hash: &str, idle: Duration) -> RepoResult<Option<Session>>;
+    /// Log-out; `false` when there was no such session.
+    async fn delete_session(&self, token_hash: &str) -> RepoResult<bool>;
+    /// A new password hash, and every session of the user ended, in one transaction;
+    /// `false` when there is no such user.
+    async fn change_password(&self, user: Uuid, password_hash: &str) -> RepoResult<bool>;
+    /// Sessions past either timeout; how many were deleted.
+    async fn delete_expired_sessions(&self, idle: Duration) -> RepoResult<u64>;
+}
+
+/// A share link of a task, as its owner lists it (the token is shown once, at creation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Share {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Share links. Every call but [`ShareRepo::shared_task`] is scoped to the task's owner.
+#[async_trait]
+pub trait ShareRepo: Send + Sync {
+    /// `None` when the task is not the user's. Expired shares are deleted on the way.
+    async fn create_share(
+        &self,
+        user: Uuid,
+        task: Uuid,
+        token_hash: &str,
+        lifetime: Duration,
+    ) -> RepoResult<Option<Share>>;
+    /// The task's live shares, oldest first.
+    async fn list_shares(&self, user: Uuid, task: Uuid) -> RepoResult<Vec<Share>>;
+    /// Revoke; `false` when there is no such share of the user's task.
+    async fn delete_share(&self, user: Uuid, task: Uuid, share: Uuid) -> RepoResult<bool>;
+    /// The task a live share link opens, if its owner is not disabled.
+    async fn shared_task(&self, token_hash: &str) -> RepoResult<Option<TaskRecord>>;
+}
+
 /// Everything a backend provides.
-pub trait Repo: UserRepo + TaskRepo + JobQueue + UploadRepo + 'static {}
-impl<T: UserRepo + TaskRepo + JobQueue + UploadRepo + 'static> Repo for T {}
+pub trait Repo:
+    UserRepo + TaskRepo + JobQueue + UploadRepo + SessionRepo + ShareRepo + 'static
+{
+}
+impl<T> Repo for T where
+    T: UserRepo + TaskRepo + JobQueue + UploadRepo + SessionRepo + ShareRepo + 'static
+{
+}
 
 pub type Db = std::sync::Arc<dyn Repo>;
 

@@ -302,8 +302,9 @@ impl TaskRepo for PgRepo {
         let mut tx = self.pool.begin().await?;
         let row = sql::delete_task(&mut *tx, id, user).await?;
         if row.is_some() {
-            // ON DELETE CASCADE covers this; explicit, like the SQLite backend.
+            // ON DELETE CASCADE covers these; explicit, like the SQLite backend.
             sql::delete_job_of_task(&mut *tx, id).await?;
+            sql::delete_shares_of_task(&mut *tx, id).await?;
         }
         tx.commit().await?;
         opt_task(row)
@@ -644,5 +645,118 @@ impl UploadRepo for PgRepo {
     ) -> RepoResult<Vec<UploadRecord>> {
         let rows = sql::expired_uploads(&self.pool, now, i64::from(limit)).await?;
         rows.into_iter().map(upload_from_row).collect()
+    }
+}
+
+fn session_from_row(row: sql::SessionRow) -> Session {
+    Session {
+        id: row.id,
+        user_id: row.user_id,
+        csrf_token: row.csrf_token,
+        created_at: row.created_at,
+        last_seen_at: row.last_seen_at,
+        expires_at: row.expires_at,
+    }
+}
+
+fn share_from_row(row: sql::ShareRow) -> Share {
+    Share {
+        id: row.id,
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+    }
+}
+
+#[async_trait]
+impl SessionRepo for PgRepo {
+    async fn create_session(
+        &self,
+        user: Uuid,
+        token_hash: &str,
+        csrf_token: &str,
+        timeouts: SessionTimeouts,
+    ) -> RepoResult<Session> {
+        sql::delete_expired_sessions(&self.pool, ms(timeouts.idle)).await?;
+        let id = Uuid::now_v7();
+        let row = sql::insert_session(
+            &self.pool,
+            id,
+            user,
+            token_hash,
+            csrf_token,
+            ms(timeouts.absolute),
+        )
+        .await?;
+        Ok(session_from_row(row))
+    }
+
+    async fn live_session(&self, token_hash: &str, idle: Duration) -> RepoResult<Option<Session>> {
+        let Some(row) = sql::live_session(&self.pool, token_hash, ms(idle)).await? else {
+            return Ok(None);
+        };
+        let mut session = session_from_row(row);
+        if let Some(seen) =
+            sql::touch_session(&self.pool, session.id, ms(SESSION_TOUCH_EVERY)).await?
+        {
+            session.last_seen_at = seen;
+        }
+        Ok(Some(session))
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> RepoResult<bool> {
+        Ok(sql::delete_session(&self.pool, token_hash).await? == 1)
+    }
+
+    async fn change_password(&self, user: Uuid, password_hash: &str) -> RepoResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        if sql::set_password_hash(&mut *tx, user, password_hash).await? != 1 {
+            return Ok(false);
+        }
+        sql::delete_sessions_of_user(&mut *tx, user).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_expired_sessions(&self, idle: Duration) -> RepoResult<u64> {
+        Ok(sql::delete_expired_sessions(&self.pool, ms(idle)).await?)
+    }
+}
+
+#[async_trait]
+impl ShareRepo for PgRepo {
+    async fn create_share(
+        &self,
+        user: Uuid,
+        task: Uuid,
+        token_hash: &str,
+        lifetime: Duration,
+    ) -> RepoResult<Option<Share>> {
+        sql::delete_expired_shares(&self.pool).await?;
+        let row = sql::insert_share(
+            &self.pool,
+            Uuid::now_v7(),
+            token_hash,
+            ms(lifetime),
+            task,
+            user,
+        )
+        .await?;
+        Ok(row.map(share_from_row))
+    }
+
+    async fn list_shares(&self, user: Uuid, task: Uuid) -> RepoResult<Vec<Share>> {
+        let rows = sql::shares_of_task(&self.pool, task, user).await?;
+        Ok(rows.into_iter().map(share_from_row).collect())
+    }
+
+    async fn delete_share(&self, user: Uuid, task: Uuid, share: Uuid) -> RepoResult<bool> {
+        Ok(sql::delete_share(&self.pool, share, task, user).await? == 1)
+    }
+
+    async fn shared_task(&self, token_hash: &str) -> RepoResult<Option<TaskRecord>> {
+        let Some(row) = sql::live_share(&self.pool, token_hash).await? else {
+            return Ok(None);
+        };
+        self.get_task(row.user_id, row.task_id).await
     }
 }

@@ -283,8 +283,9 @@ impl TaskRepo for SqliteRepo {
         let mut tx = self.pool.begin().await?;
         let row = sql::delete_task(&mut *tx, &task_id, &user.to_string()).await?;
         if row.is_some() {
-            // ON DELETE CASCADE covers this; explicit so it holds without foreign keys too.
+            // ON DELETE CASCADE covers these; explicit so it holds without foreign keys too.
             sql::delete_job_of_task(&mut *tx, &task_id).await?;
+            sql::delete_shares_of_task(&mut *tx, &task_id).await?;
         }
         tx.commit().await?;
         opt_task(row)
@@ -608,5 +609,146 @@ impl UploadRepo for SqliteRepo {
         let rows =
             sql::expired_uploads(&self.pool, now.timestamp_millis(), i64::from(limit)).await?;
         rows.into_iter().map(upload_from_row).collect()
+    }
+}
+
+fn session_from_row(row: sql::SessionRow) -> RepoResult<Session> {
+    Ok(Session {
+        id: uuid(&row.id)?,
+        user_id: uuid(&row.user_id)?,
+        csrf_token: row.csrf_token,
+        created_at: time(row.created_at)?,
+        last_seen_at: time(row.last_seen_at)?,
+        expires_at: time(row.expires_at)?,
+    })
+}
+
+fn share_from_row(row: sql::ShareRow) -> RepoResult<Share> {
+    Ok(Share {
+        id: uuid(&row.id)?,
+        created_at: time(row.created_at)?,
+        expires_at: time(row.expires_at)?,
+    })
+}
+
+#[async_trait]
+impl SessionRepo for SqliteRepo {
+    async fn create_session(
+        &self,
+        user: Uuid,
+        token_hash: &str,
+        csrf_token: &str,
+        timeouts: SessionTimeouts,
+    ) -> RepoResult<Session> {
+        let now = now_ms();
+        sql::delete_expired_sessions(&self.pool, now, now - ms(timeouts.idle)).await?;
+        let session = Session {
+            id: Uuid::now_v7(),
+            user_id: user,
+            csrf_token: csrf_token.to_string(),
+            created_at: time(now)?,
+            last_seen_at: time(now)?,
+            expires_at: time(now.saturating_add(ms(timeouts.absolute)))?,
+        };
+        sql::insert_session(
+            &self.pool,
+            &session.id.to_string(),
+            &user.to_string(),
+            token_hash,
+            csrf_token,
+            now,
+            session.expires_at.timestamp_millis(),
+        )
+        .await?;
+        Ok(session)
+    }
+
+    async fn live_session(&self, token_hash: &str, idle: Duration) -> RepoResult<Option<Session>> {
+        let now = now_ms();
+        let Some(row) = sql::live_session(&self.pool, token_hash, now, now - ms(idle)).await?
+        else {
+            return Ok(None);
+        };
+        let mut session = session_from_row(row)?;
+        let stale = now - ms(SESSION_TOUCH_EVERY);
+        if sql::touch_session(&self.pool, &session.id.to_string(), now, stale).await? == 1 {
+            session.last_seen_at = time(now)?;
+        }
+        Ok(Some(session))
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> RepoResult<bool> {
+        Ok(sql::delete_session(&self.pool, token_hash).await? == 1)
+    }
+
+    async fn change_password(&self, user: Uuid, password_hash: &str) -> RepoResult<bool> {
+        let id = user.to_string();
+        let mut tx = self.pool.begin().await?;
+        if sql::set_password_hash(&mut *tx, &id, password_hash).await? != 1 {
+            return Ok(false);
+        }
+        sql::delete_sessions_of_user(&mut *tx, &id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_expired_sessions(&self, idle: Duration) -> RepoResult<u64> {
+        let now = now_ms();
+        Ok(sql::delete_expired_sessions(&self.pool, now, now - ms(idle)).await?)
+    }
+}
+
+#[async_trait]
+impl ShareRepo for SqliteRepo {
+    async fn create_share(
+        &self,
+        user: Uuid,
+        task: Uuid,
+        token_hash: &str,
+        lifetime: Duration,
+    ) -> RepoResult<Option<Share>> {
+        let now = now_ms();
+        sql::delete_expired_shares(&self.pool, now).await?;
+        let share = Share {
+            id: Uuid::now_v7(),
+            created_at: time(now)?,
+            expires_at: time(now.saturating_add(ms(lifetime)))?,
+        };
+        let n = sql::insert_share(
+            &self.pool,
+            &share.id.to_string(),
+            token_hash,
+            now,
+            share.expires_at.timestamp_millis(),
+            &task.to_string(),
+            &user.to_string(),
+        )
+        .await?;
+        Ok((n == 1).then_some(share))
+    }
+
+    async fn list_shares(&self, user: Uuid, task: Uuid) -> RepoResult<Vec<Share>> {
+        let rows =
+            sql::shares_of_task(&self.pool, &task.to_string(), &user.to_string(), now_ms()).await?;
+        rows.into_iter().map(share_from_row).collect()
+    }
+
+    async fn delete_share(&self, user: Uuid, task: Uuid, share: Uuid) -> RepoResult<bool> {
+        let n = sql::delete_share(
+            &self.pool,
+            &share.to_string(),
+            &task.to_string(),
+            &user.to_string(),
+        )
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn shared_task(&self, token_hash: &str) -> RepoResult<Option<TaskRecord>> {
+        let Some(row) = sql::live_share(&self.pool, token_hash, now_ms()).await? else {
+            return Ok(None);
+        };
+        self.get_task(uuid(&row.user_id)?, uuid(&row.task_id)?)
+            .await
     }
 }

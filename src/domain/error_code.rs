@@ -73,6 +73,11 @@ error_codes! {
     InvalidCredentials = "invalid_credentials",
     /// Too many attempts; `Retry-After` says when to try again.
     RateLimited = "rate_limited",
+    /// A request authenticated by the session cookie that may be cross-site: an unsafe
+    /// method without the session's `X-CSRF-Token`, or from another origin.
+    CsrfFailed = "csrf_failed",
+    /// A playback link that is malformed, wrongly signed or expired.
+    InvalidLink = "invalid_link",
     UsernameTaken = "username_taken",
     EmailTaken = "email_taken",
     WeakPassword = "weak_password",

@@ -14,7 +14,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::JsonBody;
 use crate::auth::AccountKey;
-use crate::db::{NewUser, RepoError, UserWithHash};
+use crate::db::{NewUser, RepoError, User, UserWithHash};
 use crate::domain::ErrorCode;
 use crate::domain::{EmailAddress, Password, Username};
 
@@ -61,7 +61,7 @@ pub struct LoginResponse {
     pub user: UserInfo,
 }
 
-fn missing(field: &str) -> ApiError {
+pub(super) fn missing(field: &str) -> ApiError {
     ApiError::bad_request(ErrorCode::MissingField, format!("{field} is required"))
 }
 
@@ -150,7 +150,7 @@ pub async fn signup(
 
 /// The account `login` (a user name or an e-mail address) names, if the client's and the
 /// account's login limits allow one more attempt.
-async fn limited_lookup(
+pub(super) async fn limited_lookup(
     state: &AppState,
     client: IpAddr,
     login: &str,
@@ -196,6 +196,35 @@ pub async fn login(
     headers: HeaderMap,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
+    let user = authenticate(&state, peer, &headers, req).await?;
+    let token = state.tokens.issue(user.id)?;
+    Ok(Json(LoginResponse {
+        token,
+        token_type: "Bearer".into(),
+        expires_in: state.tokens.ttl.as_secs(),
+        user: UserInfo::of(user),
+    }))
+}
+
+impl UserInfo {
+    pub fn of(user: User) -> Self {
+        UserInfo {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+        }
+    }
+}
+
+/// The account a log-in body names, if its password is right and it is not disabled: the
+/// one check behind both bearer tokens (`/api/auth/login`) and sessions (`/api/session`),
+/// with the same rate limits and the same answer for an unknown user and a wrong password.
+pub(super) async fn authenticate(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    req: LoginRequest,
+) -> ApiResult<User> {
     let login = req
         .email
         .as_deref()
@@ -205,31 +234,18 @@ pub async fn login(
         .to_string();
     let password = req.password.ok_or_else(|| missing("password"))?;
     // Behind a load balancer the peer is the proxy; see `REELFORGE_TRUSTED_PROXIES`.
-    let client = state.trusted_proxies.client_ip(peer.ip(), &headers);
-    let (user, hash) = match limited_lookup(&state, client, &login).await? {
+    let client = state.trusted_proxies.client_ip(peer.ip(), headers);
+    let (user, hash) = match limited_lookup(state, client, &login).await? {
         Some(u) if !u.user.disabled => (Some(u.user), u.password_hash),
         _ => (None, (*state.dummy_hash).clone()),
     };
     let ok = state.hashing.verify(password, hash).await?;
-    let user = match (ok, user) {
-        (true, Some(u)) => u,
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::InvalidCredentials,
-                "wrong user name, e-mail or password",
-            ));
-        }
-    };
-    let token = state.tokens.issue(user.id)?;
-    Ok(Json(LoginResponse {
-        token,
-        token_type: "Bearer".into(),
-        expires_in: state.tokens.ttl.as_secs(),
-        user: UserInfo {
-            id: user.id,
-            username: user.username,
-            email: user.email,
-        },
-    }))
+    match (ok, user) {
+        (true, Some(u)) => Ok(u),
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidCredentials,
+            "wrong user name, e-mail or password",
+        )),
+    }
 }

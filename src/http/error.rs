@@ -54,7 +54,7 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthorized,
-            "this route needs `Authorization: Bearer <token>` (log in for a token)",
+            "this route needs `Authorization: Bearer <token>` or a session cookie (log in for either)",
         )
     }
     /// 429 with `Retry-After`: the wait in whole seconds, rounded up.

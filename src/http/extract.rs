@@ -16,17 +16,42 @@ use crate::auth::TokenError;
 use crate::domain::ErrorCode;
 use crate::domain::field_error::{describe, json_kind};
 
-/// The caller, from `Authorization: Bearer <jwt>`. A disabled or deleted user is refused.
+/// The caller, from `Authorization: Bearer <jwt>` or else the browser session's cookie
+/// (`session::request_session`: CSRF-checked on unsafe methods). An `Authorization` header
+/// decides alone: a bad one is refused even next to a good cookie. A disabled or deleted
+/// user is refused either way.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser {
     pub id: Uuid,
+    /// The session's id when the cookie authenticated the request.
+    pub session: Option<Uuid>,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let user = if parts.headers.contains_key(header::AUTHORIZATION) {
+            bearer_user(&parts.headers, state).await?
+        } else {
+            let session = super::session::request_session(state, &parts.method, &parts.headers)
+                .await?
+                .ok_or_else(ApiError::unauthorized)?;
+            AuthUser {
+                id: session.user_id,
+                session: Some(session.id),
+            }
+        };
+        if let Some(slot) = parts.extensions.get::<RequestUser>() {
+            slot.set(user.id);
+        }
+        Ok(user)
+    }
+}
+
+async fn bearer_user(headers: &HeaderMap, state: &AppState) -> Result<AuthUser, ApiError> {
+    {
+        let token = bearer_token(headers).ok_or_else(ApiError::unauthorized)?;
         let id = state.tokens.verify(token).map_err(|e| match e {
             TokenError::Expired => ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -38,10 +63,7 @@ impl FromRequestParts<AppState> for AuthUser {
         if !state.user_active(id).await? {
             return Err(invalid_token("the token's account is disabled or deleted"));
         }
-        if let Some(slot) = parts.extensions.get::<RequestUser>() {
-            slot.set(id);
-        }
-        Ok(AuthUser { id })
+        Ok(AuthUser { id, session: None })
     }
 }
 

@@ -7,6 +7,13 @@
 //! 15 minutes) that names the download and its type; the client repeats any `Range` there.
 //! HLS playlists are the exception: always served by the API, so that a player's relative
 //! segment requests come back here and each gets its own presigned URL.
+//!
+//! [`serve_object`] is the one way a stored file leaves the API, for downloads here and for
+//! playback and share links (`playback.rs`). Whatever the route, a file is never rendered as
+//! a page of this origin: its `Content-Type` comes from its extension and is never HTML or
+//! SVG (`storage::content_type`), with `X-Content-Type-Options: nosniff` so that browsers do
+//! not guess otherwise, `Content-Security-Policy: sandbox` in case one renders it anyway,
+//! and `Content-Disposition: attachment` except for media a player opens ([`Purpose`]).
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -18,7 +25,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::AuthUser;
 use super::tasks::task_id;
 use crate::domain::ErrorCode;
-use crate::domain::{Source, TaskRecord};
+use crate::domain::{OutputFile, Source, TaskRecord};
 use crate::storage::{StorageError, content_type};
 
 /// A parsed `Range` header against an object of `size` bytes.
@@ -62,12 +69,48 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
     }
 }
 
-/// `Content-Disposition` of a download named `name`.
-fn disposition(name: &str) -> String {
+/// Why a file is served: a download is always an attachment; playback (a media element, an
+/// HLS player) gets audio, video, images and HLS playlists and segments inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Download,
+    Playback,
+}
+
+/// Whether a file of this type is opened in place by a player rather than saved. Every
+/// `video/`, `audio/` and `image/` type `content_type` gives qualifies (it gives no SVG), as
+/// do HLS playlists (`application/vnd.apple.mpegurl`; segments are `video/mp2t`).
+fn plays_inline(content_type: &str) -> bool {
+    ["video/", "audio/", "image/"]
+        .iter()
+        .any(|p| content_type.starts_with(p))
+        && content_type != "image/svg+xml"
+        || content_type == "application/vnd.apple.mpegurl"
+}
+
+/// `Content-Disposition` of the file named `name`, served for `purpose`.
+fn disposition(name: &str, purpose: Purpose) -> String {
+    let kind = match purpose {
+        Purpose::Playback if plays_inline(content_type(name)) => "inline",
+        _ => "attachment",
+    };
     format!(
-        "attachment; filename=\"{}\"",
+        "{kind}; filename=\"{}\"",
         name.replace(['"', '\\', '\r', '\n'], "")
     )
+}
+
+/// The headers that keep a served file from being rendered as a page of this origin (see
+/// the module comment).
+fn no_render(h: &mut HeaderMap) {
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
 }
 
 /// HLS playlists name their segments and media playlists by relative URI. Served from the
@@ -80,10 +123,11 @@ fn is_playlist(name: &str) -> bool {
 
 /// Serve `key` as `name`: a redirect to a presigned URL when the store signs them (but for
 /// playlists, see [`is_playlist`]), otherwise the bytes, honouring `Range`.
-async fn serve_object(
+pub(super) async fn serve_object(
     state: &AppState,
     key: &str,
     name: &str,
+    purpose: Purpose,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     let size = match state.storage.size(key).await {
@@ -94,7 +138,7 @@ async fn serve_object(
     if !is_playlist(name)
         && let Some(url) = state
             .storage
-            .signed_url(key, &disposition(name), content_type(name))
+            .signed_url(key, &disposition(name, purpose), content_type(name))
             .await?
     {
         return redirect(&url);
@@ -132,9 +176,10 @@ async fn serve_object(
     {
         h.insert(header::CONTENT_RANGE, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&disposition(name)) {
+    if let Ok(v) = HeaderValue::from_str(&disposition(name, purpose)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
+    no_render(h);
     Ok(resp)
 }
 
@@ -146,6 +191,7 @@ fn redirect(url: &url::Url) -> ApiResult<Response> {
     resp.headers_mut().insert(header::LOCATION, location);
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    no_render(resp.headers_mut());
     Ok(resp)
 }
 
@@ -182,7 +228,19 @@ enum DownloadResponses {
     NotFound(ErrorBody),
 }
 
-async fn owned_task(state: &AppState, user: AuthUser, id: &str) -> ApiResult<TaskRecord> {
+/// The output of `task` named `name`, or 404.
+pub(super) fn output<'a>(task: &'a TaskRecord, name: &str) -> ApiResult<&'a OutputFile> {
+    task.outputs
+        .iter()
+        .find(|o| o.name == name)
+        .ok_or_else(ApiError::not_found)
+}
+
+pub(super) async fn owned_task(
+    state: &AppState,
+    user: AuthUser,
+    id: &str,
+) -> ApiResult<TaskRecord> {
     state
         .db
         .get_task(user.id, task_id(id)?)
@@ -215,12 +273,8 @@ pub async fn download_output(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let task = owned_task(&state, user, &id).await?;
-    let out = task
-        .outputs
-        .iter()
-        .find(|o| o.name == name)
-        .ok_or_else(ApiError::not_found)?;
-    serve_object(&state, &out.key, &out.name, &headers).await
+    let out = output(&task, &name)?;
+    serve_object(&state, &out.key, &out.name, Purpose::Download, &headers).await
 }
 
 /// Download the task's original input.
@@ -236,7 +290,14 @@ pub async fn download_input(
 ) -> ApiResult<Response> {
     let task = owned_task(&state, user, &id).await?;
     let key = task.input_key.clone().ok_or_else(ApiError::not_found)?;
-    serve_object(&state, &key, &input_name(&task), &headers).await
+    serve_object(
+        &state,
+        &key,
+        &input_name(&task),
+        Purpose::Download,
+        &headers,
+    )
+    .await
 }
 
 /// Legacy conversion-tool route: the caller's original or output file with this name
@@ -257,15 +318,54 @@ pub async fn download_file(
         .await?
         .ok_or_else(ApiError::not_found)?;
     if let Some(out) = task.outputs.iter().find(|o| o.name == filename) {
-        return serve_object(&state, &out.key, &out.name, &headers).await;
+        return serve_object(&state, &out.key, &out.name, Purpose::Download, &headers).await;
     }
     let key = task.input_key.clone().ok_or_else(ApiError::not_found)?;
-    serve_object(&state, &key, &filename, &headers).await
+    serve_object(&state, &key, &filename, Purpose::Download, &headers).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_media_plays_inline_and_only_on_playback() {
+        for name in [
+            "a.mp4",
+            "a.webm",
+            "a.mp3",
+            "a.png",
+            "master.m3u8",
+            "s_001.ts",
+        ] {
+            assert!(
+                disposition(name, Purpose::Playback).starts_with("inline;"),
+                "{name}"
+            );
+            assert!(
+                disposition(name, Purpose::Download).starts_with("attachment;"),
+                "{name}"
+            );
+        }
+        for name in [
+            "x.html", "x.svg", "x.htm", "x.xhtml", "x.zip", "x", "x.json",
+        ] {
+            assert!(
+                disposition(name, Purpose::Playback).starts_with("attachment;"),
+                "{name}"
+            );
+            let ct = content_type(name);
+            assert!(
+                !ct.contains("html") && !ct.contains("svg") && !ct.contains("xml"),
+                "{ct}"
+            );
+        }
+        assert!(!plays_inline("image/svg+xml"));
+        assert_eq!(
+            disposition("a\"b\r\n.mp4", Purpose::Download),
+            "attachment; filename=\"ab.mp4\""
+        );
+    }
 
     #[test]
     fn ranges() {

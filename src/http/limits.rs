@@ -21,11 +21,13 @@ pub const AUTH_BODY_LIMIT: u64 = 64 * 1024;
 pub const JSON_BODY_LIMIT: u64 = 1024 * 1024;
 
 /// The account routes, canonical and legacy.
-const AUTH_ROUTES: [&str; 4] = [
+const AUTH_ROUTES: [&str; 6] = [
     "/api/auth/signup",
     "/api/auth/login",
     "/auth/signup",
     "/auth/login",
+    "/api/session",
+    "/api/account/password",
 ];
 /// The routes that take a multipart upload.
 const UPLOAD_ROUTES: [&str; 2] = ["/api/tasks", "/tasks"];

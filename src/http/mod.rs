@@ -9,8 +9,10 @@ pub mod files;
 pub mod limits;
 pub mod observe;
 pub mod openapi;
+pub mod playback;
 pub mod serve;
 pub mod service;
+pub mod session;
 mod state;
 pub mod tasks;
 pub mod tus;
@@ -41,10 +43,10 @@ pub const ALIASES: [(&str, &str); 4] = [
 #[openapi(
     info(title = "Reelforge", description = "Self-hosted video processing and conversion service"),
     tags(
-        (name = "accounts", description = "Sign up and log in"),
+        (name = "accounts", description = "Sign up, log in (bearer token or browser session), change password"),
         (name = "tasks", description = "Submit and follow processing tasks"),
         (name = "uploads", description = "Resumable uploads (tus 1.0): a finished upload becomes a task"),
-        (name = "files", description = "Download inputs and outputs"),
+        (name = "files", description = "Download inputs and outputs; playback URLs and share links"),
         (name = "service", description = "Health, readiness, metrics"),
         (name = "aliases", description = "Legacy routes without /api: same handlers"),
     )
@@ -56,6 +58,12 @@ fn documented() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .routes(routes!(accounts::signup))
         .routes(routes!(accounts::login))
+        .routes(routes!(
+            session::create_session,
+            session::get_session,
+            session::delete_session
+        ))
+        .routes(routes!(session::change_password))
         .routes(routes!(tasks::create_task, tasks::list_tasks))
         .routes(routes!(tasks::get_task, tasks::delete_task))
         .routes(routes!(tasks::cancel_task))
@@ -64,6 +72,11 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(files::download_output))
         .routes(routes!(files::download_input))
         .routes(routes!(files::download_file))
+        .routes(routes!(playback::playback_links))
+        .routes(routes!(playback::create_share, playback::list_shares))
+        .routes(routes!(playback::delete_share))
+        .routes(routes!(playback::play))
+        .routes(routes!(playback::shared))
         .routes(routes!(service::root))
         .routes(routes!(service::healthz))
         .routes(routes!(service::readyz))
@@ -113,8 +126,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             observe::record_request,
         ))
-        // Spans and events at DEBUG (`RUST_LOG=tower_http=debug` to see every request).
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Spans and events at DEBUG (`RUST_LOG=tower_http=debug` to see every request),
+        // with the path only, and no playback or share token in it.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::extract::Request| {
+                    tracing::debug_span!("request", method = %req.method(),
+                        path = %playback::logged_path(req.uri().path()))
+                },
+            ),
+        )
         .with_state(state)
 }
 

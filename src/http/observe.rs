@@ -88,8 +88,9 @@ impl Seen {
             })
             .unwrap_or_else(|| "-".to_string());
         Seen {
-            // `path()` leaves the query out: it may carry a token.
-            path: shortened(req.uri().path()),
+            // `path()` leaves the query out: it may carry a token; so may a playback or
+            // share path.
+            path: shortened(&super::playback::logged_path(req.uri().path())),
             client,
         }
     }

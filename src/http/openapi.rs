@@ -28,6 +28,9 @@ pub fn finish(doc: OpenApi) -> Value {
     task_bodies(&mut doc);
     for_each_operation(&mut doc, |op| {
         if op.get("security").is_some() {
+            // Every route a bearer token opens, the browser session's cookie opens too
+            // (`http::extract::AuthUser`).
+            op["security"] = json!([{"bearer": []}, {"session": []}]);
             op["responses"]["401"] = unauthorized();
         }
         describe_responses(op);
@@ -56,6 +59,12 @@ fn add_components(doc: &mut Value) {
     });
     doc["components"]["securitySchemes"]["bearer"] =
         json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"});
+    doc["components"]["securitySchemes"]["session"] = json!({
+        "type": "apiKey", "in": "cookie", "name": crate::http::session::COOKIE,
+        "description": "The browser session of `POST /api/session`. With it, POST, PUT, \
+            PATCH and DELETE need the session's `X-CSRF-Token` header and no foreign \
+            `Origin` (else 403 `csrf_failed`); a bearer token wins when both are sent."
+    });
 }
 
 /// Sign-up and log-in bodies as the handlers check them (the structs read every field as
@@ -103,6 +112,12 @@ fn account_bodies(doc: &mut Value) {
             }
         })
     };
+    schemas["PasswordChangeRequest"] = json!({
+        "description": "The account's current password, and the new one.",
+        "type": "object", "additionalProperties": false,
+        "required": ["currentPassword", "newPassword"],
+        "properties": {"currentPassword": secret, "newPassword": password}
+    });
     schemas["LoginRequest"] = json!({
         "description": "Log in with a user name or an e-mail address (one with `@` in \
             `username` is looked up as an e-mail too).",
@@ -242,8 +257,8 @@ fn options_required(schema: &Value) -> bool {
 
 fn unauthorized() -> Value {
     json!({
-        "description": "No bearer token (`unauthorized`), a bad one (`invalid_token`) or an \
-            expired one (`token_expired`: log in again).",
+        "description": "No bearer token or live session (`unauthorized`), a bad token \
+            (`invalid_token`) or an expired one (`token_expired`: log in again).",
         "headers": {"WWW-Authenticate": {
             "description": "`Bearer realm=\"reelforge\"`, with `error=\"invalid_token\"` when a token was refused.",
             "schema": {"type": "string"}

@@ -9,6 +9,7 @@ use crate::auth::{LoginLimiter, PasswordHashing, SignupLimiter, Tokens};
 use crate::db::Db;
 use crate::fetch::FetchPolicy;
 use crate::net::TrustedProxies;
+use crate::playback::PlaybackKey;
 use crate::signals::Signals;
 use crate::storage::Storage;
 
@@ -17,6 +18,8 @@ pub struct AppState {
     pub db: Db,
     pub storage: Storage,
     pub tokens: Tokens,
+    /// Signs and checks playback URLs (a key derived from the JWT secret).
+    pub playback: PlaybackKey,
     pub login_limiter: Arc<LoginLimiter>,
     pub signup_limiter: Arc<SignupLimiter>,
     /// Every argon2 run of a request goes through it (capped in number at once).

@@ -21,7 +21,6 @@ use object_store::multipart::PartId;
 use object_store::{
     Attribute, Attributes, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
 };
-use sha1::Digest;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use uuid::Uuid;
 
@@ -84,31 +83,25 @@ pub struct Checksum {
     pub expected: Vec<u8>,
 }
 
-enum Hasher {
-    Sha1(sha1::Sha1),
-    Sha256(sha2::Sha256),
-}
+/// The running digest of a body.
+struct Hasher(aws_lc_rs::digest::Context);
 
 impl Hasher {
     fn new(algorithm: ChecksumAlgorithm) -> Self {
-        match algorithm {
-            ChecksumAlgorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
-            ChecksumAlgorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-        }
+        Hasher(aws_lc_rs::digest::Context::new(match algorithm {
+            // tus clients send sha1 (the one algorithm every client has); it detects
+            // corruption in transit, which is all a checksum here is for.
+            ChecksumAlgorithm::Sha1 => &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+            ChecksumAlgorithm::Sha256 => &aws_lc_rs::digest::SHA256,
+        }))
     }
 
     fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Sha1(h) => h.update(bytes),
-            Hasher::Sha256(h) => h.update(bytes),
-        }
+        self.0.update(bytes);
     }
 
     fn finish(self) -> Vec<u8> {
-        match self {
-            Hasher::Sha1(h) => h.finalize().to_vec(),
-            Hasher::Sha256(h) => h.finalize().to_vec(),
-        }
+        self.0.finish().as_ref().to_vec()
     }
 }
 
@@ -601,7 +594,12 @@ mod tests {
     fn sha1(bytes: &[u8]) -> Checksum {
         Checksum {
             algorithm: ChecksumAlgorithm::Sha1,
-            expected: sha1::Sha1::digest(bytes).to_vec(),
+            expected: aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                bytes,
+            )
+            .as_ref()
+            .to_vec(),
         }
     }
 

@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use reelforge::db::{Db, Lease, ListQuery, NewTask, NewUser, RepoError, RetryOutcome};
+use reelforge::db::{
+    Db, Lease, ListQuery, NewTask, NewUser, RepoError, RetryOutcome, SessionTimeouts,
+};
 use reelforge::domain::{
     EmailAddress, OutputFile, Profile, Source, Stage, TaskError, TaskStatus, Username,
 };
@@ -26,6 +28,8 @@ on_both_backends!(
     writes_after_claim_need_the_lease,
     a_release_gives_the_attempt_back_and_attempts_never_exceed_the_maximum,
     a_task_waiting_to_retry_shows_the_error_and_when_it_runs_next,
+    sessions_expire_idle_or_absolute_and_end_with_a_password_change,
+    shares_are_owner_scoped_expire_and_go_with_their_task,
 );
 
 /// The same job as `lease`, as another worker would name it.
@@ -967,4 +971,142 @@ async fn postgres_upgrade_renames_users_that_differ_only_in_case() {
     pool.close().await;
     let db = reelforge::db::connect(&pg.url).await.unwrap();
     assert_case_duplicates_renamed(&db).await;
+}
+
+async fn sessions_expire_idle_or_absolute_and_end_with_a_password_change(db: Db) {
+    let long = SessionTimeouts {
+        idle: Duration::from_secs(3600),
+        absolute: Duration::from_secs(3600),
+    };
+    let alice = user(&db).await;
+    let s = db
+        .create_session(alice, "hash-a", "csrf-a", long)
+        .await
+        .unwrap();
+    assert_eq!((s.user_id, s.csrf_token.as_str()), (alice, "csrf-a"));
+    let live = db.live_session("hash-a", long.idle).await.unwrap().unwrap();
+    assert_eq!(live.id, s.id);
+    assert!(
+        db.live_session("hash-x", long.idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Idle: not seen for longer than the idle timeout (it was seen at creation).
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let short_idle = Duration::from_millis(10);
+    assert!(
+        db.live_session("hash-a", short_idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db.live_session("hash-a", long.idle)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Absolute: past its end, whatever the activity.
+    let brief = SessionTimeouts {
+        idle: Duration::from_secs(3600),
+        absolute: Duration::from_millis(10),
+    };
+    db.create_session(alice, "hash-b", "csrf-b", brief)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(
+        db.live_session("hash-b", brief.idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The sweep deletes expired sessions only; a new log-in sweeps too.
+    assert_eq!(db.delete_expired_sessions(long.idle).await.unwrap(), 1);
+    db.create_session(alice, "hash-c", "csrf-c", brief)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    db.create_session(alice, "hash-d", "csrf-d", long)
+        .await
+        .unwrap();
+    assert_eq!(db.delete_expired_sessions(long.idle).await.unwrap(), 0);
+    // A disabled user's sessions are not live.
+    let name = db.user_by_id(alice).await.unwrap().unwrap().username;
+    db.set_user_disabled(&name, true).await.unwrap();
+    assert!(
+        db.live_session("hash-a", long.idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    db.set_user_disabled(&name, false).await.unwrap();
+    // Log-out deletes one session; a password change all of the user's, not others'.
+    let bob = user(&db).await;
+    db.create_session(bob, "hash-bob", "csrf", long)
+        .await
+        .unwrap();
+    assert!(db.delete_session("hash-d").await.unwrap());
+    assert!(!db.delete_session("hash-d").await.unwrap());
+    assert!(db.change_password(alice, "new-hash").await.unwrap());
+    assert!(
+        db.live_session("hash-a", long.idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db.live_session("hash-bob", long.idle)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let stored = db.user_for_login(&name).await.unwrap().unwrap();
+    assert_eq!(stored.password_hash, "new-hash");
+    assert!(!db.change_password(Uuid::now_v7(), "h").await.unwrap());
+}
+
+async fn shares_are_owner_scoped_expire_and_go_with_their_task(db: Db) {
+    let (alice, id) = task(&db, 3).await;
+    let bob = user(&db).await;
+    let week = Duration::from_secs(7 * 24 * 3600);
+    assert!(
+        db.create_share(bob, id, "h-bob", week)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let share = db
+        .create_share(alice, id, "h-1", week)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(db.shared_task("h-1").await.unwrap().unwrap().id, id);
+    assert!(db.shared_task("h-bob").await.unwrap().is_none());
+    assert_eq!(
+        db.list_shares(alice, id).await.unwrap(),
+        vec![share.clone()]
+    );
+    assert!(db.list_shares(bob, id).await.unwrap().is_empty());
+    assert!(!db.delete_share(bob, id, share.id).await.unwrap());
+    // Expired: neither opens nor is listed.
+    db.create_share(alice, id, "h-2", Duration::from_millis(10))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(db.shared_task("h-2").await.unwrap().is_none());
+    assert_eq!(db.list_shares(alice, id).await.unwrap().len(), 1);
+    // Revoked.
+    assert!(db.delete_share(alice, id, share.id).await.unwrap());
+    assert!(db.shared_task("h-1").await.unwrap().is_none());
+    // Gone with the task.
+    db.create_share(alice, id, "h-3", week)
+        .await
+        .unwrap()
+        .unwrap();
+    db.delete_task(alice, id).await.unwrap().unwrap();
+    assert!(db.shared_task("h-3").await.unwrap().is_none());
+    assert!(db.list_shares(alice, id).await.unwrap().is_empty());
 }

@@ -391,3 +391,70 @@ async fn an_hls_ladder_on_s3_plays_through_the_api() {
     let duration: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
     assert!((duration - 6.0).abs() <= 0.3, "{duration}");
 }
+
+/// The same ladder through a signed playback URL and a share link, read by ffprobe itself
+/// with no header: the playlists come from the API (so their relative names stay under the
+/// token), every segment is a 302 to a presigned URL of the bucket, served inline.
+#[tokio::test]
+async fn ffprobe_plays_an_hls_ladder_on_s3_through_playback_and_share_links() {
+    let Some(moto) =
+        Moto::start("ffprobe_plays_an_hls_ladder_on_s3_through_playback_and_share_links").await
+    else {
+        return;
+    };
+    let app = app_on(&moto, 0).await;
+    let t = app.user("iris").await;
+    let r = app
+        .upload(
+            &t,
+            "clip.mp4",
+            std::fs::read(clip_short()).unwrap(),
+            &[("profile", "hls"), ("options", r#"{"segment_seconds": 2}"#)],
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let id = id_of(r).await;
+    app.drain().await;
+    let v = app.task(&t, &id).await;
+    assert_eq!(v["status"], "succeeded", "{v}");
+
+    let links: Value = app
+        .get(&format!("/api/tasks/{id}/playback"), &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let play = links["baseUrl"].as_str().unwrap().to_string();
+    let share: Value = app
+        .post(&format!("/api/tasks/{id}/shares"), &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let shared = share["url"].as_str().unwrap().to_string();
+    for base in [play, shared] {
+        let r = no_redirects()
+            .get(app.url(&format!("{base}master.m3u8")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "playlists are served by the API");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        let segment = format!("{base}stream_0_000.ts");
+        let r = no_redirects().get(app.url(&segment)).send().await.unwrap();
+        assert_eq!(r.status(), 302, "{segment}");
+        let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        check_presigned(&loc, &moto, ".ts");
+        assert!(query(&loc, "response-content-disposition").starts_with("inline"));
+
+        let p = reelforge_testkit::clips::probe_url(&app.url(&format!("{base}master.m3u8")))
+            .await
+            .unwrap();
+        let duration: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
+        assert!((duration - 6.0).abs() <= 0.3, "{base}: {duration}");
+    }
+}

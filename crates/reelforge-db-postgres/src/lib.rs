@@ -951,3 +951,230 @@ pub async fn expired_uploads(
     .fetch_all(db)
     .await
 }
+
+// --- browser sessions ------------------------------------------------------------------------
+
+/// A row of `sessions` (without its token hash: the caller already holds the token).
+#[derive(Debug)]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A new session, seen now and ending `lifetime_ms` from now at the latest.
+pub async fn insert_session(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    user_id: Uuid,
+    token_hash: &str,
+    csrf_token: &str,
+    lifetime_ms: i64,
+) -> Result<SessionRow> {
+    sqlx::query_as!(
+        SessionRow,
+        "INSERT INTO sessions (id, user_id, token_hash, csrf_token, created_at, last_seen_at, \
+         expires_at) VALUES ($1, $2, $3, $4, reelforge_now(), reelforge_now(), \
+         reelforge_now() + $5::bigint * interval '1 millisecond') \
+         RETURNING id, user_id, csrf_token, created_at, last_seen_at, expires_at",
+        id,
+        user_id,
+        token_hash,
+        csrf_token,
+        lifetime_ms,
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// The session of `token_hash` if it is alive (before its absolute expiry, seen within the
+/// last `idle_ms`) and its user is not disabled.
+pub async fn live_session(
+    db: impl PgExecutor<'_>,
+    token_hash: &str,
+    idle_ms: i64,
+) -> Result<Option<SessionRow>> {
+    sqlx::query_as!(
+        SessionRow,
+        "SELECT s.id, s.user_id, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.token_hash = $1 AND s.expires_at > reelforge_now() \
+           AND s.last_seen_at > reelforge_now() - $2::bigint * interval '1 millisecond' \
+           AND NOT u.disabled",
+        token_hash,
+        idle_ms,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Mark the session seen now, when it was last marked more than `stale_ms` ago (so a page's
+/// burst of requests writes once). The new time, if it was written.
+pub async fn touch_session(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    stale_ms: i64,
+) -> Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar!(
+        "UPDATE sessions SET last_seen_at = reelforge_now() WHERE id = $1 \
+         AND last_seen_at < reelforge_now() - $2::bigint * interval '1 millisecond' \
+         RETURNING last_seen_at",
+        id,
+        stale_ms,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn delete_session(db: impl PgExecutor<'_>, token_hash: &str) -> Result<u64> {
+    let r = sqlx::query!("DELETE FROM sessions WHERE token_hash = $1", token_hash)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+pub async fn delete_sessions_of_user(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<u64> {
+    let r = sqlx::query!("DELETE FROM sessions WHERE user_id = $1", user_id)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// Sessions past their absolute expiry, or idle for `idle_ms`. Rows deleted.
+pub async fn delete_expired_sessions(db: impl PgExecutor<'_>, idle_ms: i64) -> Result<u64> {
+    let r = sqlx::query!(
+        "DELETE FROM sessions WHERE expires_at <= reelforge_now() \
+         OR last_seen_at <= reelforge_now() - $1::bigint * interval '1 millisecond'",
+        idle_ms,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Rows changed (0: no such user).
+pub async fn set_password_hash(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    password_hash: &str,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE users SET password_hash = $1 WHERE id = $2",
+        password_hash,
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+// --- share links -----------------------------------------------------------------------------
+
+/// A row of `shares` as its owner lists it.
+#[derive(Debug)]
+pub struct ShareRow {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a live share link opens.
+#[derive(Debug)]
+pub struct SharedTaskRow {
+    pub task_id: Uuid,
+    pub user_id: Uuid,
+}
+
+/// A share of the task `task_id` ending `lifetime_ms` from now, if `user_id` owns the task
+/// (`None`: not their task).
+pub async fn insert_share(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    token_hash: &str,
+    lifetime_ms: i64,
+    task_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<ShareRow>> {
+    sqlx::query_as!(
+        ShareRow,
+        "INSERT INTO shares (id, task_id, user_id, token_hash, created_at, expires_at) \
+         SELECT $1, id, user_id, $2, reelforge_now(), \
+                reelforge_now() + $3::bigint * interval '1 millisecond' \
+         FROM tasks WHERE id = $4 AND user_id = $5 \
+         RETURNING id, created_at, expires_at",
+        id,
+        token_hash,
+        lifetime_ms,
+        task_id,
+        user_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// The live shares of the user's task, oldest first.
+pub async fn shares_of_task(
+    db: impl PgExecutor<'_>,
+    task_id: Uuid,
+    user_id: Uuid,
+) -> Result<Vec<ShareRow>> {
+    sqlx::query_as!(
+        ShareRow,
+        "SELECT id, created_at, expires_at FROM shares \
+         WHERE task_id = $1 AND user_id = $2 AND expires_at > reelforge_now() ORDER BY id",
+        task_id,
+        user_id,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Rows deleted (0: no such share of the user's task).
+pub async fn delete_share(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    task_id: Uuid,
+    user_id: Uuid,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "DELETE FROM shares WHERE id = $1 AND task_id = $2 AND user_id = $3",
+        id,
+        task_id,
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// The task a live share link opens, if its owner is not disabled.
+pub async fn live_share(
+    db: impl PgExecutor<'_>,
+    token_hash: &str,
+) -> Result<Option<SharedTaskRow>> {
+    sqlx::query_as!(
+        SharedTaskRow,
+        "SELECT s.task_id, s.user_id FROM shares s JOIN users u ON u.id = s.user_id \
+         WHERE s.token_hash = $1 AND s.expires_at > reelforge_now() AND NOT u.disabled",
+        token_hash,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn delete_shares_of_task(db: impl PgExecutor<'_>, task_id: Uuid) -> Result<u64> {
+    let r = sqlx::query!("DELETE FROM shares WHERE task_id = $1", task_id)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+pub async fn delete_expired_shares(db: impl PgExecutor<'_>) -> Result<u64> {
+    let r = sqlx::query!("DELETE FROM shares WHERE expires_at <= reelforge_now()")
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected())
+}

@@ -1002,3 +1002,239 @@ pub async fn expired_uploads(
     .fetch_all(db)
     .await
 }
+
+// --- browser sessions ------------------------------------------------------------------------
+
+/// A row of `sessions` (without its token hash: the caller already holds the token).
+#[derive(Debug)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: String,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_session(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+    user_id: &str,
+    token_hash: &str,
+    csrf_token: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO sessions (id, user_id, token_hash, csrf_token, created_at, last_seen_at, \
+         expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        id,
+        user_id,
+        token_hash,
+        csrf_token,
+        now,
+        now,
+        expires_at,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The session of `token_hash` if it is alive at `now` (before its absolute expiry, seen
+/// after `idle_cutoff`) and its user is not disabled.
+pub async fn live_session(
+    db: impl SqliteExecutor<'_>,
+    token_hash: &str,
+    now: i64,
+    idle_cutoff: i64,
+) -> Result<Option<SessionRow>> {
+    sqlx::query_as!(
+        SessionRow,
+        "SELECT s.id, s.user_id, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.token_hash = ? AND s.expires_at > ? AND s.last_seen_at > ? AND u.disabled = 0",
+        token_hash,
+        now,
+        idle_cutoff,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Mark the session seen at `now`, when it was last marked before `stale` (so a page's burst
+/// of requests writes once). Rows changed.
+pub async fn touch_session(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+    now: i64,
+    stale: i64,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?",
+        now,
+        id,
+        stale,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+pub async fn delete_session(db: impl SqliteExecutor<'_>, token_hash: &str) -> Result<u64> {
+    let r = sqlx::query!("DELETE FROM sessions WHERE token_hash = ?", token_hash)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+pub async fn delete_sessions_of_user(db: impl SqliteExecutor<'_>, user_id: &str) -> Result<u64> {
+    let r = sqlx::query!("DELETE FROM sessions WHERE user_id = ?", user_id)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// Sessions past their absolute expiry, or idle since `idle_cutoff`. Rows deleted.
+pub async fn delete_expired_sessions(
+    db: impl SqliteExecutor<'_>,
+    now: i64,
+    idle_cutoff: i64,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?",
+        now,
+        idle_cutoff,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Rows changed (0: no such user).
+pub async fn set_password_hash(
+    db: impl SqliteExecutor<'_>,
+    user_id: &str,
+    password_hash: &str,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE users SET password_hash = ? WHERE id = ?",
+        password_hash,
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+// --- share links -----------------------------------------------------------------------------
+
+/// A row of `shares` as its owner lists it.
+#[derive(Debug)]
+pub struct ShareRow {
+    pub id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// What a live share link opens.
+#[derive(Debug)]
+pub struct SharedTaskRow {
+    pub task_id: String,
+    pub user_id: String,
+}
+
+/// A share of the task `task_id` if `user_id` owns it. Rows inserted (0: not their task).
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_share(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+    token_hash: &str,
+    now: i64,
+    expires_at: i64,
+    task_id: &str,
+    user_id: &str,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "INSERT INTO shares (id, task_id, user_id, token_hash, created_at, expires_at) \
+         SELECT ?, id, user_id, ?, ?, ? FROM tasks WHERE id = ? AND user_id = ?",
+        id,
+        token_hash,
+        now,
+        expires_at,
+        task_id,
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// The live shares of the user's task, oldest first.
+pub async fn shares_of_task(
+    db: impl SqliteExecutor<'_>,
+    task_id: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<ShareRow>> {
+    sqlx::query_as!(
+        ShareRow,
+        "SELECT id, created_at, expires_at FROM shares \
+         WHERE task_id = ? AND user_id = ? AND expires_at > ? ORDER BY id",
+        task_id,
+        user_id,
+        now,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Rows deleted (0: no such share of the user's task).
+pub async fn delete_share(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+    task_id: &str,
+    user_id: &str,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "DELETE FROM shares WHERE id = ? AND task_id = ? AND user_id = ?",
+        id,
+        task_id,
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// The task a live share link opens, if its owner is not disabled.
+pub async fn live_share(
+    db: impl SqliteExecutor<'_>,
+    token_hash: &str,
+    now: i64,
+) -> Result<Option<SharedTaskRow>> {
+    sqlx::query_as!(
+        SharedTaskRow,
+        "SELECT s.task_id, s.user_id FROM shares s JOIN users u ON u.id = s.user_id \
+         WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled = 0",
+        token_hash,
+        now,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn delete_shares_of_task(db: impl SqliteExecutor<'_>, task_id: &str) -> Result<u64> {
+    let r = sqlx::query!("DELETE FROM shares WHERE task_id = ?", task_id)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+pub async fn delete_expired_shares(db: impl SqliteExecutor<'_>, now: i64) -> Result<u64> {
+    let r = sqlx::query!("DELETE FROM shares WHERE expires_at <= ?", now)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected())
+}

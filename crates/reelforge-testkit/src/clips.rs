@@ -257,3 +257,28 @@ pub fn streams(p: &Value) -> (Value, Value) {
     };
     (find("video"), find("audio"))
 }
+
+/// ffprobe's JSON of a URL, read the way a player reads it: no header of ours, redirects
+/// followed, an HLS playlist's relative references resolved against the URL; ffprobe's
+/// stderr when it cannot read it. Async, so a server in the test's own runtime
+/// keeps answering while ffprobe runs.
+pub async fn probe_url(url: &str) -> Result<Value, String> {
+    let out = tokio::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            url,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("ffprobe: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("ffprobe's JSON: {e}"))
+}

@@ -10,7 +10,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
-use sha1::Digest;
 
 use crate::app::{TestApp, error_code};
 
@@ -27,7 +26,8 @@ pub fn metadata(pairs: &[(&str, &str)]) -> String {
 
 /// `Upload-Checksum` of `bytes`.
 pub fn sha1_header(bytes: &[u8]) -> String {
-    format!("sha1 {}", STANDARD.encode(sha1::Sha1::digest(bytes)))
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, bytes);
+    format!("sha1 {}", STANDARD.encode(digest))
 }
 
 /// Bytes that differ at every position, so a misplaced byte shows.

@@ -10,6 +10,7 @@ pub const TASKS_BY_STATUS: &str = "reelforge_tasks";
 pub const JOBS_FINISHED: &str = "reelforge_jobs_finished_total";
 pub const JOB_DURATION: &str = "reelforge_job_duration_seconds";
 pub const PROCESS_RUNS: &str = "reelforge_process_runs_total";
+pub const UPLOAD_RECEIVED: &str = "reelforge_upload_received_bytes_total";
 
 /// `pretty` (default) or `json` lines on stderr; `RUST_LOG` filters.
 pub fn init_logging(format: &str) {
@@ -67,4 +68,8 @@ fn describe() {
         "Job wall time by outcome"
     );
     metrics::describe_counter!(PROCESS_RUNS, "ffmpeg/ffprobe runs by program and outcome");
+    metrics::describe_counter!(
+        UPLOAD_RECEIVED,
+        "Bytes read from resumable upload (tus) request bodies, kept or not"
+    );
 }

@@ -241,6 +241,8 @@ pub struct UploadRecord {
     pub parts: PartsState,
     /// The task made from the upload (it has the upload's id).
     pub task_id: Option<Uuid>,
+    /// Until when a request holds the upload (its lock), if one does.
+    pub locked_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,

@@ -178,3 +178,65 @@ where
     tokio::spawn(producer(tx));
     futures::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), Ok)
 }
+
+/// Live changes of every recent task of the caller (the web UI's task list).
+#[utoipa::path(get, path = "/api/events", tag = "tasks",
+    responses(
+        (status = 200, description = "`text/event-stream` that stays open. Event `task`: a \
+            task object (without `commands`) whenever one of the caller's 100 newest tasks \
+            appears or changes. Event `deleted`: `{id}` when one is gone. Nothing is sent \
+            for the tasks as they were when the stream opened: fetch `GET /api/tasks` first."),
+        (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn user_events(State(state): State<AppState>, user: AuthUser) -> ApiResult<Response> {
+    let query = crate::db::ListQuery {
+        limit: 100,
+        descending: true,
+        status: None,
+        after: None,
+    };
+    let mut known = tags_of(&state.db.list_tasks(user.id, &query).await?);
+    let mut changes = state.signals.task_changes();
+    let stream = async_stream(move |tx| async move {
+        loop {
+            let deadline = tokio::time::sleep(Duration::from_secs(1));
+            tokio::select! {
+                _ = deadline => {}
+                msg = changes.recv() => {
+                    if matches!(msg, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                        break;
+                    }
+                }
+            }
+            let Ok(tasks) = state.db.list_tasks(user.id, &query).await else {
+                break;
+            };
+            let now = tags_of(&tasks);
+            let mut events = vec![];
+            for task in &tasks {
+                if known.get(&task.id) != now.get(&task.id) {
+                    let mut view = task.view();
+                    view.commands = None;
+                    events.extend(Event::default().event("task").json_data(view).ok());
+                }
+            }
+            for gone in known.keys().filter(|id| !now.contains_key(id)) {
+                let data = serde_json::json!({ "id": gone });
+                events.extend(Event::default().event("deleted").json_data(data).ok());
+            }
+            known = now;
+            for event in events {
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn tags_of(tasks: &[crate::domain::TaskRecord]) -> std::collections::HashMap<Uuid, String> {
+    tasks.iter().map(|t| (t.id, state_tag(&t.view()))).collect()
+}

@@ -16,6 +16,7 @@ pub mod session;
 mod state;
 pub mod tasks;
 pub mod tus;
+pub mod ui;
 mod upload;
 
 pub use state::AppState;
@@ -77,7 +78,10 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(playback::delete_share))
         .routes(routes!(playback::play))
         .routes(routes!(playback::shared))
-        .routes(routes!(service::root))
+        .routes(routes!(ui::page))
+        .routes(routes!(ui::asset))
+        .routes(routes!(events::user_events))
+        .routes(routes!(tasks::profiles))
         .routes(routes!(service::healthz))
         .routes(routes!(service::readyz))
         .routes(routes!(service::metrics))

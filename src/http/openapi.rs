@@ -26,6 +26,7 @@ pub fn finish(doc: OpenApi) -> Value {
     add_components(&mut doc);
     account_bodies(&mut doc);
     task_bodies(&mut doc);
+    tus_headers(&mut doc);
     for_each_operation(&mut doc, |op| {
         if op.get("security").is_some() {
             // Every route a bearer token opens, the browser session's cookie opens too
@@ -167,14 +168,26 @@ fn task_bodies(doc: &mut Value) {
     });
 }
 
+/// A JSON task's input: `url` or `upload`, exactly one (see [`ONE_JSON_SOURCE`]).
 fn json_source() -> Map<String, Value> {
     let mut m = Map::new();
     m.insert(
         "url".into(),
         json!({"$ref": "#/components/schemas/TaskUrl"}),
     );
+    m.insert(
+        "upload".into(),
+        json!({"type": "string", "minLength": 1, "maxLength": 256,
+               "description": "A finished resumable upload (`/api/uploads`), by id or URL: \
+                   the task gets the upload's id, and the profile of the upload's metadata \
+                   unless this request names one. 409 `upload_incomplete` before its last \
+                   byte, 409 `upload_used` once a task was made from it."}),
+    );
     m
 }
+
+/// The JSON body names its input once: a URL to fetch or a finished upload.
+const ONE_JSON_SOURCE: &str = r#"[{"required": ["url"]}, {"required": ["upload"]}]"#;
 
 fn upload_source() -> Map<String, Value> {
     let mut m = Map::new();
@@ -196,7 +209,13 @@ fn upload_source() -> Map<String, Value> {
 /// needs no `profile`; every branch refuses keys it does not list, so each body matches
 /// exactly one branch.
 fn request_schema(source: Map<String, Value>, shorthand: &str) -> Value {
-    let required_source: Vec<&String> = source.keys().filter(|k| *k != "fileName").collect();
+    let is_json = source.contains_key("upload");
+    let required_source: Vec<&String> = if is_json {
+        vec![] // one of the two, below
+    } else {
+        source.keys().filter(|k| *k != "fileName").collect()
+    };
+    let one_source: Value = serde_json::from_str(ONE_JSON_SOURCE).unwrap_or(Value::Null);
     let mut branches = Vec::new();
     for (i, (profile, schema)) in option_schemas().into_iter().enumerate() {
         let mut props = source.clone();
@@ -242,7 +261,40 @@ fn request_schema(source: Map<String, Value>, shorthand: &str) -> Value {
         "type": "object", "additionalProperties": false,
         "properties": props, "required": required
     }));
+    if is_json {
+        for branch in &mut branches {
+            branch["oneOf"] = one_source.clone();
+        }
+    }
     json!({"oneOf": branches})
+}
+
+/// The tus headers' values, which utoipa's parameter tuples cannot say: the one protocol
+/// version, and sizes as non-negative integers.
+fn tus_headers(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (_, item) in paths
+        .iter_mut()
+        .filter(|(p, _)| p.starts_with("/api/uploads"))
+    {
+        for method in METHODS {
+            let params = item.get_mut(method).and_then(|op| op.get_mut("parameters"));
+            let Some(params) = params.and_then(Value::as_array_mut) else {
+                continue;
+            };
+            for param in params.iter_mut().filter(|p| p["in"] == "header") {
+                let schema = match param["name"].as_str() {
+                    Some("Tus-Resumable") => json!({"type": "string", "const": "1.0.0"}),
+                    Some("Upload-Length") => json!({"type": "integer", "minimum": 1}),
+                    Some("Upload-Offset") => json!({"type": "integer", "minimum": 0}),
+                    _ => continue,
+                };
+                param["schema"] = schema;
+            }
+        }
+    }
 }
 
 /// Whether a profile's options must be given: its schema requires a field, in every

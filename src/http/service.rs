@@ -1,18 +1,12 @@
-//! Service routes: `/`, `/healthz`, `/readyz`, `/metrics`.
+//! Service routes: `/healthz`, `/readyz`, `/metrics` (the UI's `/` is in `ui.rs`).
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::{ErrorBody, error_response};
 use crate::domain::ErrorCode;
-
-/// The web UI's entry page (load balancers health-check `/`).
-#[utoipa::path(get, path = "/", tag = "service", responses((status = 200, description = "HTML page")))]
-pub async fn root() -> Html<&'static str> {
-    Html(include_str!("../../assets/index.html"))
-}
 
 /// 200 while the process lives.
 #[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, description = "alive")))]

@@ -197,7 +197,10 @@ fn over_https(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> bool {
     state.trusted_proxies.forwarded_https(peer.ip(), headers)
 }
 
-async fn session_body(state: &AppState, session: &Session) -> ApiResult<SessionResponse> {
+pub(super) async fn session_body(
+    state: &AppState,
+    session: &Session,
+) -> ApiResult<SessionResponse> {
     let user = state
         .db
         .user_by_id(session.user_id)

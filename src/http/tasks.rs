@@ -189,6 +189,19 @@ pub async fn create_task(
     Ok(created(&task.view()))
 }
 
+/// The processing profiles and their options' JSON Schemas: the same schemas the API
+/// validates with and the OpenAPI document shows (the UI builds its forms from them).
+#[utoipa::path(get, path = "/api/profiles", tag = "tasks",
+    responses((status = 200, description = "`{\"profiles\": [{\"name\", \"options\": <JSON Schema>}]}`, \
+        the default profile first")))]
+pub async fn profiles() -> Response {
+    let profiles: Vec<serde_json::Value> = crate::domain::task::option_schemas()
+        .into_iter()
+        .map(|(name, schema)| serde_json::json!({"name": name, "options": schema}))
+        .collect();
+    Json(serde_json::json!({ "profiles": profiles })).into_response()
+}
+
 /// A URL that is not one is bad input (400); a well-formed URL the service may not or
 /// cannot fetch (policy, unknown host, timeout) is unprocessable (422).
 pub fn fetch_error(e: crate::fetch::FetchError) -> ApiError {

@@ -12,4 +12,5 @@ mod sessions;
 mod shares;
 mod tasks;
 mod tus;
+mod ui;
 mod uploads;

@@ -71,25 +71,28 @@ async fn a_second_writer_is_refused_while_one_streams() {
     let up = create(&app, &t, all.len() as u64, &[]).await;
     let mut first = RawPatch::start(&app, &t, &up, 0, all.len() as u64).await;
     first.send(&all[..50_000]).await;
-    // The second writer's bytes carry a wrong checksum: should it get in before the first
-    // holds the upload, it is refused (460) and stores nothing, and it tries again.
-    let mut refused = None;
-    for _ in 0..500 {
-        let r = tus::request(&app, Method::PATCH, &up, &t)
-            .header("upload-offset", "0")
-            .header("content-type", tus::OFFSET_STREAM)
-            .header("upload-checksum", tus::sha1_header(b"not these bytes"))
-            .body(all[..10].to_vec())
-            .send()
-            .await
-            .unwrap();
-        if r.status() != 460 {
-            refused = Some(r);
+    // Wait until the first request holds the upload (as the repository shows it).
+    let user = app
+        .worker
+        .db
+        .user_for_login("busy")
+        .await
+        .unwrap()
+        .unwrap()
+        .user
+        .id;
+    let id = uuid::Uuid::parse_str(up.rsplit('/').next().unwrap()).unwrap();
+    let mut held = false;
+    for _ in 0..1000 {
+        let upload = app.worker.db.get_upload(user, id).await.unwrap().unwrap();
+        if upload.locked_until.is_some() {
+            held = true;
             break;
         }
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let refused = refused.expect("the second writer was never refused");
+    assert!(held, "the first request never took the upload");
+    let refused = patch(&app, &t, &up, 0, all[..10].to_vec()).await;
     assert_eq!(error_code(refused).await, (423, "upload_locked".into()));
     first.send(&all[50_000..]).await;
     assert_eq!(first.status().await, 204);

@@ -762,6 +762,7 @@ pub struct UploadRow {
     pub parts: Value,
     pub staged_bytes: i64,
     pub task_id: Option<Uuid>,
+    pub lock_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -809,7 +810,7 @@ pub async fn upload_of_user(
     sqlx::query_as!(
         UploadRow,
         "SELECT id, user_id, length, offset_bytes, metadata, storage_key, part_size, \
-                multipart_id, parts, staged_bytes, task_id, created_at, expires_at, \
+                multipart_id, parts, staged_bytes, task_id, lock_until, created_at, expires_at, \
                 completed_at \
          FROM uploads WHERE id = $1 AND user_id = $2",
         id,
@@ -834,7 +835,7 @@ pub async fn lock_upload(
         "UPDATE uploads SET lock_owner = $1, lock_until = $2 \
          WHERE id = $3 AND (lock_owner IS NULL OR lock_until < $4) \
          RETURNING id, user_id, length, offset_bytes, metadata, storage_key, part_size, \
-                   multipart_id, parts, staged_bytes, task_id, created_at, expires_at, \
+                   multipart_id, parts, staged_bytes, task_id, lock_until, created_at, expires_at, \
                    completed_at",
         owner,
         lock_until,
@@ -941,7 +942,7 @@ pub async fn expired_uploads(
     sqlx::query_as!(
         UploadRow,
         "SELECT id, user_id, length, offset_bytes, metadata, storage_key, part_size, \
-                multipart_id, parts, staged_bytes, task_id, created_at, expires_at, \
+                multipart_id, parts, staged_bytes, task_id, lock_until, created_at, expires_at, \
                 completed_at \
          FROM uploads WHERE expires_at < $1 AND (lock_owner IS NULL OR lock_until < $1) \
          ORDER BY expires_at LIMIT $2",

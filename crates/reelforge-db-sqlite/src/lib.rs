@@ -803,6 +803,7 @@ pub struct UploadRow {
     pub parts: String,
     pub staged_bytes: i64,
     pub task_id: Option<String>,
+    pub lock_until: Option<i64>,
     pub created_at: i64,
     pub expires_at: i64,
     pub completed_at: Option<i64>,
@@ -850,7 +851,7 @@ pub async fn upload_of_user(
     sqlx::query_as!(
         UploadRow,
         r#"SELECT id AS "id!", user_id, length, offset_bytes, metadata, storage_key, part_size,
-                  multipart_id, parts, staged_bytes, task_id, created_at, expires_at,
+                  multipart_id, parts, staged_bytes, task_id, lock_until, created_at, expires_at,
                   completed_at
            FROM uploads WHERE id = ? AND user_id = ?"#,
         id,
@@ -877,7 +878,7 @@ pub async fn lock_upload(
            RETURNING id AS "id!", user_id AS "user_id!", length AS "length!",
                      offset_bytes AS "offset_bytes!", metadata AS "metadata!",
                      storage_key AS "storage_key!", part_size AS "part_size!", multipart_id,
-                     parts AS "parts!", staged_bytes AS "staged_bytes!", task_id,
+                     parts AS "parts!", staged_bytes AS "staged_bytes!", task_id, lock_until,
                      created_at AS "created_at!", expires_at AS "expires_at!", completed_at"#,
         owner,
         lock_until,
@@ -992,7 +993,7 @@ pub async fn expired_uploads(
     sqlx::query_as!(
         UploadRow,
         r#"SELECT id AS "id!", user_id, length, offset_bytes, metadata, storage_key, part_size,
-                  multipart_id, parts, staged_bytes, task_id, created_at, expires_at,
+                  multipart_id, parts, staged_bytes, task_id, lock_until, created_at, expires_at,
                   completed_at
            FROM uploads WHERE expires_at < ?1 AND (lock_owner IS NULL OR lock_until < ?1)
            ORDER BY expires_at LIMIT ?2"#,

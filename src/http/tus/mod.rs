@@ -446,7 +446,11 @@ async fn append(
         checksum,
         lost: &lock.lost,
     };
-    let stream = body.into_data_stream().map_err(|e| e.to_string());
+    let received = metrics::counter!(crate::telemetry::UPLOAD_RECEIVED);
+    let stream = body
+        .into_data_stream()
+        .inspect_ok(move |chunk| received.increment(chunk.len() as u64))
+        .map_err(|e| e.to_string());
     Ok(state
         .storage
         .append_resumable(append, &upload.parts, stream)

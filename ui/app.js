@@ -1,0 +1,917 @@
+// Reelforge web UI: one script, no framework, no build step. The page is a shell; each
+// route (#/tasks, #/new, …) renders into <main> from the HTTP API, called with the browser
+// session's cookie and its CSRF token (never a token in storage).
+"use strict";
+
+const S = {
+  user: null,
+  csrf: null,
+  profiles: null, // [{name, options: JSON Schema}]
+  uploads: [], // Upload objects of this page's life
+  closers: [], // what to stop when the route changes (event streams)
+};
+
+// --- DOM ---------------------------------------------------------------------------------
+
+/** An element: h("a", {href: "#/x"}, "text", child…); `on*` attributes become listeners. */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "text") el.textContent = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+function main() {
+  return document.getElementById("main");
+}
+
+function show(...nodes) {
+  main().replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
+}
+
+function alertBox(message) {
+  return h("p", { class: "alert", role: "alert" }, message);
+}
+
+function field(label, input, hint) {
+  const id = input.id || "f-" + label.replace(/\W+/g, "-") + "-" + Math.random().toString(36).slice(2, 7);
+  input.id = id;
+  return h("div", { class: "field" }, h("label", { for: id }, label), input,
+    hint ? h("span", { class: "hint" }, hint) : null);
+}
+
+function bytes(n) {
+  if (n === null || n === undefined) return "";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  return (i ? n.toFixed(1) : n) + " " + units[i];
+}
+
+function duration(seconds) {
+  if (!isFinite(seconds)) return "";
+  seconds = Math.max(0, Math.round(seconds));
+  const m = Math.floor(seconds / 60), s = seconds % 60;
+  return m ? `${m} min ${s} s` : `${s} s`;
+}
+
+// --- API ---------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** fetch with the session: unsafe methods carry the CSRF token. */
+function request(method, path, { body, headers = {} } = {}) {
+  const init = { method, headers: { ...headers }, credentials: "same-origin" };
+  if (!["GET", "HEAD"].includes(method) && S.csrf) init.headers["X-CSRF-Token"] = S.csrf;
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  return fetch(path, init);
+}
+
+async function call(method, path, body) {
+  const r = await request(method, path, { body });
+  return answer(r);
+}
+
+async function answer(r) {
+  let data = null;
+  try { data = r.status === 204 ? null : await r.json(); } catch { data = null; }
+  if (!r.ok) {
+    if (r.status === 401 && S.user) sessionEnded();
+    throw new ApiError(r.status, data && data.error, (data && data.message) || r.statusText);
+  }
+  return data;
+}
+
+function sessionEnded() {
+  S.user = null;
+  S.csrf = null;
+  go("#/login");
+}
+
+function adopt(session) {
+  S.user = session ? session.user : null;
+  S.csrf = session ? session.csrfToken : null;
+  document.getElementById("nav").hidden = !S.user;
+}
+
+// --- routing -----------------------------------------------------------------------------
+
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+function route() {
+  for (const close of S.closers.splice(0)) close();
+  const path = location.hash.replace(/^#/, "") || "/tasks";
+  document.getElementById("nav").hidden = !S.user;
+  if (!S.user && path !== "/signup") return loginPage();
+  const task = path.match(/^\/tasks\/([0-9a-fA-F-]{36})$/);
+  if (task) return taskPage(task[1]);
+  switch (path) {
+    case "/signup": return signupPage();
+    case "/login": return S.user ? go("#/tasks") : loginPage();
+    case "/new": return newTaskPage();
+    case "/account": return accountPage();
+    default: return tasksPage();
+  }
+}
+
+function focusHeading() {
+  const heading = main().querySelector("h1");
+  if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
+}
+
+// --- accounts ----------------------------------------------------------------------------
+
+function loginPage() {
+  const login = h("input", { type: "text", name: "login", autocomplete: "username", required: true });
+  const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
+  const status = h("div");
+  const form = h("form", { class: "card narrow", onsubmit: async (e) => {
+    e.preventDefault();
+    status.replaceChildren();
+    try {
+      adopt(await call("POST", "/api/session", credentials(login.value, password.value)));
+      go("#/tasks");
+    } catch (err) {
+      status.replaceChildren(alertBox(err.message));
+    }
+  } },
+  h("h1", {}, "Log in"),
+  field("Username or e-mail", login),
+  field("Password", password),
+  status,
+  h("button", { type: "submit" }, "Log in"),
+  h("p", {}, "No account? ", h("a", { href: "#/signup" }, "Sign up")));
+  show(form);
+  login.focus();
+}
+
+/** A log-in body: by e-mail when the name has an `@`, else by username. */
+function credentials(name, password) {
+  const login = name.trim();
+  return login.includes("@") ? { email: login, password } : { username: login, password };
+}
+
+function signupPage() {
+  const username = h("input", { type: "text", autocomplete: "username", required: true });
+  const email = h("input", { type: "email", autocomplete: "email", required: true });
+  const password = h("input", { type: "password", autocomplete: "new-password", required: true });
+  const again = h("input", { type: "password", autocomplete: "new-password", required: true });
+  const status = h("div");
+  const form = h("form", { class: "card narrow", onsubmit: async (e) => {
+    e.preventDefault();
+    status.replaceChildren();
+    try {
+      await call("POST", "/api/auth/signup", {
+        username: username.value.trim(), email: email.value.trim(),
+        password: password.value, password_2: again.value,
+      });
+      adopt(await call("POST", "/api/session", credentials(username.value, password.value)));
+      go("#/tasks");
+    } catch (err) {
+      status.replaceChildren(alertBox(err.message));
+    }
+  } },
+  h("h1", {}, "Sign up"),
+  field("Username", username),
+  field("E-mail", email),
+  field("Password", password, "At least 8 characters, with a letter and a digit."),
+  field("Repeat password", again),
+  status,
+  h("button", { type: "submit" }, "Sign up"),
+  h("p", {}, "Have an account? ", h("a", { href: "#/login" }, "Log in")));
+  show(form);
+  username.focus();
+}
+
+function accountPage() {
+  const current = h("input", { type: "password", autocomplete: "current-password", required: true });
+  const next = h("input", { type: "password", autocomplete: "new-password", required: true });
+  const status = h("div");
+  const form = h("form", { class: "card narrow", onsubmit: async (e) => {
+    e.preventDefault();
+    status.replaceChildren();
+    try {
+      const r = await call("POST", "/api/account/password", {
+        currentPassword: current.value, newPassword: next.value,
+      });
+      if (r && r.session) adopt(r.session);
+      form.reset();
+      status.replaceChildren(h("p", { class: "ok", role: "status" }, "Password changed"));
+    } catch (err) {
+      status.replaceChildren(alertBox(err.message));
+    }
+  } },
+  h("h1", {}, "Account"),
+  h("p", {}, "Logged in as ", h("strong", {}, S.user.username), " (", S.user.email, ")."),
+  h("h2", {}, "Change password"),
+  field("Current password", current),
+  field("New password", next, "Every other session of this account is logged out."),
+  status,
+  h("button", { type: "submit" }, "Change password"));
+  show(form);
+  focusHeading();
+}
+
+async function logout() {
+  try { await call("DELETE", "/api/session"); } catch { /* the cookie is cleared either way */ }
+  adopt(null);
+  go("#/login");
+}
+
+// --- task list ---------------------------------------------------------------------------
+
+const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
+const PAGE = 20;
+
+function taskName(t) {
+  return (t.source && (t.source.filename || t.source.url)) || t.id;
+}
+
+function statusCell(t) {
+  const cell = h("td", { class: "status-cell" },
+    h("span", { class: `status status-${t.status}` }, t.status));
+  if (t.status === "running" || (t.status === "queued" && t.progress.percent > 0)) {
+    cell.append(h("progress", { max: 100, value: Math.round(t.progress.percent),
+      "aria-label": `Progress of ${taskName(t)}` }));
+  }
+  if (t.error && t.status !== "succeeded") {
+    cell.append(h("div", { class: "hint" }, t.error.message));
+  }
+  return cell;
+}
+
+function actions(t, after) {
+  const buttons = [];
+  const act = (label, cls, run) => buttons.push(h("button", { type: "button", class: cls, onclick: async (e) => {
+    e.currentTarget.disabled = true;
+    try { await run(); after && after(); } catch (err) { notify(err.message); }
+    finally { e.currentTarget && (e.currentTarget.disabled = false); }
+  } }, label));
+  if (t.status === "queued" || t.status === "running") {
+    act("Cancel", "secondary", () => call("POST", `/api/tasks/${t.id}/cancel`));
+  }
+  if (t.status === "failed" || t.status === "cancelled") {
+    act("Retry", "secondary", () => call("POST", `/api/tasks/${t.id}/retry`));
+  }
+  act("Delete", "danger", async () => {
+    if (await confirmDelete(taskName(t))) {
+      await call("DELETE", `/api/tasks/${t.id}`);
+      if (location.hash.startsWith("#/tasks/")) go("#/tasks");
+    }
+  });
+  return buttons;
+}
+
+function confirmDelete(name) {
+  return new Promise((resolve) => {
+    const dialog = h("dialog", { "aria-labelledby": "confirm-title" },
+      h("h2", { id: "confirm-title" }, "Delete this task?"),
+      h("p", {}, `“${name}”, its input and its outputs are removed for good.`),
+      h("form", { method: "dialog", class: "toolbar" },
+        h("button", { value: "delete", class: "danger" }, "Delete task"),
+        h("button", { value: "keep", class: "secondary", autofocus: true }, "Keep")));
+    dialog.addEventListener("close", () => { dialog.remove(); resolve(dialog.returnValue === "delete"); });
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
+function notify(message) {
+  const box = document.getElementById("notice") || h("div", { id: "notice" });
+  box.replaceChildren(alertBox(message));
+  main().prepend(box);
+}
+
+function taskRow(t) {
+  return h("tr", { "data-task-id": t.id },
+    h("td", { class: "name" }, h("a", { href: `#/tasks/${t.id}` }, taskName(t))),
+    h("td", { class: "hide-narrow" }, t.profile),
+    statusCell(t),
+    h("td", { class: "hide-narrow" }, new Date(t.created_at).toLocaleString()),
+    h("td", { class: "actions" }, actions(t)));
+}
+
+async function tasksPage() {
+  const view = { status: sessionStorage.getItem("reelforge.filter") || "", cursors: [null], next: null };
+  const filter = h("select", { onchange: () => {
+    view.status = filter.value;
+    sessionStorage.setItem("reelforge.filter", view.status);
+    view.cursors = [null];
+    load();
+  } }, h("option", { value: "" }, "All"), STATUSES.map((s) => h("option", { value: s }, s)));
+  filter.value = view.status;
+  const body = h("tbody");
+  const newer = h("button", { type: "button", class: "secondary", onclick: () => { view.cursors.pop(); load(); } }, "Newer");
+  const older = h("button", { type: "button", class: "secondary", onclick: () => { view.cursors.push(view.next); load(); } }, "Older");
+  const empty = h("p", { class: "hint" });
+  show(
+    h("h1", {}, "Tasks"),
+    h("div", { class: "toolbar" }, field("Status", filter), h("a", { class: "button", href: "#/new" }, "New task")),
+    h("div", { class: "table-wrap" }, h("table", {},
+      h("caption", { class: "visually-hidden" }, "Your tasks, newest first"),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Input"), h("th", { scope: "col", class: "hide-narrow" }, "Profile"),
+        h("th", { scope: "col" }, "Status"), h("th", { scope: "col", class: "hide-narrow" }, "Created"),
+        h("th", { scope: "col" }, "Actions"))),
+      body)),
+    empty,
+    h("div", { class: "toolbar" }, newer, older));
+
+  async function load() {
+    const cursor = view.cursors[view.cursors.length - 1];
+    const q = new URLSearchParams({ max: PAGE, commands: "false" });
+    if (view.status) q.set("status", view.status);
+    if (cursor) q.set("cursor", cursor);
+    let tasks;
+    try {
+      const r = await request("GET", `/api/tasks?${q}`);
+      tasks = await answer(r.clone());
+      const link = r.headers.get("Link") || "";
+      const m = link.match(/cursor=([0-9a-f-]+)/);
+      view.next = m ? m[1] : null;
+    } catch (err) {
+      return empty.replaceChildren(alertBox(err.message));
+    }
+    body.replaceChildren(...tasks.map(taskRow));
+    empty.textContent = tasks.length ? "" : view.status ? `No ${view.status} tasks.` : "No tasks yet: start one with New task.";
+    newer.disabled = view.cursors.length <= 1;
+    older.disabled = !view.next;
+  }
+
+  await load();
+  focusHeading();
+  // Live: every change of the user's tasks, pushed by the server.
+  const events = new EventSource("/api/events");
+  events.addEventListener("task", (e) => {
+    const t = JSON.parse(e.data);
+    const row = body.querySelector(`tr[data-task-id="${t.id}"]`);
+    const fits = !view.status || view.status === t.status;
+    if (row && fits) row.replaceWith(taskRow(t));
+    else if (row) row.remove();
+    else if (fits && view.cursors.length === 1) load();
+  });
+  events.addEventListener("deleted", (e) => {
+    const { id } = JSON.parse(e.data);
+    const row = body.querySelector(`tr[data-task-id="${id}"]`);
+    if (row) row.remove();
+  });
+  S.closers.push(() => events.close());
+}
+
+// --- one task ----------------------------------------------------------------------------
+
+const VIDEO = ["mp4", "m4v", "webm", "mov", "mkv"];
+const AUDIO = ["mp3", "m4a", "ogg", "opus", "wav", "flac"];
+const IMAGE = ["jpg", "jpeg", "png", "webp", "gif"];
+
+function extension(name) {
+  return name.toLowerCase().split(".").pop();
+}
+
+async function taskPage(id) {
+  let task;
+  try {
+    task = await call("GET", `/api/tasks/${id}`);
+  } catch (err) {
+    show(h("h1", {}, err.status === 404 ? "Task not found" : "Could not load the task"),
+      h("p", {}, err.status === 404 ? "There is no such task among yours." : err.message),
+      h("a", { href: "#/tasks" }, "Back to the tasks"));
+    return focusHeading();
+  }
+  const details = h("div");
+  const outputs = h("section", { "aria-labelledby": "outputs-title" });
+  const tools = h("div");
+  show(h("p", {}, h("a", { href: "#/tasks" }, "← Tasks")), h("h1", {}, taskName(task)), details, outputs, tools);
+  focusHeading();
+  let shownOutputs = null;
+  const render = (t) => {
+    task = t;
+    details.replaceChildren(taskDetails(t));
+    const names = t.outputs.map((o) => o.name).join("/");
+    if (t.status === "succeeded" && shownOutputs !== names) {
+      shownOutputs = names;
+      renderOutputs(t, outputs);
+    } else if (t.status !== "succeeded" && shownOutputs !== null) {
+      shownOutputs = null;
+      outputs.replaceChildren();
+    }
+    tools.replaceChildren(taskTools(t));
+  };
+  render(task);
+  const events = new EventSource(`/api/tasks/${id}/events`);
+  events.addEventListener("task", (e) => render(JSON.parse(e.data)));
+  events.addEventListener("progress", (e) => {
+    const p = JSON.parse(e.data);
+    render({ ...task, status: p.status, progress: p.progress });
+  });
+  events.onerror = () => { if (["succeeded", "failed", "cancelled"].includes(task.status)) events.close(); };
+  S.closers.push(() => events.close());
+}
+
+function taskDetails(t) {
+  const rows = [
+    ["Status", h("span", { class: `status status-${t.status}`, "data-testid": "task-status" }, t.status)],
+    ["Profile", t.profile + (Object.keys(t.options || {}).length ? " " + JSON.stringify(t.options) : "")],
+  ];
+  if (t.status === "running") {
+    const stage = t.progress.stage ? `${t.progress.stage}, ` : "";
+    const eta = t.progress.eta_seconds ? `, about ${duration(t.progress.eta_seconds)} left` : "";
+    rows.push(["Progress", h("span", {}, h("progress", { max: 100, value: Math.round(t.progress.percent), "aria-label": "Progress" }),
+      ` ${stage}${Math.round(t.progress.percent)} %${eta}`)]);
+  }
+  if (t.error) rows.push([t.status === "queued" ? "Last attempt" : "Error", h("span", { role: "status" }, t.error.message)]);
+  if (t.source.kind === "url") rows.push(["Source", t.source.url]);
+  else rows.push(["Upload", `${t.source.filename} (${bytes(t.source.size)})`]);
+  if (t.input) {
+    const i = t.input;
+    const video = i.width ? `${i.width}×${i.height} ${i.video_codec || ""}` : "";
+    rows.push(["Input", [i.duration ? duration(i.duration) : "", video, i.audio_codec || ""].filter(Boolean).join(", ")]);
+  }
+  rows.push(["Created", new Date(t.created_at).toLocaleString()]);
+  if (t.finished_at) rows.push(["Finished", new Date(t.finished_at).toLocaleString()]);
+  rows.push(["Attempts", String(t.attempts)]);
+  return h("dl", { class: "meta card" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+async function renderOutputs(t, section) {
+  section.replaceChildren(h("h2", { id: "outputs-title" }, "Outputs"));
+  let links = {};
+  try {
+    const playback = await call("GET", `/api/tasks/${t.id}/playback`);
+    for (const o of playback.outputs) links[o.name] = o.url;
+  } catch { links = {}; }
+  const list = h("div", { class: "outputs" });
+  const playlists = t.outputs.filter((o) => extension(o.name) === "m3u8");
+  const master = playlists.find((o) => /master/i.test(o.name)) || playlists[0];
+  for (const o of t.outputs) {
+    const ext = extension(o.name);
+    if (ext === "ts" || (ext === "m3u8" && o !== master)) continue; // parts of the ladder
+    list.append(h("figure", { class: "card" }, preview(o, ext, links[o.name]),
+      h("figcaption", {}, h("div", {}, o.name, " · ", bytes(o.size)),
+        h("a", { href: `/api/tasks/${t.id}/outputs/${encodeURIComponent(o.name)}`, download: o.name }, `Download ${o.name}`))));
+  }
+  const parts = t.outputs.filter((o) => extension(o.name) === "ts" || (extension(o.name) === "m3u8" && o !== master));
+  if (parts.length) {
+    list.append(h("details", { class: "card" }, h("summary", {}, `${parts.length} more files of the HLS ladder`),
+      h("ul", {}, parts.map((o) => h("li", {}, h("a", { href: `/api/tasks/${t.id}/outputs/${encodeURIComponent(o.name)}`, download: o.name }, `Download ${o.name}`))))));
+  }
+  section.append(list);
+}
+
+function preview(o, ext, url) {
+  if (!url) return h("p", { class: "hint" }, "No preview");
+  if (IMAGE.includes(ext)) return h("img", { src: url, alt: `Output ${o.name}` });
+  if (AUDIO.includes(ext)) return h("audio", { src: url, controls: true, preload: "metadata", "aria-label": `Play ${o.name}` });
+  if (VIDEO.includes(ext)) return h("video", { src: url, controls: true, preload: "metadata", playsinline: true, "aria-label": `Play ${o.name}` });
+  if (ext === "m3u8") return hlsPlayer(o, url);
+  return h("p", { class: "hint" }, "No preview for this kind of file");
+}
+
+/** Safari plays HLS natively; elsewhere hls.js (loaded only here) feeds MediaSource. */
+function hlsPlayer(o, url) {
+  const video = h("video", { controls: true, playsinline: true, "aria-label": `Play ${o.name}` });
+  if (video.canPlayType("application/vnd.apple.mpegurl")) {
+    video.src = url;
+    return video;
+  }
+  const attach = () => {
+    if (!window.Hls || !window.Hls.isSupported()) return;
+    const hls = new window.Hls();
+    hls.loadSource(url);
+    hls.attachMedia(video);
+    S.closers.push(() => hls.destroy());
+  };
+  if (window.Hls) attach();
+  else document.head.append(h("script", { src: "/ui/hls.light.min.js", onload: attach }));
+  return video;
+}
+
+function taskTools(t) {
+  const share = h("div");
+  const curl = h("pre", { class: "curl", "aria-label": "The request as curl" });
+  const copy = h("button", { type: "button", class: "secondary", onclick: async () => {
+    curl.textContent = curlOf(t);
+    try { await navigator.clipboard.writeText(curl.textContent); copy.textContent = "Copied"; }
+    catch { copy.textContent = "Copy as curl"; }
+  } }, "Copy as curl");
+  const shareButton = h("button", { type: "button", class: "secondary", onclick: async () => {
+    try {
+      const s = await call("POST", `/api/tasks/${t.id}/shares`, {});
+      const link = h("input", { type: "text", readonly: true, value: new URL(s.url, location.origin).href });
+      share.replaceChildren(field("Share link", link, `Works without logging in until ${new Date(s.expiresAt).toLocaleString()}.`));
+      link.select();
+    } catch (err) { share.replaceChildren(alertBox(err.message)); }
+  } }, "Share");
+  return h("div", {}, h("div", { class: "toolbar" }, actions(t), t.status === "succeeded" ? shareButton : null, copy), share, curl);
+}
+
+/** The request that made the task, as a curl command (with a placeholder token). */
+function curlOf(t) {
+  const base = location.origin;
+  const auth = `-H "Authorization: Bearer $REELFORGE_TOKEN"`;
+  const options = Object.keys(t.options || {}).length ? JSON.stringify(t.options) : null;
+  const quote = (s) => "'" + String(s).replace(/'/g, "'\\''") + "'";
+  if (t.source.kind === "url") {
+    const body = { url: t.source.url, profile: t.profile };
+    if (options) body.options = t.options;
+    return `curl -X POST ${base}/api/tasks ${auth} \\\n  -H 'Content-Type: application/json' \\\n  -d ${quote(JSON.stringify(body))}`;
+  }
+  let cmd = `curl -X POST ${base}/api/tasks ${auth} \\\n  -F file=@${quote(t.source.filename)} \\\n  -F profile=${t.profile}`;
+  if (options) cmd += ` \\\n  -F options=${quote(options)}`;
+  return cmd;
+}
+
+// --- new task: the options form ----------------------------------------------------------
+
+/** Every property of a schema, its `oneOf` branches merged (their enums joined). */
+function properties(schema) {
+  const out = {};
+  const branches = schema.oneOf || [schema];
+  for (const b of branches) {
+    for (const [name, p] of Object.entries(b.properties || {})) {
+      if (!out[name]) out[name] = { ...p };
+      else if (out[name].enum && p.enum) out[name].enum = [...new Set([...out[name].enum, ...p.enum])];
+    }
+  }
+  return out;
+}
+
+function optionInput(name, p) {
+  const items = p.items || {};
+  if (p.enum) {
+    return h("select", { name }, h("option", { value: "" }, p.default !== undefined ? `default (${p.default})` : "—"),
+      p.enum.map((v) => h("option", { value: v }, v)));
+  }
+  if (p.type === "boolean") return h("input", { type: "checkbox", name });
+  if (p.type === "integer" || p.type === "number") {
+    return h("input", { type: "number", name, min: p.minimum, max: p.maximum, step: p.type === "integer" ? 1 : "any",
+      placeholder: p.default !== undefined ? String(p.default) : "" });
+  }
+  const example = (p.examples && p.examples[0]) || (items.examples && items.examples[0]) ||
+    (items.enum && items.enum.join(", ")) || "";
+  return h("input", { type: "text", name, placeholder: p.type === "array" ? `comma-separated${example ? ", e.g. " + example : ""}` : String(example) });
+}
+
+/** The value of a field as the schema wants it (or undefined when left empty). */
+function optionValue(input, p) {
+  if (input.type === "checkbox") return input.checked ? true : undefined;
+  const text = input.value.trim();
+  if (text === "") return undefined;
+  const number = (s) => (/^-?\d+(\.\d+)?$/.test(s) ? Number(s) : s);
+  if (p.type === "array") return text.split(",").map((s) => number(s.trim())).filter((s) => s !== "");
+  if (p.type === "integer" || p.type === "number") return Number(text);
+  if (p.enum && p.enum.some((v) => typeof v === "number")) return Number(text);
+  return number(text) === text || !p.anyOf ? text : number(text);
+}
+
+function optionsForm(profile) {
+  const props = properties(profile.options);
+  const fields = {};
+  const box = h("div", { class: "grid2" });
+  for (const [name, p] of Object.entries(props)) {
+    const input = optionInput(name, p);
+    fields[name] = { input, schema: p, error: h("div") };
+    const f = field(name, input, p.description);
+    f.append(fields[name].error);
+    box.append(f);
+  }
+  return {
+    box,
+    description: profile.options.description || "",
+    values() {
+      const out = {};
+      for (const [name, f] of Object.entries(fields)) {
+        const v = optionValue(f.input, f.schema);
+        if (v !== undefined) out[name] = v;
+      }
+      return out;
+    },
+    /** Put a server error beside the field it names (in backquotes), else return false. */
+    showError(message) {
+      for (const e of Object.values(fields)) e.error.replaceChildren();
+      for (const m of message.matchAll(/`(?:options\.)?([a-z_]+)/g)) {
+        if (fields[m[1]]) {
+          fields[m[1]].error.replaceChildren(alertBox(message));
+          fields[m[1]].input.focus();
+          return true;
+        }
+      }
+      return false;
+    },
+  };
+}
+
+// --- new task: resumable uploads (tus 1.0) -----------------------------------------------
+
+const CHUNK = Number(localStorage.getItem("reelforge.chunkBytes")) || 8 * 1024 * 1024;
+
+function b64(text) {
+  const utf8 = new TextEncoder().encode(text);
+  let s = "";
+  for (const b of utf8) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+/** One file's upload: created once, then PATCHed in chunks from the server's offset. Its
+ * URL is kept per file (name, size, date) so a reload resumes instead of starting over. */
+class Upload {
+  constructor(file, metadata, onchange) {
+    this.file = file;
+    this.metadata = metadata;
+    this.onchange = onchange;
+    this.key = `reelforge.upload:${file.name}:${file.size}:${file.lastModified}`;
+    this.offset = 0;
+    this.state = "starting"; // starting | uploading | paused | retrying | done | failed
+    this.error = null;
+    this.task = null;
+    this.xhr = null;
+    this.rate = null; // bytes per second, smoothed
+  }
+
+  tusHeaders(extra) {
+    return { "Tus-Resumable": "1.0.0", "X-CSRF-Token": S.csrf || "", ...extra };
+  }
+
+  async start() {
+    try {
+      if (!(await this.resumeRemembered())) await this.create();
+      await this.run();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** The remembered upload of this file, if the server still has it. */
+  async resumeRemembered() {
+    const url = localStorage.getItem(this.key);
+    if (!url) return false;
+    const r = await fetch(url, { method: "HEAD", headers: this.tusHeaders() });
+    if (!r.ok) { localStorage.removeItem(this.key); return false; }
+    this.url = url;
+    this.offset = Number(r.headers.get("Upload-Offset"));
+    this.task = r.headers.get("Reelforge-Task");
+    this.resumedAt = this.offset;
+    return true;
+  }
+
+  async create() {
+    const meta = Object.entries({ filename: this.file.name, filetype: this.file.type || "", ...this.metadata })
+      .map(([k, v]) => `${k} ${b64(v)}`).join(",");
+    const r = await fetch("/api/uploads", { method: "POST", headers: this.tusHeaders({
+      "Upload-Length": String(this.file.size), "Upload-Metadata": meta }) });
+    await answer(r);
+    this.url = r.headers.get("Location");
+    localStorage.setItem(this.key, this.url);
+  }
+
+  async run() {
+    this.state = "uploading";
+    this.changed();
+    let failures = 0;
+    while (this.offset < this.file.size && this.state === "uploading") {
+      try {
+        await this.sendChunk();
+        failures = 0;
+      } catch (err) {
+        if (this.state !== "uploading") return; // paused
+        if (err instanceof ApiError && ![409, 423, 460].includes(err.status) && err.status < 500) throw err;
+        // A dropped connection, a restart, another writer: wait, ask where the upload
+        // stands, and go on from there.
+        failures += 1;
+        this.state = "retrying";
+        this.changed();
+        await new Promise((r) => setTimeout(r, Math.min(30000, 500 * 2 ** failures)));
+        if (this.state !== "retrying") return;
+        this.state = "uploading";
+        await this.syncOffset().catch(() => {});
+      }
+    }
+    if (this.offset >= this.file.size) this.finish();
+  }
+
+  async syncOffset() {
+    const r = await fetch(this.url, { method: "HEAD", headers: this.tusHeaders() });
+    if (r.status === 404 || r.status === 410) throw new ApiError(r.status, "gone", "The upload is gone from the server; start it again.");
+    if (r.ok) this.offset = Number(r.headers.get("Upload-Offset"));
+  }
+
+  sendChunk() {
+    return new Promise((resolve, reject) => {
+      const end = Math.min(this.file.size, this.offset + CHUNK);
+      const xhr = new XMLHttpRequest();
+      this.xhr = xhr;
+      xhr.open("PATCH", this.url);
+      const headers = this.tusHeaders({ "Upload-Offset": String(this.offset), "Content-Type": "application/offset+octet-stream" });
+      for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
+      let last = { t: performance.now(), n: 0 };
+      xhr.upload.onprogress = (e) => {
+        const now = performance.now();
+        const dt = (now - last.t) / 1000;
+        if (dt > 0.2) {
+          const rate = (e.loaded - last.n) / dt;
+          this.rate = this.rate === null ? rate : 0.7 * this.rate + 0.3 * rate;
+          last = { t: now, n: e.loaded };
+        }
+        this.sending = e.loaded;
+        this.changed();
+      };
+      xhr.onload = () => {
+        this.sending = 0;
+        if (xhr.status === 204) {
+          this.offset = Number(xhr.getResponseHeader("Upload-Offset"));
+          this.task = xhr.getResponseHeader("Reelforge-Task") || this.task;
+          this.changed();
+          return resolve();
+        }
+        let body = null;
+        try { body = JSON.parse(xhr.responseText); } catch { body = null; }
+        reject(new ApiError(xhr.status, body && body.error, (body && body.message) || `HTTP ${xhr.status}`));
+      };
+      xhr.onerror = () => { this.sending = 0; reject(new Error("the connection dropped")); };
+      xhr.onabort = () => { this.sending = 0; reject(new Error("paused")); };
+      xhr.send(this.file.slice(this.offset, end));
+    });
+  }
+
+  pause() {
+    if (this.state !== "uploading" && this.state !== "retrying") return;
+    this.state = "paused";
+    if (this.xhr) this.xhr.abort();
+    this.changed();
+  }
+
+  async resume() {
+    if (this.state !== "paused") return;
+    this.state = "uploading";
+    try {
+      await this.syncOffset();
+      await this.run();
+    } catch (err) { this.fail(err); }
+  }
+
+  finish() {
+    localStorage.removeItem(this.key);
+    this.state = "done";
+    this.changed();
+  }
+
+  fail(err) {
+    this.state = "failed";
+    this.error = err;
+    this.changed();
+  }
+
+  changed() { this.onchange(this); }
+
+  percent() {
+    return this.file.size ? Math.floor(((this.offset + (this.sending || 0)) / this.file.size) * 100) : 100;
+  }
+}
+
+function uploadItem(upload) {
+  const bar = h("progress", { max: 100, value: 0, "aria-label": `Upload of ${upload.file.name}` });
+  const text = h("span", { class: "hint" });
+  const pause = h("button", { type: "button", class: "secondary", onclick: () => upload.pause() }, "Pause");
+  const resume = h("button", { type: "button", class: "secondary", onclick: () => upload.resume() }, "Resume");
+  const status = h("div");
+  const li = h("li", {}, h("div", { class: "row-head" }, h("strong", {}, upload.file.name), h("span", {}, pause, " ", resume)), bar, text, status);
+  const update = () => {
+    const pct = upload.percent();
+    bar.value = pct;
+    bar.setAttribute("aria-valuenow", String(pct));
+    pause.hidden = !["uploading", "retrying"].includes(upload.state);
+    resume.hidden = upload.state !== "paused";
+    const left = upload.file.size - upload.offset - (upload.sending || 0);
+    const speed = upload.rate ? `${bytes(upload.rate)}/s, ${duration(left / upload.rate)} left` : "";
+    const from = upload.resumedAt ? ` (resumed at ${bytes(upload.resumedAt)})` : "";
+    text.textContent = {
+      starting: "Starting…",
+      uploading: `${pct} % of ${bytes(upload.file.size)}${from}${speed ? " · " + speed : ""}`,
+      retrying: "Connection lost: retrying…",
+      paused: `Paused at ${pct} %`,
+      done: "Uploaded",
+      failed: "",
+    }[upload.state];
+    if (upload.state === "done") {
+      status.replaceChildren(upload.task
+        ? h("a", { href: "#" + upload.task.replace(/^\/api/, "") }, "Open task")
+        : h("span", {}, "Uploaded; no task was asked for."));
+    } else if (upload.state === "failed") {
+      status.replaceChildren(alertBox(upload.error.message));
+    }
+  };
+  upload.render = update;
+  update();
+  return li;
+}
+
+async function loadProfiles() {
+  if (!S.profiles) S.profiles = (await call("GET", "/api/profiles")).profiles;
+  return S.profiles;
+}
+
+async function newTaskPage() {
+  let profiles;
+  try { profiles = await loadProfiles(); } catch (err) { return show(h("h1", {}, "New task"), alertBox(err.message)); }
+  const chosen = [];
+  const profile = h("select", { name: "profile" }, profiles.map((p) => h("option", { value: p.name }, p.name)));
+  const optionsBox = h("fieldset", {}, h("legend", {}, "Options"));
+  let form = null;
+  const showOptions = () => {
+    const p = profiles.find((x) => x.name === profile.value);
+    form = optionsForm(p);
+    optionsBox.replaceChildren(h("legend", {}, `Options of ${p.name}`), h("p", { class: "hint" }, form.description), form.box);
+  };
+  profile.addEventListener("change", showOptions);
+  showOptions();
+  const url = h("input", { type: "url", name: "url", placeholder: "https://example.com/clip.mp4" });
+  const picker = h("input", { type: "file", multiple: true, name: "files", onchange: () => { add(picker.files); picker.value = ""; } });
+  const chosenList = h("ul", { class: "hint" });
+  const drop = h("div", { class: "drop", role: "button", tabindex: 0, "aria-label": "Drop files here (or click to pick them)",
+    onclick: () => picker.click(),
+    onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); picker.click(); } },
+    ondragover: (e) => { e.preventDefault(); drop.classList.add("over"); },
+    ondragleave: () => drop.classList.remove("over"),
+    ondrop: (e) => { e.preventDefault(); drop.classList.remove("over"); add(e.dataTransfer.files); } },
+  "Drop files here, or click to pick them");
+  const status = h("div");
+  const list = h("ul", { class: "uploads", "aria-label": "Uploads" });
+  function add(files) {
+    for (const f of files) chosen.push(f);
+    chosenList.replaceChildren(...chosen.map((f) => h("li", {}, `${f.name} (${bytes(f.size)})`)));
+  }
+  const start = async (e) => {
+    e.preventDefault();
+    status.replaceChildren();
+    const options = form.values();
+    const fail = (err) => { if (!form.showError(err.message)) status.replaceChildren(alertBox(err.message)); };
+    if (!url.value.trim() && !chosen.length) return status.replaceChildren(alertBox("Choose or drop a file, or give a URL."));
+    if (url.value.trim()) {
+      try {
+        const t = await call("POST", "/api/tasks", { url: url.value.trim(), profile: profile.value, options });
+        status.replaceChildren(h("p", { role: "status" }, "Task created: ", h("a", { href: `#/tasks/${t.id}` }, "Open task")));
+        url.value = "";
+      } catch (err) { return fail(err); }
+    }
+    const metadata = { profile: profile.value, options: JSON.stringify(options) };
+    for (const file of chosen.splice(0)) {
+      const upload = new Upload(file, metadata, (u) => u.render && u.render());
+      S.uploads.push(upload);
+      list.append(uploadItem(upload));
+      upload.start().then(() => { if (upload.state === "failed" && upload.error instanceof ApiError) fail(upload.error); });
+    }
+    chosenList.replaceChildren();
+  };
+  const pending = Object.keys(localStorage).filter((k) => k.startsWith("reelforge.upload:"))
+    .map((k) => k.split(":").slice(1, -2).join(":"));
+  show(
+    h("h1", {}, "New task"),
+    h("form", { class: "card", onsubmit: start },
+      field("Profile", profile),
+      optionsBox,
+      h("h2", {}, "Input"),
+      drop,
+      field("Choose files", picker, "Each file becomes its own task."),
+      chosenList,
+      field("URL", url, "Or a link to fetch (http or https)."),
+      status,
+      h("button", { type: "submit" }, "Start")),
+    pending.length ? h("p", { class: "hint" }, "Unfinished uploads: ", pending.join(", "),
+      ". Choose the same file again to resume where it stopped.") : null,
+    h("h2", {}, "Uploads"),
+    list);
+  for (const u of S.uploads) list.append(uploadItem(u));
+  focusHeading();
+}
+
+// --- start -------------------------------------------------------------------------------
+
+function boot() {
+  const data = document.getElementById("session");
+  let session = null;
+  try { session = data ? JSON.parse(data.textContent) : null; } catch { session = null; }
+  adopt(session);
+  document.getElementById("logout").addEventListener("click", logout);
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+boot();

@@ -15,7 +15,9 @@
 # 6. the HTTP API suite (tests/api) again with REELFORGE_TEST_APP_DB=postgres
 # 7. the API contract (tests/contract/run.sh): openapi-spec-validator and a bounded
 #    schemathesis run against the debug binary
-# 8. the distributed test (tests/distributed/run.sh): nginx, 2 API and 3 worker processes on
+# 8. the browser tests (tests/browser/run.sh): the web UI in headless Chromium (Playwright,
+#    pytest) against the debug binary
+# 9. the distributed test (tests/distributed/run.sh): nginx, 2 API and 3 worker processes on
 #    its own PostgreSQL cluster, with a worker, an API process and PostgreSQL knocked over
 # Every step runs even if an earlier one failed, so one run shows every problem; the script
 # exits non-zero if any step failed. Tests that need a server (HTTP, S3; later SMTP) start
@@ -142,6 +144,24 @@ need_tuspy() {
     fi
     export REELFORGE_TEST_TUSPY=$venv/bin/python
 }
+# The browser tests (tests/browser/run.sh): Debian's chromium, driven by Playwright for Python
+# through its executable path (never `playwright install`: no browser is downloaded), and
+# pytest, in a virtual environment under the user's cache dir. REELFORGE_BROWSER_VENV names it.
+need_browser() {
+    if ! /usr/bin/chromium --version >/dev/null 2>&1; then
+        apt_install chromium
+    fi
+    # Under CI the tests fail (never skip) when the browser still does not run.
+    local version
+    version=$(/usr/bin/chromium --version 2>/dev/null) || version="no browser: /usr/bin/chromium does not run"
+    say "browser tests: $version"
+    local venv=${XDG_CACHE_HOME:-$HOME/.cache}/reelforge/browser-venv
+    if ! "$venv/bin/python" -c 'import playwright.sync_api, pytest' >/dev/null 2>&1; then
+        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 make_venv "$venv" 'playwright>=1.50,<2' 'pytest>=8'
+    fi
+    export REELFORGE_BROWSER_VENV=$venv
+    export REELFORGE_CHROMIUM=/usr/bin/chromium
+}
 # Not needed yet; add with the tests that use them:
 # need_smtp() { … }      # e-mail: `pip install aiosmtpd` (SMTP sink on a free port)
 need_strace() { # tests/e2e/hostile.rs traces every ffmpeg/ffprobe run
@@ -174,6 +194,7 @@ need_moto
 need_tuspy
 need_nginx
 need_contract
+need_browser
 
 # --- Checks --------------------------------------------------------------------------------------
 failed=()
@@ -209,6 +230,8 @@ step test-pg env REELFORGE_TEST_APP_DB=postgres \
 # The OpenAPI document is valid, and schemathesis finds no schema-valid request refused, no
 # undocumented status and no server error (the debug binary, on a throw-away data dir).
 step contract bash tests/contract/run.sh
+# The web UI in headless Chromium against the debug binary (one worker, a throw-away data dir).
+step browser bash tests/browser/run.sh
 # Processes on loopback: its own PostgreSQL cluster (it restarts it), nginx, the debug binary.
 step distributed bash tests/distributed/run.sh
 

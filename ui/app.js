@@ -262,9 +262,10 @@ function statusCell(t) {
 function actions(t, after) {
   const buttons = [];
   const act = (label, cls, run) => buttons.push(h("button", { type: "button", class: cls, onclick: async (e) => {
-    e.currentTarget.disabled = true;
+    const button = e.currentTarget; // gone from the event once it has been dispatched
+    button.disabled = true;
     try { await run(); after && after(); } catch (err) { notify(err.message); }
-    finally { e.currentTarget && (e.currentTarget.disabled = false); }
+    finally { button.disabled = false; }
   } }, label));
   if (t.status === "queued" || t.status === "running") {
     act("Cancel", "secondary", () => call("POST", `/api/tasks/${t.id}/cancel`));
@@ -504,8 +505,21 @@ function hlsPlayer(o, url) {
   return video;
 }
 
+/** The task's live share links, each with a button that revokes it. */
+async function shareList(t, box) {
+  let shares = [];
+  try { shares = await call("GET", `/api/tasks/${t.id}/shares`); } catch { shares = []; }
+  box.replaceChildren(shares.length ? h("ul", { "aria-label": "Share links" }, shares.map((s) => h("li", {},
+    `Share link made ${new Date(s.createdAt).toLocaleString()}, valid until ${new Date(s.expiresAt).toLocaleString()} `,
+    h("button", { type: "button", class: "danger", onclick: async () => {
+      try { await call("DELETE", `/api/tasks/${t.id}/shares/${s.id}`); } catch (err) { return notify(err.message); }
+      shareList(t, box);
+    } }, "Revoke")))) : "");
+}
+
 function taskTools(t) {
   const share = h("div");
+  const shares = h("div");
   const curl = h("pre", { class: "curl", "aria-label": "The request as curl" });
   const copy = h("button", { type: "button", class: "secondary", onclick: async () => {
     curl.textContent = curlOf(t);
@@ -515,12 +529,18 @@ function taskTools(t) {
   const shareButton = h("button", { type: "button", class: "secondary", onclick: async () => {
     try {
       const s = await call("POST", `/api/tasks/${t.id}/shares`, {});
-      const link = h("input", { type: "text", readonly: true, value: new URL(s.url, location.origin).href });
+      // The link of the output to open (the HLS master playlist, else the first output).
+      const outputs = s.outputs || [];
+      const main = outputs.find((o) => /master.*\.m3u8$/i.test(o.name)) || outputs[0];
+      const href = main ? main.url : s.url;
+      const link = h("input", { type: "text", readonly: true, value: new URL(href, location.origin).href });
       share.replaceChildren(field("Share link", link, `Works without logging in until ${new Date(s.expiresAt).toLocaleString()}.`));
       link.select();
+      shareList(t, shares);
     } catch (err) { share.replaceChildren(alertBox(err.message)); }
   } }, "Share");
-  return h("div", {}, h("div", { class: "toolbar" }, actions(t), t.status === "succeeded" ? shareButton : null, copy), share, curl);
+  if (t.status === "succeeded") shareList(t, shares);
+  return h("div", {}, h("div", { class: "toolbar" }, actions(t), t.status === "succeeded" ? shareButton : null, copy), share, shares, curl);
 }
 
 /** The request that made the task, as a curl command (with a placeholder token). */
@@ -607,10 +627,12 @@ function optionsForm(profile) {
     /** Put a server error beside the field it names (in backquotes), else return false. */
     showError(message) {
       for (const e of Object.values(fields)) e.error.replaceChildren();
-      for (const m of message.matchAll(/`(?:options\.)?([a-z_]+)/g)) {
-        if (fields[m[1]]) {
-          fields[m[1]].error.replaceChildren(alertBox(message));
-          fields[m[1]].input.focus();
+      // The field a message is about comes first ("options.end: …"), else in backquotes.
+      for (const m of message.matchAll(/^(?:options\.)?([a-z_]+):|`(?:options\.)?([a-z_]+)/g)) {
+        const name = m[1] || m[2];
+        if (fields[name]) {
+          fields[name].error.replaceChildren(alertBox(message));
+          fields[name].input.focus();
           return true;
         }
       }
@@ -621,7 +643,10 @@ function optionsForm(profile) {
 
 // --- new task: resumable uploads (tus 1.0) -----------------------------------------------
 
-const CHUNK = Number(localStorage.getItem("reelforge.chunkBytes")) || 8 * 1024 * 1024;
+/** Bytes per PATCH (8 MiB; `localStorage["reelforge.chunkBytes"]` overrides it, for tests). */
+function chunkBytes() {
+  return Number(localStorage.getItem("reelforge.chunkBytes")) || 8 * 1024 * 1024;
+}
 
 function b64(text) {
   const utf8 = new TextEncoder().encode(text);
@@ -715,7 +740,7 @@ class Upload {
 
   sendChunk() {
     return new Promise((resolve, reject) => {
-      const end = Math.min(this.file.size, this.offset + CHUNK);
+      const end = Math.min(this.file.size, this.offset + chunkBytes());
       const xhr = new XMLHttpRequest();
       this.xhr = xhr;
       xhr.open("PATCH", this.url);
@@ -845,7 +870,7 @@ async function newTaskPage() {
   const url = h("input", { type: "url", name: "url", placeholder: "https://example.com/clip.mp4" });
   const picker = h("input", { type: "file", multiple: true, name: "files", onchange: () => { add(picker.files); picker.value = ""; } });
   const chosenList = h("ul", { class: "hint" });
-  const drop = h("div", { class: "drop", role: "button", tabindex: 0, "aria-label": "Drop files here (or click to pick them)",
+  const drop = h("div", { class: "drop", role: "button", tabindex: 0, "aria-label": "Drop files here or choose files",
     onclick: () => picker.click(),
     onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); picker.click(); } },
     ondragover: (e) => { e.preventDefault(); drop.classList.add("over"); },

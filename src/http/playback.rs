@@ -232,7 +232,9 @@ pub async fn create_share(
 ) -> ApiResult<Response> {
     let task = owned_task(&state, user, &id).await?;
     let body = body_bytes(req).await?;
-    let lifetime = if body.iter().all(u8::is_ascii_whitespace) {
+    // No body, or JSON `null` (the body is optional), asks for the defaults.
+    let text = body.trim_ascii();
+    let lifetime = if text.is_empty() || text == b"null" {
         SHARE_DEFAULT_TTL
     } else {
         let req: CreateShareRequest = parse_json(&body)?;

@@ -12,6 +12,8 @@
 //!   bytes are then refused (checksum) is simply not recorded; the next one overwrites it.
 //!
 //! Memory: one part (8 MiB unless the upload is huge) plus a body chunk per request.
+//! Local bytes are written like every object of the local store: to the page cache, not
+//! synced (a dead process loses nothing; a dead machine may lose the last seconds).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -21,7 +23,6 @@ use object_store::multipart::PartId;
 use object_store::{
     Attribute, Attributes, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
 };
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use uuid::Uuid;
 
 use super::{Storage, StorageError, content_type, map_not_found};
@@ -282,36 +283,53 @@ impl Storage {
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await?;
         }
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .await?;
-        // Bytes past the recorded offset are from a request that was refused or whose
-        // process died before recording them.
-        file.set_len(append.offset).await?;
-        file.seek(std::io::SeekFrom::Start(append.offset)).await?;
-        let mut out = tokio::io::BufWriter::with_capacity(1024 * 1024, file);
+        // One blocking thread writes the chunks as they arrive (moved to it, not copied):
+        // a write per chunk through tokio's file would copy each and hop threads for each.
+        let (chunks, mut inbox) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let offset = append.offset;
+        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+            use std::io::{Seek, Write};
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)?;
+            // Bytes past the recorded offset are from a request that was refused or whose
+            // process died before recording them.
+            file.set_len(offset)?;
+            file.seek(std::io::SeekFrom::Start(offset))?;
+            while let Some(chunk) = inbox.blocking_recv() {
+                file.write_all(&chunk)?;
+            }
+            Ok(file)
+        });
         let end = loop {
             match reader.next(append.lost).await {
-                Next::Chunk(chunk) => out.write_all(&chunk).await?,
+                Next::Chunk(chunk) => {
+                    if chunks.send(chunk).await.is_err() {
+                        break AppendEnd::Interrupted("the file writer stopped".into());
+                    }
+                }
                 Next::End(end) => break end,
             }
         };
+        drop(chunks);
+        let file = writer
+            .await
+            .map_err(|e| StorageError::Body(format!("the file writer failed: {e}")))??;
         let received = reader.received;
         let end = reader.verdict(end, append.checksum.as_ref());
-        out.flush().await?;
-        let file = out.into_inner();
+        // Like every object of the local store (object_store's LocalFileSystem), the bytes
+        // are in the page cache when the client is told they are stored: the process may
+        // die, the bytes stay (as in tusd's file store).
         let kept = if keeps(&end, append.checksum.is_some()) {
-            // What the client is told is stored must survive a crash.
-            file.sync_data().await?;
             received
         } else {
-            file.set_len(append.offset).await?;
+            file.set_len(append.offset)?;
             0
         };
         drop(file);
+        let path = self.local_path(&local_data_key(append.id))?;
         let finished = append.offset + kept == append.length && end == AppendEnd::Done;
         if finished {
             let dest = self.local_path(append.key)?;
@@ -464,23 +482,16 @@ impl Storage {
         Ok(())
     }
 
-    /// After the state of a request was recorded: the tails of other states go.
-    pub async fn drop_stale_tails(&self, id: Uuid, parts: &PartsState) {
-        if self.local.is_some() {
+    /// After a request's state was recorded: the tail of the state before it goes (a tail
+    /// is named by its state, so an unchanged state keeps its tail).
+    pub async fn drop_old_tail(&self, id: Uuid, before: &PartsState, after: &PartsState) {
+        let old = tail_key(id, before);
+        if self.local.is_some() || before.staged == 0 || old == tail_key(id, after) {
             return;
         }
-        let keep = tail_key(id, parts);
-        let keys = match self.list(&staging_prefix(id)).await {
-            Ok(keys) => keys,
-            Err(e) => {
-                tracing::warn!(error = %e, upload = %id, "could not list staged tails");
-                return;
-            }
-        };
-        for key in keys.into_iter().filter(|k| *k != keep) {
-            if let Err(e) = self.delete(&key).await {
-                tracing::warn!(error = %e, upload = %id, "could not remove a staged tail");
-            }
+        if let Err(e) = self.delete(&old).await {
+            // Removed with the upload's other staged bytes when it finishes or expires.
+            tracing::warn!(error = %e, upload = %id, "could not remove a staged tail");
         }
     }
 
@@ -586,8 +597,8 @@ mod tests {
             .await
             .unwrap();
         u.offset += a.kept;
+        s.drop_old_tail(u.id, &u.parts, &a.parts).await;
         u.parts = a.parts.clone();
-        s.drop_stale_tails(u.id, &u.parts).await;
         a
     }
 

@@ -68,6 +68,8 @@ class Server:
             # Loopback URLs pass the fetch policy, so a forged URL task would be accepted
             # if a cross-site request got through (test_cross_site_form_post_is_refused).
             REELFORGE_FETCH_ALLOW="127.0.0.1",
+            # Every test signs up its own users, all from 127.0.0.1 (default 10/1h).
+            REELFORGE_SIGNUP_LIMIT="1000/1h",
             RUST_LOG=os.environ.get("REELFORGE_BROWSER_RUST_LOG", "info"),
         )
         with open(self.log_path, "wb") as log:

@@ -21,6 +21,8 @@ if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
 fi
 # Playwright must use the system browser, never fetch one.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+# No __pycache__ left in the work tree.
+export PYTHONDONTWRITEBYTECODE=1
 # A hung browser or server must not hold the whole run: every wait has its own timeout, and
 # this bounds the run.
 exec timeout --kill-after=30 1200 \

@@ -131,7 +131,7 @@ def test_signup_logout_login_and_the_session_cookie(page, context, server, brows
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_be_visible()
     expect(page.get_by_role("alert")).not_to_be_empty()
-    expect(page).to_have_url(re.compile(r"#/login$"))
+    expect(page.get_by_role("button", name="Log out")).to_have_count(0)
     assert session_cookie(context, base) is None
 
     # The e-mail address works as the log-in name too.
@@ -284,6 +284,83 @@ def test_cancel_retry_and_delete_a_task(page, server, browser, api, clips, conso
     browser.shot(page, "deleted-task-page")
 
 
+# --- 3b. the list's filter, the task page's share link and curl, a field's error ----------
+
+
+def test_status_filter_share_link_and_copy_as_curl(page, context, server, browser, api, clips,
+                                                   playwright):
+    base = server.url
+    user = signup_ui(page, base)
+    token = api_token(api, user["username"])
+    good = api_upload_task(api, token, clips.make("good-clip.mp4"), profile="thumbnail")
+    # A frame past the end fails the task at planning.
+    api_upload_task(api, token, clips.make("late-frame-clip.mp4"), profile="thumbnail",
+                    options={"at": [999]})
+    page.reload()
+    assert wait_final(task_row(page, "good-clip.mp4")) == "succeeded"
+    assert wait_final(task_row(page, "late-frame-clip.mp4")) == "failed"
+
+    status = page.get_by_label("Status")
+    status.select_option("failed")
+    expect(task_row(page, "good-clip.mp4")).to_have_count(0)
+    expect(task_row(page, "late-frame-clip.mp4")).to_have_count(1)
+    browser.shot(page, "filter-failed")
+    status.select_option("succeeded")
+    expect(task_row(page, "late-frame-clip.mp4")).to_have_count(0)
+    expect(task_row(page, "good-clip.mp4")).to_have_count(1)
+
+    task_row(page, "good-clip.mp4").get_by_role("link", name=re.compile("good-clip")).click()
+    expect(page.get_by_test_id("task-status")).to_contain_text("succeeded")
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+    page.get_by_role("button", name="Copy as curl").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith("curl") and "/api/tasks" in copied, copied
+
+    page.get_by_role("button", name="Share").click()
+    link = page.get_by_label("Share link", exact=True)
+    expect(link).to_be_visible()
+    expect(link).not_to_be_editable()
+    expect(link).to_have_value(re.compile(r"^https?://"))
+    browser.shot(page, "shared")
+    shared = link.input_value()
+    # The link works without any session; the task's own route does not.
+    stranger = playwright.request.new_context()
+    try:
+        answer = stranger.get(shared)
+        assert answer.status == 200, (shared, answer.status)
+        assert answer.body(), "an empty shared file"
+        assert stranger.get(f"{base}/api/tasks/{good['id']}").status == 401
+    finally:
+        stranger.dispose()
+
+
+def test_a_field_error_shows_beside_the_field(page, server, browser, api, clips, console):
+    base = server.url
+    user = signup_ui(page, base)
+    nav_link(page, "New task").click()
+    page.get_by_label("Profile").select_option("convert")
+    set_option(page, "format", "mp4")
+    set_option(page, "start", "5")
+    set_option(page, "end", "2")  # before its start: the server refuses it
+    page.get_by_label("Choose files").set_input_files(clips.make("trimmed-clip.mp4"))
+    console.allow(r"status of 400")
+    page.get_by_role("button", name="Start").click()
+    alert = page.get_by_role("alert").filter(has_text=re.compile(r"\bend\b"))
+    expect(alert.first).to_be_visible()
+    browser.shot(page, "field-error")
+    field = page.get_by_label("end", exact=True).bounding_box()
+
+    def beside(box):
+        return (-10 <= box["y"] - (field["y"] + field["height"]) <= 120
+                and box["x"] < field["x"] + field["width"]
+                and field["x"] < box["x"] + box["width"])
+
+    boxes = [a.bounding_box() for a in alert.all()]
+    assert any(beside(b) for b in boxes if b), f"no error next to the field {field}: {boxes}"
+    token = api_token(api, user["username"])
+    assert api.get("/api/tasks", headers=bearer(token)).json() == []
+
+
 # --- 4. an upload cut mid-way resumes after a reload --------------------------------------
 
 
@@ -339,10 +416,6 @@ def test_upload_resumes_after_a_cut_connection_and_a_reload(page, context, serve
     page.goto("about:blank")
     cdp.send("Network.emulateNetworkConditions", {
         "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
-    head = page.request.head(upload_url, headers={"Tus-Resumable": "1.0.0"})
-    assert head.ok, head.status
-    offset = int(head.headers["upload-offset"])
-    assert 0 < offset < size, (offset, size)
 
     mark = len(tus)
     page.goto(f"{base}/#/new")
@@ -364,6 +437,11 @@ def test_upload_resumes_after_a_cut_connection_and_a_reload(page, context, serve
     assert [r for r in after if r.method == "HEAD" and r.url == upload_url], \
         f"no HEAD of {upload_url}: {[f'{r.method} {r.url}' for r in after]}"
     assert first_patch.value.url == upload_url
+    # Held, so the server's offset cannot move: the page resumes from exactly there.
+    head = page.request.head(upload_url, headers={"Tus-Resumable": "1.0.0"})
+    assert head.ok, head.status
+    offset = int(head.headers["upload-offset"])
+    assert 0 < offset < size, (offset, size)
     assert int(first_patch.value.headers["upload-offset"]) == offset
     # While that first chunk is held, the progress already shows the server's offset.
     item = upload_item(page, clip.name)

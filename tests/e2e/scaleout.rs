@@ -11,6 +11,8 @@
 //! - a worker process paused past its lease (SIGSTOP, with its ffmpeg) loses the job to
 //!   another worker; once resumed it stops its run and drops its result: the task succeeds
 //!   once, with attempts = 2 and only the second run's outputs in the store.
+//! - a resumable upload whose HEADs and PATCHes alternate between the API processes ends
+//!   whole and its task runs.
 //!
 //! Without `REELFORGE_TEST_PG_URL` these print SKIPPED (they fail under `CI`).
 
@@ -365,4 +367,56 @@ async fn a_worker_process_paused_past_its_lease_loses_the_job_and_drops_its_resu
     // Both API processes agree.
     let other = task(&cl.c, cl.api(1), &cl.token, &id).await;
     assert_eq!(other["outputs"], v["outputs"]);
+}
+
+/// A resumable upload whose requests alternate between the two API processes (the state is
+/// in the database, the bytes in the shared store): it ends whole, and its task runs on a
+/// worker process.
+#[tokio::test]
+async fn a_resumable_upload_alternates_between_api_processes_and_its_task_runs() {
+    let Some(mut cl) = Cluster::start().await else {
+        return;
+    };
+    cl.add_worker("w0").await;
+    let bytes = std::fs::read(clip_short()).unwrap();
+    let meta =
+        reelforge_testkit::tus::metadata(&[("filename", "quick.mp4"), ("profile", "thumbnail")]);
+    let tus = |api: usize, method: reqwest::Method, path: &str| {
+        cl.c.request(method, format!("{}{path}", cl.api(api)))
+            .bearer_auth(&cl.token)
+            .header("tus-resumable", "1.0.0")
+    };
+    let r = tus(0, reqwest::Method::POST, "/api/uploads")
+        .header("upload-length", bytes.len().to_string())
+        .header("upload-metadata", meta)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let up = r.headers()["location"].to_str().unwrap().to_string();
+    let chunk = bytes.len().div_ceil(4);
+    let mut task = None;
+    for (i, piece) in bytes.chunks(chunk).enumerate() {
+        let offset = i * chunk;
+        // HEAD on one process, PATCH on the other.
+        let head = tus(i, reqwest::Method::HEAD, &up).send().await.unwrap();
+        assert_eq!(head.headers()["upload-offset"], offset.to_string().as_str());
+        let r = tus(i + 1, reqwest::Method::PATCH, &up)
+            .header("upload-offset", offset.to_string())
+            .header("content-type", "application/offset+octet-stream")
+            .body(piece.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "PATCH {i}");
+        task = r
+            .headers()
+            .get("reelforge-task")
+            .map(|v| v.to_str().unwrap().to_string());
+    }
+    let task = task.expect("the last PATCH made no task");
+    let id = task.rsplit('/').next().unwrap();
+    let v = cl.wait(0, id, Duration::from_secs(120), terminal).await;
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["source"]["size"], bytes.len());
 }

@@ -465,8 +465,8 @@ async fn record(
     appended: &Appended,
 ) -> ApiResult<UploadRecord> {
     let now = Utc::now();
+    let before = std::mem::replace(&mut upload.parts, appended.parts.clone());
     upload.offset += appended.kept;
-    upload.parts = appended.parts.clone();
     upload.expires_at = now + UPLOAD_EXPIRY;
     if appended.finished {
         upload.completed_at = Some(now);
@@ -486,7 +486,7 @@ async fn record(
     }
     state
         .storage
-        .drop_stale_tails(upload.id, &upload.parts)
+        .drop_old_tail(upload.id, &before, &upload.parts)
         .await;
     Ok(upload)
 }

@@ -182,7 +182,7 @@ def test_upload_by_drop_and_picker_then_play_and_download(page, server, browser,
     page.get_by_label("Profile").select_option("convert")
     set_option(page, "format", "webm")
     drop_files(page.get_by_role("button", name=DROP_ZONE), [dropped])
-    page.get_by_label("Choose files").set_input_files(picked)
+    page.get_by_label("Choose files", exact=True).set_input_files(picked)
     browser.shot(page, "files-chosen")
     page.get_by_role("button", name="Start").click()
 
@@ -342,7 +342,7 @@ def test_a_field_error_shows_beside_the_field(page, server, browser, api, clips,
     set_option(page, "format", "mp4")
     set_option(page, "start", "5")
     set_option(page, "end", "2")  # before its start: the server refuses it
-    page.get_by_label("Choose files").set_input_files(clips.make("trimmed-clip.mp4"))
+    page.get_by_label("Choose files", exact=True).set_input_files(clips.make("trimmed-clip.mp4"))
     console.allow(r"status of 400")
     page.get_by_role("button", name="Start").click()
     alert = page.get_by_role("alert").filter(has_text=re.compile(r"\bend\b"))
@@ -385,7 +385,7 @@ def test_upload_resumes_after_a_cut_connection_and_a_reload(page, context, serve
 
     nav_link(page, "New task").click()
     page.get_by_label("Profile").select_option("thumbnail")
-    page.get_by_label("Choose files").set_input_files(clip)
+    page.get_by_label("Choose files", exact=True).set_input_files(clip)
     page.get_by_role("button", name="Start").click()
     item = upload_item(page, clip.name)
     bar = item.get_by_role("progressbar")
@@ -429,7 +429,7 @@ def test_upload_resumes_after_a_cut_connection_and_a_reload(page, context, serve
 
     page.route(re.compile(re.escape(UPLOADS)), hold_patches)
     page.get_by_label("Profile").select_option("thumbnail")
-    page.get_by_label("Choose files").set_input_files(clip)
+    page.get_by_label("Choose files", exact=True).set_input_files(clip)
     with page.expect_request(is_patch, timeout=30_000) as first_patch:
         page.get_by_role("button", name="Start").click()
     after = tus[mark:]
@@ -483,7 +483,7 @@ def test_pause_and_resume_an_upload(page, context, server, browser, clips):
 
     nav_link(page, "New task").click()
     page.get_by_label("Profile").select_option("thumbnail")
-    page.get_by_label("Choose files").set_input_files(clip)
+    page.get_by_label("Choose files", exact=True).set_input_files(clip)
     page.get_by_role("button", name="Start").click()
     item = upload_item(page, clip.name)
     bar = item.get_by_role("progressbar")

@@ -713,3 +713,49 @@ def test_first_load_is_small_and_without_hls_js(browser, server):
     assert meter2.total() <= BUDGET, meter2.report()
     assert not [u for u in meter2.urls.values() if "hls" in u.lower()], meter2.urls
     assert page2.evaluate("typeof window.Hls") == "undefined"
+
+
+# --- HLS in the browser -----------------------------------------------------------------
+
+
+def test_an_hls_ladder_plays_through_hls_js(page, server, browser, api, clips):
+    """A browser without native HLS (Firefox, older Chromium; recent Chromium plays HLS
+    itself, so the page is told it cannot): the task page loads the vendored hls.js, only
+    there, and plays the master playlist through signed playback URLs, no header needed."""
+    page.add_init_script("""{
+        const canPlay = HTMLMediaElement.prototype.canPlayType;
+        HTMLMediaElement.prototype.canPlayType = function (type) {
+            return /mpegurl/i.test(type) ? "" : canPlay.call(this, type);
+        };
+    }""")
+    base = server.url
+    user = signup_ui(page, base)
+    token = api_token(api, user["username"])
+    task = api_upload_task(api, token, clips.make("ladder.mp4", seconds=4, size="640x360"),
+                           profile="hls", options={"segment_seconds": 2})
+    assert wait_final_api(api, token, task["id"]) == "succeeded"
+    hls_requests = []
+    page.on("request", lambda r: hls_requests.append(r.url) if "hls.light.min.js" in r.url else None)
+    page.goto(f"{base}/#/tasks/{task['id']}")
+    expect(page.get_by_test_id("task-status")).to_contain_text("succeeded")
+    video = page.get_by_label(re.compile(r"^Play .*\.m3u8$"))
+    expect(video).to_be_attached()
+    page.wait_for_function("() => window.Hls !== undefined", timeout=30_000)
+    video.evaluate("async v => { v.muted = true; await v.play(); }")
+    page.wait_for_function("v => !v.error && v.currentTime > 0.5", arg=video.element_handle(),
+                           timeout=30_000)
+    browser.shot(page, "hls-playing")
+    assert len(hls_requests) == 1, hls_requests
+
+
+def wait_final_api(api, token, task_id, seconds=120):
+    """The task's final status, polled through the API (set-up, not what a test is about)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status = api_task(api, token, task_id)["status"]
+        if status in ("succeeded", "failed", "cancelled"):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"task {task_id} did not finish in {seconds} s")

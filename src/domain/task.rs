@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::ErrorCode;
-use super::field_error::{describe, json_kind};
+use super::field_error::{describe, json_kind, whole_numbers};
 use crate::media::OptionError;
 use crate::media::compress::CompressOptions;
 use crate::media::convert::ConvertOptions;
@@ -209,25 +209,6 @@ fn parse_options<T: serde::de::DeserializeOwned>(
     })?;
     validate(&o).map_err(|e| (ErrorCode::InvalidOptions, e.to_string()))?;
     Ok(o)
-}
-
-/// `720.0` → `720`: JSON has one number type, and a client (JavaScript's among them) may
-/// write a whole number with a fraction; serde's integers would refuse it.
-fn whole_numbers(value: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match value {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9e15 => Value::from(f as i64),
-            _ => Value::Number(n),
-        },
-        Value::Array(items) => Value::Array(items.into_iter().map(whole_numbers).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, whole_numbers(v)))
-                .collect(),
-        ),
-        other => other,
-    }
 }
 
 /// serde's "unknown field `x`, expected one of `a`, `b`" as a sentence naming the profile,

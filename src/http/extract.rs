@@ -14,7 +14,7 @@ use super::limits::{BodyLimit, JSON_BODY_LIMIT, is_over_limit};
 use super::observe::RequestUser;
 use crate::auth::TokenError;
 use crate::domain::ErrorCode;
-use crate::domain::field_error::{describe, json_kind};
+use crate::domain::field_error::{describe, json_kind, whole_numbers};
 
 /// The caller, from `Authorization: Bearer <jwt>` or else the browser session's cookie
 /// (`session::request_session`: CSRF-checked on unsafe methods). An `Authorization` header
@@ -133,7 +133,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             format!("the body must be a JSON object, not {}", json_kind(&value)),
         ));
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    serde_path_to_error::deserialize(whole_numbers(value)).map_err(|e| {
         let path = e.path().to_string();
         let code = if e.inner().to_string().starts_with("missing field") {
             ErrorCode::MissingField

@@ -121,6 +121,9 @@ async fn share_lifetimes_are_bounded_and_a_deleted_task_takes_its_shares() {
         let r = share(&app, &t, &id, Some(bad.clone())).await;
         assert_eq!(r.status(), 400, "{bad}");
     }
+    // JSON has one number type: a whole number written with a fraction is that number.
+    let r = share(&app, &t, &id, Some(json!({"expiresIn": 3600.0}))).await;
+    assert_eq!(r.status(), 201);
     let r = share(&app, &t, &id, Some(json!({"expiresIn": 1}))).await;
     assert_eq!(r.status(), 201);
     let short: Value = r.json().await.unwrap();

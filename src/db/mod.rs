@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::domain::{OutputFile, Profile, Source, Stage, TaskError, TaskRecord, TaskStatus};
 use crate::media::probe::MediaInfo;
+pub use crate::storage::resumable::PartsState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -246,19 +247,6 @@ pub struct UploadRecord {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
-}
-
-/// How an upload's bytes sit in object storage between requests: the parts written to a
-/// multipart upload, and the tail shorter than a part staged in its own object.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PartsState {
-    /// Bytes of every part but the last: ≥ 5 MiB (S3), fixed per upload.
-    pub part_size: u64,
-    pub multipart_id: Option<String>,
-    /// The ETag of each part written, in part order.
-    pub etags: Vec<String>,
-    /// Bytes staged after the last part.
-    pub staged: u64,
 }
 
 pub struct NewUpload {

@@ -26,7 +26,6 @@ use object_store::{
 use uuid::Uuid;
 
 use super::{Storage, StorageError, content_type, map_not_found};
-use crate::db::PartsState;
 
 /// The smallest part: S3 wants ≥ 5 MiB; 8 MiB matches common client chunk sizes (a client
 /// sending 8 MiB requests then never stages a tail).
@@ -55,6 +54,19 @@ fn local_data_key(id: Uuid) -> String {
 
 fn tail_key(id: Uuid, parts: &PartsState) -> String {
     format!("uploads/{id}/tail-{}-{}", parts.etags.len(), parts.staged)
+}
+
+/// How an upload's bytes sit in object storage between requests: the parts written to a
+/// multipart upload, and the tail shorter than a part staged in its own object.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartsState {
+    /// Bytes of every part but the last: ≥ 5 MiB (S3), fixed per upload.
+    pub part_size: u64,
+    pub multipart_id: Option<String>,
+    /// The ETag of each part written, in part order.
+    pub etags: Vec<String>,
+    /// Bytes staged after the last part.
+    pub staged: u64,
 }
 
 /// A digest algorithm of the tus `checksum` extension.

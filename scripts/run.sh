@@ -72,5 +72,7 @@ command -v cargo >/dev/null 2>&1 ||
 say "building the release binary (cargo build --release --locked; the first build takes a few minutes)"
 cargo build --release --locked
 
-say "starting: target/release/reelforge serve $*"
-exec target/release/reelforge serve "$@"
+# Where cargo put it: CARGO_TARGET_DIR when set (a shared build cache), else ./target.
+bin=${CARGO_TARGET_DIR:-target}/release/reelforge
+say "starting: $bin serve $*"
+exec "$bin" serve "$@"

@@ -136,6 +136,7 @@ async fn populate(url: &str, finished: u64, queued: u64, users: u32) -> anyhow::
                 size: 48_000_000,
             },
             input_key: Some(keys::input(template, "holiday.mp4")),
+            webhook_url: None,
         },
         3,
     )

@@ -144,6 +144,16 @@ need_tuspy() {
     fi
     export REELFORGE_TEST_TUSPY=$venv/bin/python
 }
+# The webhook receiver of the tests (crates/reelforge-testkit/src/webhooks.rs runs
+# tests/webhooks/receiver.py): the `standardwebhooks` package verifies every delivery, an
+# implementation independent of ours. REELFORGE_TEST_WEBHOOK_PY names its python.
+need_webhooks() {
+    local venv=${XDG_CACHE_HOME:-$HOME/.cache}/reelforge/webhook-venv
+    if ! "$venv/bin/python" -c 'import standardwebhooks' >/dev/null 2>&1; then
+        make_venv "$venv" 'standardwebhooks>=1.0,<2'
+    fi
+    export REELFORGE_TEST_WEBHOOK_PY=$venv/bin/python
+}
 # The browser tests (tests/browser/run.sh): Debian's chromium, driven by Playwright for Python
 # through its executable path (never `playwright install`: no browser is downloaded), and
 # pytest, in a virtual environment under the user's cache dir. REELFORGE_BROWSER_VENV names it.
@@ -192,6 +202,7 @@ need_sqlite3
 need_postgres
 need_moto
 need_tuspy
+need_webhooks
 need_nginx
 need_contract
 need_browser

@@ -184,6 +184,8 @@ pub struct Settings {
     pub storage_options: crate::storage::StorageOptions,
     pub scratch_dir: PathBuf,
     pub workers: usize,
+    /// Notification deliverers in a process that runs workers.
+    pub deliverers: usize,
     pub jwt_secret: Option<Secret>,
     pub token_ttl: Duration,
     pub max_upload: u64,
@@ -553,6 +555,7 @@ impl Settings {
             storage_url: stores.storage_url,
             storage_options: stores.options,
             workers: a.workers.unwrap_or_else(default_workers),
+            deliverers: 4,
             jwt_secret: a.jwt_secret.clone().map(Secret::new),
             token_ttl: times.token_ttl,
             max_upload,

@@ -13,6 +13,7 @@ pub mod http;
 pub mod jobs;
 pub mod media;
 pub mod net;
+pub mod notify;
 pub mod os;
 pub mod playback;
 pub mod process;

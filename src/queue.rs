@@ -69,6 +69,7 @@ pub async fn run_one(
     metrics::histogram!(crate::telemetry::JOB_DURATION, "outcome" => label)
         .record(started.elapsed().as_secs_f64());
     ctx.signals.task_changed(lease.task_id);
+    ctx.signals.message_queued(); // the final event's messages
     outcome
 }
 
@@ -87,6 +88,8 @@ async fn run_claimed(
     };
     tracing::info!(task = %task_id, attempt = lease.attempt, run = lease.run, "job claimed");
     ctx.signals.task_changed(task_id);
+    ctx.signals.message_queued(); // `task.started`, if anyone listens
+
     if lease.attempt > lease.max_attempts {
         // A job whose earlier holders all died: stop retrying it.
         let err = TaskError::new(

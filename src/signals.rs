@@ -20,6 +20,8 @@ pub struct Signals {
 
 struct Inner {
     queued: Notify,
+    /// A message was queued in the outbox.
+    message: Notify,
     changed: broadcast::Sender<Uuid>,
     running: Mutex<HashMap<Uuid, CancellationToken>>,
 }
@@ -30,6 +32,7 @@ impl Default for Signals {
         Signals {
             inner: Arc::new(Inner {
                 queued: Notify::new(),
+                message: Notify::new(),
                 changed,
                 running: Mutex::new(HashMap::new()),
             }),
@@ -46,6 +49,16 @@ impl Signals {
     /// Resolves when [`Signals::job_queued`] is called (or was, since the last wait).
     pub async fn wait_for_job(&self) {
         self.inner.queued.notified().await;
+    }
+
+    /// A message was queued in the outbox: wake one idle deliverer of this process.
+    pub fn message_queued(&self) {
+        self.inner.message.notify_one();
+    }
+
+    /// Resolves when [`Signals::message_queued`] is called (or was, since the last wait).
+    pub async fn wait_for_message(&self) {
+        self.inner.message.notified().await;
     }
 
     /// A task's state changed: wake its event streams in this process.

@@ -10,11 +10,12 @@ use uuid::Uuid;
 
 use crate::auth::{LoginLimiter, PasswordHashing, SignupLimiter, Tokens};
 use crate::config::Settings;
-use crate::db::Db;
+use crate::db::{Db, OutboxOptions};
 use crate::fetch::{FetchPolicy, Fetcher};
 use crate::http::AppState;
 use crate::http::serve::ConnectionTimeouts;
 use crate::jobs::JobEnv;
+use crate::notify::{Notifier, deliverer_loop};
 use crate::queue::{WorkerContext, worker_loop};
 use crate::signals::Signals;
 use crate::storage::Storage;
@@ -39,11 +40,12 @@ pub struct Application {
     grace: Duration,
     timeouts: ConnectionTimeouts,
     worker_ctx: Arc<WorkerContext>,
+    notifier: Arc<Notifier>,
 }
 
 /// Open the database and storage named by the settings.
 pub async fn open_backends(settings: &Settings) -> anyhow::Result<(Db, Storage)> {
-    let db = crate::db::connect(&settings.database_url).await?;
+    let db = crate::db::connect_with(&settings.database_url, outbox_options(settings)).await?;
     let storage = Storage::from_url(&settings.storage_url, &settings.storage_options)
         .map_err(|e| anyhow::anyhow!("REELFORGE_STORAGE_URL: {e}"))?;
     Ok((db, storage))
@@ -60,6 +62,13 @@ impl Application {
         };
         let signals = Signals::default();
         let state = app_state(&settings, &db, &storage, &fetch_policy, &signals).await?;
+        let notifier = Arc::new(Notifier {
+            db: db.clone(),
+            fetcher: Arc::new(Fetcher::new(fetch_policy.clone())?),
+            email: outbox_options(&settings).email,
+            lease: settings.lease,
+            signals: signals.clone(),
+        });
         let worker_ctx = Arc::new(WorkerContext {
             db: db.clone(),
             storage,
@@ -96,19 +105,31 @@ impl Application {
                 idle: settings.idle_timeout,
             },
             worker_ctx,
+            notifier,
         };
-        app.start_workers(if role == Role::Api {
-            0
-        } else {
-            settings.workers
-        });
+        if role != Role::Api {
+            app.start_workers(settings.workers);
+            app.start_deliverers(settings.deliverers);
+        }
         Ok(app)
     }
 
-    fn start_workers(&mut self, n: usize) {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    /// Deliverers of notifications; they stop claiming with the workers, and finish the
+    /// attempt they are making.
+    fn start_deliverers(&mut self, n: usize) {
         for i in 0..n {
-            let owner = format!("{host}:{}:{}:{i}", std::process::id(), Uuid::now_v7());
+            let owner = format!("{}:notify:{i}", worker_owner_prefix());
+            self.workers.push(tokio::spawn(deliverer_loop(
+                self.notifier.clone(),
+                owner,
+                self.stop_claiming.clone(),
+            )));
+        }
+    }
+
+    fn start_workers(&mut self, n: usize) {
+        for i in 0..n {
+            let owner = format!("{}:{i}", worker_owner_prefix());
             self.workers.push(tokio::spawn(worker_loop(
                 self.worker_ctx.clone(),
                 owner,
@@ -133,6 +154,10 @@ impl Application {
 
     pub fn worker_context(&self) -> Arc<WorkerContext> {
         self.worker_ctx.clone()
+    }
+
+    pub fn notifier(&self) -> Arc<Notifier> {
+        self.notifier.clone()
     }
 
     /// Serve until `stop` fires, then: stop accepting and claiming, let running jobs finish
@@ -186,6 +211,19 @@ impl Application {
     }
 }
 
+/// Unique per process start: host, pid and a fresh id (a lease owner adds its loop's number).
+fn worker_owner_prefix() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    format!("{host}:{}:{}", std::process::id(), Uuid::now_v7())
+}
+
+/// What task transitions write to the outbox with these settings.
+pub fn outbox_options(settings: &Settings) -> OutboxOptions {
+    let _ = settings;
+    // E-mail delivery is wired in with the mailer; until then nothing is owed by e-mail.
+    OutboxOptions { email: false }
+}
+
 /// How often an API process removes expired uploads (any process may: each upload is
 /// removed under its lock).
 const UPLOAD_SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
@@ -232,6 +270,7 @@ async fn app_state(
         access_log: settings.access_log,
         signals: signals.clone(),
         metrics: crate::telemetry::metrics_handle(),
+        email_available: outbox_options(settings).email,
     })
 }
 

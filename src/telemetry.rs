@@ -11,6 +11,8 @@ pub const JOBS_FINISHED: &str = "reelforge_jobs_finished_total";
 pub const JOB_DURATION: &str = "reelforge_job_duration_seconds";
 pub const PROCESS_RUNS: &str = "reelforge_process_runs_total";
 pub const UPLOAD_RECEIVED: &str = "reelforge_upload_received_bytes_total";
+pub const NOTIFICATIONS: &str = "reelforge_notification_attempts_total";
+pub const NOTIFICATION_LATENCY: &str = "reelforge_notification_latency_seconds";
 
 /// `pretty` (default) or `json` lines on stderr; `RUST_LOG` filters.
 pub fn init_logging(format: &str) {
@@ -71,5 +73,15 @@ fn describe() {
     metrics::describe_counter!(
         UPLOAD_RECEIVED,
         "Bytes read from resumable upload (tus) request bodies, kept or not"
+    );
+    metrics::describe_counter!(
+        NOTIFICATIONS,
+        "Notification delivery attempts by channel and outcome (sent, retry, failed, \
+         cancelled, dropped)"
+    );
+    metrics::describe_histogram!(
+        NOTIFICATION_LATENCY,
+        metrics::Unit::Seconds,
+        "From a message's event committing to its delivery, by channel"
     );
 }

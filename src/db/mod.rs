@@ -8,8 +8,11 @@
 //! `crates/reelforge-db-postgres`), checked at compile time; `sqlite.rs` and `postgres.rs`
 //! implement the traits here with it.
 
+mod notify;
 pub mod postgres;
 pub mod sqlite;
+
+pub use notify::*;
 
 use std::time::Duration;
 
@@ -61,6 +64,8 @@ pub struct NewTask {
     pub profile: Profile,
     pub source: Source,
     pub input_key: Option<String>,
+    /// The task's own webhook URL, already checked against the fetch policy.
+    pub webhook_url: Option<String>,
 }
 
 impl NewTask {
@@ -86,6 +91,8 @@ impl NewTask {
             started_at: None,
             finished_at: None,
             next_attempt_at: None,
+            webhook_url: self.webhook_url,
+            notifications: vec![],
         }
     }
 }
@@ -398,11 +405,18 @@ pub trait ShareRepo: Send + Sync {
 
 /// Everything a backend provides.
 pub trait Repo:
-    UserRepo + TaskRepo + JobQueue + UploadRepo + SessionRepo + ShareRepo + 'static
+    UserRepo + TaskRepo + JobQueue + UploadRepo + SessionRepo + ShareRepo + NotificationRepo + 'static
 {
 }
 impl<T> Repo for T where
-    T: UserRepo + TaskRepo + JobQueue + UploadRepo + SessionRepo + ShareRepo + 'static
+    T: UserRepo
+        + TaskRepo
+        + JobQueue
+        + UploadRepo
+        + SessionRepo
+        + ShareRepo
+        + NotificationRepo
+        + 'static
 {
 }
 
@@ -455,14 +469,24 @@ impl Backend {
     }
 }
 
-/// Open the backend named by the URL and apply its migrations.
+/// Open the backend named by the URL and apply its migrations (e-mail off: see
+/// [`connect_with`]).
 pub async fn connect(database_url: &str) -> anyhow::Result<Db> {
+    connect_with(database_url, OutboxOptions::default()).await
+}
+
+/// [`connect`], with what the outbox writes when a task's event happens.
+pub async fn connect_with(database_url: &str, outbox: OutboxOptions) -> anyhow::Result<Db> {
     match Backend::of_url(database_url) {
         Some(Backend::Sqlite) => Ok(std::sync::Arc::new(
-            sqlite::SqliteRepo::connect(database_url).await?,
+            sqlite::SqliteRepo::connect(database_url)
+                .await?
+                .with_outbox(outbox),
         )),
         Some(Backend::Postgres) => Ok(std::sync::Arc::new(
-            postgres::PgRepo::connect(database_url).await?,
+            postgres::PgRepo::connect(database_url)
+                .await?
+                .with_outbox(outbox),
         )),
         None => anyhow::bail!(
             "unsupported database URL scheme (sqlite:// and postgres:// are supported)"

@@ -26,12 +26,16 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::*;
+use crate::domain::notification::Event;
+
+mod notify;
 
 pub struct PgRepo {
     pool: PgPool,
     options: PgConnectOptions,
+    outbox: OutboxOptions,
     /// Woken (one waiter per notification) by the listener task once it runs.
-    wakeups: OnceCell<Arc<Notify>>,
+    wakeups: OnceCell<Arc<Wakeups>>,
     /// Stops the listener task when the repository is dropped.
     stop: CancellationToken,
 }
@@ -40,6 +44,13 @@ impl Drop for PgRepo {
     fn drop(&mut self) {
         self.stop.cancel();
     }
+}
+
+/// What the listener wakes: idle workers (a job was queued) and idle deliverers (a message).
+#[derive(Default)]
+struct Wakeups {
+    jobs: Notify,
+    notifications: Notify,
 }
 
 fn json<T: serde::de::DeserializeOwned>(what: &str, v: serde_json::Value) -> RepoResult<T> {
@@ -65,6 +76,7 @@ async fn insert_task_and_job(
         &new.profile,
         &new.source,
         new.input_key.as_deref(),
+        new.webhook_url.as_deref(),
     )
     .await?;
     sql::insert_job(&mut **tx, job_id, new.id, created_at, max_attempts).await?;
@@ -98,6 +110,8 @@ fn task_from_row(row: sql::TaskRow) -> RepoResult<TaskRecord> {
         started_at: row.started_at,
         finished_at: row.finished_at,
         next_attempt_at: row.next_attempt_at,
+        webhook_url: row.webhook_url,
+        notifications: vec![],
     })
 }
 
@@ -133,14 +147,42 @@ impl PgRepo {
         Ok(Self {
             pool,
             options,
+            outbox: OutboxOptions::default(),
             wakeups: OnceCell::new(),
             stop: CancellationToken::new(),
         })
     }
 
+    pub fn with_outbox(mut self, outbox: OutboxOptions) -> Self {
+        self.outbox = outbox;
+        self
+    }
+
+    /// Wait at most `timeout` for the listener to wake `which`; `true` when woken.
+    async fn wait_for(&self, timeout: Duration, which: fn(&Wakeups) -> &Notify) -> bool {
+        let mut fresh = false;
+        tokio::time::timeout(timeout, async {
+            let init = self.wakeups.get_or_try_init(|| {
+                fresh = true;
+                self.start_listener()
+            });
+            match init.await {
+                // Notifications sent before LISTEN took effect were missed: look now.
+                Ok(_) if fresh => {}
+                Ok(wakeups) => which(wakeups).notified().await,
+                Err(e) => {
+                    tracing::debug!(error = %e, "queue listener unavailable; polling");
+                    std::future::pending::<()>().await
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
     /// Open the LISTEN connection (its own one-connection pool, so it never takes one of
-    /// the queries') and forward every notification to one waiting worker.
-    async fn start_listener(&self) -> Result<Arc<Notify>, sqlx::Error> {
+    /// the queries') and forward every notification to one waiting worker or deliverer.
+    async fn start_listener(&self) -> Result<Arc<Wakeups>, sqlx::Error> {
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .min_connections(0)
@@ -150,19 +192,25 @@ impl PgRepo {
             .await?;
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.ignore_pool_close_event(true);
-        listener.listen(CHANNEL).await?;
-        let notify = Arc::new(Notify::new());
-        let wake = notify.clone();
+        listener
+            .listen_all([CHANNEL, sql::NOTIFICATIONS_CHANNEL])
+            .await?;
+        let wakeups = Arc::new(Wakeups::default());
+        let wake = wakeups.clone();
         let stop = self.stop.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     r = listener.try_recv() => match r {
-                        Ok(Some(_)) => wake.notify_one(),
+                        Ok(Some(n)) if n.channel() == CHANNEL => wake.jobs.notify_one(),
+                        Ok(Some(_)) => wake.notifications.notify_one(),
                         // The connection dropped and was re-established: notifications may
-                        // have been missed, so let a worker look.
-                        Ok(None) => wake.notify_one(),
+                        // have been missed, so let a worker and a deliverer look.
+                        Ok(None) => {
+                            wake.jobs.notify_one();
+                            wake.notifications.notify_one();
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "queue listener failed; retrying");
                             tokio::select! {
@@ -176,7 +224,7 @@ impl PgRepo {
             drop(listener);
             pool.close().await;
         });
-        Ok(notify)
+        Ok(wakeups)
     }
 }
 
@@ -246,7 +294,11 @@ impl TaskRepo for PgRepo {
     }
 
     async fn get_task(&self, user: Uuid, id: Uuid) -> RepoResult<Option<TaskRecord>> {
-        opt_task(sql::task_of_user(&self.pool, id, user).await?)
+        let task = opt_task(sql::task_of_user(&self.pool, id, user).await?)?;
+        Ok(self
+            .with_notifications(task.into_iter().collect())
+            .await?
+            .pop())
     }
 
     async fn list_tasks(&self, user: Uuid, q: &ListQuery) -> RepoResult<Vec<TaskRecord>> {
@@ -259,7 +311,11 @@ impl TaskRepo for PgRepo {
             let after = q.after.unwrap_or(Uuid::nil());
             sql::tasks_ascending(&self.pool, user, status, after, limit).await?
         };
-        rows.into_iter().map(task_from_row).collect()
+        let tasks = rows
+            .into_iter()
+            .map(task_from_row)
+            .collect::<RepoResult<_>>()?;
+        self.with_notifications(tasks).await
     }
 
     async fn task_with_file(&self, user: Uuid, name: &str) -> RepoResult<Option<TaskRecord>> {
@@ -271,6 +327,7 @@ impl TaskRepo for PgRepo {
         let changed = sql::cancel_task(&mut *tx, id, user).await? == 1;
         if changed {
             sql::cancel_job_of_task(&mut *tx, id).await?;
+            notify::write_outbox(&mut tx, self.outbox, id, Event::TaskCancelled).await?;
         }
         tx.commit().await?;
         Ok(self.get_task(user, id).await?.map(|t| (t, changed)))
@@ -345,6 +402,9 @@ impl JobQueue for PgRepo {
             message,
         )
         .await?;
+        if let Some(event) = Event::of_status(status) {
+            notify::write_outbox(&mut tx, self.outbox, lease.task_id, event).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -402,6 +462,7 @@ impl JobQueue for PgRepo {
         let max_attempts = count("max_attempts", row.max_attempts)?;
         let shown = i32::try_from(shown_attempts(attempt, max_attempts)).unwrap_or(i32::MAX);
         let run = sql::start_task(&mut *tx, task_id, shown).await?;
+        notify::write_outbox(&mut tx, self.outbox, task_id, Event::TaskStarted).await?;
         tx.commit().await?;
         Ok(Some(Lease {
             job_id: row.id,
@@ -493,24 +554,7 @@ impl JobQueue for PgRepo {
     }
 
     async fn wait_for_job(&self, timeout: Duration) -> bool {
-        let mut fresh = false;
-        tokio::time::timeout(timeout, async {
-            let init = self.wakeups.get_or_try_init(|| {
-                fresh = true;
-                self.start_listener()
-            });
-            match init.await {
-                // Notifications sent before LISTEN took effect were missed: look now.
-                Ok(_) if fresh => {}
-                Ok(notify) => notify.notified().await,
-                Err(e) => {
-                    tracing::debug!(error = %e, "queue listener unavailable; polling");
-                    std::future::pending::<()>().await
-                }
-            }
-        })
-        .await
-        .is_ok()
+        self.wait_for(timeout, |w| &w.jobs).await
     }
 }
 

@@ -16,9 +16,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use uuid::Uuid;
 
 use super::*;
+use crate::domain::notification::Event;
+
+mod notify;
 
 pub struct SqliteRepo {
     pool: SqlitePool,
+    outbox: OutboxOptions,
 }
 
 fn now_ms() -> i64 {
@@ -76,6 +80,8 @@ fn task_from_row(row: sql::TaskRow) -> RepoResult<TaskRecord> {
         started_at: opt_time(row.started_at)?,
         finished_at: opt_time(row.finished_at)?,
         next_attempt_at: opt_time(row.next_attempt_at)?,
+        webhook_url: row.webhook_url,
+        notifications: vec![],
     })
 }
 
@@ -111,6 +117,7 @@ async fn insert_task_and_job(
         &to_json(&new.profile)?,
         &to_json(&new.source)?,
         new.input_key.as_deref(),
+        new.webhook_url.as_deref(),
         now,
     )
     .await?;
@@ -134,7 +141,14 @@ impl SqliteRepo {
             .connect_with(options)
             .await?;
         sql::MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            outbox: OutboxOptions::default(),
+        })
+    }
+
+    pub fn with_outbox(self, outbox: OutboxOptions) -> Self {
+        Self { outbox, ..self }
     }
 }
 
@@ -212,7 +226,12 @@ impl TaskRepo for SqliteRepo {
     }
 
     async fn get_task(&self, user: Uuid, id: Uuid) -> RepoResult<Option<TaskRecord>> {
-        opt_task(sql::task_of_user(&self.pool, &id.to_string(), &user.to_string()).await?)
+        let task =
+            opt_task(sql::task_of_user(&self.pool, &id.to_string(), &user.to_string()).await?)?;
+        Ok(self
+            .with_notifications(task.into_iter().collect())
+            .await?
+            .pop())
     }
 
     async fn list_tasks(&self, user: Uuid, q: &ListQuery) -> RepoResult<Vec<TaskRecord>> {
@@ -239,7 +258,11 @@ impl TaskRepo for SqliteRepo {
                 sql::tasks_ascending_with_status(db, user, status, after, limit).await?
             }
         };
-        rows.into_iter().map(task_from_row).collect()
+        let tasks = rows
+            .into_iter()
+            .map(task_from_row)
+            .collect::<RepoResult<_>>()?;
+        self.with_notifications(tasks).await
     }
 
     async fn task_with_file(&self, user: Uuid, name: &str) -> RepoResult<Option<TaskRecord>> {
@@ -249,9 +272,11 @@ impl TaskRepo for SqliteRepo {
     async fn cancel_task(&self, user: Uuid, id: Uuid) -> RepoResult<Option<(TaskRecord, bool)>> {
         let task_id = id.to_string();
         let mut tx = self.pool.begin().await?;
-        let changed = sql::cancel_task(&mut *tx, &task_id, &user.to_string(), now_ms()).await? == 1;
+        let now = now_ms();
+        let changed = sql::cancel_task(&mut *tx, &task_id, &user.to_string(), now).await? == 1;
         if changed {
             sql::cancel_job_of_task(&mut *tx, &task_id).await?;
+            notify::write_outbox(&mut tx, self.outbox, &task_id, Event::TaskCancelled, now).await?;
         }
         tx.commit().await?;
         Ok(self.get_task(user, id).await?.map(|t| (t, changed)))
@@ -331,6 +356,10 @@ impl JobQueue for SqliteRepo {
             now,
         )
         .await?;
+        if let Some(event) = Event::of_status(status) {
+            let task_id = lease.task_id.to_string();
+            notify::write_outbox(&mut tx, self.outbox, &task_id, event, now).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -379,6 +408,14 @@ impl JobQueue for SqliteRepo {
         let max_attempts = u32::try_from(row.max_attempts).unwrap_or(1);
         let shown = i64::from(shown_attempts(attempt, max_attempts));
         let run = sql::start_task(&mut *tx, &task_id.to_string(), now, shown).await?;
+        notify::write_outbox(
+            &mut tx,
+            self.outbox,
+            &task_id.to_string(),
+            Event::TaskStarted,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(Lease {
             job_id,

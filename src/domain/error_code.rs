@@ -109,6 +109,12 @@ error_codes! {
     UploadIncomplete = "upload_incomplete",
     /// A task was already made from this upload.
     UploadUsed = "upload_used",
+    /// A webhook endpoint is disabled (enable it first).
+    EndpointDisabled = "endpoint_disabled",
+    /// A password reset link that is unknown, used or expired.
+    InvalidResetToken = "invalid_reset_token",
+    /// The service sends no e-mail (no SMTP server is configured).
+    EmailUnavailable = "email_unavailable",
 
     // Why a task failed: its input.
     /// Not a readable audio or video file.

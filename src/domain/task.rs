@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::ErrorCode;
 use super::field_error::{describe, json_kind, whole_numbers};
+use super::notification::{NotificationView, display_url};
 use crate::media::OptionError;
 use crate::media::compress::CompressOptions;
 use crate::media::convert::ConvertOptions;
@@ -349,6 +350,10 @@ pub struct TaskRecord {
     pub finished_at: Option<DateTime<Utc>>,
     /// While a failed attempt waits to be retried: when the next one is due.
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Where to send the task's own webhook events (signed with the owner's default secret).
+    pub webhook_url: Option<String>,
+    /// The messages its events owed, oldest first (loaded for the API's reads only).
+    pub notifications: Vec<NotificationView>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -410,6 +415,12 @@ pub struct TaskView {
     /// On a `queued` task whose last attempt failed: when the next attempt is due (RFC
     /// 3339); `null` otherwise.
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The task's own webhook URL (shown without its query), if it has one.
+    pub webhook_url: Option<String>,
+    /// The e-mails and webhook calls the task's events owed, and how each went. Left out of
+    /// a webhook's own body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Vec<NotificationView>>,
 }
 
 impl TaskRecord {
@@ -468,6 +479,8 @@ impl TaskRecord {
             next_attempt_at: self
                 .next_attempt_at
                 .filter(|_| self.status == TaskStatus::Queued),
+            webhook_url: self.webhook_url.as_deref().map(display_url),
+            notifications: Some(self.notifications.clone()),
         }
     }
 }

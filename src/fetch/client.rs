@@ -27,7 +27,7 @@ const WRITE_BUFFER: usize = 256 * 1024;
 
 /// Marker error from [`GuardedResolver`] when every answer was blocked.
 #[derive(Debug)]
-pub(super) struct BlockedAnswers;
+pub struct BlockedAnswers;
 
 impl fmt::Display for BlockedAnswers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

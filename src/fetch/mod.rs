@@ -35,7 +35,7 @@ mod client;
 mod filename;
 mod policy;
 
-pub use client::{Fetched, Fetcher};
+pub use client::{BlockedAnswers, Fetched, Fetcher};
 pub use policy::{AllowList, blocked_reason, check_url};
 
 /// Limits applied to every fetch.

@@ -7,6 +7,7 @@ pub mod events;
 pub mod extract;
 pub mod files;
 pub mod limits;
+pub mod notifications;
 pub mod observe;
 pub mod openapi;
 pub mod playback;
@@ -48,6 +49,7 @@ pub const ALIASES: [(&str, &str); 4] = [
         (name = "tasks", description = "Submit and follow processing tasks"),
         (name = "uploads", description = "Resumable uploads (tus 1.0): a finished upload becomes a task"),
         (name = "files", description = "Download inputs and outputs; playback URLs and share links"),
+        (name = "notifications", description = "E-mail preferences and webhook endpoints (Standard Webhooks)"),
         (name = "service", description = "Health, readiness, metrics"),
         (name = "aliases", description = "Legacy routes without /api: same handlers"),
     )
@@ -82,6 +84,25 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(ui::asset))
         .routes(routes!(events::user_events))
         .routes(routes!(tasks::profiles))
+        .routes(routes!(
+            notifications::list_endpoints,
+            notifications::create_endpoint
+        ))
+        .routes(routes!(
+            notifications::get_endpoint,
+            notifications::update_endpoint,
+            notifications::delete_endpoint
+        ))
+        .routes(routes!(notifications::rotate_secret))
+        .routes(routes!(notifications::send_test))
+        .routes(routes!(notifications::deliveries))
+        .routes(routes!(notifications::redeliver))
+        .routes(routes!(notifications::get_default_secret))
+        .routes(routes!(notifications::rotate_default_secret))
+        .routes(routes!(
+            notifications::get_settings,
+            notifications::put_settings
+        ))
         .routes(routes!(service::healthz))
         .routes(routes!(service::readyz))
         .routes(routes!(service::metrics))

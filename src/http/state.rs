@@ -36,6 +36,8 @@ pub struct AppState {
     /// Wakes this process's workers and event streams, and stops its runs.
     pub signals: Signals,
     pub metrics: PrometheusHandle,
+    /// E-mail is configured (finished tasks are e-mailed; password resets work).
+    pub email_available: bool,
 }
 
 impl AppState {

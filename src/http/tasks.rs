@@ -34,6 +34,10 @@ pub struct CreateTaskRequest {
     pub options: Option<serde_json::Value>,
     /// Target format: implies `{"profile": "convert", "options": {"format": …}}`.
     pub format: Option<String>,
+    /// Where to POST this task's events (`task.started`, `task.succeeded`, `task.failed`,
+    /// `task.cancelled`), signed with your default webhook secret
+    /// (`GET /api/account/webhook-secret`). Same address rules as `url`.
+    pub webhook_url: Option<String>,
 }
 
 /// Multipart submission (documented for OpenAPI; parsed by hand so the file streams).
@@ -52,6 +56,8 @@ pub struct UploadForm {
     profile: Option<String>,
     /// Options as a JSON object.
     options: Option<String>,
+    /// Where to POST this task's events (see the JSON body's `webhook_url`).
+    webhook_url: Option<String>,
 }
 
 fn profile_error((code, message): (ErrorCode, String)) -> ApiError {
@@ -155,7 +161,8 @@ pub async fn create_task(
         } else {
             None
         };
-        let task = super::tus::task_from_upload(&state, user, upload, profile).await?;
+        let webhook_url = optional_webhook_url(&state, body.webhook_url.as_deref()).await?;
+        let task = super::tus::task_from_upload(&state, user, upload, profile, webhook_url).await?;
         return Ok(created(&task.view()));
     }
     let raw_url = body.url.as_deref().ok_or_else(|| {
@@ -170,6 +177,7 @@ pub async fn create_task(
         .map_err(fetch_error)?;
     let format = body.format.as_deref().map(|f| ("format", f));
     let profile = resolve_profile(body.profile.as_deref(), body.options, format)?;
+    let webhook_url = optional_webhook_url(&state, body.webhook_url.as_deref()).await?;
     let task = state
         .db
         .create_task(
@@ -181,6 +189,7 @@ pub async fn create_task(
                     url: url.to_string(),
                 },
                 input_key: None,
+                webhook_url,
             },
             state.max_attempts,
         )
@@ -204,6 +213,39 @@ pub async fn profiles() -> Response {
 
 /// A URL that is not one is bad input (400); a well-formed URL the service may not or
 /// cannot fetch (policy, unknown host, timeout) is unprocessable (422).
+/// A destination of webhook calls, as given by a user: checked against the fetch policy
+/// (the deliverer checks it again at every attempt), normalised.
+/// `field` names it in an error.
+pub async fn checked_webhook_url(state: &AppState, field: &str, raw: &str) -> ApiResult<String> {
+    crate::fetch::check_url(raw, &state.fetch_policy)
+        .await
+        .map(|u| u.to_string())
+        .map_err(|e| {
+            let e = fetch_error(e);
+            match e {
+                ApiError::Client {
+                    status,
+                    code,
+                    message,
+                } => ApiError::new(status, code, format!("{field}: {message}")),
+                other => other,
+            }
+        })
+}
+
+/// [`checked_webhook_url`] of an optional, possibly blank, value.
+pub async fn optional_webhook_url(
+    state: &AppState,
+    raw: Option<&str>,
+) -> ApiResult<Option<String>> {
+    match raw.map(str::trim).filter(|u| !u.is_empty()) {
+        None => Ok(None),
+        Some(raw) => checked_webhook_url(state, "webhook_url", raw)
+            .await
+            .map(Some),
+    }
+}
+
 pub fn fetch_error(e: crate::fetch::FetchError) -> ApiError {
     let status = match e {
         crate::fetch::FetchError::InvalidUrl(_) => StatusCode::BAD_REQUEST,

@@ -30,15 +30,17 @@ use crate::media::LogoError;
 use crate::storage::{StorageError, keys};
 
 /// The text parts and the most bytes each may have.
-const TEXT_PARTS: [(&str, u64); 4] = [
+const TEXT_PARTS: [(&str, u64); 5] = [
     ("fileName", 4 * 1024),
     ("newFormat", 4 * 1024),
+    ("webhook_url", 4 * 1024),
     ("profile", 4 * 1024),
     ("options", 64 * 1024),
 ];
 
 /// Every part name a client may send, for the error that refuses another.
-const KNOWN_PARTS: &str = "file (or video), fileName, newFormat, profile, options and logo";
+const KNOWN_PARTS: &str =
+    "file (or video), fileName, newFormat, profile, options, webhook_url and logo";
 
 /// Boundaries and part headers of a valid upload: a few hundred bytes a part.
 const FRAMING_BYTES: u64 = 64 * 1024;
@@ -70,7 +72,9 @@ pub(super) async fn create_from_upload(
     let mut parts = UploadParts::new(Uuid::now_v7(), watch, state.max_upload);
     let outcome = async {
         parts.read(&state, &mut multipart).await?;
-        let new = parts.new_task(user.id)?;
+        let mut new = parts.new_task(user.id)?;
+        let webhook = parts.webhook_url.as_deref();
+        new.webhook_url = super::tasks::optional_webhook_url(&state, webhook).await?;
         Ok::<TaskRecord, ApiError>(state.db.create_task(new, state.max_attempts).await?)
     }
     .await;
@@ -105,6 +109,7 @@ struct UploadParts {
     new_format: Option<String>,
     profile: Option<String>,
     options: Option<String>,
+    webhook_url: Option<String>,
     watch: BodyWatch,
     max_upload: u64,
 }
@@ -119,6 +124,7 @@ impl UploadParts {
             new_format: None,
             profile: None,
             options: None,
+            webhook_url: None,
             watch,
             max_upload,
         }
@@ -160,6 +166,7 @@ impl UploadParts {
             "fileName" => &mut self.file_name,
             "newFormat" => &mut self.new_format,
             "profile" => &mut self.profile,
+            "webhook_url" => &mut self.webhook_url,
             _ => &mut self.options,
         };
         if slot.replace(text).is_some() {
@@ -323,6 +330,7 @@ impl UploadParts {
                 size: input.size,
             },
             input_key: Some(input.key),
+            webhook_url: None,
         })
     }
 

@@ -14,3 +14,4 @@ mod tasks;
 mod tus;
 mod ui;
 mod uploads;
+mod webhooks;

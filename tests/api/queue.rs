@@ -61,6 +61,7 @@ async fn task_for(db: &Db, user: Uuid, source: Source, max_attempts: u32) -> Uui
             profile: Profile::Idrl(Default::default()),
             source,
             input_key: None,
+            webhook_url: None,
         },
         max_attempts,
     )
@@ -325,6 +326,7 @@ async fn tasks_are_scoped_listed_by_keyset_and_found_by_file(db: Db) {
                 profile: Profile::Idrl(Default::default()),
                 source: url_source(),
                 input_key: Some("tasks/k/input/a.mp4".into()),
+                webhook_url: None,
             },
             3,
         )

@@ -31,6 +31,9 @@ pub const EMAIL_UNIQUE: &str = "users_email_unique";
 
 pub type Result<T> = std::result::Result<T, sqlx::Error>;
 
+mod notifications;
+pub use notifications::*;
+
 /// A row of `users`.
 #[derive(Debug)]
 pub struct UserRow {
@@ -66,6 +69,8 @@ pub struct TaskRow {
     pub finished_at: Option<DateTime<Utc>>,
     /// When a task waiting to retry is due again.
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The task's own webhook URL.
+    pub webhook_url: Option<String>,
 }
 
 /// The job a `claim_job` took.
@@ -201,15 +206,18 @@ pub async fn insert_task(
     profile: &(impl Serialize + Sync),
     source: &(impl Serialize + Sync),
     input_key: Option<&str>,
+    webhook_url: Option<&str>,
 ) -> Result<DateTime<Utc>> {
     sqlx::query_scalar!(
-        "INSERT INTO tasks (id, user_id, status, profile, source, input_key, created_at) \
-         VALUES ($1, $2, 'queued', $3, $4, $5, reelforge_now()) RETURNING created_at",
+        "INSERT INTO tasks (id, user_id, status, profile, source, input_key, webhook_url, \
+         created_at) VALUES ($1, $2, 'queued', $3, $4, $5, $6, reelforge_now()) \
+         RETURNING created_at",
         id,
         user_id,
         Json(profile) as _,
         Json(source) as _,
         input_key,
+        webhook_url,
     )
     .fetch_one(db)
     .await
@@ -242,7 +250,7 @@ pub async fn task_by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Task
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at, next_attempt_at \
+                created_at, started_at, finished_at, next_attempt_at, webhook_url \
          FROM tasks WHERE id = $1",
         id,
     )
@@ -260,7 +268,7 @@ pub async fn task_of_user(
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at, next_attempt_at \
+                created_at, started_at, finished_at, next_attempt_at, webhook_url \
          FROM tasks WHERE id = $1 AND user_id = $2",
         id,
         user_id,
@@ -282,7 +290,7 @@ pub async fn tasks_ascending(
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at, next_attempt_at \
+                created_at, started_at, finished_at, next_attempt_at, webhook_url \
          FROM tasks \
          WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND id > $3 \
          ORDER BY id ASC LIMIT $4",
@@ -308,7 +316,7 @@ pub async fn tasks_descending(
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at, next_attempt_at \
+                created_at, started_at, finished_at, next_attempt_at, webhook_url \
          FROM tasks \
          WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND id < $3 \
          ORDER BY id DESC LIMIT $4",
@@ -331,7 +339,7 @@ pub async fn task_with_file(
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at, next_attempt_at \
+                created_at, started_at, finished_at, next_attempt_at, webhook_url \
          FROM tasks t \
          WHERE user_id = $1 AND ( \
                EXISTS (SELECT 1 FROM jsonb_array_elements(t.outputs) o WHERE o->>'name' = $2) \
@@ -420,7 +428,7 @@ pub async fn delete_task(
         "DELETE FROM tasks WHERE id = $1 AND user_id = $2 \
          RETURNING id, user_id, status, profile, source, input, input_key, stage, percent, \
                    eta_seconds, outputs, error_code, error_message, attempts, commands, \
-                   result, created_at, started_at, finished_at, next_attempt_at",
+                   result, created_at, started_at, finished_at, next_attempt_at, webhook_url",
         id,
         user_id,
     )

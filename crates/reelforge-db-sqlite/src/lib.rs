@@ -18,6 +18,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 pub type Result<T> = std::result::Result<T, sqlx::Error>;
 
+mod notifications;
+pub use notifications::*;
+
 /// A row of `users`.
 #[derive(Debug)]
 pub struct UserRow {
@@ -54,6 +57,8 @@ pub struct TaskRow {
     pub finished_at: Option<i64>,
     /// When a task waiting to retry is due again.
     pub next_attempt_at: Option<i64>,
+    /// The task's own webhook URL.
+    pub webhook_url: Option<String>,
 }
 
 /// The job a `claim_job` took.
@@ -170,6 +175,7 @@ pub async fn set_user_disabled(
 // --- tasks as the API sees them ----------------------------------------------------------------
 
 /// A new task, `queued`.
+#[allow(clippy::too_many_arguments)]
 pub async fn insert_task(
     db: impl SqliteExecutor<'_>,
     id: &str,
@@ -177,16 +183,18 @@ pub async fn insert_task(
     profile: &str,
     source: &str,
     input_key: Option<&str>,
+    webhook_url: Option<&str>,
     created_at: i64,
 ) -> Result<()> {
     sqlx::query!(
-        "INSERT INTO tasks (id, user_id, status, profile, source, input_key, created_at) \
-         VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+        "INSERT INTO tasks (id, user_id, status, profile, source, input_key, webhook_url, \
+         created_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
         id,
         user_id,
         profile,
         source,
         input_key,
+        webhook_url,
         created_at,
     )
     .execute(db)
@@ -221,7 +229,7 @@ pub async fn task_by_id(db: impl SqliteExecutor<'_>, id: &str) -> Result<Option<
         TaskRow,
         r#"SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
                   eta_seconds, outputs, error_code, error_message, attempts, commands, result,
-                  created_at, started_at, finished_at, next_attempt_at
+                  created_at, started_at, finished_at, next_attempt_at, webhook_url
            FROM tasks WHERE id = ?"#,
         id,
     )
@@ -239,7 +247,7 @@ pub async fn task_of_user(
         TaskRow,
         r#"SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
                   eta_seconds, outputs, error_code, error_message, attempts, commands, result,
-                  created_at, started_at, finished_at, next_attempt_at
+                  created_at, started_at, finished_at, next_attempt_at, webhook_url
            FROM tasks WHERE id = ? AND user_id = ?"#,
         id,
         user_id,
@@ -256,7 +264,7 @@ macro_rules! select_tasks {
             TaskRow,
             "SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
                     eta_seconds, outputs, error_code, error_message, attempts, commands,
-                    result, created_at, started_at, finished_at, next_attempt_at
+                    result, created_at, started_at, finished_at, next_attempt_at, webhook_url
              FROM tasks " + $tail,
             $($arg),*
         )
@@ -355,7 +363,7 @@ pub async fn task_with_file(
         TaskRow,
         r#"SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
                   eta_seconds, outputs, error_code, error_message, attempts, commands, result,
-                  created_at, started_at, finished_at, next_attempt_at
+                  created_at, started_at, finished_at, next_attempt_at, webhook_url
            FROM tasks t
            WHERE user_id = ?1 AND (
                  EXISTS (SELECT 1 FROM json_each(t.outputs)
@@ -456,7 +464,7 @@ pub async fn delete_task(
                      percent, eta_seconds, outputs AS "outputs!", error_code, error_message,
                      attempts AS "attempts!", commands AS "commands!", result,
                      created_at AS "created_at!", started_at, finished_at,
-                     next_attempt_at"#,
+                     next_attempt_at, webhook_url"#,
         id,
         user_id,
     )

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use reelforge::config::{Settings, SettingsArgs};
+use reelforge::notify::{Notifier, Step};
 use reelforge::queue::{Outcome, WorkerContext, run_one};
 use reelforge::startup::{Application, Role};
 use serde_json::{Value, json};
@@ -20,6 +21,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub worker: Arc<WorkerContext>,
+    /// The app's notification deliverers' context (step them with `deliver_one`).
+    pub notifier: Arc<Notifier>,
     pub data_dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     /// The PostgreSQL database, dropped after the app (fields drop in order).
@@ -44,6 +47,8 @@ pub struct Options {
     pub fetch_allow: Option<String>,
     pub trusted_proxies: Option<&'static str>,
     pub workers: usize,
+    /// Notification deliverer loops (0: tests step them with `TestApp::deliver_one`).
+    pub deliverers: usize,
     pub ffmpeg: Option<PathBuf>,
     pub ffprobe: Option<PathBuf>,
     pub max_duration: Option<&'static str>,
@@ -107,6 +112,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     if let Some(b) = o.retry_base {
         settings.retry_base = b;
     }
+    settings.deliverers = o.deliverers;
     settings.storage_options.extra = o.storage_extra;
     settings.prepare(false).unwrap();
     let app = Application::build(settings, o.role.unwrap_or(Role::Serve))
@@ -114,6 +120,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let worker = app.worker_context();
+    let notifier = app.notifier();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = rx.await;
@@ -122,6 +129,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         base,
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
         worker,
+        notifier,
         data_dir: dir,
         stop: Some(tx),
         _pg: pg,
@@ -280,6 +288,24 @@ impl TestApp {
                 return outcomes;
             }
             outcomes.push(o);
+        }
+    }
+
+    /// One notification delivery step at `now` (the test's clock).
+    pub async fn deliver_one(&self, now: chrono::DateTime<chrono::Utc>) -> Step {
+        reelforge::notify::run_one(&self.notifier, "test-deliverer", now)
+            .await
+            .unwrap()
+    }
+
+    /// Deliver every message due at `now`; the steps taken.
+    pub async fn deliver_due(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<Step> {
+        let mut steps = vec![];
+        loop {
+            match self.deliver_one(now).await {
+                Step::Idle => return steps,
+                s => steps.push(s),
+            }
         }
     }
 

@@ -21,6 +21,7 @@ pub mod pg;
 pub mod plans;
 pub mod process;
 pub mod tus;
+pub mod webhooks;
 
 /// Whether this runs under CI (`CI` set and not `false`), where a test that would skip for
 /// lack of a server fails instead.

@@ -41,6 +41,8 @@ const LOCK_TTL: Duration = Duration::from_secs(60);
 const LOCK_RENEW: Duration = Duration::from_secs(15);
 /// Metadata keys that describe the task to make (the same fields as `POST /api/tasks`).
 const TASK_KEYS: [&str; 3] = ["profile", "options", "format"];
+/// Metadata key of the task's own webhook URL (as `webhook_url` of `POST /api/tasks`).
+const WEBHOOK_KEY: &str = "webhook_url";
 
 /// `Tus-Resumable` on every response of the upload routes, errors included.
 pub async fn tus_resumable(req: Request, next: Next) -> Response {
@@ -138,6 +140,7 @@ pub async fn create(
     let checksum = checksum(&headers)?;
     let metadata = parse_metadata(&headers)?;
     task_profile(&metadata)?; // bad task metadata is refused now, not at the end
+    metadata_webhook_url(&state, &metadata).await?;
     let id = Uuid::now_v7();
     let filename = metadata
         .get("filename")
@@ -424,7 +427,7 @@ async fn write_locked(
         && upload.task_id.is_none()
         && task_profile(&upload.metadata)?.is_some()
     {
-        let task = make_task(state, user, &upload, None).await?;
+        let task = make_task(state, user, &upload, None, None).await?;
         upload.task_id = Some(task.id);
     }
     Ok((upload, AppendEnd::Done))
@@ -530,7 +533,12 @@ async fn make_task(
     user: AuthUser,
     upload: &UploadRecord,
     profile: Option<Profile>,
+    webhook_url: Option<String>,
 ) -> ApiResult<TaskRecord> {
+    let webhook_url = match webhook_url {
+        Some(url) => Some(url),
+        None => metadata_webhook_url(state, &upload.metadata).await?,
+    };
     let profile = match profile {
         Some(p) => p,
         None => task_profile(&upload.metadata)?
@@ -551,6 +559,7 @@ async fn make_task(
             size: upload.length,
         },
         input_key: Some(upload.storage_key.clone()),
+        webhook_url,
     };
     let task = state
         .db
@@ -574,6 +583,7 @@ pub(super) async fn task_from_upload(
     user: AuthUser,
     reference: &str,
     profile: Option<Profile>,
+    webhook_url: Option<String>,
 ) -> ApiResult<TaskRecord> {
     let id = reference
         .trim_end_matches('/')
@@ -598,7 +608,15 @@ pub(super) async fn task_from_upload(
             "a task was already made from this upload",
         ));
     }
-    make_task(state, user, &upload, profile).await
+    make_task(state, user, &upload, profile, webhook_url).await
+}
+
+/// The `webhook_url` an upload's metadata names, checked.
+async fn metadata_webhook_url(
+    state: &AppState,
+    metadata: &BTreeMap<String, String>,
+) -> ApiResult<Option<String>> {
+    super::tasks::optional_webhook_url(state, metadata.get(WEBHOOK_KEY).map(String::as_str)).await
 }
 
 /// Remove an upload held by `lock`: its row, and its bytes unless a task owns them.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{DatabaseArgs, Settings, SettingsArgs, read_file_layer};
+use crate::config::{DatabaseArgs, MailArgs, Settings, SettingsArgs, read_file_layer};
 use crate::startup::{Application, Role, shutdown_signal};
 
 #[derive(Debug, Parser)]
@@ -40,6 +40,23 @@ pub enum Command {
         action: UserAction,
         #[command(flatten)]
         settings: DatabaseArgs,
+    },
+    /// E-mail: check the SMTP settings.
+    Mail {
+        #[command(subcommand)]
+        action: MailAction,
+        #[command(flatten)]
+        settings: MailArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailAction {
+    /// Send a test e-mail to ADDRESS through the SMTP server of the settings, and wait for
+    /// the server to accept it.
+    Test {
+        /// The recipient, `address` or `Name <address>`.
+        address: String,
     },
 }
 
@@ -80,6 +97,52 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut s = settings(a.into(), config)?;
             s.prepare(false)?;
             user_command(&s, action).await
+        }
+        Command::Mail {
+            action,
+            settings: a,
+        } => mail_command(&settings(a.into(), config)?, action).await,
+    }
+}
+
+async fn mail_command(s: &Settings, action: MailAction) -> anyhow::Result<()> {
+    match action {
+        MailAction::Test { address } => {
+            let to: lettre::message::Mailbox = address.trim().parse().map_err(|e| {
+                anyhow::anyhow!(
+                    "{address:?} is not an e-mail address ({e}); use e.g. you@example.com"
+                )
+            })?;
+            let Some(mailer) = crate::mail::Mailer::from_settings(s)? else {
+                anyhow::bail!(
+                    "SMTP is not configured: set REELFORGE_SMTP_URL (e.g. \
+                     smtp://USER:PASSWORD@smtp.example.com:587) and REELFORGE_MAIL_FROM \
+                     (e.g. `Reelforge <noreply@example.com>`), or --smtp-url and --mail-from"
+                );
+            };
+            let id = crate::mail::compose::message_id_at(
+                uuid::Uuid::now_v7(),
+                mailer.from().email.domain(),
+            );
+            let message = crate::mail::test_mail(&id, to.clone(), mailer.from().clone())?;
+            mailer.send(message).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "the test e-mail to {} was not sent ({}): {}",
+                    to.email,
+                    if e.is_transient() {
+                        "a temporary failure"
+                    } else {
+                        "refused"
+                    },
+                    e.message()
+                )
+            })?;
+            println!(
+                "sent a test e-mail to {} through {}",
+                to.email,
+                mailer.server()
+            );
+            Ok(())
         }
     }
 }

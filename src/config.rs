@@ -86,7 +86,9 @@ pub struct SettingsArgs {
     /// takes 19 MiB while it runs.
     #[arg(long, global = true, env = "REELFORGE_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
-    /// SMTP server for notifications, e.g. `smtp://user:pass@host:587?tls=starttls`.
+    /// SMTP server for notifications: `smtp://USER:PASSWORD@HOST[:587]` (STARTTLS),
+    /// `smtps://USER:PASSWORD@HOST[:465]` (TLS) or `smtp://HOST:PORT?tls=none` (plain
+    /// text, loopback only).
     #[arg(
         long,
         global = true,
@@ -94,9 +96,13 @@ pub struct SettingsArgs {
         hide_env_values = true
     )]
     pub smtp_url: Option<String>,
-    /// Sender address of notification e-mails.
+    /// Sender of notification e-mails, `Name <address>` or `address`; required with
+    /// REELFORGE_SMTP_URL.
     #[arg(long, global = true, env = "REELFORGE_MAIL_FROM")]
     pub mail_from: Option<String>,
+    /// PEM file of extra root certificates to trust for the SMTP server (a private CA).
+    #[arg(long, global = true, env = "REELFORGE_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
     /// Base URL used in e-mails and webhooks (default: derived from the request).
     #[arg(long, global = true, env = "REELFORGE_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -161,6 +167,38 @@ pub struct DatabaseArgs {
     pub database_url: Option<String>,
 }
 
+/// The settings of `reelforge mail …`, which only talks to the SMTP server. The same
+/// variables and file keys as [`SettingsArgs`].
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct MailArgs {
+    /// SMTP server: `smtp://USER:PASSWORD@HOST[:587]` (STARTTLS), `smtps://…[:465]` (TLS)
+    /// or `smtp://HOST:PORT?tls=none` (plain text, loopback only).
+    #[arg(
+        long,
+        global = true,
+        env = "REELFORGE_SMTP_URL",
+        hide_env_values = true
+    )]
+    pub smtp_url: Option<String>,
+    /// Sender of the e-mails, `Name <address>` or `address`.
+    #[arg(long, global = true, env = "REELFORGE_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// PEM file of extra root certificates to trust for the SMTP server (a private CA).
+    #[arg(long, global = true, env = "REELFORGE_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
+}
+
+impl From<MailArgs> for SettingsArgs {
+    fn from(a: MailArgs) -> SettingsArgs {
+        SettingsArgs {
+            smtp_url: a.smtp_url,
+            mail_from: a.mail_from,
+            smtp_ca_file: a.smtp_ca_file,
+            ..SettingsArgs::default()
+        }
+    }
+}
+
 impl From<DatabaseArgs> for SettingsArgs {
     fn from(a: DatabaseArgs) -> SettingsArgs {
         SettingsArgs {
@@ -195,8 +233,12 @@ pub struct Settings {
     pub signup_limit: RateLimit,
     /// Password hashes computed at once.
     pub hash_concurrency: usize,
-    pub smtp_url: Option<Secret>,
-    pub mail_from: Option<String>,
+    /// The SMTP server (`REELFORGE_SMTP_URL`, checked); its password never prints.
+    pub smtp_url: Option<crate::mail::SmtpUrl>,
+    /// The sender of e-mails; always set when `smtp_url` is.
+    pub mail_from: Option<lettre::message::Mailbox>,
+    /// Extra root certificates for the SMTP server's TLS (read by `mail::Mailer`).
+    pub smtp_ca_file: Option<PathBuf>,
     pub public_url: Option<url::Url>,
     pub shutdown_grace: Duration,
     /// A request head is due within this of its first byte (`http::serve`).
@@ -372,6 +414,7 @@ impl SettingsArgs {
             hash_concurrency: self.hash_concurrency.or(other.hash_concurrency),
             smtp_url: self.smtp_url.or(other.smtp_url),
             mail_from: self.mail_from.or(other.mail_from),
+            smtp_ca_file: self.smtp_ca_file.or(other.smtp_ca_file),
             public_url: self.public_url.or(other.public_url),
             shutdown_grace: self.shutdown_grace.or(other.shutdown_grace),
             header_timeout: self.header_timeout.or(other.header_timeout),
@@ -455,6 +498,7 @@ impl SettingsArgs {
         SettingsArgs {
             data_dir: self.data_dir.map(|p| absolute_under(base, &p)),
             scratch_dir: self.scratch_dir.map(|p| absolute_under(base, &p)),
+            smtp_ca_file: self.smtp_ca_file.map(|p| absolute_under(base, &p)),
             database_url: self.database_url.map(|u| absolute_sqlite_url(&u, base)),
             ffmpeg: self.ffmpeg.map(program),
             ffprobe: self.ffprobe.map(program),
@@ -537,6 +581,7 @@ impl Settings {
         let stores = Stores::resolve(&a, &data_dir)?;
         let (probe_limits, extract_limits) = media_limits(&a, max_upload)?;
         let times = Durations::resolve(&a)?;
+        let mail = MailSettings::resolve(&a)?;
         Ok(Settings {
             origin,
             listen: parsed(
@@ -575,13 +620,9 @@ impl Settings {
                 parse_rate,
             )?,
             hash_concurrency: hash_concurrency(a.hash_concurrency)?,
-            // Its error never repeats the URL: it may hold a password.
-            smtp_url: optional("REELFORGE_SMTP_URL", &a.smtp_url, |text| {
-                url::Url::parse(text)
-                    .map(|_| Secret::new(text))
-                    .map_err(|e| e.to_string())
-            })?,
-            mail_from: a.mail_from.clone(),
+            smtp_url: mail.smtp_url,
+            mail_from: mail.mail_from,
+            smtp_ca_file: mail.smtp_ca_file,
             public_url: optional("REELFORGE_PUBLIC_URL", &a.public_url, parse_url)?,
             shutdown_grace: times.shutdown_grace,
             header_timeout: times.header_timeout,
@@ -676,6 +717,11 @@ impl Settings {
             Ok(crate::storage::Location::Gcs { .. }) => "gcs",
             Err(_) => "unknown",
         };
+        // The server and how it is reached; never the user or the password.
+        let smtp = self.smtp_url.as_ref().map_or_else(
+            || "none".to_string(),
+            |u| format!("{}:{}/{}", u.host, u.port, u.security),
+        );
         let config = self
             .origin
             .path
@@ -685,7 +731,8 @@ impl Settings {
             "database={database} storage={storage} data_dir={} scratch_dir={} workers={} \
              max_upload={} max_extract={} max_duration={}s max_frame_pixels={} max_streams={} \
              token_ttl={:?} header_timeout={:?} idle_timeout={:?} shutdown_grace={:?} \
-             stall_timeout={:?} lease={:?} access_log={} trusted_proxies={} config={config}",
+             stall_timeout={:?} lease={:?} access_log={} trusted_proxies={} smtp={smtp} \
+             config={config}",
             self.data_dir.display(),
             self.scratch_dir.display(),
             self.workers,
@@ -810,6 +857,61 @@ impl Stores {
             },
         })
     }
+}
+
+/// The e-mail settings: the SMTP server, the sender and the extra root certificates.
+struct MailSettings {
+    smtp_url: Option<crate::mail::SmtpUrl>,
+    mail_from: Option<lettre::message::Mailbox>,
+    smtp_ca_file: Option<PathBuf>,
+}
+
+impl MailSettings {
+    fn resolve(a: &SettingsArgs) -> Result<MailSettings, SettingError> {
+        // Its errors never repeat the URL: it may hold a password.
+        let smtp_url = optional("REELFORGE_SMTP_URL", &a.smtp_url, |text| {
+            crate::mail::SmtpUrl::parse(text)
+        })?;
+        let mail_from = optional("REELFORGE_MAIL_FROM", &a.mail_from, parse_mailbox)?;
+        if smtp_url.is_some() && mail_from.is_none() {
+            return Err(bad(
+                "REELFORGE_MAIL_FROM",
+                "must be set with REELFORGE_SMTP_URL: the sender of notification e-mails, \
+                 e.g. `Reelforge <noreply@example.com>`",
+            ));
+        }
+        match (&smtp_url, &a.smtp_ca_file) {
+            (None, Some(_)) => {
+                return Err(bad(
+                    "REELFORGE_SMTP_CA_FILE",
+                    "only applies with REELFORGE_SMTP_URL (the SMTP server's certificates)",
+                ));
+            }
+            (Some(url), Some(_)) if url.security == crate::mail::SmtpSecurity::Plain => {
+                return Err(bad(
+                    "REELFORGE_SMTP_CA_FILE",
+                    "REELFORGE_SMTP_URL says tls=none: a plain-text connection checks no \
+                     certificate",
+                ));
+            }
+            _ => {}
+        }
+        Ok(MailSettings {
+            smtp_url,
+            mail_from,
+            smtp_ca_file: a.smtp_ca_file.clone(),
+        })
+    }
+}
+
+/// `Name <user@example.com>` or `user@example.com`.
+fn parse_mailbox(text: &str) -> Result<lettre::message::Mailbox, String> {
+    text.trim().parse().map_err(|e| {
+        format!(
+            "not a mailbox: {text:?} ({e}); use e.g. `Reelforge <noreply@example.com>` or \
+             `noreply@example.com`"
+        )
+    })
 }
 
 /// What ffprobe must find acceptable, and the bounds of archive extraction.

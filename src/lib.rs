@@ -11,6 +11,7 @@ pub mod domain;
 pub mod fetch;
 pub mod http;
 pub mod jobs;
+pub mod mail;
 pub mod media;
 pub mod net;
 pub mod notify;

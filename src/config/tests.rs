@@ -373,6 +373,7 @@ fn the_summary_names_kinds_places_and_limits_but_no_secret() {
             storage_url: Some("s3://media-bucket/reelforge".into()),
             jwt_secret: Some("jwt-secret-that-must-not-print-0123456789".into()),
             smtp_url: Some("smtp://mailer:mailpass@smtp.internal:587".into()),
+            mail_from: Some("Reelforge <noreply@example.com>".into()),
             workers: Some(3),
             max_upload: Some("512MiB".into()),
             ..Default::default()
@@ -393,6 +394,7 @@ fn the_summary_names_kinds_places_and_limits_but_no_secret() {
         "header_timeout=10s",
         "idle_timeout=75s",
         "access_log=true",
+        "smtp=smtp.internal:587/starttls",
     ] {
         assert!(line.contains(part), "{part} not in {line}");
     }
@@ -405,4 +407,137 @@ fn the_summary_names_kinds_places_and_limits_but_no_secret() {
     ] {
         assert!(!line.contains(secret), "{secret} in {line}");
     }
+}
+
+/// Resolve `args` alone (no file), from `/srv/reelforge`.
+fn resolve_args(args: SettingsArgs) -> Result<Settings, SettingError> {
+    Settings::resolve_in(args, SettingsArgs::default(), Path::new("/srv/reelforge"))
+}
+
+#[test]
+fn smtp_settings_are_parsed_once_and_checked() {
+    let s = resolve_args(SettingsArgs {
+        smtp_url: Some("smtps://me%40example.com:p%40ss@mx.example.com".into()),
+        mail_from: Some("Reelforge <noreply@example.com>".into()),
+        smtp_ca_file: Some("certs/ca.pem".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let smtp = s.smtp_url.as_ref().unwrap();
+    assert_eq!(
+        (smtp.host.as_str(), smtp.port, smtp.security),
+        ("mx.example.com", 465, crate::mail::SmtpSecurity::Tls)
+    );
+    assert!(smtp.credentials.is_some());
+    let from = s.mail_from.as_ref().unwrap();
+    assert_eq!(from.name.as_deref(), Some("Reelforge"));
+    assert_eq!(from.email.to_string(), "noreply@example.com");
+    // A relative CA file is taken from the current directory, like every path.
+    assert_eq!(
+        s.smtp_ca_file.as_deref(),
+        Some(Path::new("/srv/reelforge/certs/ca.pem"))
+    );
+    assert!(s.summary().contains("smtp=mx.example.com:465/tls"));
+    assert!(!s.summary().contains("p@ss"));
+
+    // Unset: no mailer, and a bare address is a sender too.
+    let s = resolve_args(SettingsArgs {
+        mail_from: Some("noreply@example.com".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(s.smtp_url.is_none());
+    assert!(s.summary().contains("smtp=none"));
+}
+
+#[test]
+fn bad_smtp_settings_say_which_and_what_to_do() {
+    let cases = [
+        (
+            SettingsArgs {
+                smtp_url: Some("smtp://u:hunter2@mx.example.com".into()),
+                ..Default::default()
+            },
+            "REELFORGE_MAIL_FROM",
+            "must be set with REELFORGE_SMTP_URL",
+        ),
+        (
+            SettingsArgs {
+                smtp_url: Some("smtp://u:hunter2@mx.example.com".into()),
+                mail_from: Some("not an address".into()),
+                ..Default::default()
+            },
+            "REELFORGE_MAIL_FROM",
+            "not a mailbox",
+        ),
+        (
+            SettingsArgs {
+                smtp_url: Some("smtp://u:hunter2@mx.example.com?tls=none".into()),
+                mail_from: Some("noreply@example.com".into()),
+                ..Default::default()
+            },
+            "REELFORGE_SMTP_URL",
+            "only allowed to a loopback host",
+        ),
+        (
+            SettingsArgs {
+                smtp_url: Some("imap://u:hunter2@mx.example.com".into()),
+                mail_from: Some("noreply@example.com".into()),
+                ..Default::default()
+            },
+            "REELFORGE_SMTP_URL",
+            "unsupported scheme",
+        ),
+        (
+            SettingsArgs {
+                smtp_ca_file: Some("/etc/ssl/private-ca.pem".into()),
+                ..Default::default()
+            },
+            "REELFORGE_SMTP_CA_FILE",
+            "only applies with REELFORGE_SMTP_URL",
+        ),
+        (
+            SettingsArgs {
+                smtp_url: Some("smtp://127.0.0.1:2525?tls=none".into()),
+                mail_from: Some("noreply@example.com".into()),
+                smtp_ca_file: Some("/etc/ssl/private-ca.pem".into()),
+                ..Default::default()
+            },
+            "REELFORGE_SMTP_CA_FILE",
+            "checks no certificate",
+        ),
+    ];
+    for (args, setting, reason) in cases {
+        let e = resolve_args(args).err().unwrap();
+        let line = e.to_string();
+        assert_eq!(e.setting, setting, "{line}");
+        assert!(line.starts_with(&format!("{setting}: ")), "{line}");
+        assert!(line.contains(reason), "{line}");
+        assert!(!line.contains("hunter2"), "{line}");
+    }
+}
+
+#[test]
+fn smtp_settings_come_from_the_file_too() {
+    let (_dir, file) = settings_file(
+        "smtp_url = \"smtp://127.0.0.1:2525?tls=none\"\nmail_from = \"noreply@example.com\"\n",
+    );
+    let layer = read_file_layer(Some(&file)).unwrap();
+    let s = Settings::resolve(SettingsArgs::default(), layer).unwrap();
+    assert_eq!(
+        s.smtp_url.unwrap().security,
+        crate::mail::SmtpSecurity::Plain
+    );
+    // The CA file of the file is relative to the file's folder, and named as the file has it.
+    let (dir, file) = settings_file("smtp_ca_file = \"ca.pem\"\n");
+    let layer = read_file_layer(Some(&file)).unwrap();
+    assert_eq!(layer.smtp_ca_file, Some(dir.path().join("ca.pem")));
+    let line = Settings::resolve(SettingsArgs::default(), layer)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        line.starts_with(&format!("`smtp_ca_file` in {}: ", file.display())),
+        "{line}"
+    );
 }

@@ -15,6 +15,7 @@ use crate::fetch::{FetchPolicy, Fetcher};
 use crate::http::AppState;
 use crate::http::serve::ConnectionTimeouts;
 use crate::jobs::JobEnv;
+use crate::notify::links::{LinkKey, Links};
 use crate::notify::{Notifier, deliverer_loop};
 use crate::queue::{WorkerContext, worker_loop};
 use crate::signals::Signals;
@@ -65,9 +66,11 @@ impl Application {
         let notifier = Arc::new(Notifier {
             db: db.clone(),
             fetcher: Arc::new(Fetcher::new(fetch_policy.clone())?),
-            email: outbox_options(&settings).email,
+            mailer: crate::mail::Mailer::from_settings(&settings)?.map(Arc::new),
             lease: settings.lease,
             signals: signals.clone(),
+            link_key: state.link_key.clone(),
+            links: state.links.clone(),
         });
         let worker_ctx = Arc::new(WorkerContext {
             db: db.clone(),
@@ -87,6 +90,12 @@ impl Application {
         });
         if role == Role::Serve {
             recover_after_previous_process(&db, &settings).await?;
+        }
+        if settings.smtp_url.is_some() && settings.public_url.is_none() {
+            tracing::warn!(
+                base = %notifier.links.base(),
+                "REELFORGE_PUBLIC_URL is not set: links in e-mails point to the listen address"
+            );
         }
         let listener = match listen_address(&settings, role) {
             Some(addr) => Some(bind(addr, role).await?),
@@ -217,11 +226,28 @@ fn worker_owner_prefix() -> String {
     format!("{host}:{}:{}", std::process::id(), Uuid::now_v7())
 }
 
+/// Where e-mailed links point: `REELFORGE_PUBLIC_URL`, else the address this process
+/// listens on (a wildcard address read as `localhost`).
+pub fn public_links(settings: &Settings) -> anyhow::Result<Links> {
+    let base = match &settings.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let host = match settings.listen.ip() {
+                ip if ip.is_unspecified() || ip.is_loopback() => "localhost".to_string(),
+                std::net::IpAddr::V4(v4) => v4.to_string(),
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            };
+            url::Url::parse(&format!("http://{host}:{}/", settings.listen.port()))?
+        }
+    };
+    Ok(Links::new(base))
+}
+
 /// What task transitions write to the outbox with these settings.
 pub fn outbox_options(settings: &Settings) -> OutboxOptions {
-    let _ = settings;
-    // E-mail delivery is wired in with the mailer; until then nothing is owed by e-mail.
-    OutboxOptions { email: false }
+    OutboxOptions {
+        email: settings.smtp_url.is_some(),
+    }
 }
 
 /// How often an API process removes expired uploads (any process may: each upload is
@@ -271,6 +297,8 @@ async fn app_state(
         signals: signals.clone(),
         metrics: crate::telemetry::metrics_handle(),
         email_available: outbox_options(settings).email,
+        link_key: LinkKey::derive(secret.expose()),
+        links: public_links(settings)?,
     })
 }
 

@@ -228,6 +228,13 @@ pub trait NotificationRepo: Send + Sync {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> RepoResult<Option<Notification>>;
+    /// Extend the lease of a delivery `owner` holds to `until`; `false`: it was lost.
+    async fn renew_notification(
+        &self,
+        id: Uuid,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> RepoResult<bool>;
     /// Record how the attempt of a delivery `owner` holds ended, with its log line and
     /// the endpoint's failure streak, in one transaction. `false`: the lease was lost.
     async fn end_delivery(

@@ -11,6 +11,7 @@ pub mod notifications;
 pub mod observe;
 pub mod openapi;
 pub mod playback;
+pub mod recovery;
 pub mod serve;
 pub mod service;
 pub mod session;
@@ -67,6 +68,8 @@ fn documented() -> OpenApiRouter<AppState> {
             session::delete_session
         ))
         .routes(routes!(session::change_password))
+        .routes(routes!(recovery::request_reset))
+        .routes(routes!(recovery::confirm_reset))
         .routes(routes!(tasks::create_task, tasks::list_tasks))
         .routes(routes!(tasks::get_task, tasks::delete_task))
         .routes(routes!(tasks::cancel_task))
@@ -80,6 +83,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(playback::delete_share))
         .routes(routes!(playback::play))
         .routes(routes!(playback::shared))
+        .routes(routes!(playback::go_output))
         .routes(routes!(ui::page))
         .routes(routes!(ui::asset))
         .routes(routes!(events::user_events))
@@ -102,6 +106,10 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(
             notifications::get_settings,
             notifications::put_settings
+        ))
+        .routes(routes!(
+            notifications::unsubscribe_page,
+            notifications::unsubscribe
         ))
         .routes(routes!(service::healthz))
         .routes(routes!(service::readyz))

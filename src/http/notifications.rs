@@ -536,3 +536,102 @@ pub async fn put_settings(
         email_available: state.email_available,
     }))
 }
+
+/// A small self-contained page (the unsubscribe link opens in any mail client's browser).
+fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{title} · Reelforge</title>\
+         <body style=\"font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:3rem auto;\
+         padding:0 1rem\"><h1>{title}</h1>{body_html}</body></html>"
+    );
+    let mut r = (status, html).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        axum::http::HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+             frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn bad_link() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "This link does not work",
+        "<p>The unsubscribe link is incomplete or not one of ours. Copy the whole link from \
+         the e-mail, or turn e-mails off on your account page.</p>",
+    )
+}
+
+/// The unsubscribe link of an e-mail, opened in a browser: a page with one button.
+#[utoipa::path(get, path = "/api/unsubscribe/{token}", tag = "notifications",
+    params(("token" = String, Path, description = "from an e-mail's List-Unsubscribe link")),
+    responses((status = 200, description = "an HTML page with a button that turns e-mail off",
+               content_type = "text/html"),
+              (status = 404, description = "not a valid link (an HTML page)", content_type = "text/html")))]
+pub async fn unsubscribe_page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> ApiResult<Response> {
+    let Some(user) = state.link_key.unsubscribe_user(&token) else {
+        return Ok(bad_link());
+    };
+    let Some(settings) = state.db.notify_settings(user).await? else {
+        return Ok(bad_link());
+    };
+    let name = crate::mail::compose::escape_html(&settings.username);
+    Ok(page(
+        StatusCode::OK,
+        "Turn off e-mails?",
+        &format!(
+            "<p>Reelforge e-mails <strong>{name}</strong> when a task finishes. \
+             Press the button to stop these e-mails (you can turn them on again on your \
+             account page).</p><form method=\"post\"><button type=\"submit\" \
+             style=\"font:inherit;padding:.5rem 1rem\">Turn off e-mails</button></form>"
+        ),
+    ))
+}
+
+/// RFC 8058 one-click unsubscribe (`List-Unsubscribe=One-Click`), and the page's button:
+/// turns the user's task e-mails off.
+#[utoipa::path(post, path = "/api/unsubscribe/{token}", tag = "notifications",
+    params(("token" = String, Path, description = "from an e-mail's List-Unsubscribe link")),
+    responses((status = 200, description = "e-mails are off (an HTML page)", content_type = "text/html"),
+              (status = 404, description = "not a valid link (an HTML page)", content_type = "text/html")))]
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> ApiResult<Response> {
+    let Some(user) = state.link_key.unsubscribe_user(&token) else {
+        return Ok(bad_link());
+    };
+    let off = EmailPreferences {
+        on_success: false,
+        on_failure: false,
+    };
+    if !state.db.set_email_preferences(user, off).await? {
+        return Ok(bad_link());
+    }
+    tracing::info!(%user, "e-mail notifications turned off by unsubscribe link");
+    let account = state.links.account();
+    Ok(page(
+        StatusCode::OK,
+        "E-mails are off",
+        &format!(
+            "<p>You will get no more e-mails about your tasks. To turn them on again, go to \
+             <a href=\"{account}\">your account page</a>.</p>"
+        ),
+    ))
+}

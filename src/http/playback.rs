@@ -362,3 +362,58 @@ mod tests {
         assert!(share_lifetime(Some(7_776_001)).is_err());
     }
 }
+
+/// Where the links in e-mails lead: an output of the caller's task, through the browser's
+/// session. Logged in: a 302 to a fresh playback URL of the output (one hour). Not logged
+/// in: a 302 to the log-in page, which comes back here afterwards. The link itself carries
+/// no credential, so it works whenever it is clicked and for nobody else.
+#[utoipa::path(get, path = "/go/outputs/{id}/{name}", tag = "files",
+    params(("id" = String, Path, description = "task id"), ("name" = String, Path, description = "an output's name")),
+    responses(
+        (status = 302, description = "to a fresh playback URL of the output, or to the log-in page", headers(("Location" = String))),
+        (status = 404, body = ErrorBody, description = "no such output of the logged-in user's task"),
+    ))]
+pub async fn go_output(
+    State(state): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let here = format!("/go/outputs/{}/{}", urlencode(&id), urlencode(&name));
+    let session =
+        super::session::request_session(&state, &axum::http::Method::GET, &headers).await?;
+    let Some(session) = session else {
+        return Ok(redirect(&format!("/?next={}#/login", urlencode(&here))));
+    };
+    let user = AuthUser {
+        id: session.user_id,
+        session: Some(session.id),
+    };
+    let task = owned_task(&state, user, &id).await?;
+    let out = output(&task, &name)?;
+    let expires = unix_now().saturating_add(PLAYBACK_TTL.as_secs());
+    let token = state.playback.sign(Grant {
+        user: user.id,
+        task: task.id,
+        expires,
+    });
+    Ok(redirect(&format!(
+        "{PLAY_PREFIX}{token}/{}",
+        urlencode(&out.name)
+    )))
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+fn redirect(location: &str) -> Response {
+    let mut r = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}

@@ -9,6 +9,7 @@ use crate::auth::{LoginLimiter, PasswordHashing, SignupLimiter, Tokens};
 use crate::db::Db;
 use crate::fetch::FetchPolicy;
 use crate::net::TrustedProxies;
+use crate::notify::links::{LinkKey, Links};
 use crate::playback::PlaybackKey;
 use crate::signals::Signals;
 use crate::storage::Storage;
@@ -38,6 +39,10 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// E-mail is configured (finished tasks are e-mailed; password resets work).
     pub email_available: bool,
+    /// Signs and checks the tokens of e-mailed links (password reset, unsubscribe).
+    pub link_key: LinkKey,
+    /// The service's public address (`REELFORGE_PUBLIC_URL`) and its pages.
+    pub links: Links,
 }
 
 impl AppState {

@@ -9,6 +9,8 @@
 //! `run_one` takes the time as an argument, so tests drive the retry schedule without
 //! waiting; `deliverer_loop` runs it with the clock.
 
+mod email;
+pub mod links;
 pub mod schedule;
 pub mod sign;
 pub mod webhook;
@@ -23,6 +25,7 @@ use uuid::Uuid;
 use crate::db::{AttemptRecord, Db, DeliveryEnd, NewMessage, Notification, SigningSecrets};
 use crate::domain::notification::{Channel, Event, display_url, event_body, message_id};
 use crate::fetch::Fetcher;
+use crate::mail::Mailer;
 use crate::signals::Signals;
 use webhook::{Answer, Delivery};
 
@@ -31,10 +34,13 @@ pub struct Notifier {
     pub db: Db,
     /// The guarded HTTP client and the fetch policy webhooks are held to.
     pub fetcher: Arc<Fetcher>,
-    /// Whether e-mail is configured (an endpoint's owner is told when it is disabled).
-    pub email: bool,
+    /// The SMTP server, when e-mail is configured.
+    pub mailer: Option<Arc<Mailer>>,
     pub lease: Duration,
     pub signals: Signals,
+    /// The tokens of e-mailed links, and where the links point.
+    pub link_key: links::LinkKey,
+    pub links: links::Links,
 }
 
 /// What one step did.
@@ -53,14 +59,20 @@ pub async fn run_one(n: &Notifier, owner: &str, now: DateTime<Utc>) -> anyhow::R
     let Some(message) = n.db.claim_notification(owner, n.lease, now).await? else {
         return Ok(Step::Idle);
     };
-    let (end, attempt, answer) = match message.channel {
-        Channel::Webhook => deliver_webhook(n, &message, now).await?,
-        Channel::Email => (
-            DeliveryEnd::Failed("e-mail delivery is not available in this build".into()),
-            None,
-            None,
-        ),
+    let attempt = async {
+        match message.channel {
+            Channel::Webhook => deliver_webhook(n, &message, now).await,
+            Channel::Email => match &n.mailer {
+                Some(mailer) => email::deliver(n, mailer, &message, now).await,
+                None => Ok((
+                    DeliveryEnd::Cancelled("e-mail is not configured".into()),
+                    None,
+                    None,
+                )),
+            },
+        }
     };
+    let (end, attempt, answer) = keep_lease(n, &message, owner, now, attempt).await?;
     let recorded =
         n.db.end_delivery(&message, owner, &end, attempt.as_ref(), now)
             .await?;
@@ -89,6 +101,32 @@ pub async fn run_one(n: &Notifier, owner: &str, now: DateTime<Utc>) -> anyhow::R
         id: message.id,
         end,
     })
+}
+
+/// Run `attempt` while renewing the message's lease every third of it (a slow receiver or
+/// SMTP server may take longer than a short lease), from `now` on the caller's clock.
+async fn keep_lease<T>(
+    n: &Notifier,
+    m: &Notification,
+    owner: &str,
+    now: DateTime<Utc>,
+    attempt: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let started = std::time::Instant::now();
+    let every = (n.lease / 3).max(Duration::from_millis(500));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tokio::pin!(attempt);
+    loop {
+        tokio::select! {
+            result = &mut attempt => return result,
+            _ = tick.tick() => {
+                let until = now + chrono::Duration::from_std(started.elapsed() + n.lease)?;
+                if let Err(e) = n.db.renew_notification(m.id, owner, until).await {
+                    tracing::warn!(error = %e, "could not renew a delivery's lease");
+                }
+            }
+        }
+    }
 }
 
 fn outcome_label(end: &DeliveryEnd) -> &'static str {
@@ -194,7 +232,7 @@ async fn after_endpoint_attempt(
             }
         }
     };
-    let notice = if n.email {
+    let notice = if n.mailer.is_some() {
         disabled_notice(n, m, endpoint, &reason).await?
     } else {
         None

@@ -619,9 +619,11 @@ async fn private_destinations_are_refused_at_registration_and_at_delivery() {
     let strict = Notifier {
         db: app.notifier.db.clone(),
         fetcher: Arc::new(Fetcher::new(FetchPolicy::default()).unwrap()),
-        email: false,
+        mailer: None,
         lease: Duration::from_secs(30),
         signals: app.notifier.signals.clone(),
+        link_key: app.notifier.link_key.clone(),
+        links: app.notifier.links.clone(),
     };
     let mut ends = vec![];
     loop {

@@ -9,6 +9,7 @@ mod crash;
 mod file_modes;
 mod hostile;
 mod newcomer;
+mod notifications;
 mod operability;
 mod profiles;
 mod resources;

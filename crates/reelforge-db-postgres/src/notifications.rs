@@ -399,6 +399,25 @@ pub async fn claim_notification(
     .await
 }
 
+/// Extend the lease of a delivery `owner` holds. Rows changed.
+pub async fn renew_notification(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    owner: &str,
+    lease_expires_at: DateTime<Utc>,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE notifications SET lease_expires_at = $1
+         WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+        lease_expires_at,
+        id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
 /// The end of a delivery held by `owner`: `sent`, `failed` or `cancelled`. Rows changed.
 pub async fn end_notification(
     db: impl PgExecutor<'_>,

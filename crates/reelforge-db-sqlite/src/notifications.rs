@@ -386,6 +386,25 @@ pub async fn claim_notification(
     .await
 }
 
+/// Extend the lease of a delivery `owner` holds. Rows changed.
+pub async fn renew_notification(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+    owner: &str,
+    lease_expires_at: i64,
+) -> Result<u64> {
+    let r = sqlx::query!(
+        "UPDATE notifications SET lease_expires_at = ?
+         WHERE id = ? AND lease_owner = ? AND state = 'running'",
+        lease_expires_at,
+        id,
+        owner,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
 /// The end of a delivery held by `owner`: `sent`, `failed` or `cancelled`. Rows changed.
 pub async fn end_notification(
     db: impl SqliteExecutor<'_>,

@@ -329,6 +329,15 @@ impl NotificationRepo for PgRepo {
             .transpose()
     }
 
+    async fn renew_notification(
+        &self,
+        id: Uuid,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        Ok(sql::renew_notification(&self.pool, id, owner, until).await? == 1)
+    }
+
     async fn end_delivery(
         &self,
         n: &Notification,

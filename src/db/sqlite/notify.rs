@@ -352,6 +352,16 @@ impl NotificationRepo for SqliteRepo {
         row.map(notification_from_row).transpose()
     }
 
+    async fn renew_notification(
+        &self,
+        id: Uuid,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let n = sql::renew_notification(&self.pool, &id.to_string(), owner, millis(until)).await?;
+        Ok(n == 1)
+    }
+
     async fn end_delivery(
         &self,
         n: &Notification,

@@ -72,6 +72,9 @@ pub struct Claims {
     pub sub: Uuid,
     pub exp: u64,
     pub iat: u64,
+    /// The user's password version at issue: a password change voids the token.
+    #[serde(default)]
+    pub pwv: u32,
 }
 
 #[derive(Clone)]
@@ -90,10 +93,12 @@ impl Tokens {
         }
     }
 
-    pub fn issue(&self, user: Uuid) -> anyhow::Result<String> {
+    /// A token of `user`, under their current password version.
+    pub fn issue(&self, user: Uuid, password_version: u32) -> anyhow::Result<String> {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: user,
+            pwv: password_version,
             iat: now,
             exp: now + self.ttl.as_secs().max(1),
         };
@@ -108,11 +113,16 @@ impl Tokens {
     /// signature checked first) so that a client knows to log in again rather than to fix
     /// its token.
     pub fn verify(&self, token: &str) -> Result<Uuid, TokenError> {
+        self.verify_claims(token).map(|c| c.sub)
+    }
+
+    /// [`Tokens::verify`], with when the token was issued.
+    pub fn verify_claims(&self, token: &str) -> Result<Claims, TokenError> {
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 0;
         v.set_required_spec_claims(&["exp", "sub"]);
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
-            .map(|d| d.claims.sub)
+            .map(|d| d.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
@@ -297,7 +307,7 @@ mod tests {
     fn tokens_round_trip_and_expire() {
         let t = Tokens::new("0123456789abcdef0123456789abcdef", Duration::from_secs(60));
         let id = Uuid::now_v7();
-        let tok = t.issue(id).unwrap();
+        let tok = t.issue(id, 0).unwrap();
         assert_eq!(t.verify(&tok), Ok(id));
         let other = Tokens::new("another-secret-another-secret-xx", Duration::from_secs(60));
         assert_eq!(other.verify(&tok), Err(TokenError::Invalid));
@@ -309,6 +319,7 @@ mod tests {
                 sub: id,
                 iat: 1,
                 exp: 2,
+                pwv: 0,
             },
             &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
         )

@@ -10,6 +10,9 @@ ALTER TABLE users ADD COLUMN email_on_failure boolean NOT NULL DEFAULT true;
 ALTER TABLE users ADD COLUMN webhook_secret text;
 ALTER TABLE users ADD COLUMN webhook_secret_old text;
 ALTER TABLE users ADD COLUMN webhook_secret_old_until timestamptz;
+-- Counts password changes (by the user or a reset); a login token carries the count it was
+-- issued under, so the tokens of an older password stop working, like its browser sessions.
+ALTER TABLE users ADD COLUMN password_version integer NOT NULL DEFAULT 0;
 
 -- A task's own webhook URL (checked against the fetch policy when submitted).
 ALTER TABLE tasks ADD COLUMN webhook_url text;

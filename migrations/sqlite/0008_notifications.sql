@@ -9,6 +9,9 @@ ALTER TABLE users ADD COLUMN email_on_failure INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE users ADD COLUMN webhook_secret TEXT;
 ALTER TABLE users ADD COLUMN webhook_secret_old TEXT;
 ALTER TABLE users ADD COLUMN webhook_secret_old_until INTEGER;
+-- Counts password changes (by the user or a reset); a login token carries the count it was
+-- issued under, so the tokens of an older password stop working, like its browser sessions.
+ALTER TABLE users ADD COLUMN password_version INTEGER NOT NULL DEFAULT 0;
 
 -- A task's own webhook URL (checked against the fetch policy when submitted).
 ALTER TABLE tasks ADD COLUMN webhook_url TEXT;

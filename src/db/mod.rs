@@ -44,6 +44,8 @@ pub struct User {
     pub email: String,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
+    /// Password changes so far: a login token issued under an older count no longer works.
+    pub password_version: u32,
 }
 
 #[derive(Debug, Clone)]

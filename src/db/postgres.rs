@@ -127,6 +127,7 @@ fn user_from_row(row: sql::UserRow) -> UserWithHash {
             email: row.email,
             disabled: row.disabled,
             created_at: row.created_at,
+            password_version: u32::try_from(row.password_version).unwrap_or(u32::MAX),
         },
         password_hash: row.password_hash,
     }
@@ -249,6 +250,7 @@ impl UserRepo for PgRepo {
                 email: new.email.as_str().to_string(),
                 disabled: false,
                 created_at,
+                password_version: 0,
             }),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => match e.constraint() {
                 Some(sql::EMAIL_UNIQUE) => Err(RepoError::Conflict("email")),

@@ -97,6 +97,7 @@ fn user_from_row(row: sql::UserRow) -> RepoResult<UserWithHash> {
             email: row.email,
             disabled: row.disabled,
             created_at: time(row.created_at)?,
+            password_version: u32::try_from(row.password_version).unwrap_or(u32::MAX),
         },
         password_hash: row.password_hash,
     })
@@ -162,6 +163,7 @@ impl UserRepo for SqliteRepo {
             email: new.email.as_str().to_string(),
             disabled: false,
             created_at: time(now_ms())?,
+            password_version: 0,
         };
         let r = sql::insert_user(
             &self.pool,

@@ -197,7 +197,7 @@ pub async fn login(
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let user = authenticate(&state, peer, &headers, req).await?;
-    let token = state.tokens.issue(user.id)?;
+    let token = state.tokens.issue(user.id, user.password_version)?;
     Ok(Json(LoginResponse {
         token,
         token_type: "Bearer".into(),

@@ -52,7 +52,7 @@ impl FromRequestParts<AppState> for AuthUser {
 async fn bearer_user(headers: &HeaderMap, state: &AppState) -> Result<AuthUser, ApiError> {
     {
         let token = bearer_token(headers).ok_or_else(ApiError::unauthorized)?;
-        let id = state.tokens.verify(token).map_err(|e| match e {
+        let claims = state.tokens.verify_claims(token).map_err(|e| match e {
             TokenError::Expired => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::TokenExpired,
@@ -60,8 +60,14 @@ async fn bearer_user(headers: &HeaderMap, state: &AppState) -> Result<AuthUser, 
             ),
             TokenError::Invalid => invalid_token("the token is not valid"),
         })?;
-        if !state.user_active(id).await? {
+        let id = claims.sub;
+        let Some(user) = state.db.user_by_id(id).await?.filter(|u| !u.disabled) else {
             return Err(invalid_token("the token's account is disabled or deleted"));
+        };
+        if claims.pwv != user.password_version {
+            return Err(invalid_token(
+                "the password changed after this token was issued; log in again",
+            ));
         }
         Ok(AuthUser { id, session: None })
     }

@@ -302,7 +302,7 @@ pub async fn delete_session(
 
 /// Change the caller's password. Every browser session of the account ends; a caller
 /// authenticated by the session cookie gets a new session (cookie and CSRF token) in the
-/// answer. Bearer tokens already issued keep working until they expire (they are not stored).
+/// answer. Login (bearer) tokens issued before the change stop working too.
 #[utoipa::path(post, path = "/api/account/password", tag = "accounts",
     request_body = PasswordChangeRequest,
     params(("X-CSRF-Token" = Option<String>, Header, description = "with the session cookie: the session's CSRF token")),

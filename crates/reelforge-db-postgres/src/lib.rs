@@ -43,6 +43,8 @@ pub struct UserRow {
     pub password_hash: String,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
+    /// Password changes so far (login tokens of an older count are void).
+    pub password_version: i32,
 }
 
 /// A row of `tasks`.
@@ -138,7 +140,7 @@ pub async fn user_by_email_or_username(
 ) -> Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        "SELECT id, username, email, password_hash, disabled, created_at \
+        "SELECT id, username, email, password_hash, disabled, created_at, password_version \
          FROM users WHERE email_lower = $1 OR lower(username) = lower($2) LIMIT 1",
         email_lower,
         username,
@@ -151,7 +153,7 @@ pub async fn user_by_email_or_username(
 pub async fn user_by_username(db: impl PgExecutor<'_>, username: &str) -> Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        "SELECT id, username, email, password_hash, disabled, created_at \
+        "SELECT id, username, email, password_hash, disabled, created_at, password_version \
          FROM users WHERE lower(username) = lower($1)",
         username,
     )
@@ -162,7 +164,7 @@ pub async fn user_by_username(db: impl PgExecutor<'_>, username: &str) -> Result
 pub async fn user_by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        "SELECT id, username, email, password_hash, disabled, created_at \
+        "SELECT id, username, email, password_hash, disabled, created_at, password_version \
          FROM users WHERE id = $1",
         id,
     )
@@ -173,7 +175,7 @@ pub async fn user_by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User
 pub async fn list_users(db: impl PgExecutor<'_>) -> Result<Vec<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        "SELECT id, username, email, password_hash, disabled, created_at \
+        "SELECT id, username, email, password_hash, disabled, created_at, password_version \
          FROM users ORDER BY id",
     )
     .fetch_all(db)
@@ -1071,7 +1073,8 @@ pub async fn set_password_hash(
     password_hash: &str,
 ) -> Result<u64> {
     let r = sqlx::query!(
-        "UPDATE users SET password_hash = $1 WHERE id = $2",
+        "UPDATE users SET password_hash = $1, password_version = password_version + 1 \
+         WHERE id = $2",
         password_hash,
         user_id,
     )

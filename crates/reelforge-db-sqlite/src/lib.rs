@@ -30,6 +30,8 @@ pub struct UserRow {
     pub password_hash: String,
     pub disabled: bool,
     pub created_at: i64,
+    /// Password changes so far (login tokens of an older count are void).
+    pub password_version: i64,
 }
 
 /// A row of `tasks`; `profile`, `source`, `input`, `outputs`, `commands` and `result` are
@@ -111,7 +113,8 @@ pub async fn user_by_email_or_username(
 ) -> Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", created_at
+        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", created_at,
+                  password_version
            FROM users WHERE email_lower = ? OR lower(username) = lower(?) LIMIT 1"#,
         email_lower,
         username,
@@ -127,7 +130,8 @@ pub async fn user_by_username(
 ) -> Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", created_at
+        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", created_at,
+                  password_version
            FROM users WHERE lower(username) = lower(?)"#,
         username,
     )
@@ -138,7 +142,8 @@ pub async fn user_by_username(
 pub async fn user_by_id(db: impl SqliteExecutor<'_>, id: &str) -> Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", created_at
+        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", created_at,
+                  password_version
            FROM users WHERE id = ?"#,
         id,
     )
@@ -149,7 +154,8 @@ pub async fn user_by_id(db: impl SqliteExecutor<'_>, id: &str) -> Result<Option<
 pub async fn list_users(db: impl SqliteExecutor<'_>) -> Result<Vec<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", created_at
+        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", created_at,
+                  password_version
            FROM users ORDER BY id"#,
     )
     .fetch_all(db)
@@ -1128,7 +1134,8 @@ pub async fn set_password_hash(
     password_hash: &str,
 ) -> Result<u64> {
     let r = sqlx::query!(
-        "UPDATE users SET password_hash = ? WHERE id = ?",
+        "UPDATE users SET password_hash = ?, password_version = password_version + 1 \
+         WHERE id = ?",
         password_hash,
         user_id,
     )

@@ -77,7 +77,8 @@ impl std::fmt::Debug for Mailer {
 
 impl Mailer {
     /// The mailer of `settings`, or `None` when `REELFORGE_SMTP_URL` is not set. Reads
-    /// `REELFORGE_SMTP_CA_FILE`; connects to nothing yet.
+    /// `REELFORGE_SMTP_CA_FILE`; connects to nothing yet. Build it, and drop it, inside the
+    /// tokio runtime: its connection pool runs a task there.
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Option<Mailer>> {
         let Some(server) = settings.smtp_url.clone() else {
             return Ok(None);

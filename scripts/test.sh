@@ -20,7 +20,7 @@
 # 9. the distributed test (tests/distributed/run.sh): nginx, 2 API and 3 worker processes on
 #    its own PostgreSQL cluster, with a worker, an API process and PostgreSQL knocked over
 # Every step runs even if an earlier one failed, so one run shows every problem; the script
-# exits non-zero if any step failed. Tests that need a server (HTTP, S3; later SMTP) start
+# exits non-zero if any step failed. Tests that need a server (HTTP, S3, SMTP) start
 # their own throw-away instance on a free loopback port and stop it; PostgreSQL is the
 # exception: this script starts one throw-away cluster for the whole run (need_postgres).
 set -euo pipefail
@@ -172,8 +172,17 @@ need_browser() {
     export REELFORGE_BROWSER_VENV=$venv
     export REELFORGE_CHROMIUM=/usr/bin/chromium
 }
-# Not needed yet; add with the tests that use them:
-# need_smtp() { … }      # e-mail: `pip install aiosmtpd` (SMTP sink on a free port)
+# The SMTP server of the mail tests (crates/reelforge-testkit/src/smtp.rs runs
+# tests/mail/smtp_server.py): aiosmtpd in a virtual environment, REELFORGE_TEST_SMTP_PY names
+# its python; the openssl command makes each run's throw-away CA and server certificate.
+need_smtp() {
+    local venv=${XDG_CACHE_HOME:-$HOME/.cache}/reelforge/mail-venv
+    if ! "$venv/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1; then
+        make_venv "$venv" 'aiosmtpd>=1.4,<2'
+    fi
+    command -v openssl >/dev/null 2>&1 || apt_install openssl
+    export REELFORGE_TEST_SMTP_PY=$venv/bin/python
+}
 need_strace() { # tests/e2e/hostile.rs traces every ffmpeg/ffprobe run
     command -v strace >/dev/null 2>&1 || apt_install strace
 }
@@ -203,6 +212,7 @@ need_postgres
 need_moto
 need_tuspy
 need_webhooks
+need_smtp
 need_nginx
 need_contract
 need_browser

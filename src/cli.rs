@@ -258,6 +258,15 @@ mod tests {
                 assert!(!text.contains(unused), "{path:?} shows {unused}:\n{text}");
             }
         }
+        for path in [&["mail"][..], &["mail", "test"]] {
+            let text = help(path);
+            for used in ["--smtp-url", "--mail-from", "--smtp-ca-file", "--config"] {
+                assert!(text.contains(used), "{path:?}: {used} missing:\n{text}");
+            }
+            for unused in ["--listen", "--database-url", "--data-dir", "--workers"] {
+                assert!(!text.contains(unused), "{path:?} shows {unused}:\n{text}");
+            }
+        }
         // The server roles still show every setting.
         let serve = help(&["serve"]);
         for flag in [
@@ -265,6 +274,7 @@ mod tests {
             "--max-upload",
             "--header-timeout",
             "--access-log",
+            "--smtp-ca-file",
         ] {
             assert!(serve.contains(flag), "{flag}:\n{serve}");
         }

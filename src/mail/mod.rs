@@ -77,7 +77,8 @@ impl std::fmt::Debug for Mailer {
 
 impl Mailer {
     /// The mailer of `settings`, or `None` when `REELFORGE_SMTP_URL` is not set. Reads
-    /// `REELFORGE_SMTP_CA_FILE`; connects to nothing yet.
+    /// `REELFORGE_SMTP_CA_FILE`; connects to nothing yet. Build it, and drop it, inside the
+    /// tokio runtime: its connection pool runs a task there.
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Option<Mailer>> {
         let Some(server) = settings.smtp_url.clone() else {
             return Ok(None);
@@ -172,9 +173,8 @@ fn read_certificates(path: &std::path::Path) -> anyhow::Result<Certificate> {
 /// and only sends the password inside `AUTH`, so none of its texts holds it.
 fn classify(e: &lettre::transport::smtp::Error, server: &SmtpUrl) -> SendError {
     let at = format!("{}:{}", bracketed(&server.host), server.port);
-    let source = std::error::Error::source(e)
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+    // lettre nests its errors ("Connection error: …"): the innermost says what happened.
+    let source = innermost(e);
     let detail = if source.is_empty() {
         String::new()
     } else {
@@ -183,13 +183,10 @@ fn classify(e: &lettre::transport::smtp::Error, server: &SmtpUrl) -> SendError {
     if let Some(code) = e.status() {
         let reply = format!("{code} {}", source.trim());
         return if e.is_permanent() {
-            SendError::Permanent(format!(
-                "the mail server {at} refused the message: {}",
-                reply.trim()
-            ))
+            SendError::Permanent(format!("the mail server {at} refused: {}", reply.trim()))
         } else {
             SendError::Transient(format!(
-                "the mail server {at} answered “try again later”: {}",
+                "the mail server {at} answered with a temporary failure: {}",
                 reply.trim()
             ))
         };
@@ -200,7 +197,7 @@ fn classify(e: &lettre::transport::smtp::Error, server: &SmtpUrl) -> SendError {
             SMTP_TIMEOUT.as_secs()
         ));
     }
-    if e.is_tls() {
+    if e.is_tls() || is_tls_failure(e) {
         return SendError::Transient(format!(
             "the TLS handshake with the mail server {at} failed{detail}"
         ));
@@ -222,6 +219,36 @@ fn classify(e: &lettre::transport::smtp::Error, server: &SmtpUrl) -> SendError {
     SendError::Transient(format!(
         "the connection to the mail server {at} failed{detail}"
     ))
+}
+
+/// The message of the last error in `e`'s source chain (empty when `e` has no source: its
+/// own text is lettre's kind, which the caller words itself).
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = e.source();
+    let mut text = String::new();
+    while let Some(err) = current {
+        text = err.to_string();
+        current = err.source();
+    }
+    text
+}
+
+/// Whether a rustls error (a certificate refused, a failed handshake) is in `e`'s chain,
+/// as itself or inside an I/O error (tokio-rustls wraps it so).
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if err.is::<rustls::Error>()
+            || err
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        current = err.source();
+    }
+    false
 }
 
 fn bracketed(host: &str) -> String {

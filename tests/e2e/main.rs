@@ -2,12 +2,13 @@
 //! and by upload; cancel and delete while ffmpeg runs; and a `serve` process killed in the
 //! middle of a job, recovered by the next one; `api` and `worker` processes sharing PostgreSQL
 //! and a store (`scaleout.rs`); the access log and start-up line (`operability.rs`); memory
-//! under oversized requests (`resources.rs`).
+//! under oversized requests (`resources.rs`); e-mail through a real SMTP server (`mail.rs`).
 
 mod archives;
 mod crash;
 mod file_modes;
 mod hostile;
+mod mail;
 mod newcomer;
 mod notifications;
 mod operability;

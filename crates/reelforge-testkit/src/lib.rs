@@ -10,6 +10,8 @@
 //!   service's own ffprobe argv and checked against an [`plans::Expect`];
 //! - [`process`]: real `reelforge` processes of the built binary, and the HTTP calls the
 //!   tests make to them;
+//! - [`smtp`]: a real SMTP server (aiosmtpd) in STARTTLS, TLS or plain mode, and the
+//!   messages it received, parsed independently;
 //! - [`tus`]: resumable uploads from outside: raw protocol cases and the `tuspy` client.
 //!
 //! A dev-only crate (`publish = false`), a dev-dependency of the root package: it depends on
@@ -20,6 +22,7 @@ pub mod clips;
 pub mod pg;
 pub mod plans;
 pub mod process;
+pub mod smtp;
 pub mod tus;
 pub mod webhooks;
 

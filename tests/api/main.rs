@@ -4,6 +4,7 @@ mod accounts;
 mod connections;
 mod contract;
 mod limits;
+mod mail;
 mod playback;
 mod profiles_doc;
 mod queue;

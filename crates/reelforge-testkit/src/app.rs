@@ -68,6 +68,26 @@ pub struct Options {
     pub s3_endpoint: Option<String>,
     /// Extra `object_store` keys (credentials of a test S3 server).
     pub storage_extra: Vec<(String, String)>,
+    /// E-mail through this test SMTP server, sent as `reelforge@example.com`.
+    pub smtp: Option<SmtpSettings>,
+}
+
+/// `REELFORGE_SMTP_URL`, `REELFORGE_SMTP_CA_FILE` and `REELFORGE_PUBLIC_URL` of a test app.
+pub struct SmtpSettings {
+    pub url: String,
+    pub ca_file: Option<PathBuf>,
+    pub public_url: String,
+}
+
+impl SmtpSettings {
+    /// The settings that send through `server`, with links on `public_url`.
+    pub fn of(server: &crate::smtp::SmtpServer, public_url: &str) -> Self {
+        SmtpSettings {
+            url: server.url(),
+            ca_file: server.ca_file(),
+            public_url: public_url.to_string(),
+        }
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -106,6 +126,13 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         idle_timeout: o.idle_timeout.map(str::to_string),
         storage_url: o.storage_url,
         s3_endpoint: o.s3_endpoint,
+        smtp_url: o.smtp.as_ref().map(|s| s.url.clone()),
+        mail_from: o
+            .smtp
+            .as_ref()
+            .map(|_| "Reelforge <reelforge@example.com>".into()),
+        smtp_ca_file: o.smtp.as_ref().and_then(|s| s.ca_file.clone()),
+        public_url: o.smtp.as_ref().map(|s| s.public_url.clone()),
         ..Default::default()
     };
     let mut settings = Settings::resolve(args, SettingsArgs::default()).unwrap();
@@ -196,6 +223,20 @@ impl TestApp {
         assert_eq!(r.status(), 200);
         let body: Value = r.json().await.unwrap();
         body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Log `username` (made by [`TestApp::user`]) in as a browser: the session cookie's
+    /// `name=value`.
+    pub async fn session_cookie(&self, username: &str) -> String {
+        let r = self
+            .post_json(
+                "/api/session",
+                &json!({"username": username, "password": "Secret123"}),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "session of {username}");
+        let cookie = r.headers()["set-cookie"].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_string()
     }
 
     /// The task object, as its owner sees it.

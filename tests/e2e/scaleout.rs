@@ -14,6 +14,10 @@
 //! - a resumable upload whose HEADs and PATCHes alternate between the API processes ends
 //!   whole and its task runs.
 //!
+//! - a burst of 50 tasks through both API processes, run by two worker processes: every
+//!   task's webhooks (`task.started` and its end) and e-mail arrive, none missing, and a
+//!   duplicate only ever with the same message id.
+//!
 //! Without `REELFORGE_TEST_PG_URL` these print SKIPPED (they fail under `CI`).
 
 use std::path::{Path, PathBuf};
@@ -42,6 +46,8 @@ struct Cluster {
     dir: tempfile::TempDir,
     c: reqwest::Client,
     token: String,
+    /// Settings every process gets besides the shared ones.
+    extra_env: Vec<(String, String)>,
 }
 
 fn terminal(v: &Value) -> bool {
@@ -66,6 +72,10 @@ fn signal(pid: i32, sig: libc::c_int) {
 impl Cluster {
     /// `None`: no PostgreSQL server configured (skipped, see `reelforge_testkit::pg`).
     async fn start() -> Option<Cluster> {
+        Self::start_with(vec![]).await
+    }
+
+    async fn start_with(extra_env: Vec<(String, String)>) -> Option<Cluster> {
         let db = PgDatabase::create().await?;
         let dir = tempfile::tempdir().unwrap();
         let mut cluster = Cluster {
@@ -75,6 +85,7 @@ impl Cluster {
             dir,
             c: reqwest::Client::builder().no_proxy().build().unwrap(),
             token: String::new(),
+            extra_env,
         };
         for i in 0..2 {
             let api = cluster.spawn("api", &format!("api{i}"));
@@ -90,8 +101,8 @@ impl Cluster {
         d
     }
 
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
+    fn env(&self) -> Vec<(String, String)> {
+        let shared = vec![
             ("REELFORGE_DATABASE_URL", self.db.url.clone()),
             (
                 "REELFORGE_STORAGE_URL",
@@ -103,13 +114,18 @@ impl Cluster {
             ),
             ("REELFORGE_WORKERS", "1".into()),
             ("REELFORGE_LEASE", format!("{}s", LEASE.as_secs())),
-        ]
+        ];
+        shared
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .chain(self.extra_env.iter().cloned())
+            .collect()
     }
 
     /// Start `reelforge ROLE` with its own data dir under `name` and the shared settings.
     fn spawn(&self, role: &str, name: &str) -> Server {
         let env = self.env();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         REELFORGE.start_role(role, &self.data_dir(name), &env)
     }
 
@@ -419,4 +435,119 @@ async fn a_resumable_upload_alternates_between_api_processes_and_its_task_runs()
     let v = cl.wait(0, id, Duration::from_secs(120), terminal).await;
     assert_eq!(v["status"], "succeeded", "{v}");
     assert_eq!(v["source"]["size"], bytes.len());
+}
+
+#[tokio::test]
+async fn a_burst_of_tasks_is_notified_by_webhook_and_email_with_none_missing() {
+    use reelforge_testkit::smtp::{SmtpMode, SmtpServer};
+    use reelforge_testkit::webhooks::{HOST, Receiver};
+    use std::collections::{BTreeMap, BTreeSet};
+    let Some(rx) = Receiver::start("a_burst_of_tasks_is_notified") else {
+        return;
+    };
+    let Some(smtp) =
+        SmtpServer::start("a_burst_of_tasks_is_notified", SmtpMode::StartTls, None).await
+    else {
+        return;
+    };
+    let mut env = smtp.env("Reelforge <reelforge@example.com>");
+    env.push(("REELFORGE_FETCH_ALLOW".into(), HOST.into()));
+    env.push((
+        "REELFORGE_PUBLIC_URL".into(),
+        "https://media.reelforge.test".into(),
+    ));
+    let Some(mut cl) = Cluster::start_with(env).await else {
+        return;
+    };
+    cl.add_worker("w0").await;
+    cl.add_worker("w1").await;
+    let ep: Value =
+        cl.c.post(format!("{}/api/webhooks", cl.api(0)))
+            .bearer_auth(&cl.token)
+            .json(&serde_json::json!({"url": rx.url("burst")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    rx.set_secrets("burst", &[ep["secret"].as_str().unwrap()])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("notes.txt");
+    std::fs::write(&junk, b"not media").unwrap();
+    let tiny = reelforge_testkit::clips::clip_tiny();
+    let mut ids = vec![];
+    for i in 0..50 {
+        let id = if i % 2 == 0 {
+            cl.submit(i, &tiny, "tiny.mp4", &[("profile", "thumbnail")])
+                .await
+        } else {
+            cl.submit(i, &junk, "notes.txt", &[]).await
+        };
+        ids.push(id);
+    }
+    let mut finals = BTreeMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let v = cl.wait(i, id, Duration::from_secs(240), terminal).await;
+        let want = if i % 2 == 0 { "succeeded" } else { "failed" };
+        assert_eq!(v["status"], want, "{v}");
+        finals.insert(id.clone(), format!("task.{want}"));
+    }
+    // Two webhooks per task (started, and its end), one e-mail per task.
+    let start = Instant::now();
+    let unique = |rx: &Receiver| {
+        rx.received_by("burst")
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<BTreeSet<_>>()
+    };
+    while unique(&rx).len() < 100 && start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = rx.received_by("burst");
+    assert!(got.iter().all(|r| r.verified), "every signature checks");
+    let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+    for r in &got {
+        if let Some(first) = by_id.get(&r.id) {
+            assert_eq!(first, &r.body, "a duplicate carries the same message");
+        }
+        by_id.insert(r.id.clone(), r.body.clone());
+    }
+    assert_eq!(
+        by_id.len(),
+        100,
+        "{} duplicates among {}",
+        got.len() - by_id.len(),
+        got.len()
+    );
+    let mut per_task: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for body in by_id.values() {
+        let task = body["data"]["id"].as_str().unwrap().to_string();
+        per_task
+            .entry(task)
+            .or_default()
+            .push(body["type"].as_str().unwrap().to_string());
+    }
+    for (id, end) in &finals {
+        let mut types = per_task.get(id).cloned().unwrap_or_default();
+        types.sort();
+        let mut want = vec!["task.started".to_string(), end.clone()];
+        want.sort();
+        assert_eq!(types, want, "task {id}");
+    }
+    let mails = smtp.wait_for_messages(50, Duration::from_secs(60)).await;
+    let message_ids: BTreeSet<String> = mails
+        .iter()
+        .map(|m| m.header("Message-ID").unwrap().to_string())
+        .collect();
+    assert_eq!(message_ids.len(), 50, "one e-mail per task");
+    for id in finals.keys() {
+        assert!(
+            mails
+                .iter()
+                .any(|m| m.text.as_deref().unwrap_or_default().contains(id.as_str())),
+            "no e-mail about {id}"
+        );
+    }
 }

@@ -88,6 +88,7 @@ pub struct CreateEndpoint {
     /// `http` or `https`; checked against the same address rules as URL fetches.
     pub url: String,
     /// The events to send (default: all four).
+    #[schema(min_items = 1)]
     pub events: Option<Vec<TaskEvent>>,
     /// Default `true`.
     pub enabled: Option<bool>,
@@ -97,6 +98,7 @@ pub struct CreateEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct UpdateEndpoint {
     pub url: Option<String>,
+    #[schema(min_items = 1)]
     pub events: Option<Vec<TaskEvent>>,
     /// `true` re-enables an endpoint the service disabled.
     pub enabled: Option<bool>,

@@ -208,13 +208,25 @@ fn upload_source() -> Map<String, Value> {
 /// shorthand branch `{shorthand: FORMAT}` for convert. The default profile's branch
 /// needs no `profile`; every branch refuses keys it does not list, so each body matches
 /// exactly one branch.
-fn request_schema(source: Map<String, Value>, shorthand: &str) -> Value {
+fn request_schema(mut source: Map<String, Value>, shorthand: &str) -> Value {
     let is_json = source.contains_key("upload");
-    let required_source: Vec<&String> = if is_json {
+    let required_source: Vec<String> = if is_json {
         vec![] // one of the two, below
     } else {
-        source.keys().filter(|k| *k != "fileName").collect()
+        source
+            .keys()
+            .filter(|k| *k != "fileName")
+            .cloned()
+            .collect()
     };
+    source.insert(
+        "webhook_url".into(),
+        json!({"allOf": [{"$ref": "#/components/schemas/TaskUrl"}],
+               "description": "Where to POST this task's events (`task.started`, \
+                   `task.succeeded`, `task.failed`, `task.cancelled`), signed with your \
+                   default webhook secret (`GET /api/account/webhook-secret`); the same \
+                   address rules as a URL to fetch (422 `url_not_allowed`)."}),
+    );
     let one_source: Value = serde_json::from_str(ONE_JSON_SOURCE).unwrap_or(Value::Null);
     let mut branches = Vec::new();
     for (i, (profile, schema)) in option_schemas().into_iter().enumerate() {

@@ -39,7 +39,8 @@ pub const RESET_WINDOW: Duration = Duration::from_secs(60 * 60);
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ResetRequest {
     /// The account's e-mail address (a user name works too).
-    pub email: Option<String>,
+    #[schema(min_length = 1, max_length = 254)]
+    pub email: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -50,15 +51,21 @@ pub struct ResetAccepted {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResetConfirm {
-    /// From the e-mailed link.
-    pub token: Option<String>,
-    /// The new password (8+ characters with an upper-case and a lower-case letter and a
-    /// digit).
+    /// From the e-mailed link (`…/#/reset/{token}`).
+    #[schema(min_length = 1, max_length = 256)]
+    pub token: String,
+    /// The new password: at least 8 characters with an upper-case letter, a lower-case
+    /// letter and a digit.
     #[serde(alias = "password1")]
-    pub password: Option<String>,
-    /// The new password again.
+    #[schema(
+        min_length = 8,
+        max_length = 1024,
+        pattern = "^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9]).{8,}$"
+    )]
+    pub password: String,
+    /// The new password again (must be equal).
     #[serde(alias = "password2")]
-    pub password_confirmation: Option<String>,
+    pub password_confirmation: String,
 }
 
 /// Ask for a reset link by e-mail.
@@ -85,8 +92,10 @@ pub async fn request_reset(
              (`reelforge user …`)",
         ));
     }
-    let login = req.email.filter(|e| !e.trim().is_empty());
-    let login = login.ok_or_else(|| missing("email"))?;
+    if req.email.trim().is_empty() {
+        return Err(missing("email"));
+    }
+    let login = req.email;
     let client = state.trusted_proxies.client_ip(peer.ip(), &headers);
     let limiter = &state.login_limiter;
     limiter
@@ -152,7 +161,8 @@ async fn queue_reset(state: &AppState, user: Uuid, email: &str) -> ApiResult<()>
     request_body = ResetConfirm,
     responses(
         (status = 200, body = ResetAccepted),
-        (status = 400, body = ErrorBody, description = "a missing field, `password_mismatch`, `weak_password`, or `invalid_reset_token` (unknown, used or expired)"),
+        (status = 400, body = ErrorBody, description = "a missing field, `password_mismatch` or `weak_password`"),
+        (status = 404, body = ErrorBody, description = "`invalid_reset_token`: the link is unknown, used or expired"),
         (status = 429, body = ErrorBody, description = "too many attempts from this address; see Retry-After"),
     ))]
 #[tracing::instrument(skip_all)]
@@ -162,11 +172,7 @@ pub async fn confirm_reset(
     headers: HeaderMap,
     JsonBody(req): JsonBody<ResetConfirm>,
 ) -> ApiResult<Json<ResetAccepted>> {
-    let token = req.token.ok_or_else(|| missing("token"))?;
-    let p1 = req.password.ok_or_else(|| missing("password"))?;
-    let p2 = req
-        .password_confirmation
-        .ok_or_else(|| missing("passwordConfirmation"))?;
+    let (token, p1, p2) = (req.token, req.password, req.password_confirmation);
     if p1 != p2 {
         return Err(ApiError::bad_request(
             ErrorCode::PasswordMismatch,
@@ -186,7 +192,8 @@ pub async fn confirm_reset(
         .reset_password(&token_hash(token.trim()), &hash, Utc::now())
         .await?;
     if user.is_none() {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
             ErrorCode::InvalidResetToken,
             "this reset link is unknown, used or expired: ask for a new one",
         ));

@@ -301,7 +301,7 @@ async fn a_password_reset_works_once_and_ends_every_session() {
     assert_eq!(login(&app, "Renewed789").await.status(), 200);
     // Once only.
     let r = confirm(&app, &token, "Another789").await;
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 404);
     assert_eq!(
         r.json::<Value>().await.unwrap()["error"],
         "invalid_reset_token"

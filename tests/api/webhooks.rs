@@ -613,9 +613,30 @@ async fn private_destinations_are_refused_at_registration_and_at_delivery() {
     assert_eq!(rx.received_by("redirect").len(), 1);
     assert!(rx.received_by("target").is_empty());
 
-    // Checked again at delivery: with the allowance gone, nothing is sent.
-    let ep = endpoint(&app, &t, &rx.url("later"), None).await;
-    send_test_event(&app, &t, ep["id"].as_str().unwrap()).await;
+    // Checked again at delivery: destinations registered while an allow-list let them
+    // through (a loopback literal, its IPv4-mapped IPv6 form, a name that resolves to it,
+    // and the receiver itself) are refused when the allowance is gone, and nothing is sent.
+    let Some(inner) = Receiver::start_on("private_destinations_are_refused", "127.0.0.1") else {
+        return;
+    };
+    let lenient = spawn_app_with(Options {
+        fetch_allow: Some(format!("{HOST},127.0.0.1,::ffff:127.0.0.1,localhost")),
+        ..Default::default()
+    })
+    .await;
+    let t2 = lenient.user("lenient").await;
+    let inner_port = inner.port();
+    for url in [
+        inner.url("literal"),
+        format!("http://[::ffff:127.0.0.1]:{inner_port}/hook/mapped"),
+        format!("http://localhost:{inner_port}/hook/named"),
+    ] {
+        let ep = endpoint(&lenient, &t2, &url, None).await;
+        send_test_event(&lenient, &t2, ep["id"].as_str().unwrap()).await;
+    }
+    let app = lenient;
+    let ep = endpoint(&app, &t2, &rx.url("later"), None).await;
+    send_test_event(&app, &t2, ep["id"].as_str().unwrap()).await;
     let strict = Notifier {
         db: app.notifier.db.clone(),
         fetcher: Arc::new(Fetcher::new(FetchPolicy::default()).unwrap()),
@@ -636,10 +657,12 @@ async fn private_destinations_are_refused_at_registration_and_at_delivery() {
             other => panic!("{other:?}"),
         }
     }
+    assert_eq!(ends.len(), 4, "{ends:?}");
     assert!(
         ends.iter()
-            .any(|e| matches!(e, DeliveryEnd::Failed(m) if m.contains("not allowed"))),
+            .all(|e| matches!(e, DeliveryEnd::Failed(m) if m.contains("not allowed"))),
         "{ends:?}"
     );
     assert!(rx.received_by("later").is_empty());
+    assert!(inner.received().is_empty(), "{:?}", inner.received());
 }

@@ -8,7 +8,9 @@
 # Needs REELFORGE_CONTRACT_VENV (a virtualenv with schemathesis and openapi-spec-validator;
 # scripts/test.sh makes one). REELFORGE_CONTRACT_EXAMPLES (default 15) bounds the examples
 # per operation, REELFORGE_CONTRACT_SEED (default fixed) the seed: set it to explore.
-# The server runs on a free loopback port with no worker, on a throw-away data dir.
+# The server runs on a free loopback port with no worker, on a throw-away data dir. Its SMTP
+# server is a closed loopback port: password resets are accepted (their e-mails wait for
+# retries that fail), so the reset routes are exercised as they are where e-mail works.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -28,6 +30,7 @@ trap cleanup EXIT
 REELFORGE_DATA_DIR=$work/data REELFORGE_LISTEN=127.0.0.1:0 REELFORGE_WORKERS=0 \
     REELFORGE_JWT_SECRET=contract-test-secret-contract-test \
     REELFORGE_FETCH_ALLOW='*.reelforge.test' RUST_LOG=info \
+    REELFORGE_SMTP_URL='smtp://127.0.0.1:9?tls=none' REELFORGE_MAIL_FROM=contract@localhost \
     "$bin" serve 2>"$work/log" &
 server=$!
 base=

@@ -49,6 +49,7 @@ pub struct Received {
 
 pub struct Receiver {
     child: Child,
+    host: String,
     port: u16,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -63,8 +64,13 @@ impl Drop for Receiver {
 }
 
 impl Receiver {
-    /// Start one on a free loopback port; `None` when the test should skip.
+    /// Start one on [`HOST`] and a free port; `None` when the test should skip.
     pub fn start(test: &str) -> Option<Receiver> {
+        Self::start_on(test, HOST)
+    }
+
+    /// Start one on `host` (a loopback address) and a free port.
+    pub fn start_on(test: &str, host: &str) -> Option<Receiver> {
         let python = receiver_python(test)?;
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("received.jsonl");
@@ -72,7 +78,7 @@ impl Receiver {
         let mut child = Command::new(python)
             .arg(&script)
             .arg(&log)
-            .arg(HOST)
+            .arg(host)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -89,6 +95,7 @@ impl Receiver {
             .unwrap_or_else(|| panic!("the receiver said {line:?}"));
         Some(Receiver {
             child,
+            host: host.to_string(),
             port,
             log,
             _dir: dir,
@@ -98,7 +105,7 @@ impl Receiver {
 
     /// The URL of hook `name`.
     pub fn url(&self, name: &str) -> String {
-        format!("http://{HOST}:{}/hook/{name}", self.port)
+        format!("http://{}:{}/hook/{name}", self.host, self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -108,7 +115,10 @@ impl Receiver {
     async fn control(&self, what: &str, body: Value) {
         let r = self
             .client
-            .post(format!("http://{HOST}:{}/_control/{what}", self.port))
+            .post(format!(
+                "http://{}:{}/_control/{what}",
+                self.host, self.port
+            ))
             .json(&body)
             .send()
             .await

@@ -111,6 +111,8 @@ error_codes! {
     UploadUsed = "upload_used",
     /// A webhook endpoint is disabled (enable it first).
     EndpointDisabled = "endpoint_disabled",
+    /// The user has as many webhook endpoints as allowed.
+    TooManyEndpoints = "too_many_endpoints",
     /// A password reset link that is unknown, used or expired.
     InvalidResetToken = "invalid_reset_token",
     /// The service sends no e-mail (no SMTP server is configured).

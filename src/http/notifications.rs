@@ -213,7 +213,8 @@ pub async fn list_endpoints(
     request_body = CreateEndpoint,
     responses(
         (status = 201, body = EndpointWithSecret),
-        (status = 400, body = ErrorBody, description = "a malformed URL or event list, or more than 20 endpoints"),
+        (status = 400, body = ErrorBody, description = "a malformed URL or event list"),
+        (status = 409, body = ErrorBody, description = "`too_many_endpoints`: you have 20 already"),
         (status = 422, body = ErrorBody, description = "`url_not_allowed`: the URL's host is private, loopback or reserved, or does not resolve"),
     ),
     security(("bearer" = [])))]
@@ -226,8 +227,9 @@ pub async fn create_endpoint(
     let events = events_or_all(body.events)?;
     let url = checked_webhook_url(&state, "url", &body.url).await?;
     if state.db.endpoints(user.id).await?.len() >= MAX_ENDPOINTS {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidField,
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::TooManyEndpoints,
             format!("you have {MAX_ENDPOINTS} endpoints already; delete one first"),
         ));
     }

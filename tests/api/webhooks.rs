@@ -666,3 +666,22 @@ async fn private_destinations_are_refused_at_registration_and_at_delivery() {
     assert!(rx.received_by("later").is_empty());
     assert!(inner.received().is_empty(), "{:?}", inner.received());
 }
+
+#[tokio::test]
+async fn twenty_endpoints_at_most() {
+    let app = webhook_app().await;
+    let t = app.user("collector").await;
+    for i in 0..20 {
+        endpoint(&app, &t, &format!("http://{HOST}:9/hook/{i}"), None).await;
+    }
+    let r = app
+        .post_json_as(
+            "/api/webhooks",
+            &t,
+            &json!({"url": format!("http://{HOST}:9/hook/more")}),
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "too_many_endpoints");
+}

@@ -562,7 +562,12 @@ function endpointItem(ep, removed) {
     await loadLog();
   });
   const redeliver = (message) => run(async () => {
-    await call("POST", `/api/webhooks/${ep.id}/deliveries/${message}/redeliver`);
+    try {
+      await call("POST", `/api/webhooks/${ep.id}/deliveries/${message}/redeliver`);
+    } catch (err) {
+      if (err.status !== 404) throw err;
+      return note(alertBox("Only a finished delivery can be sent again: this one is still being retried."));
+    }
     note(h("p", { class: "ok", role: "status" }, "Queued again."));
     follow(message);
   });

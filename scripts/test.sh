@@ -165,9 +165,13 @@ need_browser() {
     local version
     version=$(/usr/bin/chromium --version 2>/dev/null) || version="no browser: /usr/bin/chromium does not run"
     say "browser tests: $version"
+    # aiosmtpd: the SMTP sink of the e-mail tests (tests/browser/test_notifications.py).
     local venv=${XDG_CACHE_HOME:-$HOME/.cache}/reelforge/browser-venv
     if ! "$venv/bin/python" -c 'import playwright.sync_api, pytest' >/dev/null 2>&1; then
-        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 make_venv "$venv" 'playwright>=1.50,<2' 'pytest>=8'
+        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 make_venv "$venv" 'playwright>=1.50,<2' 'pytest>=8' \
+            'aiosmtpd>=1.4,<2'
+    elif ! "$venv/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1; then
+        "$venv/bin/pip" install -q 'aiosmtpd>=1.4,<2' </dev/null
     fi
     export REELFORGE_BROWSER_VENV=$venv
     export REELFORGE_CHROMIUM=/usr/bin/chromium

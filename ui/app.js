@@ -47,6 +47,33 @@ function field(label, input, hint) {
     hint ? h("span", { class: "hint" }, hint) : null);
 }
 
+/** A checkbox with its label after it. */
+function checkbox(label, input) {
+  input.id = input.id || "c-" + Math.random().toString(36).slice(2, 9);
+  return h("div", { class: "check" }, input, h("label", { for: input.id }, label));
+}
+
+/** A server message as a sentence: a capital first letter and a full stop. */
+function sentence(text) {
+  const s = String(text || "").trim();
+  if (!s) return s;
+  return s[0].toUpperCase() + s.slice(1) + (/[.!?:]$/.test(s) ? "" : ".");
+}
+
+/** A secret shown once: read-only, with a Copy button and the warning. */
+function secretField(label, secret, hint) {
+  const input = h("input", { type: "text", readonly: true, value: secret, class: "secret",
+    spellcheck: "false", autocomplete: "off" });
+  input.id = "s-" + Math.random().toString(36).slice(2, 9);
+  const copy = h("button", { type: "button", class: "secondary", onclick: async () => {
+    input.select();
+    try { await navigator.clipboard.writeText(secret); copy.textContent = "Copied"; }
+    catch { copy.textContent = "Selected: copy it"; }
+  } }, "Copy");
+  return h("div", { class: "field secret-box" }, h("label", { for: input.id }, label),
+    h("div", { class: "inline" }, input, copy), h("span", { class: "hint" }, hint));
+}
+
 function bytes(n) {
   if (n === null || n === undefined) return "";
   const units = ["B", "KB", "MB", "GB", "TB"];
@@ -101,6 +128,8 @@ async function answer(r) {
 function sessionEnded() {
   S.user = null;
   S.csrf = null;
+  // Back here after logging in again.
+  if (!location.hash.startsWith("#/login")) S.returnTo = location.hash;
   go("#/login");
 }
 
@@ -117,20 +146,39 @@ function go(hash) {
   else location.hash = hash;
 }
 
+/** Pages that work without a session (every other one asks to log in first, in place). */
+const PUBLIC = ["/signup", "/forgot"];
+
 function route() {
   for (const close of S.closers.splice(0)) close();
   const path = location.hash.replace(/^#/, "") || "/tasks";
   document.getElementById("nav").hidden = !S.user;
-  if (!S.user && path !== "/signup") return loginPage();
+  const reset = path.match(/^\/reset\/([^/]+)$/);
+  if (reset) return resetPage(decodeURIComponent(reset[1]));
+  if (!S.user && !PUBLIC.includes(path)) return loginPage();
   const task = path.match(/^\/tasks\/([0-9a-fA-F-]{36})$/);
   if (task) return taskPage(task[1]);
   switch (path) {
     case "/signup": return signupPage();
-    case "/login": return S.user ? go("#/tasks") : loginPage();
+    case "/forgot": return forgotPage();
+    case "/login": return S.user ? afterLogin() : loginPage();
     case "/new": return newTaskPage();
     case "/account": return accountPage();
     default: return tasksPage();
   }
+}
+
+/** Where a log-in leads: `next` of the query (an e-mail's `/go/…` download link sent the
+ * browser here), else the page that asked for the log-in (the log-in form is shown in its
+ * place, or the session ended there), else the task list. */
+function afterLogin() {
+  const next = new URLSearchParams(location.search).get("next");
+  if (next && next.startsWith("/go/")) return location.assign(next);
+  const path = location.hash.replace(/^#/, "");
+  const back = S.returnTo;
+  S.returnTo = null;
+  if (path && path !== "/login" && !PUBLIC.includes(path)) return route();
+  go(back && back !== location.hash ? back : "#/tasks");
 }
 
 function focusHeading() {
@@ -149,20 +197,25 @@ function loginPage() {
     status.replaceChildren();
     try {
       adopt(await call("POST", "/api/session", credentials(login.value, password.value)));
-      go("#/tasks");
+      afterLogin();
     } catch (err) {
       status.replaceChildren(alertBox(err.message));
     }
   } },
   h("h1", {}, "Log in"),
+  /^\/go\//.test(new URLSearchParams(location.search).get("next") || "")
+    ? h("p", { class: "hint" }, "Log in to open the file of your e-mail.") : null,
   field("Username or e-mail", login),
   field("Password", password),
   status,
   h("button", { type: "submit" }, "Log in"),
+  h("p", {}, h("a", { href: "#/forgot" }, "Forgot password?")),
   h("p", {}, "No account? ", h("a", { href: "#/signup" }, "Sign up")));
   show(form);
   login.focus();
 }
+
+const PASSWORD_RULE = "At least 8 characters, with an upper-case and a lower-case letter and a digit.";
 
 /** A log-in body: by e-mail when the name has an `@`, else by username. */
 function credentials(name, password) {
@@ -193,7 +246,7 @@ function signupPage() {
   h("h1", {}, "Sign up"),
   field("Username", username),
   field("E-mail", email),
-  field("Password", password, "At least 8 characters, with a letter and a digit."),
+  field("Password", password, PASSWORD_RULE),
   field("Repeat password", again),
   status,
   h("button", { type: "submit" }, "Sign up"),
@@ -202,11 +255,94 @@ function signupPage() {
   username.focus();
 }
 
+function forgotPage() {
+  const email = h("input", { type: "email", autocomplete: "email", required: true });
+  const status = h("div");
+  const send = h("button", { type: "submit" }, "Send the link");
+  const form = h("form", { class: "card narrow", onsubmit: async (e) => {
+    e.preventDefault();
+    status.replaceChildren();
+    send.disabled = true;
+    try {
+      const r = await call("POST", "/api/password-reset", { email: email.value.trim() });
+      status.replaceChildren(h("p", { class: "ok", role: "status" }, sentence(r.message)));
+    } catch (err) {
+      status.replaceChildren(alertBox(err.code === "email_unavailable"
+        ? "This server cannot send e-mail, so it cannot reset your password. Ask its operator to set a new one."
+        : sentence(err.message)));
+    } finally { send.disabled = false; }
+  } },
+  h("h1", {}, "Forgot password"),
+  h("p", {}, "We e-mail a link to choose a new password to the address of your account."),
+  field("E-mail", email),
+  status,
+  send,
+  h("p", {}, h("a", { href: "#/login" }, "Back to log in")));
+  show(form);
+  focusHeading();
+}
+
+const RESET_ERRORS = {
+  invalid_reset_token: "This link is unknown, already used or expired (a link works for 30 minutes, once).",
+  password_mismatch: "The two passwords are not the same.",
+};
+
+function resetPage(token) {
+  const password = h("input", { type: "password", autocomplete: "new-password", required: true });
+  const again = h("input", { type: "password", autocomplete: "new-password", required: true });
+  const status = h("div");
+  const form = h("form", { class: "card narrow", onsubmit: async (e) => {
+    e.preventDefault();
+    status.replaceChildren();
+    try {
+      const r = await call("POST", "/api/password-reset/confirm", {
+        token, password: password.value, passwordConfirmation: again.value,
+      });
+      adopt(null); // every session of the account has ended
+      show(h("div", { class: "card narrow" }, h("h1", {}, "Password changed"),
+        h("p", { role: "status" }, sentence(r.message)),
+        h("a", { class: "button", href: "#/login" }, "Log in")));
+      focusHeading();
+    } catch (err) {
+      const words = RESET_ERRORS[err.code] || sentence(err.message);
+      status.replaceChildren(alertBox(words));
+      if (err.code === "invalid_reset_token") {
+        status.append(h("p", {}, h("a", { href: "#/forgot" }, "Ask for a new link")));
+      }
+    }
+  } },
+  h("h1", {}, "Choose a new password"),
+  field("New password", password, PASSWORD_RULE),
+  field("Repeat new password", again),
+  status,
+  h("button", { type: "submit" }, "Set password"),
+  h("p", {}, h("a", { href: "#/login" }, "Back to log in")));
+  show(form);
+  focusHeading();
+}
+
 function accountPage() {
+  show(h("div", { class: "account" },
+    h("h1", {}, "Account"),
+    h("p", {}, "Logged in as ", h("strong", {}, S.user.username), " (", S.user.email, ")."),
+    passwordSection(),
+    emailSection(),
+    webhooksSection(),
+    defaultSecretSection()));
+  focusHeading();
+}
+
+/** A card with a heading that names it (a landmark region). */
+function section(title, ...children) {
+  const id = "h-" + title.replace(/\W+/g, "-").toLowerCase();
+  return h("section", { class: "card", "aria-labelledby": id }, h("h2", { id }, title), ...children);
+}
+
+function passwordSection() {
   const current = h("input", { type: "password", autocomplete: "current-password", required: true });
   const next = h("input", { type: "password", autocomplete: "new-password", required: true });
   const status = h("div");
-  const form = h("form", { class: "card narrow", onsubmit: async (e) => {
+  const form = h("form", { onsubmit: async (e) => {
     e.preventDefault();
     status.replaceChildren();
     try {
@@ -220,15 +356,318 @@ function accountPage() {
       status.replaceChildren(alertBox(err.message));
     }
   } },
-  h("h1", {}, "Account"),
-  h("p", {}, "Logged in as ", h("strong", {}, S.user.username), " (", S.user.email, ")."),
-  h("h2", {}, "Change password"),
   field("Current password", current),
   field("New password", next, "Every other session of this account is logged out."),
   status,
   h("button", { type: "submit" }, "Change password"));
-  show(form);
-  focusHeading();
+  return section("Change password", form);
+}
+
+function emailSection() {
+  const success = h("input", { type: "checkbox", disabled: true });
+  const failure = h("input", { type: "checkbox", disabled: true });
+  const note = h("div");
+  const status = h("div");
+  const load = async () => {
+    try {
+      const r = await call("GET", "/api/account/notifications");
+      success.checked = r.email.on_success;
+      failure.checked = r.email.on_failure;
+      success.disabled = failure.disabled = !r.email_available;
+      note.replaceChildren(r.email_available ? "" : h("p", { class: "warn" },
+        "This server sends no e-mail (no SMTP server is set up), so you get none whatever is chosen here."));
+    } catch (err) { status.replaceChildren(alertBox(err.message)); }
+  };
+  const save = async () => {
+    status.replaceChildren();
+    try {
+      await call("PUT", "/api/account/notifications", {
+        email: { on_success: success.checked, on_failure: failure.checked },
+      });
+      status.replaceChildren(h("p", { class: "ok", role: "status" }, "Saved."));
+    } catch (err) {
+      status.replaceChildren(alertBox(err.message));
+      load();
+    }
+  };
+  success.addEventListener("change", save);
+  failure.addEventListener("change", save);
+  load();
+  return section("E-mail notifications",
+    h("p", { class: "hint" }, `E-mails go to ${S.user.email}.`),
+    note,
+    h("fieldset", {}, h("legend", {}, "E-mail me"),
+      checkbox("when a task succeeds", success),
+      checkbox("when a task fails or is cancelled", failure)),
+    status);
+}
+
+// --- webhooks ----------------------------------------------------------------------------
+
+const EVENTS = ["task.started", "task.succeeded", "task.failed", "task.cancelled"]; // the server's order
+const SHOWN_ONCE = "Copy it now: it will not be shown again.";
+
+/** Four event checkboxes, the `selected` ones checked. */
+function eventChoice(selected) {
+  const boxes = EVENTS.map((e) => h("input", { type: "checkbox", value: e, checked: selected.includes(e) }));
+  return {
+    box: h("fieldset", { class: "events" }, h("legend", {}, "Events"), boxes.map((b) => checkbox(b.value, b))),
+    values: () => boxes.filter((b) => b.checked).map((b) => b.value),
+  };
+}
+
+/** An API error in words, for the webhook forms. */
+function webhookError(err) {
+  const detail = sentence(String(err.message || "").replace(/^(url|webhook_url): /, "").replace(/^URL not allowed: /, ""));
+  if (err.code === "url_not_allowed") {
+    return `This URL is not allowed: webhooks go only to public addresses. ${detail}`;
+  }
+  if (err.code === "endpoint_disabled") return "This endpoint is disabled: enable it to send it events.";
+  return detail || `The server answered ${err.status}.`;
+}
+
+function when(at) {
+  return at ? new Date(at).toLocaleString() : "";
+}
+
+/** Calls `step` every `ms` until it returns true, `times` times at most, or the page changes. */
+function every(ms, times, step) {
+  let timer = null;
+  let stopped = false;
+  const tick = async () => {
+    if (stopped || times-- <= 0) return;
+    let done = false;
+    try { done = await step(); } catch { done = true; }
+    if (!done && !stopped) timer = setTimeout(tick, ms);
+  };
+  const stop = () => { stopped = true; clearTimeout(timer); };
+  S.closers.push(stop);
+  timer = setTimeout(tick, ms);
+  return stop;
+}
+
+function webhooksSection() {
+  const list = h("ul", { class: "endpoints", "aria-label": "Webhook endpoints" });
+  const empty = h("p", { class: "hint" });
+  const url = h("input", { type: "url", required: true, placeholder: "https://example.com/hooks/reelforge" });
+  const events = eventChoice(EVENTS);
+  const status = h("div");
+  const counted = () => {
+    empty.textContent = list.children.length ? "" : "No endpoints yet.";
+  };
+  const add = (ep) => list.append(endpointItem(ep, counted).li);
+  const form = h("form", { class: "add-endpoint", onsubmit: async (e) => {
+    e.preventDefault();
+    status.replaceChildren();
+    const chosen = events.values();
+    if (!chosen.length) return status.replaceChildren(alertBox("Choose at least one event."));
+    try {
+      const r = await call("POST", "/api/webhooks", { url: url.value.trim(), events: chosen });
+      const item = endpointItem(r, counted);
+      list.append(item.li);
+      item.showSecret(r.secret, "The endpoint's signing secret");
+      counted();
+      form.reset();
+      status.replaceChildren(h("p", { class: "ok", role: "status" }, "Endpoint added."));
+    } catch (err) {
+      status.replaceChildren(alertBox(webhookError(err)));
+      url.focus();
+    }
+  } },
+  h("h3", {}, "Add an endpoint"),
+  field("Endpoint URL", url, "Called with a signed POST (Standard Webhooks) for each event chosen."),
+  events.box,
+  status,
+  h("button", { type: "submit" }, "Add endpoint"));
+  (async () => {
+    try {
+      const endpoints = await call("GET", "/api/webhooks");
+      endpoints.forEach(add);
+      counted();
+    } catch (err) { empty.replaceChildren(alertBox(err.message)); }
+  })();
+  return section("Webhooks", list, empty, form);
+}
+
+/** One endpoint of the list: its state, its secret when just made, its tools, its log. */
+function endpointItem(ep, removed) {
+  const ui = { secret: null, secretLabel: "", editing: null, log: null, logStop: null, note: null };
+  const li = h("li", { class: "endpoint", "data-endpoint-id": ep.id });
+  const note = (node) => { ui.note = node; render(); };
+  const run = (fn) => async (e) => {
+    const button = e.currentTarget;
+    button.disabled = true;
+    ui.note = null;
+    try { await fn(); } catch (err) { note(alertBox(webhookError(err))); }
+    finally { button.disabled = false; }
+  };
+  const patch = async (body) => {
+    ep = await call("PATCH", `/api/webhooks/${ep.id}`, body);
+  };
+
+  const toggle = run(async () => {
+    await patch({ enabled: !ep.enabled });
+    note(h("p", { class: "ok", role: "status" }, ep.enabled ? "Enabled." : "Disabled: nothing is sent to it."));
+  });
+  const edit = () => {
+    ui.editing = ui.editing ? null : eventChoice(ep.events);
+    render();
+  };
+  const saveEvents = run(async () => {
+    const chosen = ui.editing.values();
+    if (!chosen.length) return note(alertBox("Choose at least one event."));
+    await patch({ events: chosen });
+    ui.editing = null;
+    note(h("p", { class: "ok", role: "status" }, "Events saved."));
+  });
+  const rotate = run(async () => {
+    const r = await call("POST", `/api/webhooks/${ep.id}/rotate-secret`);
+    ep = r;
+    item.showSecret(r.secret, "The endpoint's new signing secret");
+  });
+  const test = run(async () => {
+    const r = await call("POST", `/api/webhooks/${ep.id}/test`);
+    note(h("p", { class: "ok", role: "status" }, "Test event queued."));
+    follow(r.message_id);
+  });
+  const remove = run(async () => {
+    if (!(await confirmDialog("Delete this endpoint?",
+      `Nothing more is sent to ${ep.url}; its queued deliveries are cancelled.`, "Delete endpoint"))) return;
+    await call("DELETE", `/api/webhooks/${ep.id}`);
+    if (ui.logStop) ui.logStop();
+    li.remove();
+    removed();
+  });
+
+  /** The log, loaded again until an attempt of `message` newer than what is shown appears. */
+  const follow = (message) => {
+    const seen = (ui.log || []).filter((a) => a.message_id === message).length;
+    if (ui.logStop) ui.logStop();
+    ui.log = ui.log || [];
+    ui.logStop = every(1000, 30, async () => {
+      await loadLog();
+      return ui.log.filter((a) => a.message_id === message).length > seen;
+    });
+  };
+  const loadLog = async () => {
+    ui.log = await call("GET", `/api/webhooks/${ep.id}/deliveries?limit=50`);
+    render();
+  };
+  const toggleLog = run(async () => {
+    if (ui.log) {
+      if (ui.logStop) ui.logStop();
+      ui.log = null;
+      return render();
+    }
+    await loadLog();
+  });
+  const redeliver = (message) => run(async () => {
+    try {
+      await call("POST", `/api/webhooks/${ep.id}/deliveries/${message}/redeliver`);
+    } catch (err) {
+      if (err.status !== 404) throw err;
+      return note(alertBox("Only a finished delivery can be sent again: this one is still being retried."));
+    }
+    note(h("p", { class: "ok", role: "status" }, "Queued again."));
+    follow(message);
+  });
+
+  function state() {
+    if (!ep.enabled) {
+      return h("span", { class: "status status-failed" }, "Disabled",
+        ep.disabled_reason ? `: ${ep.disabled_reason}` : "");
+    }
+    if (ep.failing_since) {
+      return h("span", { class: "status status-queued" }, `Enabled, failing since ${when(ep.failing_since)}`);
+    }
+    return h("span", { class: "status status-succeeded" }, "Enabled");
+  }
+
+  function logTable() {
+    if (!ui.log.length) return h("p", { class: "hint" }, "No delivery attempts yet.");
+    const first = new Set();
+    const td = (label, attrs, ...content) => h("td", { "data-label": label, ...attrs }, ...content);
+    return h("div", { class: "table-wrap" }, h("table", { class: "log stack" },
+      h("caption", { class: "visually-hidden" }, `Delivery attempts to ${ep.url}, newest first`),
+      h("thead", {}, h("tr", {}, ["Time", "Event", "Attempt", "Result", "Latency", "Actions"]
+        .map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, ui.log.map((a) => {
+        const newest = !first.has(a.message_id);
+        first.add(a.message_id);
+        const ok = a.status_code >= 200 && a.status_code < 300;
+        const result = [a.status_code ? `HTTP ${a.status_code}` : "", a.error || ""].filter(Boolean).join(": ");
+        return h("tr", { "data-message-id": a.message_id },
+          td("Time", {}, when(a.at)), td("Event", {}, a.event), td("Attempt", {}, String(a.attempt)),
+          td("Result", { class: ok ? "ok" : "alert-text" }, result || "no answer"),
+          td("Latency", {}, `${a.latency_ms} ms`),
+          td("", { class: "actions" }, newest
+            ? h("button", { type: "button", class: "secondary", onclick: redeliver(a.message_id) }, "Redeliver") : ""));
+      }))));
+  }
+
+  function render() {
+    const tools = h("div", { class: "toolbar" },
+      h("button", { type: "button", class: "secondary", onclick: toggle }, ep.enabled ? "Disable" : "Enable"),
+      h("button", { type: "button", class: "secondary", onclick: edit, "aria-expanded": String(!!ui.editing) }, "Edit events"),
+      h("button", { type: "button", class: "secondary", onclick: rotate }, "Rotate secret"),
+      h("button", { type: "button", class: "secondary", onclick: test, disabled: !ep.enabled }, "Send test event"),
+      h("button", { type: "button", class: "secondary", onclick: toggleLog, "aria-expanded": String(!!ui.log) }, "Delivery log"),
+      h("button", { type: "button", class: "danger", onclick: remove }, "Delete"));
+    li.replaceChildren(...[
+      h("div", { class: "endpoint-url" }, h("strong", {}, ep.url)),
+      h("div", {}, state()),
+      h("div", { class: "hint" }, "Events: ", ep.events.join(", ")),
+      ep.previous_secret_expires_at
+        ? h("div", { class: "hint" }, `The previous secret also signs until ${when(ep.previous_secret_expires_at)}.`) : null,
+      ui.secret ? secretField(ui.secretLabel, ui.secret, SHOWN_ONCE) : null,
+      tools,
+      ui.editing ? h("div", { class: "edit-events" }, ui.editing.box,
+        h("div", { class: "toolbar" }, h("button", { type: "button", onclick: saveEvents }, "Save events"),
+          h("button", { type: "button", class: "secondary", onclick: edit }, "Cancel"))) : null,
+      ui.note,
+      ui.log ? h("div", { class: "delivery-log" }, h("h3", {}, "Delivery log"), logTable()) : null,
+    ].filter(Boolean));
+  }
+
+  const item = {
+    li,
+    showSecret(secret, label) {
+      ui.secret = secret;
+      ui.secretLabel = label;
+      render();
+      li.querySelector("input.secret").select();
+    },
+  };
+  render();
+  return item;
+}
+
+function defaultSecretSection() {
+  const box = h("div");
+  const status = h("div");
+  const showIt = (r, label) => {
+    box.replaceChildren(secretField(label, r.secret, r.previous_secret_expires_at
+      ? `The previous secret also signs until ${when(r.previous_secret_expires_at)}.` : "Keep it secret."));
+  };
+  const act = (fn) => async (e) => {
+    const button = e.currentTarget;
+    button.disabled = true;
+    status.replaceChildren();
+    try { await fn(); } catch (err) { status.replaceChildren(alertBox(err.message)); }
+    finally { button.disabled = false; }
+  };
+  return section("Default webhook secret",
+    h("p", { class: "hint" }, "It signs the calls to a task's own webhook URL (the Webhook URL of a new task)."),
+    box,
+    status,
+    h("div", { class: "toolbar" },
+      h("button", { type: "button", class: "secondary", onclick: act(async () => {
+        showIt(await call("GET", "/api/account/webhook-secret"), "Default secret");
+      }) }, "Show"),
+      h("button", { type: "button", class: "secondary", onclick: act(async () => {
+        showIt(await call("POST", "/api/account/webhook-secret/rotate"), "New default secret");
+        status.replaceChildren(h("p", { class: "ok", role: "status" }, "Rotated: the old secret keeps signing for 24 hours."));
+      }) }, "Rotate")));
 }
 
 async function logout() {
@@ -283,14 +722,19 @@ function actions(t, after) {
 }
 
 function confirmDelete(name) {
+  return confirmDialog("Delete this task?", `“${name}”, its input and its outputs are removed for good.`, "Delete task");
+}
+
+/** A modal question: true when the user chose `yes`. */
+function confirmDialog(title, text, yes) {
   return new Promise((resolve) => {
     const dialog = h("dialog", { "aria-labelledby": "confirm-title" },
-      h("h2", { id: "confirm-title" }, "Delete this task?"),
-      h("p", {}, `“${name}”, its input and its outputs are removed for good.`),
+      h("h2", { id: "confirm-title" }, title),
+      h("p", {}, text),
       h("form", { method: "dialog", class: "toolbar" },
-        h("button", { value: "delete", class: "danger" }, "Delete task"),
+        h("button", { value: "yes", class: "danger" }, yes),
         h("button", { value: "keep", class: "secondary", autofocus: true }, "Keep")));
-    dialog.addEventListener("close", () => { dialog.remove(); resolve(dialog.returnValue === "delete"); });
+    dialog.addEventListener("close", () => { dialog.remove(); resolve(dialog.returnValue === "yes"); });
     document.body.append(dialog);
     dialog.showModal();
   });
@@ -400,7 +844,8 @@ async function taskPage(id) {
   const details = h("div");
   const outputs = h("section", { "aria-labelledby": "outputs-title" });
   const tools = h("div");
-  show(h("p", {}, h("a", { href: "#/tasks" }, "← Tasks")), h("h1", {}, taskName(task)), details, outputs, tools);
+  const notes = h("section", { "aria-labelledby": "notifications-title" });
+  show(h("p", {}, h("a", { href: "#/tasks" }, "← Tasks")), h("h1", {}, taskName(task)), details, outputs, tools, notes);
   focusHeading();
   let shownOutputs = null;
   const render = (t) => {
@@ -415,6 +860,7 @@ async function taskPage(id) {
       outputs.replaceChildren();
     }
     tools.replaceChildren(taskTools(t));
+    notes.replaceChildren(...taskNotifications(t));
   };
   render(task);
   const events = new EventSource(`/api/tasks/${id}/events`);
@@ -423,8 +869,49 @@ async function taskPage(id) {
     const p = JSON.parse(e.data);
     render({ ...task, status: p.status, progress: p.progress });
   });
-  events.onerror = () => { if (["succeeded", "failed", "cancelled"].includes(task.status)) events.close(); };
-  S.closers.push(() => events.close());
+  // The stream ends with the final state; the notifications it owes are sent after it, so
+  // the page asks again (less and less often) while some are still on their way.
+  let poll = null;
+  const pending = (t) => (t.notifications || []).some((n) => n.status === "queued" || n.status === "sending");
+  const follow = (delay) => {
+    poll = setTimeout(async () => {
+      try { render(await call("GET", `/api/tasks/${id}`)); } catch { return; }
+      if (pending(task)) follow(Math.min(delay * 1.5, 30000));
+    }, delay);
+  };
+  events.onerror = () => {
+    if (!FINAL.includes(task.status)) return;
+    events.close();
+    if (pending(task) && poll === null) follow(1000);
+  };
+  S.closers.push(() => { events.close(); clearTimeout(poll); });
+}
+
+const FINAL = ["succeeded", "failed", "cancelled"];
+const DELIVERY_CLASS = { sent: "succeeded", failed: "failed", cancelled: "cancelled", queued: "queued", sending: "running" };
+
+/** The e-mails and webhook calls the task's events owed, and how each went. */
+function taskNotifications(t) {
+  const list = t.notifications || [];
+  const title = h("h2", { id: "notifications-title" }, "Notifications");
+  if (!list.length) {
+    return [title, h("p", { class: "hint" }, FINAL.includes(t.status)
+      ? "None: no e-mail or webhook was owed for this task."
+      : "None yet: e-mails and webhook calls are listed here when the task's events owe them.")];
+  }
+  const td = (label, attrs, ...content) => h("td", { "data-label": label, ...attrs }, ...content);
+  return [title, h("div", { class: "table-wrap" }, h("table", { class: "notifications stack" },
+    h("caption", { class: "visually-hidden" }, "Notifications of this task"),
+    h("thead", {}, h("tr", {}, ["Channel", "To", "Event", "Status", "Attempts", "Last error", "Sent"]
+      .map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, list.map((n) => h("tr", { "data-notification-id": n.id },
+      td("Channel", {}, n.channel === "email" ? "E-mail" : "Webhook"),
+      td("To", { class: "name" }, n.target),
+      td("Event", {}, n.event),
+      td("Status", {}, h("span", { class: `status status-${DELIVERY_CLASS[n.status] || "queued"}` }, n.status)),
+      td("Attempts", {}, String(n.attempts)),
+      td("Last error", { class: "name" }, n.last_error || ""),
+      td("Sent", {}, when(n.sent_at)))))))];
 }
 
 function taskDetails(t) {
@@ -449,6 +936,7 @@ function taskDetails(t) {
   rows.push(["Created", new Date(t.created_at).toLocaleString()]);
   if (t.finished_at) rows.push(["Finished", new Date(t.finished_at).toLocaleString()]);
   rows.push(["Attempts", String(t.attempts)]);
+  if (t.webhook_url) rows.push(["Webhook URL", t.webhook_url]);
   return h("dl", { class: "meta card" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
@@ -868,6 +1356,8 @@ async function newTaskPage() {
   profile.addEventListener("change", showOptions);
   showOptions();
   const url = h("input", { type: "url", name: "url", placeholder: "https://example.com/clip.mp4" });
+  const webhook = h("input", { type: "url", name: "webhook_url", placeholder: "https://example.com/hooks/task" });
+  const hookError = h("div");
   const picker = h("input", { type: "file", multiple: true, name: "files", onchange: () => { add(picker.files); picker.value = ""; } });
   const chosenList = h("ul", { class: "hint" });
   const drop = h("div", { class: "drop", role: "button", tabindex: 0, "aria-label": "Drop files here or choose files",
@@ -887,16 +1377,26 @@ async function newTaskPage() {
     e.preventDefault();
     status.replaceChildren();
     const options = form.values();
-    const fail = (err) => { if (!form.showError(err.message)) status.replaceChildren(alertBox(err.message)); };
+    hookError.replaceChildren();
+    const fail = (err) => {
+      if (/^webhook_url\b/.test(err.message)) {
+        hookError.replaceChildren(alertBox(webhookError(err)));
+        webhook.focus();
+      } else if (!form.showError(err.message)) status.replaceChildren(alertBox(err.message));
+    };
+    const hook = webhook.value.trim();
     if (!url.value.trim() && !chosen.length) return status.replaceChildren(alertBox("Choose or drop a file, or give a URL."));
     if (url.value.trim()) {
       try {
-        const t = await call("POST", "/api/tasks", { url: url.value.trim(), profile: profile.value, options });
+        const body = { url: url.value.trim(), profile: profile.value, options };
+        if (hook) body.webhook_url = hook;
+        const t = await call("POST", "/api/tasks", body);
         status.replaceChildren(h("p", { role: "status" }, "Task created: ", h("a", { href: `#/tasks/${t.id}` }, "Open task")));
         url.value = "";
       } catch (err) { return fail(err); }
     }
     const metadata = { profile: profile.value, options: JSON.stringify(options) };
+    if (hook) metadata.webhook_url = hook;
     for (const file of chosen.splice(0)) {
       const upload = new Upload(file, metadata, (u) => u.render && u.render());
       S.uploads.push(upload);
@@ -917,6 +1417,9 @@ async function newTaskPage() {
       field("Choose files", picker, "Each file becomes its own task."),
       chosenList,
       field("URL", url, "Or a link to fetch (http or https)."),
+      h("h2", {}, "Notifications"),
+      field("Webhook URL", webhook, "Optional: called when the task starts and ends, signed with your default webhook secret (Account page)."),
+      hookError,
       status,
       h("button", { type: "submit" }, "Start")),
     pending.length ? h("p", { class: "hint" }, "Unfinished uploads: ", pending.join(", "),

@@ -10,18 +10,30 @@
 - `console`: every console error and uncaught page error of every context of the test;
   the test fails on any that it did not `allow()`.
 - `clips`: clips generated with ffmpeg's lavfi sources, never downloaded.
+- `receiver` (one per run): tests/webhooks/receiver.py on 127.0.0.3 (the servers allow
+  webhooks there: `REELFORGE_FETCH_ALLOW`), verifying signatures with the `standardwebhooks`
+  package, in the python of REELFORGE_TEST_WEBHOOK_PY (scripts/test.sh `need_webhooks`).
+- `smtp` and `mail_server` (one per run): an `aiosmtpd` sink on a loopback port, in this
+  process, and a second `reelforge serve` that sends it e-mail (plain SMTP, loopback only),
+  with `REELFORGE_PUBLIC_URL` its own URL, so the links in its e-mails lead to it.
+A missing receiver or aiosmtpd skips the tests that need them, or fails them under CI.
 Screenshots (`shot()`, and one per open page when a test fails) and the server log go to
 REELFORGE_BROWSER_ARTIFACTS (default: a temporary dir, printed at the end).
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -52,9 +64,12 @@ def under_ci() -> bool:
 class Server:
     """`reelforge serve` on a free loopback port with a throw-away data dir."""
 
-    def __init__(self, binary: Path, workdir: Path):
+    def __init__(self, binary: Path, workdir: Path, env: dict | None = None,
+                 listen: str = "127.0.0.1:0"):
         self.binary = binary
         self.workdir = workdir
+        self.extra_env = env or {}
+        self.listen = listen
         self.log_path = workdir / "server.log"
         self.proc: subprocess.Popen | None = None
         self.url = ""
@@ -63,15 +78,17 @@ class Server:
         env = dict(os.environ)
         env.update(
             REELFORGE_DATA_DIR=str(self.workdir / "data"),
-            REELFORGE_LISTEN="127.0.0.1:0",
+            REELFORGE_LISTEN=self.listen,
             REELFORGE_WORKERS="1",
             # Loopback URLs pass the fetch policy, so a forged URL task would be accepted
-            # if a cross-site request got through (test_cross_site_form_post_is_refused).
-            REELFORGE_FETCH_ALLOW="127.0.0.1",
+            # if a cross-site request got through (test_cross_site_form_post_is_refused);
+            # 127.0.0.3 is where the webhook receiver listens.
+            REELFORGE_FETCH_ALLOW="127.0.0.1,127.0.0.3",
             # Every test signs up its own users, all from 127.0.0.1 (default 10/1h).
             REELFORGE_SIGNUP_LIMIT="1000/1h",
             RUST_LOG=os.environ.get("REELFORGE_BROWSER_RUST_LOG", "info"),
         )
+        env.update(self.extra_env)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [str(self.binary), "serve"],
@@ -149,18 +166,155 @@ def artifacts(tmp_path_factory) -> Path:
     print(f"\nbrowser tests: screenshots and server log in {directory}")
 
 
-@pytest.fixture(scope="session")
-def server(pytestconfig, tmp_path_factory, artifacts) -> Server:
+def reelforge_binary(pytestconfig) -> Path:
     binary = Path(pytestconfig.getoption("--reelforge-bin"))
     if not binary.is_absolute():
         binary = REPO / binary
     if not os.access(binary, os.X_OK):
         pytest.fail(f"no reelforge binary at {binary} (cargo build, or --reelforge-bin)")
-    srv = Server(binary, tmp_path_factory.mktemp("server"))
+    return binary
+
+
+@pytest.fixture(scope="session")
+def server(pytestconfig, tmp_path_factory, artifacts) -> Server:
+    srv = Server(reelforge_binary(pytestconfig), tmp_path_factory.mktemp("server"))
     srv.start()
     yield srv
     srv.stop()
     shutil.copy(srv.log_path, artifacts / "server.log")
+
+
+def missing(problem: str):
+    """A test dependency is not there: a failure under CI, else a skip."""
+    if under_ci():
+        pytest.fail(problem + " (CI: a missing test dependency is a failure)")
+    pytest.skip(problem)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+# --- e-mail -------------------------------------------------------------------------------
+
+
+class Mailbox:
+    """The messages an `aiosmtpd` sink received, and a wait for the one a test expects."""
+
+    def __init__(self):
+        self.messages: list[email.message.EmailMessage] = []
+        self.changed = threading.Condition()
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's handler hook
+        message = email.message_from_bytes(envelope.original_content or envelope.content,
+                                           policy=email.policy.default)
+        with self.changed:
+            self.messages.append(message)
+            self.changed.notify_all()
+        return "250 OK"
+
+    def wait_for(self, to: str, subject: str = "", timeout: float = 30.0):
+        """The first message to `to` whose subject holds `subject` (case-insensitive)."""
+
+        def found():
+            return next((m for m in self.messages
+                         if to.lower() in str(m.get("To", "")).lower()
+                         and subject.lower() in str(m.get("Subject", "")).lower()), None)
+
+        with self.changed:
+            message = self.changed.wait_for(found, timeout=timeout)
+        assert message is not None, (
+            f"no e-mail to {to} about {subject!r} in {timeout}s; got "
+            f"{[(m.get('To'), m.get('Subject')) for m in self.messages]}")
+        return message
+
+    @staticmethod
+    def text(message) -> str:
+        return message.get_body(preferencelist=("plain",)).get_content()
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Mailbox:
+    try:
+        from aiosmtpd.controller import Controller
+    except ImportError:
+        missing("aiosmtpd is not installed in the browser venv (scripts/test.sh need_browser)")
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    box.port = port
+    yield box
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def mail_server(pytestconfig, tmp_path_factory, artifacts, smtp) -> Server:
+    """A second server, with e-mail: its messages go to `smtp`."""
+    port = free_port()
+    srv = Server(reelforge_binary(pytestconfig), tmp_path_factory.mktemp("mail-server"), env={
+        "REELFORGE_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}?tls=none",
+        "REELFORGE_MAIL_FROM": "reelforge@localhost",
+        "REELFORGE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+    }, listen=f"127.0.0.1:{port}")
+    srv.start()
+    yield srv
+    srv.stop()
+    shutil.copy(srv.log_path, artifacts / "mail-server.log")
+
+
+# --- webhooks -----------------------------------------------------------------------------
+
+
+class Receiver:
+    """tests/webhooks/receiver.py: what it received on each hook, and its control routes."""
+
+    HOST = "127.0.0.3"
+
+    def __init__(self, python: str, workdir: Path):
+        self.log_path = workdir / "received.jsonl"
+        self.proc = subprocess.Popen(
+            [python, str(REPO / "tests/webhooks/receiver.py"), str(self.log_path), self.HOST],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()  # blocks until it listens (or exits)
+        found = re.match(r"listening on (\d+)", line)
+        if not found:
+            self.stop()
+            raise RuntimeError(f"the webhook receiver did not start: {line!r}")
+        self.base = f"http://{self.HOST}:{found.group(1)}"
+
+    def url(self, hook: str) -> str:
+        return f"{self.base}/hook/{hook}"
+
+    def set_secrets(self, hook: str, secrets: list[str]) -> None:
+        body = json.dumps({"hook": hook, "secrets": secrets}).encode()
+        req = urllib.request.Request(self.base + "/_control/secrets", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 204, r.status
+
+    def received(self, hook: str) -> list[dict]:
+        try:
+            lines = self.log_path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [e for e in map(json.loads, lines) if e["hook"] == hook]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def receiver(tmp_path_factory) -> Receiver:
+    python = os.environ.get("REELFORGE_TEST_WEBHOOK_PY", "")
+    if not python:
+        missing("REELFORGE_TEST_WEBHOOK_PY is not set (scripts/test.sh need_webhooks)")
+    r = Receiver(python, tmp_path_factory.mktemp("receiver"))
+    yield r
+    r.stop()
 
 
 # --- the browser --------------------------------------------------------------------------

@@ -6,9 +6,11 @@
 #   bash tests/browser/run.sh [path/to/reelforge] [pytest arguments…]
 #       (default binary: target/debug/reelforge; e.g. `-k resume -x`)
 #
-# Needs REELFORGE_BROWSER_VENV (a virtualenv with playwright and pytest; scripts/test.sh
-# makes one), ffmpeg (the clips are generated) and chromium (REELFORGE_CHROMIUM to use
-# another path). Without the browser the tests are skipped, or fail under CI.
+# Needs REELFORGE_BROWSER_VENV (a virtualenv with playwright, pytest and aiosmtpd;
+# scripts/test.sh makes one), REELFORGE_TEST_WEBHOOK_PY (a python with `standardwebhooks`,
+# for the webhook receiver: scripts/test.sh need_webhooks), ffmpeg (the clips are generated)
+# and chromium (REELFORGE_CHROMIUM to use another path). Without one of them the tests that
+# need it are skipped, or fail under CI.
 # Screenshots and the server log go to REELFORGE_BROWSER_ARTIFACTS (default: a temporary
 # dir, printed at the end).
 set -euo pipefail

@@ -356,6 +356,7 @@ pub(super) fn notification_view(n: &Notification) -> NotificationView {
             Channel::Webhook => display_url(&n.target),
             Channel::Email => n.target.clone(),
         },
+        endpoint_id: n.endpoint_id,
         status: n.state,
         attempts: n.attempts,
         last_error: n.last_error.clone(),

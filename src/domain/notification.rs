@@ -146,6 +146,8 @@ pub struct NotificationView {
     pub event: Event,
     /// The e-mail address, or the webhook URL without its query.
     pub target: String,
+    /// The webhook endpoint it goes to; `null` for an e-mail or the task's own URL.
+    pub endpoint_id: Option<Uuid>,
     pub status: DeliveryState,
     pub attempts: u32,
     pub last_error: Option<String>,

@@ -441,6 +441,7 @@ pub async fn cancel_task(
     }
     state.signals.cancel_task(id);
     state.signals.task_changed(id);
+    state.signals.message_queued(); // `task.cancelled`, if anyone is told
     Ok(Json(task.view()))
 }
 

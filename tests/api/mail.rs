@@ -173,14 +173,7 @@ async fn finished_tasks_are_emailed_with_links_and_one_click_unsubscribe() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let settings: Value = app
-        .get("/api/account/notifications", &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let settings: Value = app.get_json("/api/account/notifications", &t).await.1;
     assert_eq!(
         settings,
         json!({"email": {"on_success": false, "on_failure": false}, "email_available": true})
@@ -381,14 +374,7 @@ async fn without_smtp_there_is_no_email_and_resets_say_so() {
             .unwrap()
             .is_empty()
     );
-    let settings: Value = app
-        .get("/api/account/notifications", &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let settings: Value = app.get_json("/api/account/notifications", &t).await.1;
     assert_eq!(settings["email_available"], false);
 }
 

@@ -101,14 +101,7 @@ async fn endpoints_are_managed_and_their_secret_is_shown_once() {
     assert_eq!(created["enabled"], true);
     let id = created["id"].as_str().unwrap();
 
-    let list: Value = app
-        .get("/api/webhooks", &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/webhooks", &t).await.1;
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert!(list[0].get("secret").is_none(), "{list}");
     assert!(!list.to_string().contains(secret));
@@ -154,8 +147,7 @@ async fn endpoints_are_managed_and_their_secret_is_shown_once() {
         format!("/api/webhooks/{id}"),
         format!("/api/webhooks/{id}/deliveries"),
     ] {
-        let r = app.get(&path, &other).send().await.unwrap();
-        assert_eq!(r.status(), 404, "{path}");
+        assert_eq!(app.get_json(&path, &other).await.0, 404, "{path}");
     }
     let r = app
         .delete(&format!("/api/webhooks/{id}"), &other)
@@ -169,12 +161,10 @@ async fn endpoints_are_managed_and_their_secret_is_shown_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let r = app
-        .get(&format!("/api/webhooks/{id}"), &t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(
+        app.get_json(&format!("/api/webhooks/{id}"), &t).await.0,
+        404
+    );
 }
 
 #[tokio::test]
@@ -193,14 +183,7 @@ async fn task_events_reach_endpoints_and_the_task_url_signed() {
     .await;
     rx.set_secrets("ep", &[ep["secret"].as_str().unwrap()])
         .await;
-    let default: Value = app
-        .get("/api/account/webhook-secret", &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let default: Value = app.get_json("/api/account/webhook-secret", &t).await.1;
     let default_secret = default["secret"].as_str().unwrap();
     assert!(default_secret.starts_with("whsec_"));
     rx.set_secrets("task", &[default_secret]).await;
@@ -323,13 +306,9 @@ async fn failed_deliveries_follow_the_schedule_and_honour_retry_after() {
         "webhook-timestamp is each attempt's time"
     );
     let log: Value = app
-        .get(&format!("/api/webhooks/{ep_id}/deliveries"), &t)
-        .send()
+        .get_json(&format!("/api/webhooks/{ep_id}/deliveries"), &t)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     let codes: Vec<u64> = log
         .as_array()
         .unwrap()
@@ -338,14 +317,7 @@ async fn failed_deliveries_follow_the_schedule_and_honour_retry_after() {
         .collect();
     assert_eq!(codes, [200, 429, 503, 500]);
     // Healthy again: no failure streak.
-    let v: Value = app
-        .get(&format!("/api/webhooks/{ep_id}"), &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.get_json(&format!("/api/webhooks/{ep_id}"), &t).await.1;
     assert!(v["failing_since"].is_null(), "{v}");
 }
 
@@ -410,13 +382,9 @@ async fn gone_disables_the_endpoint_and_five_days_of_failures_too() {
         "{steps:?}"
     );
     let v: Value = app
-        .get(&format!("/api/webhooks/{gone_id}"), &t)
-        .send()
+        .get_json(&format!("/api/webhooks/{gone_id}"), &t)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     assert_eq!(v["enabled"], false);
     assert!(
         v["disabled_reason"].as_str().unwrap().contains("410"),
@@ -461,25 +429,17 @@ async fn gone_disables_the_endpoint_and_five_days_of_failures_too() {
     send_test_event(&app, &t, &down_id).await;
     app.deliver_due(t0 + chrono::Duration::days(4)).await;
     let v: Value = app
-        .get(&format!("/api/webhooks/{down_id}"), &t)
-        .send()
+        .get_json(&format!("/api/webhooks/{down_id}"), &t)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     assert_eq!(v["enabled"], true, "4 days: still on");
     assert!(v["failing_since"].is_string());
     send_test_event(&app, &t, &down_id).await;
     app.deliver_due(t0 + chrono::Duration::days(5)).await;
     let v: Value = app
-        .get(&format!("/api/webhooks/{down_id}"), &t)
-        .send()
+        .get_json(&format!("/api/webhooks/{down_id}"), &t)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     assert_eq!(v["enabled"], false, "{v}");
     assert!(
         v["disabled_reason"].as_str().unwrap().contains("5 days"),

@@ -254,6 +254,13 @@ impl TestApp {
         self.client.get(self.url(path)).bearer_auth(token)
     }
 
+    /// GET `path` as the user of `token`: its status and JSON body (`null` when none).
+    pub async fn get_json(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self.get(path, token).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub fn post(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.client.post(self.url(path)).bearer_auth(token)
     }

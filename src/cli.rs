@@ -113,7 +113,7 @@ async fn mail_command(s: &Settings, action: MailAction) -> anyhow::Result<()> {
                     "{address:?} is not an e-mail address ({e}); use e.g. you@example.com"
                 )
             })?;
-            let Some(mailer) = crate::mail::Mailer::from_settings(s)? else {
+            let Some(mailer) = s.mailer()? else {
                 anyhow::bail!(
                     "SMTP is not configured: set REELFORGE_SMTP_URL (e.g. \
                      smtp://USER:PASSWORD@smtp.example.com:587) and REELFORGE_MAIL_FROM \

@@ -701,6 +701,15 @@ fn hash_concurrency(given: Option<usize>) -> Result<usize, SettingError> {
 }
 
 impl Settings {
+    /// The SMTP mailer of these settings, `None` when `REELFORGE_SMTP_URL` is not set.
+    pub fn mailer(&self) -> anyhow::Result<Option<crate::mail::Mailer>> {
+        crate::mail::Mailer::configured(
+            self.smtp_url.as_ref(),
+            self.mail_from.as_ref(),
+            self.smtp_ca_file.as_deref(),
+        )
+    }
+
     /// One line of what this process runs with, for the start-up log: the kinds of database
     /// and storage, the places, the workers and every limit. Never a secret: no URL is
     /// repeated (database and SMTP URLs may hold passwords), nor the JWT secret or storage

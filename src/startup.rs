@@ -66,7 +66,7 @@ impl Application {
         let notifier = Arc::new(Notifier {
             db: db.clone(),
             fetcher: Arc::new(Fetcher::new(fetch_policy.clone())?),
-            mailer: crate::mail::Mailer::from_settings(&settings)?.map(Arc::new),
+            mailer: settings.mailer()?.map(Arc::new),
             lease: settings.lease,
             signals: signals.clone(),
             link_key: state.link_key.clone(),

@@ -26,8 +26,6 @@ pub use compose::{
 };
 pub use smtp_url::{SmtpSecurity, SmtpUrl};
 
-use crate::config::Settings;
-
 /// How long the SMTP server may take to accept a connection or answer a command.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -76,21 +74,23 @@ impl std::fmt::Debug for Mailer {
 }
 
 impl Mailer {
-    /// The mailer of `settings`, or `None` when `REELFORGE_SMTP_URL` is not set. Reads
-    /// `REELFORGE_SMTP_CA_FILE`; connects to nothing yet. Build it, and drop it, inside the
+    /// A mailer for the settings `REELFORGE_SMTP_URL` (`server`), `REELFORGE_MAIL_FROM`
+    /// and `REELFORGE_SMTP_CA_FILE` (`Settings::mailer` passes them); `None` without a
+    /// server. Reads the CA file; connects to nothing yet. Build it, and drop it, inside the
     /// tokio runtime: its connection pool runs a task there.
-    pub fn from_settings(settings: &Settings) -> anyhow::Result<Option<Mailer>> {
-        let Some(server) = settings.smtp_url.clone() else {
+    pub fn configured(
+        server: Option<&SmtpUrl>,
+        from: Option<&Mailbox>,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Option<Mailer>> {
+        let Some(server) = server.cloned() else {
             return Ok(None);
         };
         // `Settings::resolve` refuses an SMTP URL without a sender.
-        let from = settings.mail_from.clone().context(
+        let from = from.cloned().context(
             "REELFORGE_MAIL_FROM: not set; set it to the sender of notification e-mails",
         )?;
-        let extra_roots = match &settings.smtp_ca_file {
-            Some(path) => Some(read_certificates(path)?),
-            None => None,
-        };
+        let extra_roots = ca_file.map(read_certificates).transpose()?;
         Mailer::new(server, from, extra_roots).map(Some)
     }
 

@@ -237,7 +237,7 @@ fn mailer(server: &SmtpServer, url: String) -> Mailer {
         SettingsArgs::default(),
     )
     .unwrap();
-    Mailer::from_settings(&settings).unwrap().unwrap()
+    settings.mailer().unwrap().unwrap()
 }
 
 fn url(s: &str) -> url::Url {
@@ -370,7 +370,7 @@ async fn send_errors_say_whether_to_retry() {
         SettingsArgs::default(),
     )
     .unwrap();
-    let gone = Mailer::from_settings(&settings).unwrap().unwrap();
+    let gone = settings.mailer().unwrap().unwrap();
     // The server may take a moment to let go of its port.
     let mut outcome = gone.send(message()).await;
     for _ in 0..50 {

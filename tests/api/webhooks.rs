@@ -645,3 +645,37 @@ async fn twenty_endpoints_at_most() {
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"], "too_many_endpoints");
 }
+
+/// A receiver that does not answer within 15 s has failed the attempt (retried on the
+/// schedule); the log says so. (The one test here that waits: 15 s of a real timeout.)
+#[tokio::test]
+async fn a_receiver_silent_for_15_s_fails_the_attempt() {
+    let Some(rx) = Receiver::start("a_receiver_silent_for_15_s") else {
+        return;
+    };
+    let app = webhook_app().await;
+    let t = app.user("patience").await;
+    let ep = endpoint(&app, &t, &rx.url("slow"), None).await;
+    rx.hang("slow", 20).await;
+    send_test_event(&app, &t, ep["id"].as_str().unwrap()).await;
+    let started = std::time::Instant::now();
+    let steps = app.deliver_due(Utc::now()).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(steps.as_slice(), [Step::Attempted { end: DeliveryEnd::Retry { error, .. }, .. }]
+            if error.contains("15 s")),
+        "{steps:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(15) && took < Duration::from_secs(19),
+        "{took:?}"
+    );
+    let (_, log) = app
+        .get_json(
+            &format!("/api/webhooks/{}/deliveries", ep["id"].as_str().unwrap()),
+            &t,
+        )
+        .await;
+    assert!(log[0]["status_code"].is_null(), "{log}");
+    assert!(log[0]["latency_ms"].as_u64().unwrap() >= 15_000, "{log}");
+}

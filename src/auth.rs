@@ -53,6 +53,25 @@ pub fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// What every API key starts with (so secret scanners and people can tell one).
+pub const API_KEY_PREFIX: &str = "rf_";
+
+/// A new API key: `rf_` and 43 base62 characters drawn from the CSPRNG (256 bits).
+pub fn new_api_key() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    let body: String = (0..43)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
+    format!("{API_KEY_PREFIX}{body}")
+}
+
+/// What a key's owner sees of it in a list: the prefix and its first 8 characters.
+pub fn api_key_prefix(key: &str) -> String {
+    key.chars().take(API_KEY_PREFIX.len() + 8).collect()
+}
+
 /// What the database keeps of a random token: its SHA-256, in hex. The token has 256 bits
 /// of entropy, so a fast hash is enough (no salt or stretching, unlike passwords), and a
 /// look-up by hash is an index search.
@@ -293,6 +312,15 @@ impl PasswordHashing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_keys_are_long_random_and_base62() {
+        let (a, b) = (new_api_key(), new_api_key());
+        assert_ne!(a, b);
+        assert!(a.starts_with("rf_") && a.len() == 46, "{a}");
+        assert!(a[3..].chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(api_key_prefix(&a), &a[..11]);
+    }
 
     #[test]
     fn hashes_verify_and_reject() {

@@ -8,10 +8,12 @@
 //! `crates/reelforge-db-postgres`), checked at compile time; `sqlite.rs` and `postgres.rs`
 //! implement the traits here with it.
 
+mod api_keys;
 mod notify;
 pub mod postgres;
 pub mod sqlite;
 
+pub use api_keys::*;
 pub use notify::*;
 
 use std::time::Duration;
@@ -407,7 +409,15 @@ pub trait ShareRepo: Send + Sync {
 
 /// Everything a backend provides.
 pub trait Repo:
-    UserRepo + TaskRepo + JobQueue + UploadRepo + SessionRepo + ShareRepo + NotificationRepo + 'static
+    UserRepo
+    + TaskRepo
+    + JobQueue
+    + UploadRepo
+    + SessionRepo
+    + ShareRepo
+    + NotificationRepo
+    + ApiKeyRepo
+    + 'static
 {
 }
 impl<T> Repo for T where
@@ -418,6 +428,7 @@ impl<T> Repo for T where
         + SessionRepo
         + ShareRepo
         + NotificationRepo
+        + ApiKeyRepo
         + 'static
 {
 }

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::notification::Event;
 
+mod api_keys;
 mod notify;
 
 pub struct SqliteRepo {

@@ -113,6 +113,10 @@ error_codes! {
     EndpointDisabled = "endpoint_disabled",
     /// The user has as many webhook endpoints as allowed.
     TooManyEndpoints = "too_many_endpoints",
+    /// The API key may not do this (a `read` key and an unsafe method; keys managing keys).
+    InsufficientScope = "insufficient_scope",
+    /// The user has as many API keys as allowed.
+    TooManyKeys = "too_many_keys",
     /// A password reset link that is unknown, used or expired.
     InvalidResetToken = "invalid_reset_token",
     /// The service sends no e-mail (no SMTP server is configured).

@@ -216,3 +216,28 @@ mod tests {
         );
     }
 }
+
+/// What an API key may do: read only, or everything its owner can (but manage keys).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+pub enum KeyScope {
+    #[serde(rename = "read")]
+    Read,
+    #[serde(rename = "read-write")]
+    ReadWrite,
+}
+
+impl KeyScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyScope::Read => "read",
+            KeyScope::ReadWrite => "read-write",
+        }
+    }
+    pub fn parse(s: &str) -> Option<KeyScope> {
+        [KeyScope::Read, KeyScope::ReadWrite]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}

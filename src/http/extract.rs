@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -12,9 +12,9 @@ use super::AppState;
 use super::error::ApiError;
 use super::limits::{BodyLimit, JSON_BODY_LIMIT, is_over_limit};
 use super::observe::RequestUser;
-use crate::auth::TokenError;
-use crate::domain::ErrorCode;
+use crate::auth::{API_KEY_PREFIX, TokenError, token_hash};
 use crate::domain::field_error::{describe, json_kind, whole_numbers};
+use crate::domain::{ErrorCode, KeyScope};
 
 /// The caller, from `Authorization: Bearer <jwt>` or else the browser session's cookie
 /// (`session::request_session`: CSRF-checked on unsafe methods). An `Authorization` header
@@ -25,6 +25,8 @@ pub struct AuthUser {
     pub id: Uuid,
     /// The session's id when the cookie authenticated the request.
     pub session: Option<Uuid>,
+    /// The API key's scope when a key (`Bearer rf_…`) authenticated it.
+    pub key: Option<KeyScope>,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -32,7 +34,7 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let user = if parts.headers.contains_key(header::AUTHORIZATION) {
-            bearer_user(&parts.headers, state).await?
+            bearer_user(&parts.headers, &parts.method, state).await?
         } else {
             let session = super::session::request_session(state, &parts.method, &parts.headers)
                 .await?
@@ -40,6 +42,7 @@ impl FromRequestParts<AppState> for AuthUser {
             AuthUser {
                 id: session.user_id,
                 session: Some(session.id),
+                key: None,
             }
         };
         if let Some(slot) = parts.extensions.get::<RequestUser>() {
@@ -49,9 +52,16 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-async fn bearer_user(headers: &HeaderMap, state: &AppState) -> Result<AuthUser, ApiError> {
+async fn bearer_user(
+    headers: &HeaderMap,
+    method: &Method,
+    state: &AppState,
+) -> Result<AuthUser, ApiError> {
     {
         let token = bearer_token(headers).ok_or_else(ApiError::unauthorized)?;
+        if token.starts_with(API_KEY_PREFIX) {
+            return key_user(token, method, state).await;
+        }
         let claims = state.tokens.verify_claims(token).map_err(|e| match e {
             TokenError::Expired => ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -69,8 +79,35 @@ async fn bearer_user(headers: &HeaderMap, state: &AppState) -> Result<AuthUser, 
                 "the password changed after this token was issued; log in again",
             ));
         }
-        Ok(AuthUser { id, session: None })
+        Ok(AuthUser {
+            id,
+            session: None,
+            key: None,
+        })
     }
+}
+
+/// A request with an API key: the key must be live (looked up on every request, so a
+/// revocation holds at once in every process), and a `read` key only reads.
+async fn key_user(token: &str, method: &Method, state: &AppState) -> Result<AuthUser, ApiError> {
+    let key = state
+        .db
+        .live_api_key(&token_hash(token))
+        .await?
+        .ok_or_else(|| invalid_token("the API key is unknown, revoked or expired"))?;
+    let safe = [Method::GET, Method::HEAD, Method::OPTIONS].contains(method);
+    if key.scope == KeyScope::Read && !safe {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::InsufficientScope,
+            "this API key may only read; use a read-write key",
+        ));
+    }
+    Ok(AuthUser {
+        id: key.user_id,
+        session: None,
+        key: Some(key.scope),
+    })
 }
 
 fn invalid_token(message: &str) -> ApiError {

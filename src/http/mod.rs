@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod files;
+pub mod keys;
 pub mod limits;
 pub mod notifications;
 pub mod observe;
@@ -68,6 +69,8 @@ fn documented() -> OpenApiRouter<AppState> {
             session::delete_session
         ))
         .routes(routes!(session::change_password))
+        .routes(routes!(keys::create_key, keys::list_keys))
+        .routes(routes!(keys::revoke_key))
         .routes(routes!(recovery::request_reset))
         .routes(routes!(recovery::confirm_reset))
         .routes(routes!(tasks::create_task, tasks::list_tasks))

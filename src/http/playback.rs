@@ -387,6 +387,7 @@ pub async fn go_output(
     let user = AuthUser {
         id: session.user_id,
         session: Some(session.id),
+        key: None,
     };
     let task = owned_task(&state, user, &id).await?;
     let out = output(&task, &name)?;

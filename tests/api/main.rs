@@ -3,6 +3,7 @@
 mod accounts;
 mod connections;
 mod contract;
+mod keys;
 mod limits;
 mod mail;
 mod playback;

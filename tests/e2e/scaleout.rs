@@ -551,3 +551,39 @@ async fn a_burst_of_tasks_is_notified_by_webhook_and_email_with_none_missing() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_api_key_revoked_through_one_api_process_stops_at_once_on_the_other() {
+    let Some(cl) = Cluster::start().await else {
+        return;
+    };
+    let r =
+        cl.c.post(format!("{}/api/keys", cl.api(0)))
+            .bearer_auth(&cl.token)
+            .json(&serde_json::json!({"name": "ci"}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 201);
+    let made: Value = r.json().await.unwrap();
+    let key = made["token"].as_str().unwrap();
+    let tasks = |api: usize| {
+        cl.c.get(format!("{}/api/tasks", cl.api(api)))
+            .bearer_auth(key)
+            .send()
+    };
+    assert_eq!(tasks(1).await.unwrap().status(), 200);
+    let r =
+        cl.c.delete(format!(
+            "{}/api/keys/{}",
+            cl.api(1),
+            made["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&cl.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(tasks(0).await.unwrap().status(), 401);
+    assert_eq!(tasks(1).await.unwrap().status(), 401);
+}

@@ -31,7 +31,9 @@ pub const EMAIL_UNIQUE: &str = "users_email_unique";
 
 pub type Result<T> = std::result::Result<T, sqlx::Error>;
 
+mod api_keys;
 mod notifications;
+pub use api_keys::*;
 pub use notifications::*;
 
 /// A row of `users`.

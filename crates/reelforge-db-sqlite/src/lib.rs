@@ -18,7 +18,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 pub type Result<T> = std::result::Result<T, sqlx::Error>;
 
+mod api_keys;
 mod notifications;
+pub use api_keys::*;
 pub use notifications::*;
 
 /// A row of `users`.

@@ -328,7 +328,8 @@ function accountPage() {
     passwordSection(),
     emailSection(),
     webhooksSection(),
-    defaultSecretSection()));
+    defaultSecretSection(),
+    keysSection()));
   focusHeading();
 }
 
@@ -668,6 +669,67 @@ function defaultSecretSection() {
         showIt(await call("POST", "/api/account/webhook-secret/rotate"), "New default secret");
         status.replaceChildren(h("p", { class: "ok", role: "status" }, "Rotated: the old secret keeps signing for 24 hours."));
       }) }, "Rotate")));
+}
+
+// --- API keys ----------------------------------------------------------------------------
+
+function keysSection() {
+  const list = h("ul", { class: "keys", "aria-label": "API keys" });
+  const empty = h("p", { class: "hint" });
+  const shown = h("div");
+  const status = h("div");
+  const name = h("input", { type: "text", required: true, maxlength: 100, placeholder: "nightly backup job" });
+  const scope = h("select", {},
+    h("option", { value: "read-write" }, "read-write: everything you can do"),
+    h("option", { value: "read" }, "read: look only (GET requests)"));
+  const days = h("input", { type: "number", min: 1, max: 3650, placeholder: "never" });
+  const counted = () => { empty.textContent = list.children.length ? "" : "No API keys yet."; };
+  const item = (k) => {
+    const expiry = k.expires_at ? `expires ${when(k.expires_at)}` : "no expiry";
+    const used = k.last_used_at ? `last used ${when(k.last_used_at)}` : "never used";
+    const li = h("li", {},
+      h("strong", {}, k.name), h("code", {}, `${k.prefix}…`),
+      h("span", { class: "hint" }, `${k.scope}, made ${when(k.created_at)}, ${expiry}, ${used}`),
+      h("button", { type: "button", class: "danger", onclick: async () => {
+        const sure = await confirmDialog("Revoke this key?",
+          `“${k.name}” stops working at once, for every script that uses it.`, "Revoke key");
+        if (!sure) return;
+        status.replaceChildren();
+        try {
+          await call("DELETE", `/api/keys/${k.id}`);
+          li.remove();
+          counted();
+          status.replaceChildren(h("p", { class: "ok", role: "status" }, `Revoked "${k.name}".`));
+        } catch (err) { status.replaceChildren(alertBox(err.message)); }
+      } }, "Revoke"));
+    return li;
+  };
+  const form = h("form", { onsubmit: async (e) => {
+    e.preventDefault();
+    status.replaceChildren();
+    const body = { name: name.value.trim(), scope: scope.value };
+    if (days.value) body.expires_in_days = Number(days.value);
+    try {
+      const k = await call("POST", "/api/keys", body);
+      list.append(item(k));
+      counted();
+      shown.replaceChildren(secretField("The new API key", k.token,
+        `Use it as "Authorization: Bearer ${k.prefix}…". ${SHOWN_ONCE}`));
+      form.reset();
+    } catch (err) { status.replaceChildren(alertBox(err.message)); }
+  } },
+  h("h3", {}, "Make a key"),
+  field("Name", name),
+  field("Scope", scope),
+  field("Expires after (days)", days, "Leave empty for a key that works until revoked."),
+  h("button", { type: "submit" }, "Make a key"));
+  call("GET", "/api/keys").then((keys) => {
+    keys.forEach((k) => list.append(item(k)));
+    counted();
+  }).catch((err) => status.replaceChildren(alertBox(err.message)));
+  return section("API keys",
+    h("p", { class: "hint" }, "For scripts and other services: a key works on the API like your log-in, without a password."),
+    list, empty, shown, status, form);
 }
 
 async function logout() {

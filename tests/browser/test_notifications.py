@@ -519,3 +519,47 @@ def api_upload_task_via_page(page, base, path, webhook_url) -> str:
                                      "profile": "thumbnail", "webhook_url": webhook_url})
     assert r.status == 201, r.text()
     return r.json()["id"]
+
+
+# --- API keys -----------------------------------------------------------------------------
+
+
+def test_make_use_and_revoke_an_api_key(page, server, browser, console):
+    base = server.url
+    signup_ui(page, base)
+    nav_link(page, "Account").click()
+    region = page.get_by_role("region", name="API keys")
+    expect(region.get_by_text("No API keys yet.")).to_be_visible()
+    region.get_by_label("Name").fill("dashboard")
+    region.get_by_label("Scope").select_option("read")
+    region.get_by_label("Expires after (days)").fill("7")
+    region.get_by_role("button", name="Make a key").click()
+    shown = region.get_by_label("The new API key")
+    expect(shown).to_have_value(re.compile(r"^rf_[0-9A-Za-z]{43}$"))
+    key = shown.input_value()
+    expect(region).to_contain_text("it will not be shown again")
+    keys = region.get_by_role("list", name="API keys")
+    expect(keys.get_by_role("listitem")).to_have_count(1)
+    expect(keys).to_contain_text("dashboard")
+    expect(keys).to_contain_text(key[:11] + "…")
+    expect(keys).to_contain_text("read, made")
+    browser.shot(page, "api-key-made")
+
+    # The key reads, and only reads (a request with no cookie: the page's context has one).
+    request = page.context.request
+    r = request.get(f"{base}/api/tasks", headers={"Authorization": f"Bearer {key}"})
+    assert r.status == 200, r.text()
+    r = request.post(f"{base}/api/tasks", headers={"Authorization": f"Bearer {key}"},
+                     data={"url": "http://127.0.0.1:9/x.mp4"})
+    assert r.status == 403 and r.json()["error"] == "insufficient_scope", r.text()
+
+    # After a reload the key is listed, never shown; revoking it (confirmed) stops it.
+    page.reload()
+    expect(keys.get_by_role("listitem")).to_have_count(1)
+    assert key not in page.content()
+    keys.get_by_role("button", name="Revoke").click()
+    dialog = page.get_by_role("dialog", name="Revoke this key?")
+    dialog.get_by_role("button", name="Revoke key").click()
+    expect(region.get_by_text("No API keys yet.")).to_be_visible()
+    r = request.get(f"{base}/api/tasks", headers={"Authorization": f"Bearer {key}"})
+    assert r.status == 401, r.text()

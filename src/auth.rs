@@ -53,6 +53,16 @@ pub fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A key of its own for one purpose, derived from the service's secret (the JWT secret):
+/// `HMAC-SHA256(secret, label)`. Each purpose has its label, so tokens of one purpose
+/// never stand for another's, and every process of an installation derives the same key.
+pub fn derive_key(secret: &str, label: &[u8]) -> aws_lc_rs::hmac::Key {
+    use aws_lc_rs::hmac;
+    let master = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let derived = hmac::sign(&master, label);
+    hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
+}
+
 /// What every API key starts with (so secret scanners and people can tell one).
 pub const API_KEY_PREFIX: &str = "rf_";
 

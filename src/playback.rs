@@ -51,9 +51,7 @@ pub struct PlaybackKey(hmac::Key);
 impl PlaybackKey {
     /// `HMAC-SHA256(secret, "reelforge playback v1")` as the key.
     pub fn derive(secret: &str) -> Self {
-        let master = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-        let derived = hmac::sign(&master, KEY_LABEL);
-        PlaybackKey(hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()))
+        PlaybackKey(crate::auth::derive_key(secret, KEY_LABEL))
     }
 
     pub fn sign(&self, grant: Grant) -> String {

@@ -141,7 +141,7 @@ pub(super) async fn serve_object(
             .signed_url(key, &disposition(name, purpose), content_type(name))
             .await?
     {
-        return redirect(&url);
+        return redirect(url.as_str());
     }
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, range) = match parse_range(range_header, size) {
@@ -183,10 +183,11 @@ pub(super) async fn serve_object(
     Ok(resp)
 }
 
-/// `302` to a presigned URL of the object (S3/GCS): the bytes never pass through the API.
-fn redirect(url: &url::Url) -> ApiResult<Response> {
-    let location = HeaderValue::from_str(url.as_str())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("signed URL: {e}")))?;
+/// `302` to `location` (a presigned URL of the object on S3/GCS, so the bytes never pass
+/// through the API; or a fresh playback URL), never cached.
+pub(super) fn redirect(location: &str) -> ApiResult<Response> {
+    let location = HeaderValue::from_str(location)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("redirect location: {e}")))?;
     let mut resp = StatusCode::FOUND.into_response();
     resp.headers_mut().insert(header::LOCATION, location);
     resp.headers_mut()

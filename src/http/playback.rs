@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{AuthUser, body_bytes, parse_json};
-use super::files::{Purpose, output, owned_task, serve_object};
+use super::files::{Purpose, output, owned_task, redirect, serve_object};
 use super::tasks::task_id;
 use crate::auth::{random_token, token_hash};
 use crate::domain::{ErrorCode, TaskRecord};
@@ -382,7 +382,7 @@ pub async fn go_output(
     let session =
         super::session::request_session(&state, &axum::http::Method::GET, &headers).await?;
     let Some(session) = session else {
-        return Ok(redirect(&format!("/?next={}#/login", urlencode(&here))));
+        return redirect(&format!("/?next={}#/login", urlencode(&here)));
     };
     let user = AuthUser {
         id: session.user_id,
@@ -397,24 +397,11 @@ pub async fn go_output(
         task: task.id,
         expires,
     });
-    Ok(redirect(&format!(
-        "{PLAY_PREFIX}{token}/{}",
-        urlencode(&out.name)
-    )))
+    redirect(&format!("{PLAY_PREFIX}{token}/{}", urlencode(&out.name)))
 }
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
-}
-
-fn redirect(location: &str) -> Response {
-    let mut r = StatusCode::FOUND.into_response();
-    if let Ok(v) = HeaderValue::from_str(location) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
 }

@@ -21,9 +21,7 @@ pub struct LinkKey(hmac::Key);
 
 impl LinkKey {
     pub fn derive(secret: &str) -> Self {
-        let master = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-        let derived = hmac::sign(&master, KEY_LABEL);
-        LinkKey(hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()))
+        LinkKey(crate::auth::derive_key(secret, KEY_LABEL))
     }
 
     fn mac(&self, purpose: &str, id: Uuid) -> String {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::JsonBody;
+use super::extract::{AuthUser, JsonBody};
 use crate::auth::AccountKey;
 use crate::db::{NewUser, RepoError, User, UserWithHash};
 use crate::domain::ErrorCode;
@@ -203,6 +203,59 @@ pub async fn login(
         token_type: "Bearer".into(),
         expires_in: state.tokens.ttl.as_secs(),
         user: UserInfo::of(user),
+    }))
+}
+
+/// How the request was authenticated.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// A browser session cookie.
+    Session,
+    /// A login token from `/api/auth/login`.
+    Token,
+    /// An API key (`Bearer rf_…`).
+    ApiKey,
+}
+
+/// The caller: the account, and the credential the request carried.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountView {
+    pub user: UserInfo,
+    pub credential: CredentialKind,
+    /// The API key, when one authenticated the request.
+    pub key: Option<super::keys::KeyView>,
+}
+
+/// Who the caller is (`reelforge whoami`): any credential may ask, a read-only key too.
+#[utoipa::path(get, path = "/api/account", tag = "accounts",
+    responses((status = 200, body = AccountView), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn account(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<Json<AccountView>> {
+    let account = state
+        .db
+        .user_by_id(user.id)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    let key = match user.key {
+        Some(grant) => (state.db.api_keys(user.id).await?)
+            .into_iter()
+            .find(|k| k.id == grant.id)
+            .map(|k| super::keys::view(&k)),
+        None => None,
+    };
+    let credential = match (user.key, user.session) {
+        (Some(_), _) => CredentialKind::ApiKey,
+        (None, Some(_)) => CredentialKind::Session,
+        (None, None) => CredentialKind::Token,
+    };
+    Ok(Json(AccountView {
+        user: UserInfo::of(account),
+        credential,
+        key,
     }))
 }
 

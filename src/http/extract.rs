@@ -25,8 +25,15 @@ pub struct AuthUser {
     pub id: Uuid,
     /// The session's id when the cookie authenticated the request.
     pub session: Option<Uuid>,
-    /// The API key's scope when a key (`Bearer rf_…`) authenticated it.
-    pub key: Option<KeyScope>,
+    /// The API key when one (`Bearer rf_…`) authenticated the request.
+    pub key: Option<KeyGrant>,
+}
+
+/// The API key a request was made with: which one, and what it may do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyGrant {
+    pub id: Uuid,
+    pub scope: KeyScope,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -106,7 +113,10 @@ async fn key_user(token: &str, method: &Method, state: &AppState) -> Result<Auth
     Ok(AuthUser {
         id: key.user_id,
         session: None,
-        key: Some(key.scope),
+        key: Some(KeyGrant {
+            id: key.id,
+            scope: key.scope,
+        }),
     })
 }
 

@@ -55,7 +55,7 @@ pub struct CreatedKey {
     pub token: String,
 }
 
-fn view(k: &ApiKey) -> KeyView {
+pub(super) fn view(k: &ApiKey) -> KeyView {
     KeyView {
         id: k.id,
         name: k.name.clone(),
@@ -153,19 +153,24 @@ pub async fn list_keys(
     Ok(Json(keys.iter().map(view).collect()))
 }
 
-/// Revoke an API key: it stops working at once, on every API process.
+/// Revoke an API key: it stops working at once, on every API process. A key may revoke
+/// itself (what `reelforge logout` does), but no other key.
 #[utoipa::path(delete, path = "/api/keys/{id}", tag = "accounts",
     params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody),
-              (status = 403, body = ErrorBody, description = "`insufficient_scope`: asked with an API key")),
+              (status = 403, body = ErrorBody, description = "`insufficient_scope`: asked with another API key, or a read-only one")),
     security(("bearer" = [])))]
 pub async fn revoke_key(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let user = logged_in(user)?;
-    if state.db.revoke_api_key(user.id, task_id(&id)?).await? {
+    let id = task_id(&id)?;
+    let user = match &user.key {
+        Some(own) if own.id == id => user,
+        _ => logged_in(user)?,
+    };
+    if state.db.revoke_api_key(user.id, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found())

@@ -63,6 +63,7 @@ fn documented() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .routes(routes!(accounts::signup))
         .routes(routes!(accounts::login))
+        .routes(routes!(accounts::account))
         .routes(routes!(
             session::create_session,
             session::get_session,

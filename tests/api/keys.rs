@@ -191,3 +191,67 @@ async fn bad_key_requests_are_refused_in_words() {
         );
     }
 }
+
+/// `GET /api/account` says who asks and with what; a key may revoke itself (logout) but no
+/// other key.
+#[tokio::test]
+async fn the_account_names_the_credential_and_a_key_may_revoke_only_itself() {
+    let app = spawn_app().await;
+    let login = app.user("self").await;
+    let (status, me) = app.get_json("/api/account", &login).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["user"]["username"], "self");
+    assert_eq!(me["user"]["email"], "self@example.com");
+    assert_eq!(me["credential"], "token");
+    assert_eq!(me["key"], Value::Null);
+    let cookie = app.session_cookie("self").await;
+    let r = app
+        .client
+        .get(app.url("/api/account"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["credential"], "session");
+
+    let one = make_key(
+        &app,
+        &login,
+        json!({"name": "laptop", "scope": "read-write"}),
+    )
+    .await;
+    let two = make_key(&app, &login, json!({"name": "ci", "scope": "read"})).await;
+    let (key_one, key_two) = (
+        one["token"].as_str().unwrap(),
+        two["token"].as_str().unwrap(),
+    );
+    let (status, me) = app.get_json("/api/account", key_two).await;
+    assert_eq!(status, 200, "a read key may ask");
+    assert_eq!(me["credential"], "api_key");
+    assert_eq!(me["key"]["name"], "ci");
+    assert_eq!(me["key"]["scope"], "read");
+    assert_eq!(me["key"]["id"], two["id"]);
+    assert!(me["key"].get("token").is_none(), "{me}");
+
+    let r = app
+        .delete(
+            &format!("/api/keys/{}", two["id"].as_str().unwrap()),
+            key_one,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "not another key");
+    let r = app
+        .delete(
+            &format!("/api/keys/{}", one["id"].as_str().unwrap()),
+            key_one,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "itself");
+    assert_eq!(app.get_json("/api/account", key_one).await.0, 401);
+    assert_eq!(app.get_json("/api/account", key_two).await.0, 200);
+    assert_eq!(app.get_json("/api/account", "").await.0, 401);
+}

@@ -1,9 +1,11 @@
-//! The `reelforge` command line: roles and administration.
+//! The `reelforge` command line: roles, administration, and the client commands
+//! ([`crate::client`]).
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::client::args::ClientCommand;
 use crate::config::{DatabaseArgs, MailArgs, Settings, SettingsArgs, read_file_layer};
 use crate::startup::{Application, Role, shutdown_signal};
 
@@ -11,7 +13,10 @@ use crate::startup::{Application, Role, shutdown_signal};
 #[command(
     name = "reelforge",
     version,
-    about = "Self-hosted video processing and conversion service"
+    about = "Self-hosted video processing and conversion service",
+    after_help = "Client commands exit with 0 on success, 1 when a task failed or was \
+        cancelled (or the server failed or could not be reached), 2 on a usage error, 4 when \
+        not logged in or forbidden."
 )]
 pub struct Cli {
     /// Settings file (default: ./reelforge.toml when present).
@@ -48,6 +53,28 @@ pub enum Command {
         #[command(flatten)]
         settings: MailArgs,
     },
+    #[command(flatten)]
+    Client(ClientCommand),
+    /// Print shell completions: `reelforge completions bash > /etc/bash_completion.d/reelforge`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+impl Command {
+    /// Whether this runs a server role or administers its data (not a client command).
+    pub fn is_service(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve(_)
+                | Command::Api(_)
+                | Command::Worker(_)
+                | Command::Migrate(_)
+                | Command::User { .. }
+                | Command::Mail { .. }
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +129,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             action,
             settings: a,
         } => mail_command(&settings(a.into(), config)?, action).await,
+        Command::Client(c) => Ok(crate::client::commands::run(c).await?),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "reelforge", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod domain;

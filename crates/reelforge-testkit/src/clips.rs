@@ -282,3 +282,27 @@ pub async fn probe_url(url: &str) -> Result<Value, String> {
     }
     serde_json::from_slice(&out.stdout).map_err(|e| format!("ffprobe's JSON: {e}"))
 }
+
+/// About 200 MiB of uncompressed 640×480 video in AVI (456 frames, 18 s at 25 fps): an
+/// upload big enough to interrupt, which ffmpeg still reads in a moment.
+pub fn clip_raw_200mib() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        generate(
+            "raw-200mib.avi",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=640x480:rate=25",
+                "-frames:v",
+                "456",
+                "-c:v",
+                "rawvideo",
+                "-pix_fmt",
+                "yuv420p",
+            ],
+        )
+    })
+    .clone()
+}

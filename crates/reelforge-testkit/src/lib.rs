@@ -8,6 +8,7 @@
 //!   [`on_both_backends!`];
 //! - [`plans`]: the planners' argv run with the real ffmpeg, outputs probed with the
 //!   service's own ffprobe argv and checked against an [`plans::Expect`];
+//! - [`proxy`]: a TCP proxy that counts what a client sends a server, and slows or cuts it;
 //! - [`process`]: real `reelforge` processes of the built binary, and the HTTP calls the
 //!   tests make to them;
 //! - [`smtp`]: a real SMTP server (aiosmtpd) in STARTTLS, TLS or plain mode, and the
@@ -22,6 +23,7 @@ pub mod clips;
 pub mod pg;
 pub mod plans;
 pub mod process;
+pub mod proxy;
 pub mod smtp;
 pub mod tus;
 pub mod webhooks;

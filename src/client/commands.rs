@@ -369,7 +369,7 @@ async fn submit(a: SubmitArgs) -> ClientResult<()> {
 
 /// Say how a task ended; `Err` with the reason when it did not succeed.
 fn outcome(reporter: &Reporter, label: &str, task: &Task) -> Result<(), String> {
-    let colour = reporter.colour && colour_wanted();
+    let colour = reporter.colour;
     match task.status {
         TaskStatus::Succeeded => {
             reporter.info(&format!(

@@ -27,7 +27,7 @@ pub enum Mode {
 
 pub struct Reporter {
     pub mode: Mode,
-    /// Whether stdout may carry colours.
+    /// Whether the lines on stderr may carry colours.
     pub colour: bool,
     bars: MultiProgress,
 }
@@ -51,7 +51,7 @@ impl Reporter {
         };
         Reporter {
             mode,
-            colour: !json && std::io::stdout().is_terminal() && colour_wanted(),
+            colour: mode == Mode::Terminal && colour_wanted(),
             bars: MultiProgress::with_draw_target(target),
         }
     }

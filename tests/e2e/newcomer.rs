@@ -72,7 +72,12 @@ fn free_port() -> u16 {
 /// exits 0 within `limit`, a panic with both otherwise.
 async fn run_script(script: &str, cwd: &Path, limit: Duration) -> (String, String) {
     let mut cmd = without_settings(Command::new("bash"));
-    cmd.arg("-c").arg(script).current_dir(cwd);
+    // The client keeps its credential under the tour's folder, not the tester's home.
+    cmd.arg("-c")
+        .arg(script)
+        .current_dir(cwd)
+        .env("XDG_CONFIG_HOME", cwd.join(".config"))
+        .env("XDG_CACHE_HOME", cwd.join(".cache"));
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);
     let out = tokio::time::timeout(limit, cmd.output())
@@ -134,12 +139,37 @@ async fn readme_tour_runs_as_written_from_a_fresh_folder() {
         "/tmp/reelforge-tour",
         &files.path().to_string_lossy(),
     );
+    script = substitute(
+        &script,
+        "~/reelforge/target/release/reelforge",
+        env!("CARGO_BIN_EXE_reelforge"),
+    );
     let script = format!(
         "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{script}\n\
          echo \"tour: STATUS=$s\"; echo \"tour: TASK=$TASK\"; echo \"tour: UPLOAD=$UPLOAD\"\n\
          echo \"tour: TOKEN=$TOKEN\"\n"
     );
     let (stdout, _) = run_script(&script, files.path(), Duration::from_secs(300)).await;
+
+    // The client: three thumbnails downloaded, and the table lists the tasks.
+    let mut thumbs: Vec<String> = std::fs::read_dir(files.path().join("thumbs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    thumbs.sort();
+    assert_eq!(
+        thumbs,
+        [
+            "clip_thumb_001.jpg",
+            "clip_thumb_002.jpg",
+            "clip_thumb_003.jpg"
+        ],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("STATUS") && stdout.contains("thumbnail"),
+        "{stdout}"
+    );
 
     // By URL: the SSE stream ran to the end, polling saw success, two parts of 1+20+1 and
     // 1+5+1 seconds; the ranged download answered 206 with 1,024 bytes.

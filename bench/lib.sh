@@ -1,6 +1,6 @@
 # Shared helpers for the benchmarks in bench/*/run.sh. Source it; do not run it.
 #
-# Provides: ROOT, BIN, WORK (temp dir removed at exit), need, free_port, build_release,
+# Provides: ROOT, BIN, WORK (temp dir removed at exit), need, free_port, build_release, random_file,
 # start_service (sets RF_PID, RF_URL), wait_http, api_login (sets TOKEN), json_get,
 # start_postgres (a throw-away cluster; sets PG_URL, PG_BIN, PG_LOG), psql_do,
 # and an EXIT trap that stops every background process started through bg_start (and the
@@ -147,6 +147,17 @@ start_service() {
         exit 1
     fi
     log "reelforge serve pid $RF_PID on $RF_URL"
+}
+
+# random_file MIB: FILE = $CACHE/upload-MIBm.bin, MIB MiB of random bytes, made once (not
+# sparse: zero pages would be cheaper to read). Sets FILE and SIZE.
+random_file() {
+    FILE="$CACHE/upload-${1}m.bin"
+    if [ ! -s "$FILE" ] || [ "$(stat -c %s "$FILE")" -ne $(($1 * 1024 * 1024)) ]; then
+        log "making $FILE (random bytes)"
+        head -c "$(($1 * 1024 * 1024))" /dev/urandom >"$FILE"
+    fi
+    SIZE=$(stat -c %s "$FILE")
 }
 
 # json_get FIELD.PATH < json  (e.g. json_get token, json_get outputs.1.name)

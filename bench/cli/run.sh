@@ -21,12 +21,7 @@ need python3
 build_release
 machine_line
 
-FILE="$CACHE/upload-${UPLOAD_MIB}m.bin"
-if [ ! -s "$FILE" ] || [ "$(stat -c %s "$FILE")" -ne $((UPLOAD_MIB * 1024 * 1024)) ]; then
-    log "making $FILE (random bytes)"
-    head -c "$((UPLOAD_MIB * 1024 * 1024))" /dev/urandom >"$FILE"
-fi
-SIZE=$(stat -c %s "$FILE")
+random_file "$UPLOAD_MIB"
 
 start_service REELFORGE_WORKERS=0 REELFORGE_MAX_UPLOAD=2GiB
 api_login
@@ -54,6 +49,8 @@ cli_upload() {
 declare -a CURL_S=() CLI_S=()
 timed() {
     local name=$1 fn=$2 start end s
+    # The previous upload's gigabyte still being written back would slow this one.
+    sync
     start=$(now)
     $fn
     end=$(now)

@@ -23,12 +23,7 @@ need python3
 build_release
 machine_line
 
-FILE="$CACHE/upload-${UPLOAD_MIB}m.bin"
-if [ ! -s "$FILE" ] || [ "$(stat -c %s "$FILE")" -ne $((UPLOAD_MIB * 1024 * 1024)) ]; then
-    log "making $FILE (random bytes)"
-    head -c "$((UPLOAD_MIB * 1024 * 1024))" /dev/urandom >"$FILE"
-fi
-SIZE=$(stat -c %s "$FILE")
+random_file "$UPLOAD_MIB"
 
 status_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$RF_PID/status"; }
 # Reset the kernel's peak-RSS mark (VmHWM) so it measures one upload.

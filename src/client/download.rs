@@ -4,7 +4,6 @@
 //! again.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
@@ -13,10 +12,7 @@ use tokio::io::AsyncWriteExt;
 use super::api::Api;
 use super::render::{Output, Task};
 use super::report::Reporter;
-use super::{ClientError, ClientResult, io_error};
-
-/// Attempts in a row without a byte gained before giving up for this run.
-const MAX_STALLS: u32 = 5;
+use super::{ClientError, ClientResult, Interrupted, Stalls, io_error};
 
 /// Every output of `task` into `dir` (made if missing); the files' paths.
 pub async fn outputs(
@@ -63,45 +59,38 @@ async fn one(api: &Api, output: &Output, dir: &Path, reporter: &Reporter) -> Cli
         have = 0;
     }
     let meter = reporter.bytes(name, "download", output.size, have);
-    let mut stalls = 0;
+    let mut stalls = Stalls::default();
     while have < output.size {
         match fetch(api, output, &part, have, &meter).await {
             Ok(at) => {
-                stalls = if at > have { 0 } else { stalls + 1 };
+                if !stalls.moved(have, at) {
+                    meter.finish();
+                    return Err(ClientError::failed(format!(
+                        "{name}: the server sends no more bytes; run the command again"
+                    )));
+                }
                 have = at;
             }
-            Err(Fetch::Fatal(e)) => {
+            Err(Interrupted::Fatal(e)) => {
                 meter.finish();
                 return Err(e);
             }
-            Err(Fetch::Retry(why)) => {
-                stalls += 1;
-                have = std::fs::metadata(&part).map_or(0, |m| m.len());
-                if stalls > MAX_STALLS {
+            Err(Interrupted::Retry(why)) => {
+                let Some(pause) = stalls.failed() else {
                     meter.finish();
                     return Err(ClientError::failed(format!(
                         "{name}: the download keeps failing ({why}); run the command again \
                          to continue it"
                     )));
-                }
-                tokio::time::sleep(Duration::from_secs(1 << stalls.min(4))).await;
+                };
+                tokio::time::sleep(pause).await;
+                have = std::fs::metadata(&part).map_or(0, |m| m.len());
             }
-        }
-        if stalls > MAX_STALLS {
-            meter.finish();
-            return Err(ClientError::failed(format!(
-                "{name}: the server sends no more bytes; run the command again"
-            )));
         }
     }
     meter.finish();
     std::fs::rename(&part, &target).map_err(|e| io_error("write", &target, e))?;
     Ok(target)
-}
-
-enum Fetch {
-    Retry(String),
-    Fatal(ClientError),
 }
 
 /// One `GET` from byte `have` on, appended to `part`; how many bytes `part` has after.
@@ -111,7 +100,7 @@ async fn fetch(
     part: &Path,
     have: u64,
     meter: &super::report::Meter,
-) -> Result<u64, Fetch> {
+) -> Result<u64, Interrupted> {
     let mut rb = api.request(Method::GET, &output.url);
     if have > 0 {
         rb = rb.header(reqwest::header::RANGE, format!("bytes={have}-"));
@@ -119,13 +108,15 @@ async fn fetch(
     let resp = rb
         .send()
         .await
-        .map_err(|e| Fetch::Retry(api.unreachable(&e).message))?;
+        .map_err(|e| Interrupted::Retry(api.unreachable(&e).message))?;
     let start = match resp.status() {
         StatusCode::PARTIAL_CONTENT if have > 0 => have,
         // The whole file (the server ignored the range): start over.
         StatusCode::OK => 0,
-        s if s.is_server_error() => return Err(Fetch::Retry(api.error_of(resp).await.message)),
-        _ => return Err(Fetch::Fatal(api.error_of(resp).await)),
+        s if s.is_server_error() => {
+            return Err(Interrupted::Retry(api.error_of(resp).await.message));
+        }
+        _ => return Err(Interrupted::Fatal(api.error_of(resp).await)),
     };
     let mut file = tokio::fs::OpenOptions::new()
         .create(true)
@@ -134,7 +125,7 @@ async fn fetch(
         .append(start > 0)
         .open(part)
         .await
-        .map_err(|e| Fetch::Fatal(io_error("write", part, e)))?;
+        .map_err(|e| Interrupted::Fatal(io_error("write", part, e)))?;
     let mut at = start;
     let mut body = resp.bytes_stream();
     let mut broken = None;
@@ -143,7 +134,7 @@ async fn fetch(
             Ok(bytes) => {
                 file.write_all(&bytes)
                     .await
-                    .map_err(|e| Fetch::Fatal(io_error("write", part, e)))?;
+                    .map_err(|e| Interrupted::Fatal(io_error("write", part, e)))?;
                 at += bytes.len() as u64;
                 meter.set(at.min(output.size), "");
             }
@@ -155,10 +146,10 @@ async fn fetch(
     }
     file.flush()
         .await
-        .map_err(|e| Fetch::Fatal(io_error("write", part, e)))?;
+        .map_err(|e| Interrupted::Fatal(io_error("write", part, e)))?;
     match broken {
-        Some(why) => Err(Fetch::Retry(why)),
-        None if at > output.size => Err(Fetch::Fatal(ClientError::failed(format!(
+        Some(why) => Err(Interrupted::Retry(why)),
+        None if at > output.size => Err(Interrupted::Fatal(ClientError::failed(format!(
             "{}: the server sent more bytes than the output has; not saved",
             output.name
         )))),

@@ -3,7 +3,7 @@
 //! storage). One module per concern:
 //!
 //! - [`args`]: the commands and flags (clap), flattened into [`crate::cli::Command`];
-//! - [`commands`]: what each command does;
+//! - [`commands`]: what each command does; [`account`]: login, logout, whoami;
 //! - [`api`]: the HTTP calls, and the API's errors turned into [`ClientError`]s;
 //! - [`credentials`]: the server and credential kept in the user's config dir;
 //! - [`options`]: `-o key=value` read against the profiles' schemas and validated before
@@ -14,6 +14,7 @@
 //! - [`report`]: what the user sees: bars on a terminal, plain lines when piped, NDJSON
 //!   with `--json`; [`render`]: tables and task details.
 
+pub mod account;
 pub mod api;
 pub mod args;
 pub mod commands;
@@ -65,4 +66,56 @@ pub type ClientResult<T> = Result<T, ClientError>;
 /// A local file that could not be read or written, as a failure that names it.
 pub fn io_error(what: &str, path: &std::path::Path, e: std::io::Error) -> ClientError {
     ClientError::failed(format!("could not {what} {}: {e}", path.display()))
+}
+
+/// Why one upload or download request stopped short.
+pub enum Interrupted {
+    /// Worth another try after a pause (a dropped connection, a busy upload, a 5xx).
+    Retry(String),
+    Fatal(ClientError),
+}
+
+/// Attempts in a row that gained no byte, and the pause before the next one: 1 s, 2 s,
+/// 4 s… (at most 16 s), giving up after [`Stalls::LIMIT`].
+#[derive(Default)]
+pub struct Stalls(u32);
+
+impl Stalls {
+    pub const LIMIT: u32 = 5;
+
+    /// A request that moved the transfer from `before` to `after`; `false` once too many
+    /// in a row moved nothing.
+    pub fn moved(&mut self, before: u64, after: u64) -> bool {
+        self.0 = if after > before { 0 } else { self.0 + 1 };
+        self.0 <= Self::LIMIT
+    }
+
+    /// A request that failed: the pause before trying again, or `None` to give up.
+    pub fn failed(&mut self) -> Option<std::time::Duration> {
+        self.0 += 1;
+        (self.0 <= Self::LIMIT).then(|| std::time::Duration::from_secs(1 << (self.0 - 1).min(4)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Stalls;
+
+    #[test]
+    fn stalls_back_off_and_give_up_but_progress_starts_over() {
+        let mut s = Stalls::default();
+        let pauses: Vec<_> = std::iter::from_fn(|| s.failed()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16].map(Duration::from_secs));
+        let mut s = Stalls::default();
+        for _ in 0..4 {
+            s.failed();
+        }
+        assert!(s.moved(10, 20), "a byte gained starts the count again");
+        assert_eq!(s.failed(), Some(Duration::from_secs(1)));
+        let mut s = Stalls::default();
+        assert!((0..Stalls::LIMIT).all(|_| s.moved(10, 10)));
+        assert!(!s.moved(10, 10), "too many requests that moved nothing");
+    }
 }

@@ -10,7 +10,7 @@
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use base64::Engine;
 use futures::TryStreamExt;
@@ -23,11 +23,8 @@ use super::api::Api;
 use super::credentials::{cache_dir, write_private};
 use super::options::Request;
 use super::report::{Meter, Reporter};
-use super::{ClientError, ClientResult, io_error};
+use super::{ClientError, ClientResult, Interrupted, Stalls, io_error};
 use crate::mail::compose::human_size;
-
-/// Consecutive failed attempts (no byte gained) before giving up for this run.
-const MAX_STALLS: u32 = 5;
 
 /// What the cache dir keeps of an unfinished upload.
 #[derive(Debug, Serialize, Deserialize)]
@@ -135,7 +132,7 @@ pub async fn upload(
         }
     };
     let meter = Arc::new(reporter.bytes(&label, "upload", file.size, offset));
-    let mut stalls = 0;
+    let mut stalls = Stalls::default();
     let task = loop {
         if offset == file.size {
             match task_of_head(api, &upload).await? {
@@ -150,7 +147,12 @@ pub async fn upload(
         match patch(api, &upload, file, offset, meter.clone()).await {
             Ok(Sent::Done(task)) => break task,
             Ok(Sent::At(at)) => {
-                stalls = if at > offset { 0 } else { stalls + 1 };
+                if !stalls.moved(offset, at) {
+                    meter.finish();
+                    return Err(ClientError::failed(format!(
+                        "{label}: the server takes no more bytes; run the same command again"
+                    )));
+                }
                 offset = at;
             }
             Err(Interrupted::Fatal(e)) => {
@@ -158,15 +160,13 @@ pub async fn upload(
                 return Err(e);
             }
             Err(Interrupted::Retry(why)) => {
-                stalls += 1;
-                if stalls > MAX_STALLS {
+                let Some(pause) = stalls.failed() else {
                     meter.finish();
                     return Err(ClientError::failed(format!(
                         "{label}: the upload keeps failing ({why}); run the same command \
                          again to resume it"
                     )));
-                }
-                let pause = Duration::from_secs(1 << stalls.min(4));
+                };
                 reporter.info(&format!(
                     "{label}: {why}; resuming in {} s",
                     pause.as_secs()
@@ -260,12 +260,6 @@ enum Sent {
     At(u64),
     /// The last byte is stored and the task made.
     Done(Uuid),
-}
-
-enum Interrupted {
-    /// Worth another try after a pause (a dropped connection, a busy upload).
-    Retry(String),
-    Fatal(ClientError),
 }
 
 /// One `PATCH` with the rest of the file from `offset`.

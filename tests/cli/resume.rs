@@ -37,6 +37,21 @@ async fn settled_offset(app: &TestApp, token: &str, upload: &str) -> u64 {
     }
 }
 
+/// A server (with `workers`), its user `ana` (the login token), a proxy in front of it, and
+/// a client logged in through the proxy.
+async fn through_a_proxy(workers: usize) -> (TestApp, String, Proxy, Cli) {
+    let app = spawn_app_with(Options {
+        workers,
+        ..Default::default()
+    })
+    .await;
+    let token = app.user("ana").await;
+    let proxy = Proxy::start(&app.base).await;
+    let cli = Cli::default();
+    cli.login(&proxy.base, "ana").await;
+    (app, token, proxy, cli)
+}
+
 /// The one pending upload the cache dir keeps.
 fn pending_upload(cli: &Cli) -> String {
     let dir = cli.cache_dir().join("uploads");
@@ -51,15 +66,7 @@ fn pending_upload(cli: &Cli) -> String {
 /// the bytes it lacks and no more, and the task succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_stopped_by_ctrl_c_resumes_with_the_missing_bytes_only() {
-    let app = spawn_app_with(Options {
-        workers: 1,
-        ..Default::default()
-    })
-    .await;
-    let token = app.user("ana").await;
-    let proxy = Proxy::start(&app.base).await;
-    let cli = Cli::default();
-    cli.login(&proxy.base, "ana").await;
+    let (app, token, proxy, cli) = through_a_proxy(1).await;
     let clip = clip_raw_200mib();
     let size = std::fs::metadata(&clip).unwrap().len();
     assert!(size >= 200 * MIB, "{size}");
@@ -122,11 +129,7 @@ async fn an_upload_stopped_by_ctrl_c_resumes_with_the_missing_bytes_only() {
 /// A connection cut in the middle of an upload is resumed within the same run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_connection_is_resumed_within_the_run() {
-    let app = spawn_app_with(Options::default()).await;
-    let token = app.user("ana").await;
-    let proxy = Proxy::start(&app.base).await;
-    let cli = Cli::default();
-    cli.login(&proxy.base, "ana").await;
+    let (app, token, proxy, cli) = through_a_proxy(0).await;
     let file = junk_file(cli.home.path(), "big.mp4", 24 * MIB as usize);
     let start = proxy.up();
     proxy
@@ -147,15 +150,7 @@ async fn a_dropped_connection_is_resumed_within_the_run() {
 /// A download cut short leaves `NAME.part`; `reelforge download` asks for the rest only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partial_download_is_continued_with_range() {
-    let app = spawn_app_with(Options {
-        workers: 1,
-        ..Default::default()
-    })
-    .await;
-    let token = app.user("ana").await;
-    let proxy = Proxy::start(&app.base).await;
-    let cli = Cli::default();
-    cli.login(&proxy.base, "ana").await;
+    let (app, token, proxy, cli) = through_a_proxy(1).await;
     let r = cli
         .run(&[
             "submit",

@@ -1,4 +1,4 @@
-use reelforge_testkit::app::spawn_app;
+use reelforge_testkit::app::{Options, spawn_app, spawn_app_with};
 use serde_json::json;
 
 use super::*;
@@ -20,7 +20,12 @@ async fn read_key(app: &TestApp, token: &str) -> String {
 /// Listing, showing, cancelling, retrying and deleting, with what each prints and exits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_can_be_listed_shown_cancelled_retried_and_deleted() {
-    let app = spawn_app().await; // no workers: tasks stay queued
+    // No workers: tasks stay queued. URLs on this machine may be submitted.
+    let app = spawn_app_with(Options {
+        fetch_allow: Some("127.0.0.1".into()),
+        ..Default::default()
+    })
+    .await;
     let token = app.user("ana").await;
     let cli = Cli::default();
 
@@ -46,6 +51,23 @@ async fn tasks_can_be_listed_shown_cancelled_retried_and_deleted() {
     assert_eq!(r.code, 0, "{r:?}");
     let id = r.stdout.trim().to_string();
     assert_eq!(app.task(&token, &id).await["options"]["count"], 3);
+
+    // Several inputs at once, a file and a URL: a task each, ids in order on stdout.
+    let url = "http://127.0.0.1:9/talk.mp4";
+    let more = junk_file(cli.home.path(), "b.mp4", 5_000);
+    let r = cli.run(&["submit", url, s(&more), "-p", "thumbnail"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    let ids: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(ids.len(), 2, "{r:?}");
+    let by_url = app.task(&token, ids[0]).await;
+    assert_eq!(by_url["source"], json!({"kind": "url", "url": url}));
+    assert_eq!(
+        app.task(&token, ids[1]).await["source"]["filename"],
+        "b.mp4"
+    );
+    for other in ids {
+        assert_eq!(cli.run(&["delete", other]).await.code, 0);
+    }
 
     let r = cli.run(&["tasks"]).await;
     let lines: Vec<&str> = r.stdout.lines().collect();

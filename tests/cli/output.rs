@@ -4,16 +4,24 @@ use reelforge_testkit::app::{Options, spawn_app, spawn_app_with};
 use reelforge_testkit::clips::clip_tiny;
 use reelforge_testkit::proxy::Proxy;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use super::*;
 
-/// `reelforge ARGS…` under a pseudo-terminal (util-linux `script`): all it wrote there.
-async fn on_a_terminal(cli: &Cli, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+/// `script` (util-linux) running `reelforge ARGS…` under a pseudo-terminal: its stdin is
+/// typed there, and its stdout is the screen.
+fn terminal(cli: &Cli, args: &[&str]) -> tokio::process::Command {
     let line = std::iter::once(REELFORGE)
         .chain(args.iter().copied())
         .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
         .collect::<Vec<_>>()
         .join(" ");
-    let mut cmd = cli.program("script", &["-qec", &line, "/dev/null"]);
+    cli.program("script", &["-qec", &line, "/dev/null"])
+}
+
+/// `reelforge ARGS…` under a pseudo-terminal: all it wrote there.
+async fn on_a_terminal(cli: &Cli, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = terminal(cli, args);
     cmd.env("TERM", "xterm-256color");
     for (k, v) in env {
         cmd.env(k, v);
@@ -157,4 +165,61 @@ async fn completions_for_bash_zsh_and_fish() {
         assert!(r.stdout.contains("submit") && download_flag, "{shell}");
     }
     assert_eq!(cli.run(&["completions", "tcsh"]).await.code, 2);
+}
+
+/// Read the screen until `prompt` shows (60 s at most).
+async fn wait_for_prompt(
+    screen: &mut (impl AsyncReadExt + Unpin),
+    seen: &mut String,
+    prompt: &str,
+) {
+    let mut buf = [0u8; 1024];
+    let found = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while !seen.contains(prompt) {
+            let n = screen.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the screen closed before {prompt:?}: {seen:?}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "no {prompt:?} on the screen: {seen:?}");
+}
+
+/// On a terminal `login` asks for the user name, then for the password without echoing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_asks_on_the_terminal_and_does_not_echo_the_password() {
+    let app = spawn_app().await;
+    app.user("ana").await;
+    let cli = Cli::default();
+    let mut child = terminal(&cli, &["login", "--server", &app.base])
+        .spawn()
+        .unwrap();
+    let mut keys = child.stdin.take().unwrap();
+    let mut screen = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    wait_for_prompt(&mut screen, &mut seen, "Username or e-mail: ").await;
+    keys.write_all(b"ana\n").await.unwrap();
+    wait_for_prompt(&mut screen, &mut seen, "Password: ").await;
+    // The prompt is written just before echo is turned off: typing a moment later is what
+    // a person does, and keeps the check below from racing that.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    keys.write_all(b"Secret123\n").await.unwrap();
+    screen.read_to_string(&mut seen).await.unwrap();
+    let status = child.wait().await.unwrap();
+    drop(keys);
+    assert!(status.success(), "{seen:?}");
+    assert!(
+        seen.contains("Logged in to") && seen.contains("as ana"),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.contains("Secret123"),
+        "the password was echoed: {seen:?}"
+    );
+    assert!(
+        seen.contains("ana"),
+        "the user name is echoed as typed: {seen:?}"
+    );
+    let r = cli.run(&["whoami"]).await;
+    assert!(r.stdout.starts_with("ana <ana@example.com>"), "{r:?}");
 }

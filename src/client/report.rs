@@ -98,7 +98,8 @@ impl Reporter {
             event,
             total,
             bar,
-            last: Mutex::new((u64::MAX, start)),
+            // Plain lines start at the next tenth: where it starts is said by the caller.
+            last: Mutex::new((start.saturating_mul(10) / total.max(1), start)),
         }
     }
 
@@ -111,7 +112,7 @@ impl Reporter {
             event: "progress",
             total: 100,
             bar,
-            last: Mutex::new((u64::MAX, 0)),
+            last: Mutex::new((0, 0)),
         }
     }
 

@@ -201,6 +201,9 @@ need_nginx() { # tests/distributed: the shipped deploy/nginx.conf, and curl + py
     command -v curl >/dev/null 2>&1 || apt_install curl
     command -v python3 >/dev/null 2>&1 || apt_install python3
 }
+need_script() { # tests/cli runs the client under a pseudo-terminal with util-linux `script`
+    command -v script >/dev/null 2>&1 || apt_install bsdutils
+}
 need_tour() { # tests/e2e/newcomer.rs runs the README's tour, which uses curl, jq and python3
     local missing=()
     for program in curl jq python3; do
@@ -211,6 +214,7 @@ need_tour() { # tests/e2e/newcomer.rs runs the README's tour, which uses curl, j
 need_ffmpeg
 need_tour
 need_strace
+need_script
 need_sqlite3
 need_postgres
 need_moto

@@ -323,7 +323,11 @@ pub async fn execute(run: &Run<'_>) -> Result<JobOutput, JobError> {
             ..meta
         });
     }
-    Ok(JobOutput { outputs, result })
+    Ok(JobOutput {
+        outputs,
+        result,
+        input_seconds: info.map(|i| i.duration),
+    })
 }
 
 /// probe → validate → plan → run ffmpeg, for every media profile. Returns the profile's
@@ -429,6 +433,8 @@ pub struct JobOutput {
     pub outputs: Vec<OutputFile>,
     /// The profile's summary, stored on the task.
     pub result: Option<serde_json::Value>,
+    /// The input's duration, for media profiles (the processing speed metric).
+    pub input_seconds: Option<f64>,
 }
 
 fn plan_error(e: PlanError) -> JobError {

@@ -26,3 +26,33 @@ pub fn owner_only_files() {
         libc::umask(0o077);
     }
 }
+
+/// Free bytes (for an unprivileged user) of the file system holding `path`.
+pub fn free_bytes(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is a NUL-terminated string that outlives the call, and `stat` points to
+    // writable memory of the right type, which statvfs fills when it returns 0.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it initialised `stat`.
+    let stat = unsafe { stat.assume_init() };
+    // Both are u64 on 64-bit Linux, but 32-bit on some targets.
+    #[allow(clippy::unnecessary_cast)]
+    let (blocks, size) = (stat.f_bavail as u64, stat.f_frsize as u64);
+    Ok(blocks.saturating_mul(size))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn free_bytes_of_a_folder_and_an_error_for_none() {
+        let dir = std::env::temp_dir();
+        assert!(super::free_bytes(&dir).unwrap() > 0);
+        assert!(super::free_bytes(std::path::Path::new("/no/such/folder")).is_err());
+    }
+}

@@ -53,6 +53,7 @@ pub async fn run_one(
     let Some(lease) = ctx.db.claim(owner, ctx.lease).await? else {
         return Ok(Outcome::Idle);
     };
+    let _running = RunningJob::start();
     let span = tracing::info_span!("job", task = %lease.task_id, attempt = lease.attempt);
     let started = Instant::now();
     let outcome = run_claimed(ctx, &lease, shutdown).instrument(span).await;
@@ -102,7 +103,9 @@ async fn run_claimed(
             status: ok.then_some(TaskStatus::Failed),
         });
     }
+    let began = Instant::now();
     let (result, lost) = execute_watched(ctx, lease, &task, shutdown).await;
+    let figures = RunFigures::of(task.profile.name(), &result, began.elapsed());
     if let Err(JobError::Cancelled) = &result
         && shutdown.is_cancelled()
         && !lost
@@ -115,11 +118,76 @@ async fn run_claimed(
         return Ok(Outcome::Released { task: task_id });
     }
     let status = record(ctx, lease, result).await?;
+    figures.count(status);
     clean_up(ctx, lease, status).await?;
     Ok(Outcome::Ran {
         task: task_id,
         status,
     })
+}
+
+/// `reelforge_jobs_running` counts this job while the value lives (whatever way the run
+/// ends: a panic or a cancelled future too).
+struct RunningJob;
+
+impl RunningJob {
+    fn start() -> RunningJob {
+        metrics::gauge!(crate::telemetry::JOBS_RUNNING).increment(1.0);
+        RunningJob
+    }
+}
+
+impl Drop for RunningJob {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::telemetry::JOBS_RUNNING).decrement(1.0);
+    }
+}
+
+/// What a finished run adds to the task metrics, taken before its result is recorded.
+struct RunFigures {
+    profile: &'static str,
+    code: Option<String>,
+    input_seconds: Option<f64>,
+    wall: Duration,
+}
+
+impl RunFigures {
+    fn of(profile: &'static str, result: &Result<JobOutput, JobError>, wall: Duration) -> Self {
+        let (code, input_seconds) = match result {
+            Ok(out) => (None, out.input_seconds),
+            Err(JobError::Abort(e) | JobError::Retry(e)) => (Some(e.code.clone()), None),
+            Err(JobError::Cancelled) => (None, None),
+        };
+        RunFigures {
+            profile,
+            code,
+            input_seconds,
+            wall,
+        }
+    }
+
+    /// Count the run by the status it ended the task with (a run whose result no longer
+    /// counted, or that queued a retry, ends no task).
+    fn count(self, status: Option<TaskStatus>) {
+        use crate::telemetry::{MEDIA_MILLISECONDS, PROCESSING_MILLISECONDS, TASKS_FINISHED};
+        let Some(status) = status.filter(|s| s.is_final()) else {
+            return;
+        };
+        let code = match status {
+            TaskStatus::Failed => self.code.unwrap_or_default(),
+            _ => String::new(),
+        };
+        metrics::counter!(TASKS_FINISHED, "profile" => self.profile,
+            "outcome" => status.as_str(), "code" => code)
+        .increment(1);
+        if let (TaskStatus::Succeeded, Some(seconds)) = (status, self.input_seconds) {
+            // Counters are whole numbers: milliseconds keep a 2-second clip visible.
+            metrics::counter!(MEDIA_MILLISECONDS, "profile" => self.profile)
+                .increment((seconds.max(0.0) * 1000.0).round() as u64);
+            metrics::counter!(PROCESSING_MILLISECONDS, "profile" => self.profile)
+                .increment(self.wall.as_millis() as u64);
+        }
+    }
 }
 
 /// Run the pipeline while a ticker keeps the lease and saves progress. The run stops on a
@@ -177,7 +245,9 @@ async fn record(
 ) -> anyhow::Result<Option<TaskStatus>> {
     let task_id = lease.task_id;
     Ok(match result {
-        Ok(JobOutput { outputs, result }) => {
+        Ok(JobOutput {
+            outputs, result, ..
+        }) => {
             let done = ctx.db.complete(lease, &outputs, result.as_ref()).await?;
             if done {
                 ctx.storage.prune_runs(task_id, lease.run).await?;
@@ -338,6 +408,82 @@ pub async fn worker_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `f` records, rendered as Prometheus text, through a recorder of its own (the
+    /// process-wide one is shared by every test).
+    fn recorded(f: impl FnOnce()) -> String {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, f);
+        handle.render()
+    }
+
+    #[test]
+    fn a_running_job_is_counted_until_it_ends_whatever_way() {
+        let text = recorded(|| {
+            let a = RunningJob::start();
+            let b = RunningJob::start();
+            drop(a);
+            let _ = std::panic::catch_unwind(move || {
+                let _b = b;
+                panic!("a job that panics");
+            });
+            let _c = RunningJob::start();
+        });
+        // Three started, and each ended (one by a panic): none runs.
+        assert!(text.contains("reelforge_jobs_running 0"), "{text}");
+        let text = recorded(|| {
+            let still = RunningJob::start();
+            std::mem::forget(still);
+        });
+        assert!(text.contains("reelforge_jobs_running 1"), "{text}");
+    }
+
+    #[test]
+    fn finished_runs_are_counted_by_profile_outcome_and_code() {
+        let ok = || {
+            Ok(JobOutput {
+                outputs: vec![],
+                result: None,
+                input_seconds: Some(2.5),
+            })
+        };
+        let failed = || {
+            Err(JobError::Abort(TaskError::new(
+                ErrorCode::InvalidMedia,
+                "not a video",
+            )))
+        };
+        let wall = Duration::from_millis(1250);
+        let text = recorded(|| {
+            RunFigures::of("convert", &ok(), wall).count(Some(TaskStatus::Succeeded));
+            RunFigures::of("convert", &ok(), wall).count(Some(TaskStatus::Succeeded));
+            RunFigures::of("convert", &failed(), wall).count(Some(TaskStatus::Failed));
+            // A retry ends no task; a result that no longer counts is not counted.
+            RunFigures::of("convert", &failed(), wall).count(Some(TaskStatus::Queued));
+            RunFigures::of("idrl", &ok(), wall).count(None);
+            RunFigures::of("idrl", &Err(JobError::Cancelled), wall)
+                .count(Some(TaskStatus::Cancelled));
+        });
+        for line in [
+            r#"reelforge_tasks_finished_total{profile="convert",outcome="succeeded",code=""} 2"#,
+            r#"reelforge_tasks_finished_total{profile="convert",outcome="failed",code="invalid_media"} 1"#,
+            r#"reelforge_tasks_finished_total{profile="idrl",outcome="cancelled",code=""} 1"#,
+            r#"reelforge_media_milliseconds_total{profile="convert"} 5000"#,
+            r#"reelforge_processing_milliseconds_total{profile="convert"} 2500"#,
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+        assert_eq!(
+            text.matches("reelforge_tasks_finished_total{").count(),
+            3,
+            "{text}"
+        );
+        assert!(
+            !text.contains(r#"profile="idrl",outcome="succeeded""#),
+            "{text}"
+        );
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {

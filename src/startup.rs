@@ -62,7 +62,10 @@ impl Application {
             ..FetchPolicy::default()
         };
         let signals = Signals::default();
-        let state = app_state(&settings, &db, &storage, &fetch_policy, &signals).await?;
+        let mut state = app_state(&settings, &db, &storage, &fetch_policy, &signals).await?;
+        if role != Role::Api && settings.workers > 0 {
+            state.scratch_dir = Some(settings.scratch_dir.clone());
+        }
         let notifier = Arc::new(Notifier {
             db: db.clone(),
             fetcher: Arc::new(Fetcher::new(fetch_policy.clone())?),
@@ -137,6 +140,11 @@ impl Application {
     }
 
     fn start_workers(&mut self, n: usize) {
+        if n > 0 {
+            metrics::gauge!(crate::telemetry::WORKER_SLOTS).set(n as f64);
+            // Shown (as 0) before the first job: a busy ratio needs both.
+            metrics::gauge!(crate::telemetry::JOBS_RUNNING).increment(0.0);
+        }
         for i in 0..n {
             let owner = format!("{}:{i}", worker_owner_prefix());
             self.workers.push(tokio::spawn(worker_loop(
@@ -299,6 +307,7 @@ async fn app_state(
         email_available: outbox_options(settings).email,
         link_key: LinkKey::derive(secret.expose()),
         links: public_links(settings)?,
+        scratch_dir: None,
     })
 }
 

@@ -13,6 +13,36 @@ pub const PROCESS_RUNS: &str = "reelforge_process_runs_total";
 pub const UPLOAD_RECEIVED: &str = "reelforge_upload_received_bytes_total";
 pub const NOTIFICATIONS: &str = "reelforge_notification_attempts_total";
 pub const NOTIFICATION_LATENCY: &str = "reelforge_notification_latency_seconds";
+pub const WORKER_SLOTS: &str = "reelforge_worker_slots";
+pub const JOBS_RUNNING: &str = "reelforge_jobs_running";
+pub const QUEUE_OLDEST: &str = "reelforge_queue_oldest_seconds";
+pub const TASKS_FINISHED: &str = "reelforge_tasks_finished_total";
+pub const MEDIA_MILLISECONDS: &str = "reelforge_media_milliseconds_total";
+pub const PROCESSING_MILLISECONDS: &str = "reelforge_processing_milliseconds_total";
+pub const SCRATCH_FREE: &str = "reelforge_scratch_free_bytes";
+pub const READY: &str = "reelforge_ready";
+
+/// Every metric above: docs/operations.md lists them, and the shipped alerts and dashboard
+/// use no other (checked by the tests below).
+pub const ALL: [&str; 17] = [
+    HTTP_REQUESTS,
+    HTTP_DURATION,
+    TASKS_BY_STATUS,
+    JOBS_FINISHED,
+    JOB_DURATION,
+    PROCESS_RUNS,
+    UPLOAD_RECEIVED,
+    NOTIFICATIONS,
+    NOTIFICATION_LATENCY,
+    WORKER_SLOTS,
+    JOBS_RUNNING,
+    QUEUE_OLDEST,
+    TASKS_FINISHED,
+    MEDIA_MILLISECONDS,
+    PROCESSING_MILLISECONDS,
+    SCRATCH_FREE,
+    READY,
+];
 
 /// `pretty` (default) or `json` lines on stderr; `RUST_LOG` filters.
 pub fn init_logging(format: &str) {
@@ -79,9 +109,111 @@ fn describe() {
         "Notification delivery attempts by channel and outcome (sent, retry, failed, \
          cancelled, dropped)"
     );
+    metrics::describe_gauge!(
+        WORKER_SLOTS,
+        "Jobs this process may run at once (REELFORGE_WORKERS)"
+    );
+    metrics::describe_gauge!(JOBS_RUNNING, "Jobs this process runs now");
+    metrics::describe_gauge!(
+        QUEUE_OLDEST,
+        metrics::Unit::Seconds,
+        "How long the oldest due job has waited (0: none), read at scrape"
+    );
+    metrics::describe_counter!(
+        TASKS_FINISHED,
+        "Runs that ended a task, by profile, outcome and (failed) error code"
+    );
+    metrics::describe_counter!(
+        MEDIA_MILLISECONDS,
+        "Input media milliseconds of succeeded runs, by profile (speed: its rate over \
+         reelforge_processing_milliseconds_total's)"
+    );
+    metrics::describe_counter!(
+        PROCESSING_MILLISECONDS,
+        "Wall milliseconds of succeeded runs of media profiles, by profile"
+    );
+    metrics::describe_gauge!(
+        SCRATCH_FREE,
+        metrics::Unit::Bytes,
+        "Free space of the scratch dir's file system (processes that run jobs), at scrape"
+    );
+    metrics::describe_gauge!(
+        READY,
+        "1 when the database and the storage answer (as /readyz), at scrape"
+    );
     metrics::describe_histogram!(
         NOTIFICATION_LATENCY,
         metrics::Unit::Seconds,
         "From a message's event committing to its delivery, by channel"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ALL;
+
+    /// The `reelforge_…` metric names a text mentions (a histogram's `_bucket`, `_sum` and
+    /// `_count` series as the histogram).
+    fn names_in(text: &str) -> Vec<String> {
+        let mut names = vec![];
+        let mut rest = text;
+        while let Some(at) = rest.find("reelforge_") {
+            let tail = &rest[at..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            let name = &tail[..end];
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|b| ALL.contains(b)))
+                .unwrap_or(name);
+            names.push(base.to_string());
+            rest = &tail[end..];
+        }
+        names
+    }
+
+    #[test]
+    fn alerts_and_the_dashboard_use_only_metrics_that_exist() {
+        for (file, text) in [
+            (
+                "alerts.yml",
+                include_str!("../deploy/monitoring/alerts.yml"),
+            ),
+            (
+                "alerts.test.yml",
+                include_str!("../deploy/monitoring/alerts.test.yml"),
+            ),
+            (
+                "reelforge.json",
+                include_str!("../deploy/monitoring/grafana/dashboards/reelforge.json"),
+            ),
+        ] {
+            let names = names_in(text);
+            assert!(!names.is_empty(), "{file}");
+            for name in names {
+                assert!(
+                    ALL.contains(&name.as_str()),
+                    "{file} uses {name}, which is not exported"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_metric_is_documented_for_operators() {
+        let doc = include_str!("../docs/operations.md");
+        for name in ALL {
+            assert!(
+                doc.contains(&format!("`{name}`")),
+                "docs/operations.md lacks {name}"
+            );
+        }
+        for name in names_in(doc) {
+            assert!(
+                ALL.contains(&name.as_str()),
+                "docs/operations.md names {name}"
+            );
+        }
+    }
 }

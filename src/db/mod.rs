@@ -162,6 +162,8 @@ pub trait TaskRepo: Send + Sync {
     async fn delete_task(&self, user: Uuid, id: Uuid) -> RepoResult<Option<TaskRecord>>;
     /// Task counts by status (for metrics).
     async fn count_by_status(&self) -> RepoResult<Vec<(TaskStatus, i64)>>;
+    /// When the job that has waited longest became due (queued, due at or before `now`).
+    async fn oldest_due_job(&self, now: DateTime<Utc>) -> RepoResult<Option<DateTime<Utc>>>;
     async fn ping(&self) -> RepoResult<()>;
 }
 

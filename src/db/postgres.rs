@@ -375,6 +375,10 @@ impl TaskRepo for PgRepo {
         Ok(counts(rows.into_iter().map(|r| (r.status, r.n))))
     }
 
+    async fn oldest_due_job(&self, now: DateTime<Utc>) -> RepoResult<Option<DateTime<Utc>>> {
+        Ok(sql::oldest_due_job(&self.pool, now).await?)
+    }
+
     async fn ping(&self) -> RepoResult<()> {
         Ok(sql::ping(&self.pool).await?)
     }

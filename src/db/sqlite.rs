@@ -324,6 +324,11 @@ impl TaskRepo for SqliteRepo {
         Ok(counts(rows.into_iter().map(|r| (r.status, r.n))))
     }
 
+    async fn oldest_due_job(&self, now: DateTime<Utc>) -> RepoResult<Option<DateTime<Utc>>> {
+        let oldest = sql::oldest_due_job(&self.pool, now.timestamp_millis()).await?;
+        Ok(oldest.and_then(DateTime::from_timestamp_millis))
+    }
+
     async fn ping(&self) -> RepoResult<()> {
         Ok(sql::ping(&self.pool).await?)
     }

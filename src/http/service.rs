@@ -40,17 +40,42 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text format.
+/// Prometheus text format. Figures of the database, the storage and the scratch disk are
+/// read now, for this scrape.
 #[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    match state.db.count_by_status().await {
+    use crate::telemetry::{QUEUE_OLDEST, READY, SCRATCH_FREE, TASKS_BY_STATUS};
+    let now = chrono::Utc::now();
+    let (counts, oldest, db_ping, store_ping) = tokio::join!(
+        state.db.count_by_status(),
+        state.db.oldest_due_job(now),
+        state.db.ping(),
+        state.storage.ping()
+    );
+    match counts {
         Ok(counts) => {
             for (status, n) in counts {
-                metrics::gauge!(crate::telemetry::TASKS_BY_STATUS, "status" => status.as_str())
-                    .set(n as f64);
+                metrics::gauge!(TASKS_BY_STATUS, "status" => status.as_str()).set(n as f64);
             }
         }
         Err(e) => tracing::warn!(error = %e, "could not count tasks for metrics"),
+    }
+    match oldest {
+        Ok(due) => {
+            let waited = due.map_or(0.0, |at| (now - at).as_seconds_f64().max(0.0));
+            metrics::gauge!(QUEUE_OLDEST).set(waited);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the queue's age for metrics"),
+    }
+    let ready = db_ping.is_ok() && store_ping.is_ok();
+    metrics::gauge!(READY).set(if ready { 1.0 } else { 0.0 });
+    if let Some(dir) = &state.scratch_dir {
+        match crate::os::free_bytes(dir) {
+            Ok(free) => metrics::gauge!(SCRATCH_FREE).set(free as f64),
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %dir.display(), "could not read the scratch space")
+            }
+        }
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

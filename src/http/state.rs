@@ -43,6 +43,8 @@ pub struct AppState {
     pub link_key: LinkKey,
     /// The service's public address (`REELFORGE_PUBLIC_URL`) and its pages.
     pub links: Links,
+    /// The scratch dir of a process that runs jobs (its free space is a metric).
+    pub scratch_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {

@@ -30,6 +30,7 @@ on_both_backends!(
     a_task_waiting_to_retry_shows_the_error_and_when_it_runs_next,
     sessions_expire_idle_or_absolute_and_end_with_a_password_change,
     shares_are_owner_scoped_expire_and_go_with_their_task,
+    the_oldest_due_job_is_the_one_waiting_longest,
 );
 
 /// The same job as `lease`, as another worker would name it.
@@ -1111,4 +1112,60 @@ async fn shares_are_owner_scoped_expire_and_go_with_their_task(db: Db) {
     db.delete_task(alice, id).await.unwrap().unwrap();
     assert!(db.shared_task("h-3").await.unwrap().is_none());
     assert!(db.list_shares(alice, id).await.unwrap().is_empty());
+}
+
+/// What `reelforge_queue_oldest_seconds` is made from: the due time of the queued job that
+/// waits longest; claimed jobs and jobs not yet due are not waiting.
+async fn the_oldest_due_job_is_the_one_waiting_longest(db: Db) {
+    let ms = chrono::Duration::milliseconds(1);
+    let before = chrono::Utc::now();
+    assert_eq!(
+        db.oldest_due_job(before).await.unwrap(),
+        None,
+        "nothing queued"
+    );
+    task(&db, 3).await;
+    let between = chrono::Utc::now();
+    task(&db, 3).await;
+    let after = chrono::Utc::now();
+    let later = after + chrono::Duration::hours(1);
+    let first = db.oldest_due_job(later).await.unwrap().unwrap();
+    assert!(
+        first >= before - ms && first <= between + ms,
+        "{before} {first} {between}"
+    );
+    assert_eq!(
+        db.oldest_due_job(before - chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let j = db
+        .claim("w", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let second = db.oldest_due_job(later).await.unwrap().unwrap();
+    assert!(
+        second >= between - ms && second <= after + ms,
+        "the claimed one no longer waits"
+    );
+    assert!(
+        db.retry_later(&j, &err(), Duration::from_secs(600))
+            .await
+            .unwrap()
+    );
+    assert_eq!(db.oldest_due_job(later).await.unwrap(), Some(second));
+    db.claim("w", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        db.oldest_due_job(after).await.unwrap(),
+        None,
+        "the retry is not due yet"
+    );
+    let retry = db.oldest_due_job(later).await.unwrap().unwrap();
+    assert!(retry >= after + chrono::Duration::seconds(599), "{retry}");
 }

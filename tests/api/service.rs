@@ -30,6 +30,11 @@ async fn health_ready_root_and_metrics() {
         text.contains("reelforge_tasks{status=\"queued\"}"),
         "{text}"
     );
+    // Read at scrape (their values are checked per process in tests/e2e/operability.rs:
+    // this test binary's apps share one recorder).
+    for name in ["reelforge_queue_oldest_seconds ", "reelforge_ready "] {
+        assert!(text.contains(name), "{name}: {text}");
+    }
     let unknown = app
         .client
         .get(app.url("/no/such/route"))

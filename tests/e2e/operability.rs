@@ -134,3 +134,147 @@ async fn the_access_log_can_be_turned_off() {
         assert!(server.logged("listening on"), "the rest of the log is kept");
     }
 }
+
+/// `GET /metrics` of a process, as text.
+async fn scrape(c: &reqwest::Client, base: &str) -> String {
+    c.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the first sample whose line starts with `series ` (name and labels).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{series} ")))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+/// What the shipped alerts (deploy/monitoring/alerts.yml) read, from real processes (each
+/// with a recorder of its own): worker slots and running jobs, the queue's age, readiness,
+/// scratch space, and finished tasks by profile and error code with the processing speed.
+#[tokio::test]
+async fn metrics_show_busy_ratio_queue_age_readiness_scratch_and_outcomes() {
+    use reelforge_testkit::clips::clip_tiny;
+    use reelforge_testkit::process::{submit_file, wait_for};
+    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    // No workers: a task waits, and the age of the oldest due job grows.
+    let idle_dir = tempfile::tempdir().unwrap();
+    let idle = REELFORGE.start_role("serve", idle_dir.path(), &[("REELFORGE_WORKERS", "0")]);
+    let token = login(&c, &idle.base, true).await;
+    let text = scrape(&c, &idle.base).await;
+    assert_eq!(
+        sample(&text, "reelforge_queue_oldest_seconds"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "reelforge_ready"), Some(1.0), "{text}");
+    for absent in ["reelforge_worker_slots", "reelforge_scratch_free_bytes"] {
+        assert_eq!(sample(&text, absent), None, "no jobs here: {text}");
+    }
+    let r = c
+        .post(format!("{}/api/tasks", idle.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"url": "http://93.184.216.34/a.mp4"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let start = Instant::now();
+    loop {
+        let waited = sample(
+            &scrape(&c, &idle.base).await,
+            "reelforge_queue_oldest_seconds",
+        );
+        if waited.is_some_and(|w| w >= 1.0) {
+            assert!(
+                waited < Some(start.elapsed().as_secs_f64() + 1.0),
+                "{waited:?}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the age does not grow"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Storage gone: not ready.
+    std::fs::remove_dir_all(idle_dir.path().join("objects")).unwrap();
+    std::fs::write(idle_dir.path().join("objects"), b"not a directory").unwrap();
+    let text = scrape(&c, &idle.base).await;
+    assert_eq!(sample(&text, "reelforge_ready"), Some(0.0), "{text}");
+    drop(idle);
+
+    // Two worker slots; a succeeded and a failed task are counted by profile and code.
+    let dir = tempfile::tempdir().unwrap();
+    let busy = REELFORGE.start_role("serve", dir.path(), &[("REELFORGE_WORKERS", "2")]);
+    let base = &busy.base;
+    let token = login(&c, base, true).await;
+    let text = scrape(&c, base).await;
+    assert_eq!(sample(&text, "reelforge_worker_slots"), Some(2.0), "{text}");
+    assert_eq!(sample(&text, "reelforge_jobs_running"), Some(0.0), "{text}");
+    assert!(
+        sample(&text, "reelforge_scratch_free_bytes").unwrap() > 0.0,
+        "{text}"
+    );
+    let junk = dir.path().join("junk.mp4");
+    std::fs::write(&junk, vec![7u8; 4096]).unwrap();
+    let ok = submit_file(
+        &c,
+        base,
+        &token,
+        &clip_tiny(),
+        "tiny.mp4",
+        &[("profile", "thumbnail")],
+    )
+    .await;
+    let bad = submit_file(
+        &c,
+        base,
+        &token,
+        &junk,
+        "junk.mp4",
+        &[("profile", "thumbnail")],
+    )
+    .await;
+    for id in [&ok, &bad] {
+        wait_for(&c, base, &token, id, Duration::from_secs(60), |t| {
+            t["status"] == "succeeded" || t["status"] == "failed"
+        })
+        .await;
+    }
+    let text = scrape(&c, base).await;
+    let finished = |outcome: &str, code: &str| {
+        sample(
+            &text,
+            &format!(
+                r#"reelforge_tasks_finished_total{{profile="thumbnail",outcome="{outcome}",code="{code}"}}"#
+            ),
+        )
+    };
+    assert_eq!(finished("succeeded", ""), Some(1.0), "{text}");
+    assert_eq!(finished("failed", "invalid_media"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "reelforge_jobs_running"), Some(0.0), "{text}");
+    let media = sample(
+        &text,
+        r#"reelforge_media_milliseconds_total{profile="thumbnail"}"#,
+    );
+    assert!(
+        media.is_some_and(|ms| (1900.0..2100.0).contains(&ms)),
+        "the 2-second clip: {text}"
+    );
+    assert!(
+        sample(
+            &text,
+            r#"reelforge_processing_milliseconds_total{profile="thumbnail"}"#
+        )
+        .unwrap()
+            > 0.0,
+        "{text}"
+    );
+}

@@ -457,6 +457,19 @@ pub async fn count_by_status(db: impl PgExecutor<'_>) -> Result<Vec<StatusCount>
     .await
 }
 
+/// `run_at` of the queued job due longest at `now`, if any.
+pub async fn oldest_due_job(
+    db: impl PgExecutor<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar!(
+        "SELECT MIN(run_at) AS oldest FROM jobs WHERE state = 'queued' AND run_at <= $1",
+        now
+    )
+    .fetch_one(db)
+    .await
+}
+
 pub async fn ping(db: impl PgExecutor<'_>) -> Result<()> {
     sqlx::query!("SELECT 1 AS one").fetch_one(db).await?;
     Ok(())

@@ -497,6 +497,16 @@ pub async fn count_by_status(db: impl SqliteExecutor<'_>) -> Result<Vec<StatusCo
     .await
 }
 
+/// `run_at` (ms) of the queued job due longest at `now_ms`, if any.
+pub async fn oldest_due_job(db: impl SqliteExecutor<'_>, now_ms: i64) -> Result<Option<i64>> {
+    sqlx::query_scalar!(
+        r#"SELECT MIN(run_at) AS "oldest: i64" FROM jobs WHERE state = 'queued' AND run_at <= ?"#,
+        now_ms
+    )
+    .fetch_one(db)
+    .await
+}
+
 pub async fn ping(db: impl SqliteExecutor<'_>) -> Result<()> {
     sqlx::query!("SELECT 1 AS one").fetch_one(db).await?;
     Ok(())

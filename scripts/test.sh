@@ -9,6 +9,7 @@
 # 3. scripts/sqlx-prepare.sh --check: the committed query caches (crates/*/.sqlx) still match
 #    the statements and migrations (checked against live databases made from migrations/)
 # 4. cargo clippy --workspace --all-targets --locked -- -D warnings
+# 4b. scripts/check-monitoring.sh: promtool check and unit-test the alert rules
 # 5. cargo test --workspace --locked --no-fail-fast -- --test-threads=2   (unit, integration,
 #    doc tests; the repository suite runs on SQLite and on a throw-away PostgreSQL cluster;
 #    tests/e2e/newcomer.rs runs README.md's tour from the file itself)
@@ -201,6 +202,9 @@ need_nginx() { # tests/distributed: the shipped deploy/nginx.conf, and curl + py
     command -v curl >/dev/null 2>&1 || apt_install curl
     command -v python3 >/dev/null 2>&1 || apt_install python3
 }
+need_promtool() { # deploy/monitoring: the alert rules checked and unit-tested (Debian `prometheus`)
+    command -v promtool >/dev/null 2>&1 || apt_install prometheus
+}
 need_script() { # tests/cli runs the client under a pseudo-terminal with util-linux `script`
     command -v script >/dev/null 2>&1 || apt_install bsdutils
 }
@@ -215,6 +219,7 @@ need_ffmpeg
 need_tour
 need_strace
 need_script
+need_promtool
 need_sqlite3
 need_postgres
 need_moto
@@ -251,6 +256,8 @@ step fmt cargo fmt --check
 # The committed query caches (crates/*/.sqlx) against the migrations, on the server above.
 step sqlx bash scripts/sqlx-prepare.sh --check
 step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+# The alert rules (deploy/monitoring): valid, and each alert's promtool unit tests pass.
+step monitor bash scripts/check-monitoring.sh
 step test cargo test --workspace --locked --no-fail-fast -- "${test_args[@]}"
 # The HTTP API suite again with its servers on PostgreSQL (the repository suite in
 # tests/api/queue.rs already ran on both backends above).

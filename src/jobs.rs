@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::archive::{ArchiveError, ArchiveFormat, ExtractLimits, recompress};
-use crate::db::{Db, Lease};
+use crate::db::{Db, Lease, retry_transient};
 use crate::domain::ErrorCode;
 use crate::domain::task::ArchiveOptions;
 use crate::domain::{OutputFile, Profile, Source, Stage, TaskError, TaskRecord};
@@ -54,6 +54,9 @@ pub struct Run<'a> {
     pub storage: &'a Storage,
     /// Every write about the task goes through it: it counts only while the lease is held.
     pub lease: &'a Lease,
+    /// How long a lease lasts unrenewed: writes are retried through a database outage for
+    /// half of it ([`crate::db::retry_transient`]).
+    pub lease_duration: std::time::Duration,
     pub task: &'a TaskRecord,
     /// Fires when the run must stop: cancel, delete, lost lease, or shutdown.
     pub cancel: &'a CancellationToken,
@@ -344,7 +347,12 @@ async fn process_media(
     report(progress, Stage::Probing, 0.0, None);
     let info = probe_file(env, input_path, dir, cancel).await?;
     // Recorded before validation so the owner sees what was refused.
-    match run.db.set_input(run.lease, &info, input_key).await {
+    let within = run.lease_duration / 2;
+    let recorded = retry_transient(within, "set_input", || {
+        run.db.set_input(run.lease, &info, input_key)
+    })
+    .await;
+    match recorded {
         Ok(true) => {}
         Ok(false) => return Err(JobError::Cancelled),
         Err(e) => {
@@ -365,12 +373,12 @@ async fn process_media(
         .iter()
         .map(|r| display_command(&env.ffmpeg, &r.argv, dir))
         .collect();
-    if !run
-        .db
-        .set_commands(run.lease, &commands)
-        .await
-        .map_err(|e| JobError::Retry(task_error(ErrorCode::DatabaseError, e.to_string())))?
-    {
+    let saved = retry_transient(within, "set_commands", || {
+        run.db.set_commands(run.lease, &commands)
+    })
+    .await
+    .map_err(|e| JobError::Retry(task_error(ErrorCode::DatabaseError, e.to_string())))?;
+    if !saved {
         return Err(JobError::Cancelled);
     }
     run_all(env, &planned.runs, dir, cancel, progress).await?;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::db::{Db, Lease};
+use crate::db::{Db, Lease, retry_transient};
 use crate::domain::{ErrorCode, TaskError, TaskRecord, TaskStatus};
 use crate::jobs::{self, JobEnv, JobError, JobOutput, Progress};
 use crate::signals::Signals;
@@ -80,7 +80,11 @@ async fn run_claimed(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Outcome> {
     let task_id = lease.task_id;
-    let Some(task) = ctx.db.task_for_job(task_id).await? else {
+    let loaded = retry_transient(ctx.lease / 2, "task_for_job", || {
+        ctx.db.task_for_job(task_id)
+    })
+    .await?;
+    let Some(task) = loaded else {
         // Deleted between claim and load.
         return Ok(Outcome::Ran {
             task: task_id,
@@ -226,6 +230,7 @@ async fn execute_watched(
         db: &ctx.db,
         storage: &ctx.storage,
         lease,
+        lease_duration: ctx.lease,
         task,
         cancel: &stop,
         progress: &progress_tx,
@@ -237,18 +242,24 @@ async fn execute_watched(
 }
 
 /// Write the run's outcome, conditional on the lease; `None` when it no longer counts
-/// (lease lost, task cancelled or deleted).
+/// (lease lost, task cancelled or deleted). A database outage shorter than half the lease
+/// is waited out ([`retry_transient`]): it costs the job no attempt.
 async fn record(
     ctx: &WorkerContext,
     lease: &Lease,
     result: Result<JobOutput, JobError>,
 ) -> anyhow::Result<Option<TaskStatus>> {
     let task_id = lease.task_id;
+    let within = ctx.lease / 2;
     Ok(match result {
         Ok(JobOutput {
             outputs, result, ..
         }) => {
-            let done = ctx.db.complete(lease, &outputs, result.as_ref()).await?;
+            let done = retry_transient(within, "complete", || {
+                ctx.db.complete(lease, &outputs, result.as_ref())
+            })
+            .await?
+                || completed_already(ctx, lease, &outputs).await?;
             if done {
                 ctx.storage.prune_runs(task_id, lease.run).await?;
                 tracing::info!(task = %task_id, outputs = outputs.len(), "task succeeded");
@@ -257,20 +268,41 @@ async fn record(
         }
         Err(JobError::Abort(e)) => {
             tracing::info!(task = %task_id, code = %e.code, "task failed: {}", e.message);
-            ctx.db.fail(lease, &e).await?.then_some(TaskStatus::Failed)
+            let failed = retry_transient(within, "fail", || ctx.db.fail(lease, &e)).await?;
+            failed.then_some(TaskStatus::Failed)
         }
         Err(JobError::Retry(e)) if lease.attempt < lease.max_attempts => {
             let delay = backoff(ctx.retry_base, lease.attempt);
             tracing::warn!(task = %task_id, code = %e.code, ?delay, "attempt failed, will retry: {}", e.message);
-            let queued = ctx.db.retry_later(lease, &e, delay).await?;
+            let queued = retry_transient(within, "retry_later", || {
+                ctx.db.retry_later(lease, &e, delay)
+            })
+            .await?;
             queued.then_some(TaskStatus::Queued)
         }
         Err(JobError::Retry(e)) => {
             tracing::warn!(task = %task_id, code = %e.code, "last attempt failed: {}", e.message);
-            ctx.db.fail(lease, &e).await?.then_some(TaskStatus::Failed)
+            let failed = retry_transient(within, "fail", || ctx.db.fail(lease, &e)).await?;
+            failed.then_some(TaskStatus::Failed)
         }
         Err(JobError::Cancelled) => None,
     })
+}
+
+/// Whether this run's success is already recorded: a `complete` whose reply was lost (the
+/// connection broke after the commit) is answered "not held" when made again, and its
+/// outputs must then be kept, not cleaned up as a dropped run's. Output keys name the run,
+/// so equal outputs are this run's.
+async fn completed_already(
+    ctx: &WorkerContext,
+    lease: &Lease,
+    outputs: &[crate::domain::OutputFile],
+) -> anyhow::Result<bool> {
+    let task = retry_transient(ctx.lease / 2, "task_for_job", || {
+        ctx.db.task_for_job(lease.task_id)
+    })
+    .await?;
+    Ok(task.is_some_and(|t| t.status == TaskStatus::Succeeded && t.outputs == outputs))
 }
 
 /// Only a success keeps this run's files. A run whose result was dropped (cancelled,

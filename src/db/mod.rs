@@ -11,10 +11,12 @@
 mod api_keys;
 mod notify;
 pub mod postgres;
+mod retry;
 pub mod sqlite;
 
 pub use api_keys::*;
 pub use notify::*;
+pub use retry::retry_transient;
 
 use std::time::Duration;
 

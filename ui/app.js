@@ -865,8 +865,12 @@ async function tasksPage() {
 
   await load();
   focusHeading();
-  // Live: every change of the user's tasks, pushed by the server.
+  // Live: every change of the user's tasks, pushed by the server. The stream sends nothing
+  // for the tasks as they were when it opened, so the list is loaded again once it is open
+  // (and after each reconnection): a change between the first load and the stream's start
+  // would otherwise never show.
   const events = new EventSource("/api/events");
+  events.addEventListener("open", () => load());
   events.addEventListener("task", (e) => {
     const t = JSON.parse(e.data);
     const row = body.querySelector(`tr[data-task-id="${t.id}"]`);

@@ -75,13 +75,9 @@ pub async fn login(a: LoginArgs) -> ClientResult<()> {
     let anonymous = Api::new(server.clone(), None, TokenSource::None)?;
     let credential = if a.with_token {
         let token = stdin_line("an API key")?;
-        let account: Account = anonymous
-            .with_token(&token)
-            .json(
-                anonymous
-                    .with_token(&token)
-                    .request(Method::GET, "/api/account"),
-            )
+        let candidate = anonymous.with_token(&token);
+        let account: Account = candidate
+            .json(candidate.request(Method::GET, "/api/account"))
             .await?;
         Credential {
             token,

@@ -135,7 +135,7 @@ pub async fn upload(
     let mut stalls = Stalls::default();
     let task = loop {
         if offset == file.size {
-            match task_of_head(api, &upload).await? {
+            match head(api, &upload).await?.1 {
                 Some(task) => break task,
                 None => {
                     return Err(ClientError::failed(format!(
@@ -338,10 +338,6 @@ async fn head(api: &Api, upload: &str) -> ClientResult<(u64, Option<Uuid>)> {
     let offset = header_u64(&resp, "upload-offset")
         .ok_or_else(|| ClientError::failed("the server did not say the upload's offset"))?;
     Ok((offset, task_header(&resp)))
-}
-
-async fn task_of_head(api: &Api, upload: &str) -> ClientResult<Option<Uuid>> {
-    Ok(head(api, upload).await?.1)
 }
 
 fn header_u64(resp: &Response, name: &str) -> Option<u64> {

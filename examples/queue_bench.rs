@@ -118,6 +118,8 @@ async fn populate(url: &str, finished: u64, queued: u64, users: u32) -> anyhow::
                     .map_err(anyhow::Error::msg)?,
                 // Nobody logs in as these users.
                 password_hash: "not-a-password-hash".into(),
+                admin: false,
+                invite_hash: None,
             })
             .await?;
         template_user.get_or_insert(u.id);
@@ -137,6 +139,7 @@ async fn populate(url: &str, finished: u64, queued: u64, users: u32) -> anyhow::
             },
             input_key: Some(keys::input(template, "holiday.mp4")),
             webhook_url: None,
+            keep_seconds: None,
         },
         3,
     )

@@ -90,9 +90,29 @@ pub enum MailAction {
 #[derive(Debug, Subcommand)]
 pub enum UserAction {
     /// Create an account (the password is read from REELFORGE_NEW_PASSWORD or stdin).
-    Create { username: String, email: String },
-    /// List accounts.
+    Create {
+        username: String,
+        email: String,
+        /// Make it an admin: sees every user's tasks, the workers and the queue; manages
+        /// users and invites.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List accounts (id, name, e-mail, active|disabled, admin|user).
     List,
+    /// Make an account an admin.
+    Promote { username: String },
+    /// Take the admin role from an account.
+    Demote { username: String },
+    /// Make an invite code for `REELFORGE_SIGNUP=invite` (printed once).
+    Invite {
+        /// Days the code stays valid (1 to 365).
+        #[arg(long, default_value_t = crate::db::NewInvite::DEFAULT_DAYS)]
+        expires_in_days: u32,
+        /// Who it is for, as a reminder in the admin view.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
     /// Disable an account: its tokens stop working and it cannot log in.
     Disable { username: String },
     /// Enable a disabled account.
@@ -201,7 +221,11 @@ async fn user_command(s: &Settings, action: UserAction) -> anyhow::Result<()> {
     use crate::domain::{EmailAddress, Password, Username};
     let db = crate::db::connect(&s.database_url).await?;
     match action {
-        UserAction::Create { username, email } => {
+        UserAction::Create {
+            username,
+            email,
+            admin,
+        } => {
             let password = match std::env::var("REELFORGE_NEW_PASSWORD") {
                 Ok(p) => p,
                 Err(_) => {
@@ -219,20 +243,58 @@ async fn user_command(s: &Settings, action: UserAction) -> anyhow::Result<()> {
                     username,
                     email,
                     password_hash: hash,
+                    admin,
+                    invite_hash: None,
                 })
                 .await?;
-            println!("created {} ({})", user.username, user.id);
+            let role = if user.admin { " as an admin" } else { "" };
+            println!("created {} ({}){role}", user.username, user.id);
         }
         UserAction::List => {
             for u in db.list_users().await? {
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}",
                     u.id,
                     u.username,
                     u.email,
-                    if u.disabled { "disabled" } else { "active" }
+                    if u.disabled { "disabled" } else { "active" },
+                    if u.admin { "admin" } else { "user" }
                 );
             }
+        }
+        UserAction::Invite {
+            expires_in_days,
+            note,
+        } => {
+            let (code, new) = crate::db::NewInvite::generate(&note, None, Some(expires_in_days))
+                .map_err(anyhow::Error::msg)?;
+            let invite = db.create_invite(new).await?;
+            let until = invite
+                .expires_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            eprintln!("invite code (shown once), valid until {until}:");
+            println!("{code}");
+        }
+        UserAction::Disable { username }
+        | UserAction::Enable { username }
+        | UserAction::Promote { username }
+        | UserAction::Demote { username }
+            if username.is_empty() =>
+        {
+            anyhow::bail!("a username is required")
+        }
+        UserAction::Promote { username } => {
+            if !db.set_user_admin(&username, true).await? {
+                anyhow::bail!("no user named {username:?}");
+            }
+            println!("{username} is an admin");
+        }
+        UserAction::Demote { username } => {
+            if !db.set_user_admin(&username, false).await? {
+                anyhow::bail!("no user named {username:?}");
+            }
+            println!("{username} is no longer an admin");
         }
         UserAction::Disable { username } | UserAction::Enable { username }
             if username.is_empty() =>

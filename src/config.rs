@@ -82,6 +82,18 @@ pub struct SettingsArgs {
     /// e.g. `10/1h`.
     #[arg(long, global = true, env = "REELFORGE_SIGNUP_LIMIT")]
     pub signup_limit: Option<String>,
+    /// Who may create an account: `open` (anyone who reaches the server), `invite` (with a
+    /// code an admin made) or `closed` (only `reelforge user create` and admins).
+    #[arg(long, global = true, env = "REELFORGE_SIGNUP")]
+    pub signup: Option<String>,
+    /// How long a finished task's files (input and outputs) are kept, e.g. `30d`; the task's
+    /// record stays. `off` (the default): kept until the task is deleted.
+    #[arg(long, global = true, env = "REELFORGE_RETENTION")]
+    pub retention: Option<String>,
+    /// Most bytes of inputs and outputs each user may have stored, e.g. `20GiB`; a new task
+    /// over it is refused (`quota_exceeded`). `off` (the default): no limit.
+    #[arg(long, global = true, env = "REELFORGE_USER_QUOTA")]
+    pub user_quota: Option<String>,
     /// Password hashes (signups, logins) computed at once (default: the CPU cores); each
     /// takes 19 MiB while it runs.
     #[arg(long, global = true, env = "REELFORGE_HASH_CONCURRENCY")]
@@ -209,6 +221,37 @@ impl From<DatabaseArgs> for SettingsArgs {
     }
 }
 
+/// Who may create an account through the API (`REELFORGE_SIGNUP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignupMode {
+    /// Anyone who can reach the server (the default: one machine, its owner signs up).
+    Open,
+    /// With an invite code an admin made.
+    Invite,
+    /// Nobody: accounts come from `reelforge user create` or an admin.
+    Closed,
+}
+
+impl SignupMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Invite => "invite",
+            Self::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "open" => Ok(Self::Open),
+            "invite" => Ok(Self::Invite),
+            "closed" => Ok(Self::Closed),
+            _ => Err(format!("{s:?} is not one of open, invite, closed")),
+        }
+    }
+}
+
 /// Fully resolved settings. Build with [`Settings::resolve`].
 #[derive(Clone)]
 pub struct Settings {
@@ -231,6 +274,12 @@ pub struct Settings {
     pub trusted_proxies: TrustedProxies,
     /// Signups per client address.
     pub signup_limit: RateLimit,
+    /// Who may sign up.
+    pub signup: SignupMode,
+    /// How long finished tasks' files are kept (`None`: until deleted).
+    pub retention: Option<Duration>,
+    /// Most bytes each user may have stored (`None`: no limit).
+    pub user_quota: Option<u64>,
     /// Password hashes computed at once.
     pub hash_concurrency: usize,
     /// The SMTP server (`REELFORGE_SMTP_URL`, checked); its password never prints.
@@ -411,6 +460,9 @@ impl SettingsArgs {
             fetch_allow: self.fetch_allow.or(other.fetch_allow),
             trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
             signup_limit: self.signup_limit.or(other.signup_limit),
+            signup: self.signup.or(other.signup),
+            retention: self.retention.or(other.retention),
+            user_quota: self.user_quota.or(other.user_quota),
             hash_concurrency: self.hash_concurrency.or(other.hash_concurrency),
             smtp_url: self.smtp_url.or(other.smtp_url),
             mail_from: self.mail_from.or(other.mail_from),
@@ -619,6 +671,18 @@ impl Settings {
                 "10/1h",
                 parse_rate,
             )?,
+            signup: parsed("REELFORGE_SIGNUP", &a.signup, "open", SignupMode::parse)?,
+            retention: parsed("REELFORGE_RETENTION", &a.retention, "off", |t| {
+                off_or(t, parse_duration).and_then(|d| match d {
+                    Some(d) if d < Duration::from_secs(60) => {
+                        Err("at least 1m (or off)".to_string())
+                    }
+                    d => Ok(d),
+                })
+            })?,
+            user_quota: parsed("REELFORGE_USER_QUOTA", &a.user_quota, "off", |t| {
+                off_or(t, parse_size)
+            })?,
             hash_concurrency: hash_concurrency(a.hash_concurrency)?,
             smtp_url: mail.smtp_url,
             mail_from: mail.mail_from,
@@ -740,8 +804,8 @@ impl Settings {
             "database={database} storage={storage} data_dir={} scratch_dir={} workers={} \
              max_upload={} max_extract={} max_duration={}s max_frame_pixels={} max_streams={} \
              token_ttl={:?} header_timeout={:?} idle_timeout={:?} shutdown_grace={:?} \
-             stall_timeout={:?} lease={:?} access_log={} trusted_proxies={} smtp={smtp} \
-             config={config}",
+             stall_timeout={:?} lease={:?} access_log={} trusted_proxies={} signup={} \
+             retention={} user_quota={} smtp={smtp} config={config}",
             self.data_dir.display(),
             self.scratch_dir.display(),
             self.workers,
@@ -762,6 +826,10 @@ impl Settings {
             } else {
                 "set"
             },
+            self.signup.as_str(),
+            self.retention
+                .map_or_else(|| "off".to_string(), |d| format!("{d:?}")),
+            self.user_quota.map_or_else(|| "off".to_string(), size_text),
         )
     }
 }
@@ -1013,6 +1081,17 @@ fn parsed<T>(
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<T, SettingError> {
     parse(value.as_deref().unwrap_or(default)).map_err(|e| bad(setting, e))
+}
+
+/// `None` for `off` (a limit or period that does not apply), else the value parsed.
+fn off_or<T>(
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    match text.trim() {
+        "off" => Ok(None),
+        t => parse(t).map(Some),
+    }
 }
 
 /// The value parsed when given; `None` when unset.

@@ -20,6 +20,7 @@ pub mod os;
 pub mod playback;
 pub mod process;
 pub mod queue;
+pub mod retention;
 pub mod signals;
 pub mod startup;
 pub mod storage;

@@ -393,6 +393,30 @@ async fn lease_and_progress(t: Ticker, mut progress: watch::Receiver<Progress>) 
     }
 }
 
+/// How often a worker process says it is alive ([`heartbeat_loop`]), and how long after its
+/// last beat it still counts as alive (a few beats may be late or lost).
+pub const BEAT_EVERY: Duration = Duration::from_secs(5);
+pub const ALIVE_FOR: Duration = Duration::from_secs(20);
+/// A worker not seen for this long is forgotten (it crashed; one that stops says so).
+const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Say every [`BEAT_EVERY`] that this process's workers are alive, for the admin view;
+/// when `stop` fires, say they are gone.
+pub async fn heartbeat_loop(db: Db, beat: crate::db::WorkerBeat, stop: CancellationToken) {
+    loop {
+        if let Err(e) = db.beat_worker(&beat, FORGET_AFTER).await {
+            tracing::warn!(error = %e, "could not record that this worker is alive");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(BEAT_EVERY) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+    if let Err(e) = db.forget_worker(&beat.id).await {
+        tracing::warn!(error = %e, "could not record that this worker stopped");
+    }
+}
+
 /// Claim and run jobs until `stop_claiming` fires; `shutdown` stops running jobs.
 pub async fn worker_loop(
     ctx: Arc<WorkerContext>,

@@ -17,7 +17,7 @@ use crate::http::serve::ConnectionTimeouts;
 use crate::jobs::JobEnv;
 use crate::notify::links::{LinkKey, Links};
 use crate::notify::{Notifier, deliverer_loop};
-use crate::queue::{WorkerContext, worker_loop};
+use crate::queue::{WorkerContext, heartbeat_loop, worker_loop};
 use crate::signals::Signals;
 use crate::storage::Storage;
 
@@ -36,6 +36,8 @@ pub struct Application {
     role: Role,
     state: AppState,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    /// Says this process's workers are alive until they have all stopped.
+    heartbeat: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
     stop_claiming: CancellationToken,
     shutdown_jobs: CancellationToken,
     grace: Duration,
@@ -109,6 +111,7 @@ impl Application {
             role,
             state,
             workers: vec![],
+            heartbeat: None,
             stop_claiming: CancellationToken::new(),
             shutdown_jobs: CancellationToken::new(),
             grace: settings.shutdown_grace,
@@ -145,8 +148,21 @@ impl Application {
             // Shown (as 0) before the first job: a busy ratio needs both.
             metrics::gauge!(crate::telemetry::JOBS_RUNNING).increment(0.0);
         }
+        if n == 0 {
+            return;
+        }
+        let id = worker_owner_prefix();
+        let beat = crate::db::WorkerBeat {
+            id: id.clone(),
+            host: host_name(),
+            pid: std::process::id(),
+            slots: u32::try_from(n).unwrap_or(u32::MAX),
+        };
+        let stop = CancellationToken::new();
+        let db = self.state.db.clone();
+        self.heartbeat = Some((stop.clone(), tokio::spawn(heartbeat_loop(db, beat, stop))));
         for i in 0..n {
-            let owner = format!("{}:{i}", worker_owner_prefix());
+            let owner = format!("{id}:{i}");
             self.workers.push(tokio::spawn(worker_loop(
                 self.worker_ctx.clone(),
                 owner,
@@ -201,6 +217,12 @@ impl Application {
                 self.state.storage.clone(),
                 stopping.clone(),
             ));
+            tokio::spawn(crate::retention::retention_loop(
+                self.state.db.clone(),
+                self.state.storage.clone(),
+                self.state.retention,
+                stopping.clone(),
+            ));
         }
         stop.await;
         tracing::info!("shutting down: no new requests or jobs");
@@ -216,6 +238,10 @@ impl Application {
                 workers.await;
             }
         }
+        if let Some((stop, beating)) = self.heartbeat {
+            stop.cancel();
+            let _ = beating.await;
+        }
         // Open streams (SSE) end with the process; don't wait on them forever.
         if let Some(server) = server {
             match tokio::time::timeout(Duration::from_secs(5), server).await {
@@ -230,8 +256,17 @@ impl Application {
 
 /// Unique per process start: host, pid and a fresh id (a lease owner adds its loop's number).
 fn worker_owner_prefix() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
-    format!("{host}:{}:{}", std::process::id(), Uuid::now_v7())
+    format!("{}:{}:{}", host_name(), std::process::id(), Uuid::now_v7())
+}
+
+/// `HOSTNAME` (a container's name), else the kernel's host name.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".into())
 }
 
 /// Where e-mailed links point: `REELFORGE_PUBLIC_URL`, else the address this process
@@ -295,6 +330,9 @@ async fn app_state(
         playback: crate::playback::PlaybackKey::derive(secret.expose()),
         login_limiter: Arc::new(LoginLimiter::default()),
         signup_limiter: Arc::new(SignupLimiter::new(settings.signup_limit)),
+        signup: settings.signup,
+        retention: settings.retention,
+        user_quota: settings.user_quota,
         hashing: PasswordHashing::new(settings.hash_concurrency),
         trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
         dummy_hash: Arc::new(dummy_hash),

@@ -21,10 +21,11 @@ pub const MEDIA_MILLISECONDS: &str = "reelforge_media_milliseconds_total";
 pub const PROCESSING_MILLISECONDS: &str = "reelforge_processing_milliseconds_total";
 pub const SCRATCH_FREE: &str = "reelforge_scratch_free_bytes";
 pub const READY: &str = "reelforge_ready";
+pub const FILES_EXPIRED: &str = "reelforge_task_files_expired_total";
 
 /// Every metric above: docs/operations.md lists them, and the shipped alerts and dashboard
 /// use no other (checked by the tests below).
-pub const ALL: [&str; 17] = [
+pub const ALL: [&str; 18] = [
     HTTP_REQUESTS,
     HTTP_DURATION,
     TASKS_BY_STATUS,
@@ -42,6 +43,7 @@ pub const ALL: [&str; 17] = [
     PROCESSING_MILLISECONDS,
     SCRATCH_FREE,
     READY,
+    FILES_EXPIRED,
 ];
 
 /// `pretty` (default) or `json` lines on stderr; `RUST_LOG` filters.
@@ -83,6 +85,10 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 fn describe() {
+    metrics::describe_counter!(
+        FILES_EXPIRED,
+        "Tasks whose files were removed at the end of their retention period"
+    );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by method, route and status");
     metrics::describe_histogram!(
         HTTP_DURATION,

@@ -137,6 +137,7 @@ function adopt(session) {
   S.user = session ? session.user : null;
   S.csrf = session ? session.csrfToken : null;
   document.getElementById("nav").hidden = !S.user;
+  document.getElementById("nav-admin").hidden = !(S.user && S.user.admin);
 }
 
 // --- routing -----------------------------------------------------------------------------
@@ -158,12 +159,15 @@ function route() {
   if (!S.user && !PUBLIC.includes(path)) return loginPage();
   const task = path.match(/^\/tasks\/([0-9a-fA-F-]{36})$/);
   if (task) return taskPage(task[1]);
+  const owner = path.match(/^\/admin\/users\/([0-9a-fA-F-]{36})(?:\/tasks\/([0-9a-fA-F-]{36}))?$/);
+  if (owner) return owner[2] ? adminTaskPage(owner[1], owner[2]) : adminUserPage(owner[1]);
   switch (path) {
     case "/signup": return signupPage();
     case "/forgot": return forgotPage();
     case "/login": return S.user ? afterLogin() : loginPage();
     case "/new": return newTaskPage();
     case "/account": return accountPage();
+    case "/admin": return adminPage();
     default: return tasksPage();
   }
 }
@@ -223,20 +227,34 @@ function credentials(name, password) {
   return login.includes("@") ? { email: login, password } : { username: login, password };
 }
 
-function signupPage() {
+/** The signup form, as the server's `REELFORGE_SIGNUP` allows: open, with an invite code
+ * (taken from an invite link's `?invite=`), or closed. */
+async function signupPage() {
+  let mode = "open";
+  try { mode = (await call("GET", "/api/auth/signup")).mode; } catch { /* the form says why on submit */ }
+  if (mode === "closed") {
+    show(h("div", { class: "card narrow" }, h("h1", {}, "Sign up"),
+      h("p", {}, "Signing up is closed on this server. Ask its admin for an account."),
+      h("p", {}, "Have an account? ", h("a", { href: "#/login" }, "Log in"))));
+    return focusHeading();
+  }
   const username = h("input", { type: "text", autocomplete: "username", required: true });
   const email = h("input", { type: "email", autocomplete: "email", required: true });
   const password = h("input", { type: "password", autocomplete: "new-password", required: true });
   const again = h("input", { type: "password", autocomplete: "new-password", required: true });
+  const invite = h("input", { type: "text", autocomplete: "off", spellcheck: "false", required: true,
+    value: new URLSearchParams(location.search).get("invite") || "" });
   const status = h("div");
   const form = h("form", { class: "card narrow", onsubmit: async (e) => {
     e.preventDefault();
     status.replaceChildren();
+    const body = {
+      username: username.value.trim(), email: email.value.trim(),
+      password: password.value, password_2: again.value,
+    };
+    if (mode === "invite") body.invite = invite.value.trim();
     try {
-      await call("POST", "/api/auth/signup", {
-        username: username.value.trim(), email: email.value.trim(),
-        password: password.value, password_2: again.value,
-      });
+      await call("POST", "/api/auth/signup", body);
       adopt(await call("POST", "/api/session", credentials(username.value, password.value)));
       go("#/tasks");
     } catch (err) {
@@ -244,6 +262,7 @@ function signupPage() {
     }
   } },
   h("h1", {}, "Sign up"),
+  mode === "invite" ? field("Invite code", invite, "Signing up here needs a code from an admin.") : null,
   field("Username", username),
   field("E-mail", email),
   field("Password", password, PASSWORD_RULE),
@@ -252,7 +271,7 @@ function signupPage() {
   h("button", { type: "submit" }, "Sign up"),
   h("p", {}, "Have an account? ", h("a", { href: "#/login" }, "Log in")));
   show(form);
-  username.focus();
+  (mode === "invite" && !invite.value ? invite : username).focus();
 }
 
 function forgotPage() {
@@ -321,10 +340,45 @@ function resetPage(token) {
   focusHeading();
 }
 
+/** "7 days", "90 minutes": a lifetime in words. */
+function keptFor(seconds) {
+  const units = [["day", 86400], ["hour", 3600], ["minute", 60]];
+  for (const [name, size] of units) {
+    if (seconds >= size && seconds % size === 0) {
+      const n = seconds / size;
+      return `${n} ${name}${n === 1 ? "" : "s"}`;
+    }
+  }
+  return `${seconds} seconds`;
+}
+
+/** What the user stores, against the quota, and how long files are kept. */
+function storageSection() {
+  const body = h("div", { "data-testid": "storage" }, h("p", { class: "hint" }, "Loading…"));
+  call("GET", "/api/me").then(({ usage: u }) => {
+    const parts = [];
+    if (u.quota_bytes) {
+      parts.push(h("p", {}, `${bytes(u.stored_bytes)} of ${bytes(u.quota_bytes)} used.`),
+        h("progress", { max: u.quota_bytes, value: Math.min(u.stored_bytes, u.quota_bytes), "aria-label": "Storage used" }));
+      if (u.stored_bytes >= u.quota_bytes) {
+        parts.push(h("p", { class: "warn" }, "You are at your quota: new tasks are refused until you delete some."));
+      }
+    } else {
+      parts.push(h("p", {}, `${bytes(u.stored_bytes)} stored (no quota on this server).`));
+    }
+    parts.push(h("p", { class: "hint" }, u.retention_seconds
+      ? `Finished tasks' files are removed ${keptFor(u.retention_seconds)} after they finish; the tasks stay listed.`
+      : "Finished tasks' files are kept until you delete the task."));
+    body.replaceChildren(...parts);
+  }).catch((err) => body.replaceChildren(alertBox(err.message)));
+  return section("Storage", body);
+}
+
 function accountPage() {
   show(h("div", { class: "account" },
     h("h1", {}, "Account"),
     h("p", {}, "Logged in as ", h("strong", {}, S.user.username), " (", S.user.email, ")."),
+    storageSection(),
     passwordSection(),
     emailSection(),
     webhooksSection(),
@@ -1003,11 +1057,17 @@ function taskDetails(t) {
   if (t.finished_at) rows.push(["Finished", new Date(t.finished_at).toLocaleString()]);
   rows.push(["Attempts", String(t.attempts)]);
   if (t.webhook_url) rows.push(["Webhook URL", t.webhook_url]);
+  if (t.files_expired_at) rows.push(["Files", `removed on ${when(t.files_expired_at)}`]);
+  else if (t.expires_in) rows.push(["Files", `kept ${keptFor(t.expires_in)} after it finishes`]);
   return h("dl", { class: "meta card" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
 async function renderOutputs(t, section) {
   section.replaceChildren(h("h2", { id: "outputs-title" }, "Outputs"));
+  if (t.files_expired_at) {
+    return section.append(h("p", { class: "hint", "data-testid": "files-expired" },
+      `The files of this task were removed on ${when(t.files_expired_at)}, at the end of their retention period. Its record stays.`));
+  }
   let links = {};
   try {
     const playback = await call("GET", `/api/tasks/${t.id}/playback`);
@@ -1423,6 +1483,10 @@ async function newTaskPage() {
   showOptions();
   const url = h("input", { type: "url", name: "url", placeholder: "https://example.com/clip.mp4" });
   const webhook = h("input", { type: "url", name: "webhook_url", placeholder: "https://example.com/hooks/task" });
+  const keep = h("select", { name: "expires_in" },
+    h("option", { value: "" }, "until I delete the task"),
+    [["1d", "1 day"], ["7d", "7 days"], ["30d", "30 days"], ["90d", "90 days"]]
+      .map(([value, label]) => h("option", { value }, label)));
   const hookError = h("div");
   const picker = h("input", { type: "file", multiple: true, name: "files", onchange: () => { add(picker.files); picker.value = ""; } });
   const chosenList = h("ul", { class: "hint" });
@@ -1444,11 +1508,12 @@ async function newTaskPage() {
     status.replaceChildren();
     const options = form.values();
     hookError.replaceChildren();
-    const fail = (err) => {
+    // An upload's own error is shown in its list item; here only beside a field it names.
+    const fail = (err, { inStatus = true } = {}) => {
       if (/^webhook_url\b/.test(err.message)) {
         hookError.replaceChildren(alertBox(webhookError(err)));
         webhook.focus();
-      } else if (!form.showError(err.message)) status.replaceChildren(alertBox(err.message));
+      } else if (!form.showError(err.message) && inStatus) status.replaceChildren(alertBox(err.message));
     };
     const hook = webhook.value.trim();
     if (!url.value.trim() && !chosen.length) return status.replaceChildren(alertBox("Choose or drop a file, or give a URL."));
@@ -1456,6 +1521,7 @@ async function newTaskPage() {
       try {
         const body = { url: url.value.trim(), profile: profile.value, options };
         if (hook) body.webhook_url = hook;
+        if (keep.value) body.expires_in = keep.value;
         const t = await call("POST", "/api/tasks", body);
         status.replaceChildren(h("p", { role: "status" }, "Task created: ", h("a", { href: `#/tasks/${t.id}` }, "Open task")));
         url.value = "";
@@ -1463,11 +1529,14 @@ async function newTaskPage() {
     }
     const metadata = { profile: profile.value, options: JSON.stringify(options) };
     if (hook) metadata.webhook_url = hook;
+    if (keep.value) metadata.expires_in = keep.value;
     for (const file of chosen.splice(0)) {
       const upload = new Upload(file, metadata, (u) => u.render && u.render());
       S.uploads.push(upload);
       list.append(uploadItem(upload));
-      upload.start().then(() => { if (upload.state === "failed" && upload.error instanceof ApiError) fail(upload.error); });
+      upload.start().then(() => {
+        if (upload.state === "failed" && upload.error instanceof ApiError) fail(upload.error, { inStatus: false });
+      });
     }
     chosenList.replaceChildren();
   };
@@ -1483,6 +1552,7 @@ async function newTaskPage() {
       field("Choose files", picker, "Each file becomes its own task."),
       chosenList,
       field("URL", url, "Or a link to fetch (http or https)."),
+      field("Keep the files", keep, "After the task finishes, its input and outputs are removed after this long; the task stays listed."),
       h("h2", {}, "Notifications"),
       field("Webhook URL", webhook, "Optional: called when the task starts and ends, signed with your default webhook secret (Account page)."),
       hookError,
@@ -1493,6 +1563,181 @@ async function newTaskPage() {
     h("h2", {}, "Uploads"),
     list);
   for (const u of S.uploads) list.append(uploadItem(u));
+  focusHeading();
+}
+
+// --- admin -------------------------------------------------------------------------------
+
+/** The admin view: what the service is doing (refreshed every 5 s), users, invite codes. */
+function adminPage() {
+  if (!S.user.admin) return show(h("h1", {}, "Admin"), alertBox("Only an admin sees this page."));
+  const live = h("div", { "aria-live": "polite" });
+  show(h("div", { class: "admin" }, h("h1", {}, "Admin"), live, adminUsersSection(), invitesSection()));
+  focusHeading();
+  const refresh = async () => {
+    try { live.replaceChildren(...overviewView(await call("GET", "/api/admin/overview"))); }
+    catch (err) { live.replaceChildren(alertBox(err.message)); }
+    return false;
+  };
+  refresh();
+  every(5000, Infinity, refresh);
+}
+
+function overviewView(o) {
+  const slots = o.workers.reduce((n, w) => n + w.slots, 0);
+  const busy = o.workers.reduce((n, w) => n + w.jobs.length, 0);
+  const q = o.queue;
+  const queue = h("dl", { class: "meta" },
+    h("dt", {}, "Waiting for a worker"), h("dd", { "data-testid": "queue-due" }, String(q.due)),
+    h("dt", {}, "Longest wait"), h("dd", {}, q.oldest_due_seconds === null ? "none" : duration(q.oldest_due_seconds)),
+    h("dt", {}, "Waiting to retry"), h("dd", {}, String(q.waiting)),
+    h("dt", {}, "Running"), h("dd", {}, String(q.running)));
+  const workers = o.workers.length
+    ? h("div", { class: "table-wrap" }, h("table", { class: "stack workers" },
+      h("caption", { class: "visually-hidden" }, "Worker processes that are alive"),
+      h("thead", {}, h("tr", {}, ["Process", "Busy", "Jobs", "Started", "Last seen"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, o.workers.map((w) => h("tr", { "data-worker-id": w.id },
+        h("td", { "data-label": "Process" }, `${w.host}, pid ${w.pid}`),
+        h("td", { "data-label": "Busy" }, `${w.jobs.length} of ${w.slots}`),
+        h("td", { "data-label": "Jobs", class: "name" }, w.jobs.length ? h("ul", { class: "plain" }, w.jobs.map(jobLine)) : "idle"),
+        h("td", { "data-label": "Started" }, when(w.started_at)),
+        h("td", { "data-label": "Last seen" }, when(w.seen_at)))))))
+    : h("p", { class: "warn" }, "No worker is alive: queued tasks wait until one starts (reelforge serve or reelforge worker).");
+  const orphaned = o.orphaned_jobs.length
+    ? h("p", { class: "hint" }, `${o.orphaned_jobs.length} running job(s) belong to a worker that stopped answering; another worker takes them over when their lease runs out.`)
+    : null;
+  const failures = o.failures_24h.length
+    ? h("div", { class: "table-wrap" }, h("table", { class: "failures" },
+      h("caption", { class: "visually-hidden" }, "Failed tasks of the last 24 hours by error code"),
+      h("thead", {}, h("tr", {}, ["Error code", "Tasks", "Last"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, o.failures_24h.map((f) => h("tr", {},
+        h("td", {}, h("code", {}, f.code)), h("td", {}, String(f.count)), h("td", {}, when(f.last_at)))))))
+    : h("p", { class: "hint" }, "No task failed in the last 24 hours.");
+  return [
+    section("Queue", queue),
+    section(`Workers: ${o.workers.length} alive, ${busy} of ${slots} slots busy`, workers, orphaned),
+    section("Failures in the last 24 hours", failures),
+  ];
+}
+
+function jobLine(j) {
+  const pct = j.percent === null ? "" : ` ${Math.round(j.percent)} %`;
+  const speed = j.speed ? `, ${j.speed.toFixed(1)}× real time` : "";
+  return h("li", { "data-task-id": j.task_id }, `${j.username}: ${j.profile || "task"}, ${j.stage || "starting"}${pct}${speed}`);
+}
+
+function adminUsersSection() {
+  const body = h("tbody");
+  const status = h("div");
+  const row = (u) => {
+    const self = u.id === S.user.id;
+    const toggle = h("button", { type: "button", class: u.disabled ? "secondary" : "danger", disabled: self || null,
+      title: self ? "You cannot disable your own account" : null, onclick: async () => {
+        status.replaceChildren();
+        if (!u.disabled && !await confirmDialog(`Disable ${u.username}?`,
+          "Their sessions, tokens and API keys stop working at once, and they cannot log in until enabled again.", "Disable")) return;
+        try {
+          const changed = await call("PATCH", `/api/admin/users/${u.id}`, { disabled: !u.disabled });
+          tr.replaceWith(row(changed));
+        } catch (err) { status.replaceChildren(alertBox(err.message)); }
+      } }, u.disabled ? "Enable" : "Disable");
+    const tr = h("tr", { "data-user-id": u.id },
+      h("td", { "data-label": "User", class: "name" }, h("a", { href: `#/admin/users/${u.id}` }, u.username)),
+      h("td", { "data-label": "E-mail", class: "name" }, u.email),
+      h("td", { "data-label": "Role" }, u.admin ? "admin" : "user"),
+      h("td", { "data-label": "Status" }, h("span", { class: u.disabled ? "status status-failed" : "status status-succeeded" },
+        u.disabled ? "disabled" : "active")),
+      h("td", { "data-label": "Since" }, when(u.created_at)),
+      h("td", { "data-label": "Actions", class: "actions" }, toggle));
+    return tr;
+  };
+  call("GET", "/api/admin/users").then((users) => body.replaceChildren(...users.map(row)))
+    .catch((err) => status.replaceChildren(alertBox(err.message)));
+  return section("Users", status, h("div", { class: "table-wrap" }, h("table", { class: "stack users" },
+    h("caption", { class: "visually-hidden" }, "Every account"),
+    h("thead", {}, h("tr", {}, ["User", "E-mail", "Role", "Status", "Since", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+    body)));
+}
+
+function inviteState(i) {
+  if (i.used_by) return `used by ${i.used_by} ${when(i.used_at)}`;
+  if (i.expires_at && new Date(i.expires_at) < new Date()) return "expired";
+  return `unused, valid until ${when(i.expires_at)}`;
+}
+
+function invitesSection() {
+  const body = h("tbody");
+  const status = h("div");
+  const shown = h("div");
+  const mode = h("p", { class: "hint" });
+  const note = h("input", { type: "text", maxlength: 200, placeholder: "for Dana, video team" });
+  const days = h("input", { type: "number", min: 1, max: 365, value: 7, required: true });
+  const row = (i) => h("tr", { "data-invite-id": i.id },
+    h("td", { "data-label": "Note", class: "name" }, i.note || "—"),
+    h("td", { "data-label": "Made" }, `${when(i.created_at)}${i.created_by ? ` by ${i.created_by}` : ""}`),
+    h("td", { "data-label": "State" }, inviteState(i)),
+    h("td", { "data-label": "Actions", class: "actions" }, i.used_by ? "" : h("button", { type: "button", class: "danger",
+      onclick: async (e) => {
+        const tr = e.currentTarget.closest("tr");
+        status.replaceChildren();
+        try { await call("DELETE", `/api/admin/invites/${i.id}`); tr.remove(); }
+        catch (err) { status.replaceChildren(alertBox(err.message)); }
+      } }, "Withdraw")));
+  const form = h("form", { onsubmit: async (e) => {
+    e.preventDefault();
+    status.replaceChildren();
+    try {
+      const made = await call("POST", "/api/admin/invites", { note: note.value.trim(), expires_in_days: Number(days.value) });
+      body.append(row(made.invite));
+      const link = `${location.origin}/?invite=${encodeURIComponent(made.code)}#/signup`;
+      shown.replaceChildren(secretField("Invite link", link, `Send it to the person it is for; it admits one signup. ${SHOWN_ONCE}`));
+      form.reset();
+    } catch (err) { status.replaceChildren(alertBox(err.message)); }
+  } },
+  h("h3", {}, "Make an invite"),
+  h("div", { class: "grid2" }, field("Note", note, "Who it is for, as a reminder."), field("Valid for (days)", days)),
+  h("button", { type: "submit" }, "Make an invite"));
+  call("GET", "/api/admin/invites").then((list) => body.replaceChildren(...list.map(row)))
+    .catch((err) => status.replaceChildren(alertBox(err.message)));
+  call("GET", "/api/auth/signup").then(({ mode: m }) => {
+    mode.textContent = m === "invite" ? "Signing up here needs an invite code."
+      : `Signing up is ${m} here (REELFORGE_SIGNUP): invite codes only matter when it is "invite".`;
+  }).catch(() => {});
+  return section("Invites", mode, h("div", { class: "table-wrap" }, h("table", { class: "stack invites" },
+    h("caption", { class: "visually-hidden" }, "Invite codes"),
+    h("thead", {}, h("tr", {}, ["Note", "Made", "State", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+    body)), shown, status, form);
+}
+
+/** One user's tasks, read-only. */
+async function adminUserPage(id) {
+  const status = h("div");
+  const body = h("tbody");
+  show(h("p", {}, h("a", { href: "#/admin" }, "← Admin")), h("h1", {}, "Tasks of a user"), status,
+    h("div", { class: "table-wrap" }, h("table", {},
+      h("caption", { class: "visually-hidden" }, "The user's tasks, newest first"),
+      h("thead", {}, h("tr", {}, ["Input", "Profile", "Status", "Created"].map((c) => h("th", { scope: "col" }, c)))),
+      body)));
+  try {
+    const users = await call("GET", "/api/admin/users");
+    const user = users.find((u) => u.id === id);
+    if (user) main().querySelector("h1").textContent = `Tasks of ${user.username}`;
+    const tasks = await call("GET", `/api/admin/users/${id}/tasks?max=100&commands=false`);
+    body.replaceChildren(...tasks.map((t) => h("tr", { "data-task-id": t.id },
+      h("td", { class: "name" }, h("a", { href: `#/admin/users/${id}/tasks/${t.id}` }, taskName(t))),
+      h("td", {}, t.profile), statusCell(t), h("td", {}, when(t.created_at)))));
+    if (!tasks.length) status.replaceChildren(h("p", { class: "hint" }, "No tasks."));
+  } catch (err) { status.replaceChildren(alertBox(err.message)); }
+  focusHeading();
+}
+
+/** One task of a user, read-only. */
+async function adminTaskPage(user, id) {
+  try {
+    const t = await call("GET", `/api/admin/users/${user}/tasks/${id}`);
+    show(h("p", {}, h("a", { href: `#/admin/users/${user}` }, "← Tasks of the user")),
+      h("h1", {}, taskName(t)), taskDetails(t));
+  } catch (err) { show(h("h1", {}, "Task"), alertBox(err.message)); }
   focusHeading();
 }
 

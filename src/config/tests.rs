@@ -94,6 +94,60 @@ fn lease_defaults_to_30s_and_is_a_setting() {
 }
 
 #[test]
+fn signup_is_open_unless_set_to_invite_or_closed() {
+    let with = |v: Option<&str>| {
+        Settings::resolve(
+            SettingsArgs {
+                signup: v.map(str::to_string),
+                ..Default::default()
+            },
+            SettingsArgs::default(),
+        )
+    };
+    assert_eq!(with(None).unwrap().signup, SignupMode::Open);
+    assert_eq!(with(Some("Invite")).unwrap().signup, SignupMode::Invite);
+    assert_eq!(with(Some("closed")).unwrap().signup, SignupMode::Closed);
+    assert!(
+        with(Some("closed"))
+            .unwrap()
+            .summary()
+            .contains("signup=closed")
+    );
+    let e = with(Some("friends")).err().unwrap();
+    assert_eq!(e.setting, "REELFORGE_SIGNUP");
+    assert!(e.to_string().contains("open, invite, closed"), "{e}");
+}
+
+#[test]
+fn retention_and_quota_are_off_unless_set() {
+    let with = |retention: Option<&str>, quota: Option<&str>| {
+        Settings::resolve(
+            SettingsArgs {
+                retention: retention.map(str::to_string),
+                user_quota: quota.map(str::to_string),
+                ..Default::default()
+            },
+            SettingsArgs::default(),
+        )
+    };
+    let s = with(None, None).unwrap();
+    assert_eq!((s.retention, s.user_quota), (None, None));
+    assert!(s.summary().contains("retention=off user_quota=off"));
+    let s = with(Some("30d"), Some("20GiB")).unwrap();
+    assert_eq!(s.retention, Some(Duration::from_secs(30 * 24 * 3600)));
+    assert_eq!(s.user_quota, Some(20 << 30));
+    assert!(s.summary().contains("user_quota=20GiB"), "{}", s.summary());
+    assert_eq!(with(Some("off"), Some("off")).unwrap().retention, None);
+    for (retention, quota, setting) in [
+        (Some("30s"), None, "REELFORGE_RETENTION"),
+        (Some("forever"), None, "REELFORGE_RETENTION"),
+        (None, Some("lots"), "REELFORGE_USER_QUOTA"),
+    ] {
+        assert_eq!(with(retention, quota).err().unwrap().setting, setting);
+    }
+}
+
+#[test]
 fn signup_limit_defaults_to_ten_an_hour_and_is_a_setting() {
     let s = Settings::resolve(SettingsArgs::default(), SettingsArgs::default()).unwrap();
     assert_eq!(

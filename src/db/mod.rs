@@ -8,13 +8,17 @@
 //! `crates/reelforge-db-postgres`), checked at compile time; `sqlite.rs` and `postgres.rs`
 //! implement the traits here with it.
 
+mod admin;
 mod api_keys;
+mod lifecycle;
 mod notify;
 pub mod postgres;
 mod retry;
 pub mod sqlite;
 
+pub use admin::*;
 pub use api_keys::*;
+pub use lifecycle::*;
 pub use notify::*;
 pub use retry::retry_transient;
 
@@ -33,6 +37,9 @@ pub enum RepoError {
     /// A unique constraint: the field that clashed (`username`, `email`).
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// The invite code of a signup is unknown, used already or expired.
+    #[error("the invite code is not valid")]
+    InviteNotLive,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -47,6 +54,8 @@ pub struct User {
     pub username: String,
     pub email: String,
     pub disabled: bool,
+    /// Sees every user's tasks, the workers and the queue; manages users and invites.
+    pub admin: bool,
     pub created_at: DateTime<Utc>,
     /// Password changes so far: a login token issued under an older count no longer works.
     pub password_version: u32,
@@ -62,6 +71,10 @@ pub struct NewUser {
     pub username: crate::domain::Username,
     pub email: crate::domain::EmailAddress,
     pub password_hash: String,
+    pub admin: bool,
+    /// SHA-256 (hex) of the invite code the signup gave: the account is made only if that
+    /// code is live, and the code is spent with it.
+    pub invite_hash: Option<String>,
 }
 
 pub struct NewTask {
@@ -72,6 +85,8 @@ pub struct NewTask {
     pub input_key: Option<String>,
     /// The task's own webhook URL, already checked against the fetch policy.
     pub webhook_url: Option<String>,
+    /// Seconds its files are kept after it finishes (the owner's `expires_in`).
+    pub keep_seconds: Option<u64>,
 }
 
 impl NewTask {
@@ -99,8 +114,15 @@ impl NewTask {
             next_attempt_at: None,
             webhook_url: self.webhook_url,
             notifications: vec![],
+            keep_seconds: self.keep_seconds,
+            files_expired_at: None,
         }
     }
+}
+
+/// Seconds as the databases' signed integers (no kept-for value comes near the limit).
+pub(crate) fn seconds_i64(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX)
 }
 
 /// Listing parameters; `after` is the keyset cursor (the last id of the previous page).
@@ -421,6 +443,8 @@ pub trait Repo:
     + ShareRepo
     + NotificationRepo
     + ApiKeyRepo
+    + AdminRepo
+    + LifecycleRepo
     + 'static
 {
 }
@@ -433,6 +457,8 @@ impl<T> Repo for T where
         + ShareRepo
         + NotificationRepo
         + ApiKeyRepo
+        + AdminRepo
+        + LifecycleRepo
         + 'static
 {
 }

@@ -28,7 +28,9 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::notification::Event;
 
+mod admin;
 mod api_keys;
+mod lifecycle;
 mod notify;
 
 pub struct PgRepo {
@@ -78,6 +80,7 @@ async fn insert_task_and_job(
         &new.source,
         new.input_key.as_deref(),
         new.webhook_url.as_deref(),
+        new.keep_seconds.map(seconds_i64),
     )
     .await?;
     sql::insert_job(&mut **tx, job_id, new.id, created_at, max_attempts).await?;
@@ -113,6 +116,8 @@ fn task_from_row(row: sql::TaskRow) -> RepoResult<TaskRecord> {
         next_attempt_at: row.next_attempt_at,
         webhook_url: row.webhook_url,
         notifications: vec![],
+        keep_seconds: row.keep_seconds.and_then(|s| u64::try_from(s).ok()),
+        files_expired_at: row.files_expired_at,
     })
 }
 
@@ -127,6 +132,7 @@ fn user_from_row(row: sql::UserRow) -> UserWithHash {
             username: row.username,
             email: row.email,
             disabled: row.disabled,
+            admin: row.admin,
             created_at: row.created_at,
             password_version: u32::try_from(row.password_version).unwrap_or(u32::MAX),
         },
@@ -235,31 +241,43 @@ impl UserRepo for PgRepo {
     #[tracing::instrument(skip_all, fields(username = %new.username))]
     async fn create_user(&self, new: NewUser) -> RepoResult<User> {
         let id = Uuid::now_v7();
+        let mut tx = self.pool.begin().await?;
         let r = sql::insert_user(
-            &self.pool,
+            &mut *tx,
             id,
             new.username.as_str(),
             new.email.as_str(),
             &new.email.normalized(),
             &new.password_hash,
+            new.admin,
         )
         .await;
-        match r {
-            Ok(created_at) => Ok(User {
-                id,
-                username: new.username.as_str().to_string(),
-                email: new.email.as_str().to_string(),
-                disabled: false,
-                created_at,
-                password_version: 0,
-            }),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => match e.constraint() {
-                Some(sql::EMAIL_UNIQUE) => Err(RepoError::Conflict("email")),
-                Some(sql::USERNAME_UNIQUE) => Err(RepoError::Conflict("username")),
-                _ => Err(sqlx::Error::Database(e).into()),
-            },
-            Err(e) => Err(e.into()),
+        let created_at = match r {
+            Ok(created_at) => created_at,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(match e.constraint() {
+                    Some(sql::EMAIL_UNIQUE) => RepoError::Conflict("email"),
+                    Some(sql::USERNAME_UNIQUE) => RepoError::Conflict("username"),
+                    _ => sqlx::Error::Database(e).into(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(code_hash) = &new.invite_hash
+            && sql::spend_invite(&mut *tx, code_hash, id).await? != 1
+        {
+            return Err(RepoError::InviteNotLive);
         }
+        tx.commit().await?;
+        Ok(User {
+            id,
+            username: new.username.as_str().to_string(),
+            email: new.email.as_str().to_string(),
+            disabled: false,
+            admin: new.admin,
+            created_at,
+            password_version: 0,
+        })
     }
 
     async fn user_for_login(&self, login: &str) -> RepoResult<Option<UserWithHash>> {

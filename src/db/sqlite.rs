@@ -18,7 +18,9 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::notification::Event;
 
+mod admin;
 mod api_keys;
+mod lifecycle;
 mod notify;
 
 pub struct SqliteRepo {
@@ -83,6 +85,8 @@ fn task_from_row(row: sql::TaskRow) -> RepoResult<TaskRecord> {
         next_attempt_at: opt_time(row.next_attempt_at)?,
         webhook_url: row.webhook_url,
         notifications: vec![],
+        keep_seconds: row.keep_seconds.and_then(|s| u64::try_from(s).ok()),
+        files_expired_at: opt_time(row.files_expired_at)?,
     })
 }
 
@@ -97,6 +101,7 @@ fn user_from_row(row: sql::UserRow) -> RepoResult<UserWithHash> {
             username: row.username,
             email: row.email,
             disabled: row.disabled,
+            admin: row.admin,
             created_at: time(row.created_at)?,
             password_version: u32::try_from(row.password_version).unwrap_or(u32::MAX),
         },
@@ -120,6 +125,7 @@ async fn insert_task_and_job(
         &to_json(&new.source)?,
         new.input_key.as_deref(),
         new.webhook_url.as_deref(),
+        new.keep_seconds.map(seconds_i64),
         now,
     )
     .await?;
@@ -163,33 +169,44 @@ impl UserRepo for SqliteRepo {
             username: new.username.as_str().to_string(),
             email: new.email.as_str().to_string(),
             disabled: false,
+            admin: new.admin,
             created_at: time(now_ms())?,
             password_version: 0,
         };
+        let id = user.id.to_string();
+        let mut tx = self.pool.begin().await?;
         let r = sql::insert_user(
-            &self.pool,
-            &user.id.to_string(),
+            &mut *tx,
+            &id,
             &user.username,
             &user.email,
             &new.email.normalized(),
             &new.password_hash,
+            new.admin,
             user.created_at.timestamp_millis(),
         )
         .await;
         match r {
-            Ok(()) => Ok(user),
+            Ok(()) => {}
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 // SQLite names no constraint, only the columns ("UNIQUE constraint failed:
                 // users.email_lower") or the index ("… failed: index 'users_username_lower'");
                 // PostgreSQL maps by constraint name instead.
-                if e.message().contains("email") {
-                    Err(RepoError::Conflict("email"))
+                return Err(RepoError::Conflict(if e.message().contains("email") {
+                    "email"
                 } else {
-                    Err(RepoError::Conflict("username"))
-                }
+                    "username"
+                }));
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+        if let Some(code_hash) = &new.invite_hash
+            && sql::spend_invite(&mut *tx, code_hash, &id, now_ms()).await? != 1
+        {
+            return Err(RepoError::InviteNotLive);
+        }
+        tx.commit().await?;
+        Ok(user)
     }
 
     async fn user_for_login(&self, login: &str) -> RepoResult<Option<UserWithHash>> {

@@ -119,6 +119,20 @@ error_codes! {
     TooManyKeys = "too_many_keys",
     /// A password reset link that is unknown, used or expired.
     InvalidResetToken = "invalid_reset_token",
+    /// Signing up is closed here (`REELFORGE_SIGNUP=closed`): an admin makes accounts.
+    SignupClosed = "signup_closed",
+    /// Signing up needs an invite code here (`REELFORGE_SIGNUP=invite`).
+    InviteRequired = "invite_required",
+    /// The invite code is unknown, used already or expired.
+    InvalidInvite = "invalid_invite",
+    /// Only an admin may do this.
+    AdminOnly = "admin_only",
+    /// An admin may not disable their own account (it would lock them out).
+    OwnAccount = "own_account",
+    /// The new task would take the user's stored bytes over `REELFORGE_USER_QUOTA`.
+    QuotaExceeded = "quota_exceeded",
+    /// The task's files were removed (`REELFORGE_RETENTION`, or its own `expires_in`).
+    FilesExpired = "files_expired",
     /// The service sends no e-mail (no SMTP server is configured).
     EmailUnavailable = "email_unavailable",
 

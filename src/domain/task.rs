@@ -354,6 +354,10 @@ pub struct TaskRecord {
     pub webhook_url: Option<String>,
     /// The messages its events owed, oldest first (loaded for the API's reads only).
     pub notifications: Vec<NotificationView>,
+    /// The owner's `expires_in`: seconds its files are kept after it finishes.
+    pub keep_seconds: Option<u64>,
+    /// When its files (input and outputs) were removed by the retention sweep.
+    pub files_expired_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -421,6 +425,12 @@ pub struct TaskView {
     /// a webhook's own body.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Vec<NotificationView>>,
+    /// Seconds the task's files are kept after it finishes, as asked at submission
+    /// (`REELFORGE_RETENTION`, when set, may remove them sooner); `null`: not asked.
+    pub expires_in: Option<u64>,
+    /// When the task's files (input and outputs) were removed; its downloads then answer
+    /// `410 files_expired`. `null` while they are kept.
+    pub files_expired_at: Option<DateTime<Utc>>,
 }
 
 impl TaskRecord {
@@ -481,6 +491,8 @@ impl TaskRecord {
                 .filter(|_| self.status == TaskStatus::Queued),
             webhook_url: self.webhook_url.as_deref().map(display_url),
             notifications: Some(self.notifications.clone()),
+            expires_in: self.keep_seconds,
+            files_expired_at: self.files_expired_at,
         }
     }
 }

@@ -14,6 +14,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{AuthUser, JsonBody};
 use crate::auth::AccountKey;
+use crate::config::SignupMode;
 use crate::db::{NewUser, RepoError, User, UserWithHash};
 use crate::domain::ErrorCode;
 use crate::domain::{EmailAddress, Password, Username};
@@ -28,6 +29,14 @@ pub struct SignupRequest {
     pub password_2: Option<String>,
     pub password1: Option<String>,
     pub password2: Option<String>,
+    /// An invite code from an admin; required when the server's signup is `invite`.
+    pub invite: Option<String>,
+}
+
+/// Who may sign up here, for a signup form to show (or not) its invite field.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignupPolicy {
+    pub mode: crate::config::SignupMode,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,6 +60,8 @@ pub struct UserInfo {
     pub id: Uuid,
     pub username: String,
     pub email: String,
+    /// Sees the admin view.
+    pub admin: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,12 +80,47 @@ fn invalid(field: &str, why: String) -> ApiError {
     ApiError::bad_request(ErrorCode::InvalidField, format!("{field}: {why}"))
 }
 
+/// Whether anyone may sign up (`open`), with an invite code (`invite`), or nobody (`closed`).
+#[utoipa::path(get, path = "/api/auth/signup", tag = "accounts",
+    responses((status = 200, body = SignupPolicy)))]
+pub async fn signup_policy(State(state): State<AppState>) -> Json<SignupPolicy> {
+    Json(SignupPolicy { mode: state.signup })
+}
+
+/// The invite a signup must spend, by the server's `REELFORGE_SIGNUP`: `Ok(None)` when none
+/// is needed.
+fn required_invite(mode: SignupMode, invite: Option<&str>) -> ApiResult<Option<String>> {
+    match (mode, invite.map(str::trim).filter(|c| !c.is_empty())) {
+        (SignupMode::Open, _) => Ok(None),
+        (SignupMode::Closed, _) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::SignupClosed,
+            "signing up is closed on this server; ask its admin for an account",
+        )),
+        (SignupMode::Invite, None) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::InviteRequired,
+            "signing up here needs an invite code (field `invite`); ask an admin for one",
+        )),
+        (SignupMode::Invite, Some(code)) => Ok(Some(crate::auth::token_hash(code))),
+    }
+}
+
+fn invalid_invite() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::InvalidInvite,
+        "the invite code is unknown, used already or expired; ask an admin for a new one",
+    )
+}
+
 /// Create an account.
 #[utoipa::path(post, path = "/api/auth/signup", tag = "accounts",
     request_body = SignupRequest,
     responses(
         (status = 201, body = SignupResponse),
         (status = 400, body = ErrorBody, description = "missing field; a user name or e-mail address that is not valid (e.g. with invisible or control characters); weak password; mismatch"),
+        (status = 403, body = ErrorBody, description = "`signup_closed` (REELFORGE_SIGNUP=closed); `invite_required` or `invalid_invite` (REELFORGE_SIGNUP=invite)"),
         (status = 409, body = ErrorBody, description = "username (in any case) or e-mail taken"),
         (status = 413, body = ErrorBody, description = "the body is over 64 KiB"),
         (status = 429, body = ErrorBody, description = "too many signups from this address; see Retry-After"),
@@ -86,6 +132,7 @@ pub async fn signup(
     headers: HeaderMap,
     JsonBody(req): JsonBody<SignupRequest>,
 ) -> ApiResult<(StatusCode, Json<SignupResponse>)> {
+    let invite_hash = required_invite(state.signup, req.invite.as_deref())?;
     let username = req.username.as_deref().ok_or_else(|| missing("username"))?;
     let email = req.email.as_deref().ok_or_else(|| missing("email"))?;
     let (p1, p2) = match (
@@ -123,9 +170,12 @@ pub async fn signup(
             username,
             email,
             password_hash: hash,
+            admin: false,
+            invite_hash,
         })
         .await
         .map_err(|e| match e {
+            RepoError::InviteNotLive => invalid_invite(),
             RepoError::Conflict(field) => ApiError::new(
                 StatusCode::CONFLICT,
                 if field == "email" {
@@ -265,6 +315,7 @@ impl UserInfo {
             id: user.id,
             username: user.username,
             email: user.email,
+            admin: user.admin,
         }
     }
 }

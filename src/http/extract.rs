@@ -59,6 +59,27 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// A signed-in admin; anyone else is refused with `403 admin_only`. What an admin may
+/// change still follows the credential (a `read` API key may only read).
+#[derive(Debug, Clone, Copy)]
+pub struct Admin(pub AuthUser);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if !state.db.user_by_id(user.id).await?.is_some_and(|u| u.admin) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::AdminOnly,
+                "only an admin may see or change this",
+            ));
+        }
+        Ok(Admin(user))
+    }
+}
+
 async fn bearer_user(
     headers: &HeaderMap,
     method: &Method,

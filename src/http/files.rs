@@ -227,10 +227,34 @@ enum DownloadResponses {
     Redirect,
     #[response(status = 404, description = "no such task or file")]
     NotFound(ErrorBody),
+    #[response(
+        status = 410,
+        description = "`files_expired`: the task's files were removed after its retention \
+            period (`REELFORGE_RETENTION` or the task's `expires_in`); its record is kept"
+    )]
+    Gone(ErrorBody),
 }
 
-/// The output of `task` named `name`, or 404.
+/// Nothing when the task's files are kept; `410 files_expired` once retention removed them.
+pub(super) fn files_kept(task: &TaskRecord) -> ApiResult<()> {
+    match task.files_expired_at {
+        None => Ok(()),
+        Some(at) => Err(ApiError::new(
+            StatusCode::GONE,
+            ErrorCode::FilesExpired,
+            format!(
+                "the files of this task were removed on {}, at the end of their retention \
+                 period; the task's record is kept",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        )),
+    }
+}
+
+/// The output of `task` named `name`: 404 when it has none of that name, 410 when its files
+/// were removed.
 pub(super) fn output<'a>(task: &'a TaskRecord, name: &str) -> ApiResult<&'a OutputFile> {
+    files_kept(task)?;
     task.outputs
         .iter()
         .find(|o| o.name == name)
@@ -290,6 +314,7 @@ pub async fn download_input(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let task = owned_task(&state, user, &id).await?;
+    files_kept(&task)?;
     let key = task.input_key.clone().ok_or_else(ApiError::not_found)?;
     serve_object(
         &state,
@@ -318,6 +343,7 @@ pub async fn download_file(
         .task_with_file(user.id, &filename)
         .await?
         .ok_or_else(ApiError::not_found)?;
+    files_kept(&task)?;
     if let Some(out) = task.outputs.iter().find(|o| o.name == filename) {
         return serve_object(&state, &out.key, &out.name, Purpose::Download, &headers).await;
     }

@@ -90,7 +90,7 @@ pub(super) fn is_multipart(headers: &HeaderMap) -> bool {
         .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"))
 }
 
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
+pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

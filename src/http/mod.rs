@@ -2,6 +2,7 @@
 //! domain types and call the repository and storage; they never run media tools.
 
 pub mod accounts;
+pub mod admin;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -21,6 +22,7 @@ pub mod tasks;
 pub mod tus;
 pub mod ui;
 mod upload;
+pub mod usage;
 
 pub use state::AppState;
 
@@ -52,6 +54,7 @@ pub const ALIASES: [(&str, &str); 4] = [
         (name = "uploads", description = "Resumable uploads (tus 1.0): a finished upload becomes a task"),
         (name = "files", description = "Download inputs and outputs; playback URLs and share links"),
         (name = "notifications", description = "E-mail preferences and webhook endpoints (Standard Webhooks)"),
+        (name = "admin", description = "Admins only: users and their tasks, invite codes, workers, queue and failures"),
         (name = "service", description = "Health, readiness, metrics"),
         (name = "aliases", description = "Legacy routes without /api: same handlers"),
     )
@@ -61,9 +64,10 @@ struct ApiDoc;
 /// Canonical routes with their OpenAPI operations.
 fn documented() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
-        .routes(routes!(accounts::signup))
+        .routes(routes!(accounts::signup, accounts::signup_policy))
         .routes(routes!(accounts::login))
         .routes(routes!(accounts::account))
+        .routes(routes!(usage::me))
         .routes(routes!(
             session::create_session,
             session::get_session,
@@ -115,6 +119,13 @@ fn documented() -> OpenApiRouter<AppState> {
             notifications::unsubscribe_page,
             notifications::unsubscribe
         ))
+        .routes(routes!(admin::overview))
+        .routes(routes!(admin::list_users))
+        .routes(routes!(admin::update_user))
+        .routes(routes!(admin::user_tasks))
+        .routes(routes!(admin::user_task))
+        .routes(routes!(admin::create_invite, admin::list_invites))
+        .routes(routes!(admin::delete_invite))
         .routes(routes!(service::healthz))
         .routes(routes!(service::readyz))
         .routes(routes!(service::metrics))
@@ -140,7 +151,10 @@ pub fn router(state: AppState) -> Router {
     let (api, doc) = documented().split_for_parts();
     let doc = openapi::finish(doc);
     let aliases = Router::new()
-        .route("/auth/signup", post(accounts::signup))
+        .route(
+            "/auth/signup",
+            post(accounts::signup).get(accounts::signup_policy),
+        )
         .route("/auth/login", post(accounts::login))
         .route("/tasks", post(tasks::create_task).get(tasks::list_tasks))
         .route(

@@ -160,6 +160,11 @@ enum LinkResponses {
         description = "no such file, or a revoked or expired share"
     )]
     NotFound(ErrorBody),
+    #[response(
+        status = 410,
+        description = "`files_expired`: the task's files were removed after its retention period"
+    )]
+    Gone(ErrorBody),
 }
 
 /// An output through a signed playback URL (no `Authorization` needed).

@@ -23,6 +23,12 @@ pub struct AppState {
     pub playback: PlaybackKey,
     pub login_limiter: Arc<LoginLimiter>,
     pub signup_limiter: Arc<SignupLimiter>,
+    /// Who may sign up (`REELFORGE_SIGNUP`).
+    pub signup: crate::config::SignupMode,
+    /// How long finished tasks' files are kept (`REELFORGE_RETENTION`).
+    pub retention: Option<std::time::Duration>,
+    /// Most bytes a user may store (`REELFORGE_USER_QUOTA`).
+    pub user_quota: Option<u64>,
     /// Every argon2 run of a request goes through it (capped in number at once).
     pub hashing: PasswordHashing,
     /// Whose `X-Forwarded-For` names the client (for the rate limiters).

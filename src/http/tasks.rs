@@ -38,6 +38,12 @@ pub struct CreateTaskRequest {
     /// `task.cancelled`), signed with your default webhook secret
     /// (`GET /api/account/webhook-secret`). Same address rules as `url`.
     pub webhook_url: Option<String>,
+    /// How long to keep the task's files (input and outputs) after it finishes: a duration
+    /// (`90m`, `7d`) or a number of seconds, from 1m to 3650d. Then they are removed, the
+    /// task stays, and its downloads answer `410 files_expired`. `REELFORGE_RETENTION`, when
+    /// shorter, applies anyway.
+    #[schema(value_type = Option<String>, example = "7d")]
+    pub expires_in: Option<serde_json::Value>,
 }
 
 /// Multipart submission (documented for OpenAPI; parsed by hand so the file streams).
@@ -58,6 +64,8 @@ pub struct UploadForm {
     options: Option<String>,
     /// Where to POST this task's events (see the JSON body's `webhook_url`).
     webhook_url: Option<String>,
+    /// How long to keep the task's files after it finishes (see the JSON body's `expires_in`).
+    expires_in: Option<String>,
 }
 
 fn profile_error((code, message): (ErrorCode, String)) -> ApiError {
@@ -127,7 +135,7 @@ pub(super) fn created(task: &TaskView) -> Response {
         (status = 404, body = ErrorBody, description = "`upload` names no upload of yours"),
         (status = 409, body = ErrorBody, description = "`upload` is not finished (`upload_incomplete`) or already made into a task (`upload_used`)"),
         (status = 410, body = ErrorBody, description = "`upload` expired"),
-        (status = 413, body = ErrorBody, description = "an upload over REELFORGE_MAX_UPLOAD, a text part over its cap, or a JSON body over 1 MiB"),
+        (status = 413, body = ErrorBody, description = "an upload over REELFORGE_MAX_UPLOAD, a text part over its cap, or a JSON body over 1 MiB (`payload_too_large`); or the task would take your stored bytes over REELFORGE_USER_QUOTA (`quota_exceeded`: nothing is stored)"),
         (status = 415, body = ErrorBody, description = "the `logo` part is not a PNG image (`unsupported_logo`)"),
         (status = 422, body = ErrorBody, description = "a well-formed URL that may not or cannot be fetched: `url_not_allowed` (private, loopback or reserved address), or a host name that does not resolve"),
     ),
@@ -143,6 +151,7 @@ pub async fn create_task(
     }
     let bytes = body_bytes(req).await?;
     let body: CreateTaskRequest = parse_json(&bytes)?;
+    let keep_seconds = super::usage::expires_in_json(body.expires_in.as_ref())?;
     if let Some(upload) = body.upload.as_deref() {
         if body.url.is_some() {
             return Err(conflict(
@@ -162,7 +171,9 @@ pub async fn create_task(
             None
         };
         let webhook_url = optional_webhook_url(&state, body.webhook_url.as_deref()).await?;
-        let task = super::tus::task_from_upload(&state, user, upload, profile, webhook_url).await?;
+        let task =
+            super::tus::task_from_upload(&state, user, upload, profile, webhook_url, keep_seconds)
+                .await?;
         return Ok(created(&task.view()));
     }
     let raw_url = body.url.as_deref().ok_or_else(|| {
@@ -178,6 +189,7 @@ pub async fn create_task(
     let format = body.format.as_deref().map(|f| ("format", f));
     let profile = resolve_profile(body.profile.as_deref(), body.options, format)?;
     let webhook_url = optional_webhook_url(&state, body.webhook_url.as_deref()).await?;
+    super::usage::check_quota(&state, user.id, None).await?;
     let task = state
         .db
         .create_task(
@@ -190,6 +202,7 @@ pub async fn create_task(
                 },
                 input_key: None,
                 webhook_url,
+                keep_seconds,
             },
             state.max_attempts,
         )
@@ -285,6 +298,16 @@ pub async fn list_tasks(
     user: AuthUser,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Response> {
+    task_page(&state, user.id, &p, "/api/tasks").await
+}
+
+/// One page of `owner`'s tasks; the `Link` to the next page starts with `path`.
+pub(super) async fn task_page(
+    state: &AppState,
+    owner: Uuid,
+    p: &ListParams,
+    path: &str,
+) -> ApiResult<Response> {
     let page = p.query()?;
     let with_commands = p.with_commands()?;
     let limit = page.limit;
@@ -292,7 +315,7 @@ pub async fn list_tasks(
         limit: limit + 1,
         ..page.clone()
     };
-    let mut tasks = state.db.list_tasks(user.id, &q).await?;
+    let mut tasks = state.db.list_tasks(owner, &q).await?;
     let more = tasks.len() > limit as usize;
     tasks.truncate(limit as usize);
     let mut views: Vec<TaskView> = tasks.iter().map(|t| t.view()).collect();
@@ -302,7 +325,7 @@ pub async fn list_tasks(
     let mut resp = Json(views).into_response();
     if more && let Some(last) = tasks.last() {
         let mut link = format!(
-            "/api/tasks?max={limit}&order={}&cursor={}",
+            "{path}?max={limit}&order={}&cursor={}",
             u8::from(page.descending),
             last.id
         );
@@ -449,7 +472,8 @@ pub async fn cancel_task(
 #[utoipa::path(post, path = "/api/tasks/{id}/retry", tag = "tasks",
     params(("id" = String, Path, description = "task id")),
     responses((status = 200, body = TaskView), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody, description = "not failed or cancelled")),
+              (status = 409, body = ErrorBody, description = "not failed or cancelled"),
+              (status = 410, body = ErrorBody, description = "`files_expired`: its input was removed after the retention period")),
     security(("bearer" = [])))]
 pub async fn retry_task(
     State(state): State<AppState>,
@@ -465,14 +489,24 @@ pub async fn retry_task(
             state.signals.task_changed(id);
             Ok(Json(task.view()))
         }
-        RetryOutcome::NotRetryable(status) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            ErrorCode::NotRetryable,
-            format!(
-                "only failed or cancelled tasks can be retried; this one is {}",
-                status.as_str()
-            ),
-        )),
+        RetryOutcome::NotRetryable(status) => {
+            // A finished task whose files are gone has no input left to run on.
+            if let Some(task) = state.db.get_task(user.id, id).await? {
+                super::files::files_kept(&task)?;
+            }
+            Err(not_retryable(status))
+        }
         RetryOutcome::NotFound => Err(ApiError::not_found()),
     }
+}
+
+fn not_retryable(status: TaskStatus) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        ErrorCode::NotRetryable,
+        format!(
+            "only failed or cancelled tasks can be retried; this one is {}",
+            status.as_str()
+        ),
+    )
 }

@@ -30,17 +30,18 @@ use crate::media::LogoError;
 use crate::storage::{StorageError, keys};
 
 /// The text parts and the most bytes each may have.
-const TEXT_PARTS: [(&str, u64); 5] = [
+const TEXT_PARTS: [(&str, u64); 6] = [
     ("fileName", 4 * 1024),
     ("newFormat", 4 * 1024),
     ("webhook_url", 4 * 1024),
     ("profile", 4 * 1024),
+    ("expires_in", 1024),
     ("options", 64 * 1024),
 ];
 
 /// Every part name a client may send, for the error that refuses another.
 const KNOWN_PARTS: &str =
-    "file (or video), fileName, newFormat, profile, options, webhook_url and logo";
+    "file (or video), fileName, newFormat, profile, options, webhook_url, expires_in and logo";
 
 /// Boundaries and part headers of a valid upload: a few hundred bytes a part.
 const FRAMING_BYTES: u64 = 64 * 1024;
@@ -64,12 +65,22 @@ pub(super) async fn create_from_upload(
     user: AuthUser,
     req: Request,
 ) -> ApiResult<Response> {
+    // Under a quota the file may take only the room left: a body clearly over it is refused
+    // unread, one near it is cut off where the room ends (and removed).
+    let room = super::usage::quota_room(&state, user.id).await?;
+    // Everything a body may carry besides the file (a logo, text parts, framing).
+    let envelope = body_limit(0);
+    if let (Some(room), Some(declared)) = (room, super::limits::declared_length(req.headers()))
+        && declared.saturating_sub(envelope) > room.left()
+    {
+        return Err(room.refuse(Some(declared.saturating_sub(envelope))));
+    }
     let watch = BodyWatch::default();
     let req = req.map(|body| watch.wrap(body));
     let mut multipart = Multipart::from_request(req, &state)
         .await
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidMultipart, e.body_text()))?;
-    let mut parts = UploadParts::new(Uuid::now_v7(), watch, state.max_upload);
+    let mut parts = UploadParts::new(Uuid::now_v7(), watch, state.max_upload, room);
     let outcome = async {
         parts.read(&state, &mut multipart).await?;
         let mut new = parts.new_task(user.id)?;
@@ -110,12 +121,20 @@ struct UploadParts {
     profile: Option<String>,
     options: Option<String>,
     webhook_url: Option<String>,
+    expires_in: Option<String>,
     watch: BodyWatch,
     max_upload: u64,
+    /// The owner's room under `REELFORGE_USER_QUOTA`, when one is set.
+    room: Option<super::usage::QuotaRoom>,
 }
 
 impl UploadParts {
-    fn new(task_id: Uuid, watch: BodyWatch, max_upload: u64) -> Self {
+    fn new(
+        task_id: Uuid,
+        watch: BodyWatch,
+        max_upload: u64,
+        room: Option<super::usage::QuotaRoom>,
+    ) -> Self {
         UploadParts {
             task_id,
             input: None,
@@ -125,8 +144,10 @@ impl UploadParts {
             profile: None,
             options: None,
             webhook_url: None,
+            expires_in: None,
             watch,
             max_upload,
+            room,
         }
     }
 
@@ -167,6 +188,7 @@ impl UploadParts {
             "newFormat" => &mut self.new_format,
             "profile" => &mut self.profile,
             "webhook_url" => &mut self.webhook_url,
+            "expires_in" => &mut self.expires_in,
             _ => &mut self.options,
         };
         if slot.replace(text).is_some() {
@@ -260,10 +282,10 @@ impl UploadParts {
             .map_err(|e| e.body_text());
         let size = state
             .storage
-            .put_stream(&key, body, state.max_upload)
+            .put_stream(&key, body, self.file_limit())
             .await
             .map_err(|e| match e {
-                StorageError::TooLarge(l) => ApiError::too_large(l),
+                StorageError::TooLarge(l) => self.file_too_large(l),
                 StorageError::Body(_) if self.watch.0.over_limit.load(Ordering::Relaxed) => {
                     ApiError::too_large(self.max_upload)
                 }
@@ -331,7 +353,22 @@ impl UploadParts {
             },
             input_key: Some(input.key),
             webhook_url: None,
+            keep_seconds: super::usage::expires_in(self.expires_in.as_deref())?,
         })
+    }
+
+    /// The most bytes the file may have: the upload limit, or the quota's room if smaller.
+    fn file_limit(&self) -> u64 {
+        self.room
+            .map_or(self.max_upload, |r| r.left().min(self.max_upload))
+    }
+
+    /// The file went past `limit`: the quota's room, or the upload limit.
+    fn file_too_large(&self, limit: u64) -> ApiError {
+        match self.room {
+            Some(room) if limit < self.max_upload => room.refuse(None),
+            _ => ApiError::too_large(limit),
+        }
     }
 
     /// Nothing may outlive a refused upload (input, logo).

@@ -1,9 +1,11 @@
 //! HTTP behaviour against a spawned server on a random port with a temporary data dir.
 
 mod accounts;
+mod admin;
 mod connections;
 mod contract;
 mod keys;
+mod lifecycle;
 mod limits;
 mod mail;
 mod playback;

@@ -48,6 +48,8 @@ async fn user(db: &Db) -> Uuid {
         username: Username::parse(&format!("u{}", &id[id.len() - 19..])).unwrap(),
         email: EmailAddress::parse(&format!("{}@example.com", Uuid::now_v7().simple())).unwrap(),
         password_hash: "x".into(),
+        admin: false,
+        invite_hash: None,
     })
     .await
     .unwrap()
@@ -63,6 +65,7 @@ async fn task_for(db: &Db, user: Uuid, source: Source, max_attempts: u32) -> Uui
             source,
             input_key: None,
             webhook_url: None,
+            keep_seconds: None,
         },
         max_attempts,
     )
@@ -243,6 +246,8 @@ async fn users_conflicts_logins_and_disabling(db: Db) {
         username: Username::parse(username).unwrap(),
         email: EmailAddress::parse(email).unwrap(),
         password_hash: "$argon2id$hash".into(),
+        admin: false,
+        invite_hash: None,
     };
     let alice = db
         .create_user(new("alice", "Alice@Example.com"))
@@ -328,6 +333,7 @@ async fn tasks_are_scoped_listed_by_keyset_and_found_by_file(db: Db) {
                 source: url_source(),
                 input_key: Some("tasks/k/input/a.mp4".into()),
                 webhook_url: None,
+                keep_seconds: None,
             },
             3,
         )

@@ -320,7 +320,7 @@ async fn text_parts_are_capped_and_unknown_or_repeated_parts_refused() {
         (
             vec![file(), ("junk", None, vec![b'j'; 8 * 1024 * 1024])],
             "HTTP/1.1 400",
-            "unknown part `junk`; the parts are file (or video), fileName, newFormat, profile, options, webhook_url and logo",
+            "unknown part `junk`; the parts are file (or video), fileName, newFormat, profile, options, webhook_url, expires_in and logo",
         ),
         (
             vec![("junk", Some("j.bin"), vec![b'j'; 8 * 1024 * 1024]), file()],

@@ -137,3 +137,118 @@ fn user_administration_without_the_http_api() {
         0o600
     );
 }
+
+/// `user create --admin`, `promote`/`demote` and `invite` on the command line; a real
+/// `serve` with `REELFORGE_SIGNUP=invite` takes the printed code once, and its admin sees the
+/// process's workers.
+#[tokio::test]
+async fn admins_and_invite_codes_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let pw = [("REELFORGE_NEW_PASSWORD", "Secret123")];
+    let out = reelforge(
+        &[
+            "user",
+            "create",
+            "root",
+            "root@example.com",
+            "--admin",
+            "--data-dir",
+            d,
+        ],
+        &pw,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("as an admin"));
+    let out = reelforge(
+        &["user", "create", "ops", "ops@example.com", "--data-dir", d],
+        &pw,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let list = |who: &str| {
+        let out = reelforge(&["user", "list", "--data-dir", d], &[]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .find(|l| l.split('\t').nth(1) == Some(who))
+            .map(|l| l.rsplit('\t').next().unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("{who} not listed: {text}"))
+    };
+    assert_eq!((list("root"), list("ops")), ("admin".into(), "user".into()));
+    assert!(
+        reelforge(&["user", "promote", "OPS", "--data-dir", d], &[])
+            .status
+            .success()
+    );
+    assert_eq!(list("ops"), "admin");
+    assert!(
+        reelforge(&["user", "demote", "ops", "--data-dir", d], &[])
+            .status
+            .success()
+    );
+    assert_eq!(list("ops"), "user");
+    fails_with(
+        &["user", "promote", "nobody", "--data-dir", d],
+        &[],
+        "nobody",
+    );
+    fails_with(
+        &["user", "invite", "--expires-in-days", "0", "--data-dir", d],
+        &[],
+        "expires_in_days",
+    );
+    // The code alone on stdout (for scripts), what it is on stderr.
+    let out = reelforge(
+        &["user", "invite", "--note", "for Dana", "--data-dir", d],
+        &[],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(code.len(), 43, "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("valid until"));
+
+    let server =
+        super::REELFORGE.start_role("serve", dir.path(), &[("REELFORGE_SIGNUP", "invite")]);
+    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+    let base = &server.base;
+    let signup = |invite: Option<&str>| {
+        c.post(format!("{base}/api/auth/signup"))
+            .json(
+                &serde_json::json!({"username": "dana", "email": "dana@example.com",
+                "password1": "Secret123", "password2": "Secret123", "invite": invite}),
+            )
+            .send()
+    };
+    assert_eq!(signup(None).await.unwrap().status(), 403);
+    assert_eq!(signup(Some(&code)).await.unwrap().status(), 201);
+    let r = c
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"username": "root", "password": "Secret123"}))
+        .send()
+        .await
+        .unwrap();
+    let token = r.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The workers' first beat is sent as they start; the listener may be up before it lands.
+    let mut view = serde_json::Value::Null;
+    for _ in 0..250 {
+        view = c
+            .get(format!("{base}/api/admin/overview"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if view["workers"].as_array().is_some_and(|w| !w.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(view["signup"], "invite");
+    let workers = view["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 1, "{view}");
+    assert_eq!(workers[0]["pid"], server.child.id());
+}

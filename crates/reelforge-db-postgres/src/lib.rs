@@ -31,9 +31,13 @@ pub const EMAIL_UNIQUE: &str = "users_email_unique";
 
 pub type Result<T> = std::result::Result<T, sqlx::Error>;
 
+mod admin;
 mod api_keys;
+mod lifecycle;
 mod notifications;
+pub use admin::*;
 pub use api_keys::*;
+pub use lifecycle::*;
 pub use notifications::*;
 
 /// A row of `users`.
@@ -44,6 +48,7 @@ pub struct UserRow {
     pub email: String,
     pub password_hash: String,
     pub disabled: bool,
+    pub admin: bool,
     pub created_at: DateTime<Utc>,
     /// Password changes so far (login tokens of an older count are void).
     pub password_version: i32,
@@ -75,6 +80,10 @@ pub struct TaskRow {
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The task's own webhook URL.
     pub webhook_url: Option<String>,
+    /// Seconds its files are kept after it finishes (the owner's `expires_in`).
+    pub keep_seconds: Option<i64>,
+    /// When its files were removed.
+    pub files_expired_at: Option<DateTime<Utc>>,
 }
 
 /// The job a `claim_job` took.
@@ -120,15 +129,17 @@ pub async fn insert_user(
     email: &str,
     email_lower: &str,
     password_hash: &str,
+    admin: bool,
 ) -> Result<DateTime<Utc>> {
     sqlx::query_scalar!(
-        "INSERT INTO users (id, username, email, email_lower, password_hash, created_at) \
-         VALUES ($1, $2, $3, $4, $5, reelforge_now()) RETURNING created_at",
+        "INSERT INTO users (id, username, email, email_lower, password_hash, admin, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, reelforge_now()) RETURNING created_at",
         id,
         username,
         email,
         email_lower,
         password_hash,
+        admin,
     )
     .fetch_one(db)
     .await
@@ -142,7 +153,7 @@ pub async fn user_by_email_or_username(
 ) -> Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        "SELECT id, username, email, password_hash, disabled, created_at, password_version \
+        "SELECT id, username, email, password_hash, disabled, admin, created_at, password_version \
          FROM users WHERE email_lower = $1 OR lower(username) = lower($2) LIMIT 1",
         email_lower,
         username,
@@ -155,7 +166,7 @@ pub async fn user_by_email_or_username(
 pub async fn user_by_username(db: impl PgExecutor<'_>, username: &str) -> Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        "SELECT id, username, email, password_hash, disabled, created_at, password_version \
+        "SELECT id, username, email, password_hash, disabled, admin, created_at, password_version \
          FROM users WHERE lower(username) = lower($1)",
         username,
     )
@@ -166,7 +177,7 @@ pub async fn user_by_username(db: impl PgExecutor<'_>, username: &str) -> Result
 pub async fn user_by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        "SELECT id, username, email, password_hash, disabled, created_at, password_version \
+        "SELECT id, username, email, password_hash, disabled, admin, created_at, password_version \
          FROM users WHERE id = $1",
         id,
     )
@@ -177,7 +188,7 @@ pub async fn user_by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User
 pub async fn list_users(db: impl PgExecutor<'_>) -> Result<Vec<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        "SELECT id, username, email, password_hash, disabled, created_at, password_version \
+        "SELECT id, username, email, password_hash, disabled, admin, created_at, password_version \
          FROM users ORDER BY id",
     )
     .fetch_all(db)
@@ -203,6 +214,7 @@ pub async fn set_user_disabled(
 // --- tasks as the API sees them ----------------------------------------------------------------
 
 /// A new task, `queued`; returns its creation time.
+#[allow(clippy::too_many_arguments)]
 pub async fn insert_task(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -211,10 +223,12 @@ pub async fn insert_task(
     source: &(impl Serialize + Sync),
     input_key: Option<&str>,
     webhook_url: Option<&str>,
+    keep_seconds: Option<i64>,
 ) -> Result<DateTime<Utc>> {
     sqlx::query_scalar!(
         "INSERT INTO tasks (id, user_id, status, profile, source, input_key, webhook_url, \
-         created_at) VALUES ($1, $2, 'queued', $3, $4, $5, $6, reelforge_now()) \
+         keep_seconds, created_at) \
+         VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, reelforge_now()) \
          RETURNING created_at",
         id,
         user_id,
@@ -222,6 +236,7 @@ pub async fn insert_task(
         Json(source) as _,
         input_key,
         webhook_url,
+        keep_seconds,
     )
     .fetch_one(db)
     .await
@@ -254,7 +269,8 @@ pub async fn task_by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Task
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at, next_attempt_at, webhook_url \
+                created_at, started_at, finished_at, next_attempt_at, webhook_url, \
+                keep_seconds, files_expired_at \
          FROM tasks WHERE id = $1",
         id,
     )
@@ -272,7 +288,8 @@ pub async fn task_of_user(
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at, next_attempt_at, webhook_url \
+                created_at, started_at, finished_at, next_attempt_at, webhook_url, \
+                keep_seconds, files_expired_at \
          FROM tasks WHERE id = $1 AND user_id = $2",
         id,
         user_id,
@@ -294,7 +311,8 @@ pub async fn tasks_ascending(
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at, next_attempt_at, webhook_url \
+                created_at, started_at, finished_at, next_attempt_at, webhook_url, \
+                keep_seconds, files_expired_at \
          FROM tasks \
          WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND id > $3 \
          ORDER BY id ASC LIMIT $4",
@@ -320,7 +338,8 @@ pub async fn tasks_descending(
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at, next_attempt_at, webhook_url \
+                created_at, started_at, finished_at, next_attempt_at, webhook_url, \
+                keep_seconds, files_expired_at \
          FROM tasks \
          WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND id < $3 \
          ORDER BY id DESC LIMIT $4",
@@ -343,7 +362,8 @@ pub async fn task_with_file(
         TaskRow,
         "SELECT id, user_id, status, profile, source, input, input_key, stage, percent, \
                 eta_seconds, outputs, error_code, error_message, attempts, commands, result, \
-                created_at, started_at, finished_at, next_attempt_at, webhook_url \
+                created_at, started_at, finished_at, next_attempt_at, webhook_url, \
+                keep_seconds, files_expired_at \
          FROM tasks t \
          WHERE user_id = $1 AND ( \
                EXISTS (SELECT 1 FROM jsonb_array_elements(t.outputs) o WHERE o->>'name' = $2) \
@@ -395,7 +415,8 @@ pub async fn requeue_task_for_retry(
         "UPDATE tasks SET status = 'queued', stage = NULL, percent = NULL, eta_seconds = NULL, \
          error_code = NULL, error_message = NULL, finished_at = NULL, outputs = '[]', \
          result = NULL, attempts = 0, next_attempt_at = NULL \
-         WHERE id = $1 AND user_id = $2 AND status IN ('failed', 'cancelled')",
+         WHERE id = $1 AND user_id = $2 AND status IN ('failed', 'cancelled') \
+           AND files_expired_at IS NULL",
         id,
         user_id,
     )
@@ -432,7 +453,8 @@ pub async fn delete_task(
         "DELETE FROM tasks WHERE id = $1 AND user_id = $2 \
          RETURNING id, user_id, status, profile, source, input, input_key, stage, percent, \
                    eta_seconds, outputs, error_code, error_message, attempts, commands, \
-                   result, created_at, started_at, finished_at, next_attempt_at, webhook_url",
+                   result, created_at, started_at, finished_at, next_attempt_at, webhook_url, \
+                   keep_seconds, files_expired_at",
         id,
         user_id,
     )

@@ -18,9 +18,13 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 pub type Result<T> = std::result::Result<T, sqlx::Error>;
 
+mod admin;
 mod api_keys;
+mod lifecycle;
 mod notifications;
+pub use admin::*;
 pub use api_keys::*;
+pub use lifecycle::*;
 pub use notifications::*;
 
 /// A row of `users`.
@@ -31,6 +35,7 @@ pub struct UserRow {
     pub email: String,
     pub password_hash: String,
     pub disabled: bool,
+    pub admin: bool,
     pub created_at: i64,
     /// Password changes so far (login tokens of an older count are void).
     pub password_version: i64,
@@ -63,6 +68,10 @@ pub struct TaskRow {
     pub next_attempt_at: Option<i64>,
     /// The task's own webhook URL.
     pub webhook_url: Option<String>,
+    /// Seconds its files are kept after it finishes (the owner's `expires_in`).
+    pub keep_seconds: Option<i64>,
+    /// When its files were removed.
+    pub files_expired_at: Option<i64>,
 }
 
 /// The job a `claim_job` took.
@@ -83,6 +92,7 @@ pub struct StatusCount {
 
 // --- users ---------------------------------------------------------------------------------
 
+#[allow(clippy::too_many_arguments)]
 pub async fn insert_user(
     db: impl SqliteExecutor<'_>,
     id: &str,
@@ -90,16 +100,18 @@ pub async fn insert_user(
     email: &str,
     email_lower: &str,
     password_hash: &str,
+    admin: bool,
     created_at: i64,
 ) -> Result<()> {
     sqlx::query!(
-        "INSERT INTO users (id, username, email, email_lower, password_hash, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO users (id, username, email, email_lower, password_hash, admin, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
         id,
         username,
         email,
         email_lower,
         password_hash,
+        admin,
         created_at,
     )
     .execute(db)
@@ -115,7 +127,7 @@ pub async fn user_by_email_or_username(
 ) -> Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", created_at,
+        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", admin AS "admin: bool", created_at,
                   password_version
            FROM users WHERE email_lower = ? OR lower(username) = lower(?) LIMIT 1"#,
         email_lower,
@@ -132,7 +144,7 @@ pub async fn user_by_username(
 ) -> Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", created_at,
+        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", admin AS "admin: bool", created_at,
                   password_version
            FROM users WHERE lower(username) = lower(?)"#,
         username,
@@ -144,7 +156,7 @@ pub async fn user_by_username(
 pub async fn user_by_id(db: impl SqliteExecutor<'_>, id: &str) -> Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", created_at,
+        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", admin AS "admin: bool", created_at,
                   password_version
            FROM users WHERE id = ?"#,
         id,
@@ -156,7 +168,7 @@ pub async fn user_by_id(db: impl SqliteExecutor<'_>, id: &str) -> Result<Option<
 pub async fn list_users(db: impl SqliteExecutor<'_>) -> Result<Vec<UserRow>> {
     sqlx::query_as!(
         UserRow,
-        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", created_at,
+        r#"SELECT id, username, email, password_hash, disabled AS "disabled: bool", admin AS "admin: bool", created_at,
                   password_version
            FROM users ORDER BY id"#,
     )
@@ -192,17 +204,19 @@ pub async fn insert_task(
     source: &str,
     input_key: Option<&str>,
     webhook_url: Option<&str>,
+    keep_seconds: Option<i64>,
     created_at: i64,
 ) -> Result<()> {
     sqlx::query!(
         "INSERT INTO tasks (id, user_id, status, profile, source, input_key, webhook_url, \
-         created_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
+         keep_seconds, created_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
         id,
         user_id,
         profile,
         source,
         input_key,
         webhook_url,
+        keep_seconds,
         created_at,
     )
     .execute(db)
@@ -237,7 +251,8 @@ pub async fn task_by_id(db: impl SqliteExecutor<'_>, id: &str) -> Result<Option<
         TaskRow,
         r#"SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
                   eta_seconds, outputs, error_code, error_message, attempts, commands, result,
-                  created_at, started_at, finished_at, next_attempt_at, webhook_url
+                  created_at, started_at, finished_at, next_attempt_at, webhook_url, keep_seconds,
+                  files_expired_at
            FROM tasks WHERE id = ?"#,
         id,
     )
@@ -255,7 +270,8 @@ pub async fn task_of_user(
         TaskRow,
         r#"SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
                   eta_seconds, outputs, error_code, error_message, attempts, commands, result,
-                  created_at, started_at, finished_at, next_attempt_at, webhook_url
+                  created_at, started_at, finished_at, next_attempt_at, webhook_url, keep_seconds,
+                  files_expired_at
            FROM tasks WHERE id = ? AND user_id = ?"#,
         id,
         user_id,
@@ -272,7 +288,8 @@ macro_rules! select_tasks {
             TaskRow,
             "SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
                     eta_seconds, outputs, error_code, error_message, attempts, commands,
-                    result, created_at, started_at, finished_at, next_attempt_at, webhook_url
+                    result, created_at, started_at, finished_at, next_attempt_at, webhook_url, keep_seconds,
+                  files_expired_at
              FROM tasks " + $tail,
             $($arg),*
         )
@@ -371,7 +388,8 @@ pub async fn task_with_file(
         TaskRow,
         r#"SELECT id, user_id, status, profile, source, input, input_key, stage, percent,
                   eta_seconds, outputs, error_code, error_message, attempts, commands, result,
-                  created_at, started_at, finished_at, next_attempt_at, webhook_url
+                  created_at, started_at, finished_at, next_attempt_at, webhook_url, keep_seconds,
+                  files_expired_at
            FROM tasks t
            WHERE user_id = ?1 AND (
                  EXISTS (SELECT 1 FROM json_each(t.outputs)
@@ -429,7 +447,8 @@ pub async fn requeue_task_for_retry(
         "UPDATE tasks SET status = 'queued', stage = NULL, percent = NULL, eta_seconds = NULL, \
          error_code = NULL, error_message = NULL, finished_at = NULL, outputs = '[]', \
          result = NULL, attempts = 0, next_attempt_at = NULL \
-         WHERE id = ? AND user_id = ? AND status IN ('failed', 'cancelled')",
+         WHERE id = ? AND user_id = ? AND status IN ('failed', 'cancelled') \
+           AND files_expired_at IS NULL",
         id,
         user_id,
     )
@@ -472,7 +491,7 @@ pub async fn delete_task(
                      percent, eta_seconds, outputs AS "outputs!", error_code, error_message,
                      attempts AS "attempts!", commands AS "commands!", result,
                      created_at AS "created_at!", started_at, finished_at,
-                     next_attempt_at, webhook_url"#,
+                     next_attempt_at, webhook_url, keep_seconds, files_expired_at"#,
         id,
         user_id,
     )

@@ -70,6 +70,10 @@ pub struct Options {
     pub storage_extra: Vec<(String, String)>,
     /// E-mail through this test SMTP server, sent as `reelforge@example.com`.
     pub smtp: Option<SmtpSettings>,
+    /// `REELFORGE_SIGNUP` (default `open`).
+    pub signup: Option<&'static str>,
+    /// `REELFORGE_USER_QUOTA` (default `off`).
+    pub user_quota: Option<&'static str>,
 }
 
 /// `REELFORGE_SMTP_URL`, `REELFORGE_SMTP_CA_FILE` and `REELFORGE_PUBLIC_URL` of a test app.
@@ -133,6 +137,8 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
             .map(|_| "Reelforge <reelforge@example.com>".into()),
         smtp_ca_file: o.smtp.as_ref().and_then(|s| s.ca_file.clone()),
         public_url: o.smtp.as_ref().map(|s| s.public_url.clone()),
+        signup: o.signup.map(str::to_string),
+        user_quota: o.user_quota.map(str::to_string),
         ..Default::default()
     };
     let mut settings = Settings::resolve(args, SettingsArgs::default()).unwrap();
@@ -223,6 +229,13 @@ impl TestApp {
         assert_eq!(r.status(), 200);
         let body: Value = r.json().await.unwrap();
         body["token"].as_str().unwrap().to_string()
+    }
+
+    /// An admin: signed up (with signups open), promoted, logged in; its bearer token.
+    pub async fn admin(&self, username: &str) -> String {
+        let token = self.user(username).await;
+        assert!(self.worker.db.set_user_admin(username, true).await.unwrap());
+        token
     }
 
     /// Log `username` (made by [`TestApp::user`]) in as a browser: the session cookie's

@@ -43,6 +43,8 @@ const LOCK_RENEW: Duration = Duration::from_secs(15);
 const TASK_KEYS: [&str; 3] = ["profile", "options", "format"];
 /// Metadata key of the task's own webhook URL (as `webhook_url` of `POST /api/tasks`).
 const WEBHOOK_KEY: &str = "webhook_url";
+/// Metadata key of how long the task keeps its files (as `expires_in` of `POST /api/tasks`).
+const EXPIRES_KEY: &str = "expires_in";
 
 /// `Tus-Resumable` on every response of the upload routes, errors included.
 pub async fn tus_resumable(req: Request, next: Next) -> Response {
@@ -133,6 +135,7 @@ pub async fn create(
             ),
         ));
     }
+    super::usage::check_quota(&state, user.id, Some(length)).await?;
     let has_body = declared_body(&headers);
     if has_body && !is_offset_stream(&headers) {
         return Err(unsupported_content_type());
@@ -141,6 +144,7 @@ pub async fn create(
     let metadata = parse_metadata(&headers)?;
     task_profile(&metadata)?; // bad task metadata is refused now, not at the end
     metadata_webhook_url(&state, &metadata).await?;
+    metadata_expires_in(&metadata)?;
     let id = Uuid::now_v7();
     let filename = metadata
         .get("filename")
@@ -427,7 +431,7 @@ async fn write_locked(
         && upload.task_id.is_none()
         && task_profile(&upload.metadata)?.is_some()
     {
-        let task = make_task(state, user, &upload, None, None).await?;
+        let task = make_task(state, user, &upload, None, None, None).await?;
         upload.task_id = Some(task.id);
     }
     Ok((upload, AppendEnd::Done))
@@ -534,7 +538,12 @@ async fn make_task(
     upload: &UploadRecord,
     profile: Option<Profile>,
     webhook_url: Option<String>,
+    keep_seconds: Option<u64>,
 ) -> ApiResult<TaskRecord> {
+    let keep_seconds = match keep_seconds {
+        Some(s) => Some(s),
+        None => metadata_expires_in(&upload.metadata)?,
+    };
     let webhook_url = match webhook_url {
         Some(url) => Some(url),
         None => metadata_webhook_url(state, &upload.metadata).await?,
@@ -560,6 +569,7 @@ async fn make_task(
         },
         input_key: Some(upload.storage_key.clone()),
         webhook_url,
+        keep_seconds,
     };
     let task = state
         .db
@@ -584,6 +594,7 @@ pub(super) async fn task_from_upload(
     reference: &str,
     profile: Option<Profile>,
     webhook_url: Option<String>,
+    keep_seconds: Option<u64>,
 ) -> ApiResult<TaskRecord> {
     let id = reference
         .trim_end_matches('/')
@@ -608,7 +619,12 @@ pub(super) async fn task_from_upload(
             "a task was already made from this upload",
         ));
     }
-    make_task(state, user, &upload, profile, webhook_url).await
+    make_task(state, user, &upload, profile, webhook_url, keep_seconds).await
+}
+
+/// The `expires_in` an upload's metadata names, checked.
+fn metadata_expires_in(metadata: &BTreeMap<String, String>) -> ApiResult<Option<u64>> {
+    super::usage::expires_in(metadata.get(EXPIRES_KEY).map(String::as_str))
 }
 
 /// The `webhook_url` an upload's metadata names, checked.

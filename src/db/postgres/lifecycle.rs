@@ -1,0 +1,34 @@
+//! [`LifecycleRepo`] on PostgreSQL.
+
+use super::*;
+use crate::db::admin::{count, duration_ms};
+
+#[async_trait]
+impl LifecycleRepo for PgRepo {
+    async fn files_due_to_expire(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        retention: Option<Duration>,
+        limit: u32,
+    ) -> RepoResult<Vec<Uuid>> {
+        Ok(sql::files_due_to_expire(
+            &self.pool,
+            now,
+            retention.map(duration_ms),
+            i64::from(limit),
+        )
+        .await?)
+    }
+
+    async fn mark_files_expired(
+        &self,
+        task: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> RepoResult<bool> {
+        Ok(sql::mark_files_expired(&self.pool, task, now).await? == 1)
+    }
+
+    async fn stored_bytes(&self, user: Uuid) -> RepoResult<u64> {
+        Ok(count(sql::stored_bytes_of_user(&self.pool, user).await?))
+    }
+}

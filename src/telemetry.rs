@@ -22,10 +22,13 @@ pub const PROCESSING_MILLISECONDS: &str = "reelforge_processing_milliseconds_tot
 pub const SCRATCH_FREE: &str = "reelforge_scratch_free_bytes";
 pub const READY: &str = "reelforge_ready";
 pub const FILES_EXPIRED: &str = "reelforge_task_files_expired_total";
+pub const STORED_BYTES: &str = "reelforge_stored_bytes";
+pub const USER_STORED_BYTES_MAX: &str = "reelforge_user_stored_bytes_max";
+pub const USERS_AT_QUOTA: &str = "reelforge_users_at_quota";
 
 /// Every metric above: docs/operations.md lists them, and the shipped alerts and dashboard
 /// use no other (checked by the tests below).
-pub const ALL: [&str; 18] = [
+pub const ALL: [&str; 21] = [
     HTTP_REQUESTS,
     HTTP_DURATION,
     TASKS_BY_STATUS,
@@ -44,6 +47,9 @@ pub const ALL: [&str; 18] = [
     SCRATCH_FREE,
     READY,
     FILES_EXPIRED,
+    STORED_BYTES,
+    USER_STORED_BYTES_MAX,
+    USERS_AT_QUOTA,
 ];
 
 /// `pretty` (default) or `json` lines on stderr; `RUST_LOG` filters.
@@ -85,6 +91,20 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 fn describe() {
+    metrics::describe_gauge!(
+        STORED_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes of inputs and outputs stored for all users (read at most once a minute)"
+    );
+    metrics::describe_gauge!(
+        USER_STORED_BYTES_MAX,
+        metrics::Unit::Bytes,
+        "Bytes stored by the user who stores most"
+    );
+    metrics::describe_gauge!(
+        USERS_AT_QUOTA,
+        "Users whose stored bytes reach REELFORGE_USER_QUOTA (their new tasks are refused)"
+    );
     metrics::describe_counter!(
         FILES_EXPIRED,
         "Tasks whose files were removed at the end of their retention period"

@@ -1647,6 +1647,7 @@ function adminUsersSection() {
       h("td", { "data-label": "Role" }, u.admin ? "admin" : "user"),
       h("td", { "data-label": "Status" }, h("span", { class: u.disabled ? "status status-failed" : "status status-succeeded" },
         u.disabled ? "disabled" : "active")),
+      h("td", { "data-label": "Stores" }, bytes(u.stored_bytes)),
       h("td", { "data-label": "Since" }, when(u.created_at)),
       h("td", { "data-label": "Actions", class: "actions" }, toggle));
     return tr;
@@ -1655,7 +1656,7 @@ function adminUsersSection() {
     .catch((err) => status.replaceChildren(alertBox(err.message)));
   return section("Users", status, h("div", { class: "table-wrap" }, h("table", { class: "stack users" },
     h("caption", { class: "visually-hidden" }, "Every account"),
-    h("thead", {}, h("tr", {}, ["User", "E-mail", "Role", "Status", "Since", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+    h("thead", {}, h("tr", {}, ["User", "E-mail", "Role", "Status", "Stores", "Since", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
     body)));
 }
 

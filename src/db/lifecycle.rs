@@ -26,4 +26,14 @@ pub trait LifecycleRepo: Send + Sync {
     /// Bytes the user has stored: inputs and outputs of tasks whose files are kept, and
     /// resumable uploads not yet made into tasks.
     async fn stored_bytes(&self, user: Uuid) -> RepoResult<u64>;
+    /// Every user storing anything, most bytes first.
+    async fn stored_bytes_by_user(&self) -> RepoResult<Vec<UserBytes>>;
+}
+
+/// What one user stores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserBytes {
+    pub id: Uuid,
+    pub username: String,
+    pub bytes: u64,
 }

@@ -30,10 +30,12 @@ pub struct AdminUserView {
     pub admin: bool,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
+    /// Bytes of inputs and outputs the user stores (as their `GET /api/me`).
+    pub stored_bytes: u64,
 }
 
-impl From<User> for AdminUserView {
-    fn from(u: User) -> Self {
+impl AdminUserView {
+    fn of(u: User, stored_bytes: u64) -> Self {
         AdminUserView {
             id: u.id,
             username: u.username,
@@ -41,6 +43,7 @@ impl From<User> for AdminUserView {
             admin: u.admin,
             disabled: u.disabled,
             created_at: u.created_at,
+            stored_bytes,
         }
     }
 }
@@ -217,7 +220,19 @@ pub async fn list_users(
     _: Admin,
 ) -> ApiResult<Json<Vec<AdminUserView>>> {
     let users = state.db.list_users().await?;
-    Ok(Json(users.into_iter().map(AdminUserView::from).collect()))
+    let stored: std::collections::HashMap<Uuid, u64> = (state.db.stored_bytes_by_user().await?)
+        .into_iter()
+        .map(|u| (u.id, u.bytes))
+        .collect();
+    Ok(Json(
+        users
+            .into_iter()
+            .map(|u| {
+                let bytes = stored.get(&u.id).copied().unwrap_or(0);
+                AdminUserView::of(u, bytes)
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -261,7 +276,8 @@ pub async fn update_user(
         .await?
         .ok_or_else(ApiError::not_found)?;
     tracing::info!(user = %id, disabled = change.disabled, by = %admin.id, "account changed by an admin");
-    Ok(Json(user.into()))
+    let bytes = state.db.stored_bytes(id).await?;
+    Ok(Json(AdminUserView::of(user, bytes)))
 }
 
 /// A user's tasks, like their own `GET /api/tasks` (same parameters and paging).

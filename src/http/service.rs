@@ -40,6 +40,35 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Stored bytes (in total, the largest user's, and the users at their quota), read at most
+/// once a minute: the sum walks every task, too much for every scrape of a big install.
+/// Per-user figures are on the admin page, not in labels (one series per user would not
+/// scale).
+async fn storage_figures(state: &AppState) {
+    use crate::telemetry::{STORED_BYTES, USER_STORED_BYTES_MAX, USERS_AT_QUOTA};
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    {
+        let Ok(mut last) = LAST.lock() else { return };
+        if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(60)) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+    }
+    match state.db.stored_bytes_by_user().await {
+        Ok(users) => {
+            let total: u64 = users.iter().map(|u| u.bytes).sum();
+            let largest = users.first().map_or(0, |u| u.bytes);
+            let at_quota = state
+                .user_quota
+                .map_or(0, |q| users.iter().filter(|u| u.bytes >= q).count());
+            metrics::gauge!(STORED_BYTES).set(total as f64);
+            metrics::gauge!(USER_STORED_BYTES_MAX).set(largest as f64);
+            metrics::gauge!(USERS_AT_QUOTA).set(at_quota as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not sum stored bytes for metrics"),
+    }
+}
+
 /// Prometheus text format. Figures of the database, the storage and the scratch disk are
 /// read now, for this scrape.
 #[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text")))]
@@ -67,6 +96,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "could not read the queue's age for metrics"),
     }
+    storage_figures(&state).await;
     let ready = db_ping.is_ok() && store_ping.is_ok();
     metrics::gauge!(READY).set(if ready { 1.0 } else { 0.0 });
     if let Some(dir) = &state.scratch_dir {

@@ -227,6 +227,13 @@ async fn an_admin_sees_every_users_tasks_and_disables_accounts() {
         names,
         [(json!("root"), json!(true)), (json!("alice"), json!(false))]
     );
+    assert_eq!(
+        (
+            users[0]["stored_bytes"].clone(),
+            users[1]["stored_bytes"].clone()
+        ),
+        (json!(0), json!(1))
+    );
     let alice_id = users[1]["id"].as_str().unwrap().to_string();
     let (status, tasks) = app
         .get_json(&format!("/api/admin/users/{alice_id}/tasks"), &root)

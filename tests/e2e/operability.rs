@@ -278,3 +278,39 @@ async fn metrics_show_busy_ratio_queue_age_readiness_scratch_and_outcomes() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn metrics_show_the_bytes_users_store_and_who_is_at_the_quota() {
+    use reelforge_testkit::process::submit_file;
+    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = REELFORGE.start_role(
+        "serve",
+        dir.path(),
+        &[
+            ("REELFORGE_WORKERS", "0"),
+            ("REELFORGE_USER_QUOTA", "4096B"),
+        ],
+    );
+    let token = login(&c, &server.base, true).await;
+    let junk = dir.path().join("junk.mp4");
+    std::fs::write(&junk, vec![7u8; 4096]).unwrap();
+    submit_file(&c, &server.base, &token, &junk, "junk.mp4", &[]).await;
+    // The first scrape reads the figures (then at most once a minute).
+    let text = scrape(&c, &server.base).await;
+    assert_eq!(
+        sample(&text, "reelforge_stored_bytes"),
+        Some(4096.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "reelforge_user_stored_bytes_max"),
+        Some(4096.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "reelforge_users_at_quota"),
+        Some(1.0),
+        "{text}"
+    );
+}

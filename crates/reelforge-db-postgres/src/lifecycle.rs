@@ -51,21 +51,34 @@ pub async fn mark_files_expired(
     Ok(r.rows_affected())
 }
 
-/// Bytes `user_id` has stored: each task's input (an upload's size, or the fetched file's
-/// as probed) and outputs while its files are kept, and every resumable upload not yet made
-/// into a task and not expired.
+/// Bytes `user_id` has stored (see the `stored_bytes` view).
 pub async fn stored_bytes_of_user(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<i64> {
     sqlx::query_scalar!(
-        r#"SELECT
-             (SELECT COALESCE(SUM(COALESCE((source->>'size')::bigint, (input->>'size')::bigint, 0)
-                                  + (SELECT COALESCE(SUM((o->>'size')::bigint), 0)
-                                     FROM jsonb_array_elements(outputs) AS o)), 0)::bigint
-              FROM tasks WHERE user_id = $1 AND files_expired_at IS NULL)
-           + (SELECT COALESCE(SUM(length), 0)::bigint FROM uploads
-              WHERE user_id = $1 AND task_id IS NULL AND expires_at > reelforge_now())
-           AS "bytes!""#,
+        r#"SELECT COALESCE(SUM(bytes), 0)::bigint AS "bytes!" FROM stored_bytes
+           WHERE user_id = $1 AND (live_until IS NULL OR live_until > reelforge_now())"#,
         user_id,
     )
     .fetch_one(db)
+    .await
+}
+
+/// A user's stored bytes, with their name.
+#[derive(Debug)]
+pub struct UserBytesRow {
+    pub id: Uuid,
+    pub username: String,
+    pub bytes: i64,
+}
+
+/// Every user's stored bytes, most first (users storing nothing left out).
+pub async fn stored_bytes_by_user(db: impl PgExecutor<'_>) -> Result<Vec<UserBytesRow>> {
+    sqlx::query_as!(
+        UserBytesRow,
+        r#"SELECT u.id, u.username, COALESCE(SUM(s.bytes), 0)::bigint AS "bytes!"
+           FROM stored_bytes s JOIN users u ON u.id = s.user_id
+           WHERE s.live_until IS NULL OR s.live_until > reelforge_now()
+           GROUP BY u.id, u.username HAVING SUM(s.bytes) > 0 ORDER BY 3 DESC, 2"#,
+    )
+    .fetch_all(db)
     .await
 }

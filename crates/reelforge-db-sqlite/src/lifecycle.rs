@@ -43,27 +43,44 @@ pub async fn mark_files_expired(db: impl SqliteExecutor<'_>, id: &str, now_ms: i
     Ok(r.rows_affected())
 }
 
-/// Bytes `user_id` has stored: each task's input (an upload's size, or the fetched file's
-/// as probed) and outputs while its files are kept, and every resumable upload not yet made
-/// into a task and not expired at `now_ms`.
+/// Bytes `user_id` has stored at `now_ms` (see the `stored_bytes` view).
 pub async fn stored_bytes_of_user(
     db: impl SqliteExecutor<'_>,
     user_id: &str,
     now_ms: i64,
 ) -> Result<i64> {
     sqlx::query_scalar!(
-        r#"SELECT
-             (SELECT COALESCE(SUM(COALESCE(json_extract(source, '$.size'),
-                                           json_extract(input, '$.size'), 0)
-                                  + (SELECT COALESCE(SUM(json_extract(o.value, '$.size')), 0)
-                                     FROM json_each(tasks.outputs) AS o)), 0)
-              FROM tasks WHERE user_id = ?1 AND files_expired_at IS NULL)
-           + (SELECT COALESCE(SUM(length), 0) FROM uploads
-              WHERE user_id = ?1 AND task_id IS NULL AND expires_at > ?2)
-           AS "bytes!: i64""#,
+        r#"SELECT COALESCE(SUM(bytes), 0) AS "bytes!: i64" FROM stored_bytes
+           WHERE user_id = ? AND (live_until IS NULL OR live_until > ?)"#,
         user_id,
         now_ms,
     )
     .fetch_one(db)
+    .await
+}
+
+/// A user's stored bytes, with their name.
+#[derive(Debug)]
+pub struct UserBytesRow {
+    pub id: String,
+    pub username: String,
+    pub bytes: i64,
+}
+
+/// Every user's stored bytes at `now_ms`, most first (users storing nothing left out).
+pub async fn stored_bytes_by_user(
+    db: impl SqliteExecutor<'_>,
+    now_ms: i64,
+) -> Result<Vec<UserBytesRow>> {
+    sqlx::query_as!(
+        UserBytesRow,
+        r#"SELECT u.id AS "id!", u.username AS "username!",
+                  COALESCE(SUM(s.bytes), 0) AS "bytes!: i64"
+           FROM stored_bytes s JOIN users u ON u.id = s.user_id
+           WHERE s.live_until IS NULL OR s.live_until > ?
+           GROUP BY u.id, u.username HAVING SUM(s.bytes) > 0 ORDER BY 3 DESC, 2"#,
+        now_ms,
+    )
+    .fetch_all(db)
     .await
 }

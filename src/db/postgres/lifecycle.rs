@@ -31,4 +31,16 @@ impl LifecycleRepo for PgRepo {
     async fn stored_bytes(&self, user: Uuid) -> RepoResult<u64> {
         Ok(count(sql::stored_bytes_of_user(&self.pool, user).await?))
     }
+
+    async fn stored_bytes_by_user(&self) -> RepoResult<Vec<UserBytes>> {
+        let rows = sql::stored_bytes_by_user(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| UserBytes {
+                id: r.id,
+                username: r.username,
+                bytes: count(r.bytes),
+            })
+            .collect())
+    }
 }

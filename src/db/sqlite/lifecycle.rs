@@ -32,4 +32,17 @@ impl LifecycleRepo for SqliteRepo {
             sql::stored_bytes_of_user(&self.pool, &user.to_string(), now_ms()).await?,
         ))
     }
+
+    async fn stored_bytes_by_user(&self) -> RepoResult<Vec<UserBytes>> {
+        let rows = sql::stored_bytes_by_user(&self.pool, now_ms()).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(UserBytes {
+                    id: uuid(&r.id)?,
+                    username: r.username,
+                    bytes: count(r.bytes),
+                })
+            })
+            .collect()
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` for the map of this crate.
 
+pub mod admission;
 pub mod archive;
 pub mod auth;
 pub mod cli;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::admission::{ScratchGate, Shortfall, scratch_need};
 use crate::db::{Db, Lease, retry_transient};
 use crate::domain::{ErrorCode, TaskError, TaskRecord, TaskStatus};
 use crate::jobs::{self, JobEnv, JobError, JobOutput, Progress};
@@ -28,6 +29,11 @@ pub struct WorkerContext {
     pub retry_base: Duration,
     /// Wake-ups from this process's API; task changes and cancels to and from it.
     pub signals: Signals,
+    /// The scratch space promised to this process's running jobs.
+    pub scratch: Arc<ScratchGate>,
+    /// The most bytes a fetch may bring (`REELFORGE_MAX_UPLOAD`): the size assumed for an
+    /// input not fetched yet.
+    pub max_fetch: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -42,6 +48,9 @@ pub enum Outcome {
     },
     /// Shutdown stopped the job; its lease was released for another worker.
     Released { task: Uuid },
+    /// The next job's estimated need does not fit in the scratch space left: nothing was
+    /// claimed.
+    WaitingForScratch(Shortfall),
 }
 
 /// Claim one due job and run it to the end.
@@ -50,6 +59,16 @@ pub async fn run_one(
     owner: &str,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Outcome> {
+    let Some(next) = ctx.db.next_job().await? else {
+        return Ok(Outcome::Idle);
+    };
+    let need = scratch_need(&next.profile, next.input_bytes, ctx.max_fetch);
+    // Held until the run ends (another process may claim `next` first; then this promise
+    // stands for the job claimed instead).
+    let _space = match ctx.scratch.try_reserve(need) {
+        Ok(space) => space,
+        Err(short) => return Ok(Outcome::WaitingForScratch(short)),
+    };
     let Some(lease) = ctx.db.claim(owner, ctx.lease).await? else {
         return Ok(Outcome::Idle);
     };
@@ -64,6 +83,7 @@ pub async fn run_one(
         Ok(Outcome::Ran { status: None, .. }) => "dropped",
         Ok(Outcome::Released { .. }) => "released",
         Ok(Outcome::Idle) => "idle",
+        Ok(Outcome::WaitingForScratch(_)) => "waiting",
         Err(_) => "error",
     };
     metrics::counter!(crate::telemetry::JOBS_FINISHED, "outcome" => label).increment(1);
@@ -393,6 +413,26 @@ async fn lease_and_progress(t: Ticker, mut progress: watch::Receiver<Progress>) 
     }
 }
 
+/// How long a worker waiting for scratch space waits before it looks again, unless a job of
+/// its process ends first (space freed by other processes shows only in the free space).
+const SCRATCH_RECHECK: Duration = Duration::from_secs(5);
+
+/// Counts a worker in `reelforge_scratch_waiting` while it lives.
+struct WaitingForScratch;
+
+impl WaitingForScratch {
+    fn start() -> Self {
+        metrics::gauge!(crate::telemetry::SCRATCH_WAITING).increment(1.0);
+        WaitingForScratch
+    }
+}
+
+impl Drop for WaitingForScratch {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::telemetry::SCRATCH_WAITING).decrement(1.0);
+    }
+}
+
 /// How often a worker process says it is alive ([`heartbeat_loop`]), and how long after its
 /// last beat it still counts as alive (a few beats may be late or lost).
 pub const BEAT_EVERY: Duration = Duration::from_secs(5);
@@ -443,6 +483,20 @@ pub async fn worker_loop(
                 tokio::select! {
                     _ = ctx.signals.wait_for_job() => {}
                     _ = ctx.db.wait_for_job(due) => {}
+                    _ = stop_claiming.cancelled() => {}
+                }
+            }
+            Ok(Outcome::WaitingForScratch(short)) => {
+                failures = 0;
+                tracing::info!(
+                    need = short.need,
+                    free = short.free,
+                    promised = short.promised,
+                    "waiting for scratch space before claiming the next job"
+                );
+                let _waiting = WaitingForScratch::start();
+                tokio::select! {
+                    _ = ctx.scratch.wait_for_release(SCRATCH_RECHECK) => {}
                     _ = stop_claiming.cancelled() => {}
                 }
             }

@@ -92,6 +92,8 @@ impl Application {
             lease: settings.lease,
             retry_base: settings.retry_base,
             signals,
+            scratch: crate::admission::ScratchGate::new(settings.scratch_dir.clone()),
+            max_fetch: settings.max_upload,
         });
         if role == Role::Serve {
             recover_after_previous_process(&db, &settings).await?;

@@ -25,10 +25,11 @@ pub const FILES_EXPIRED: &str = "reelforge_task_files_expired_total";
 pub const STORED_BYTES: &str = "reelforge_stored_bytes";
 pub const USER_STORED_BYTES_MAX: &str = "reelforge_user_stored_bytes_max";
 pub const USERS_AT_QUOTA: &str = "reelforge_users_at_quota";
+pub const SCRATCH_WAITING: &str = "reelforge_scratch_waiting";
 
 /// Every metric above: docs/operations.md lists them, and the shipped alerts and dashboard
 /// use no other (checked by the tests below).
-pub const ALL: [&str; 21] = [
+pub const ALL: [&str; 22] = [
     HTTP_REQUESTS,
     HTTP_DURATION,
     TASKS_BY_STATUS,
@@ -50,6 +51,7 @@ pub const ALL: [&str; 21] = [
     STORED_BYTES,
     USER_STORED_BYTES_MAX,
     USERS_AT_QUOTA,
+    SCRATCH_WAITING,
 ];
 
 /// `pretty` (default) or `json` lines on stderr; `RUST_LOG` filters.
@@ -91,6 +93,10 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 fn describe() {
+    metrics::describe_gauge!(
+        SCRATCH_WAITING,
+        "Workers waiting for scratch space before claiming their next job"
+    );
     metrics::describe_gauge!(
         STORED_BYTES,
         metrics::Unit::Bytes,

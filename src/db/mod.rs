@@ -148,6 +148,15 @@ pub struct Lease {
     pub run: u32,
 }
 
+/// What a worker knows of a job before it claims it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NextJob {
+    pub task_id: Uuid,
+    pub profile: Profile,
+    /// The input's bytes: an upload's size, or a fetched file's once probed.
+    pub input_bytes: Option<u64>,
+}
+
 /// What `retry` found.
 #[derive(Debug)]
 pub enum RetryOutcome {
@@ -252,6 +261,9 @@ pub trait JobQueue: Send + Sync {
     async fn recover_running(&self) -> RepoResult<u64>;
     /// Milliseconds until the next queued job becomes due, if any.
     async fn next_due_in(&self) -> RepoResult<Option<Duration>>;
+    /// The job a claim now would most likely take (another process may take it first), to
+    /// size its scratch space before claiming.
+    async fn next_job(&self) -> RepoResult<Option<NextJob>>;
     /// An idle worker waits here for a job to be queued, at most `timeout`; `true` when it
     /// was woken before the timeout (a hint: the caller claims to find out). The default
     /// just sleeps: in embedded mode every enqueue happens in this process, which wakes its

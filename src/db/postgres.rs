@@ -578,6 +578,17 @@ impl JobQueue for PgRepo {
         Ok(next.map(|t| Duration::from_millis(u64::try_from(t).unwrap_or(0))))
     }
 
+    async fn next_job(&self) -> RepoResult<Option<NextJob>> {
+        let Some(row) = sql::next_job(&self.pool).await? else {
+            return Ok(None);
+        };
+        Ok(Some(NextJob {
+            task_id: row.task_id,
+            profile: json("profile", row.profile)?,
+            input_bytes: row.input_bytes.and_then(|n| u64::try_from(n).ok()),
+        }))
+    }
+
     async fn wait_for_job(&self, timeout: Duration) -> bool {
         self.wait_for(timeout, |w| &w.jobs).await
     }

@@ -524,6 +524,17 @@ impl JobQueue for SqliteRepo {
         let next = sql::next_run_at(&self.pool).await?;
         Ok(next.map(|t| Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0))))
     }
+
+    async fn next_job(&self) -> RepoResult<Option<NextJob>> {
+        let Some(row) = sql::next_job(&self.pool, now_ms()).await? else {
+            return Ok(None);
+        };
+        Ok(Some(NextJob {
+            task_id: uuid(&row.task_id)?,
+            profile: json("profile", &row.profile)?,
+            input_bytes: row.input_bytes.and_then(|n| u64::try_from(n).ok()),
+        }))
+    }
 }
 
 fn upload_from_row(row: sql::UploadRow) -> RepoResult<UploadRecord> {

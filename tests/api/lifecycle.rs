@@ -322,3 +322,47 @@ async fn the_quota_refuses_a_task_and_nothing_it_sent_stays_stored() {
     assert_eq!(me(&app, &t).await["usage"]["stored_bytes"], 600_000);
     assert_eq!(app.upload(&t, "e.bin", kb(400), &[]).await.status(), 201);
 }
+
+#[tokio::test]
+async fn a_worker_waits_for_scratch_space_rather_than_claim_a_job_that_does_not_fit() {
+    use reelforge::admission::{MARGIN, Shortfall};
+    use reelforge::queue::{Outcome, run_one};
+    use tokio_util::sync::CancellationToken;
+    const MIB: u64 = 1024 * 1024;
+    let app = spawn_app().await;
+    let t = app.user("sam").await;
+    let id = id_of(
+        app.upload(&t, "a.mp4", vec![7u8; 1000], &[("profile", "thumbnail")])
+            .await,
+    )
+    .await;
+    let gate = &app.worker.scratch;
+    gate.set_free_space(|_| Ok(100 * MIB));
+    // Another job of this process holds most of the disk.
+    let held = gate.try_reserve(90 * MIB).unwrap();
+    let outcome = run_one(&app.worker, "w", &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::WaitingForScratch(Shortfall {
+            need: 1000 + 100 + MARGIN,
+            free: 100 * MIB,
+            promised: 90 * MIB
+        })
+    );
+    // Not claimed: still queued, no attempt spent, no `task.started`.
+    let task = app.task(&t, &id).await;
+    assert_eq!(
+        (task["status"].clone(), task["attempts"].clone()),
+        (json!("queued"), json!(0))
+    );
+    assert!(task["started_at"].is_null(), "{task}");
+    // Room again: the job runs.
+    drop(held);
+    let outcome = run_one(&app.worker, "w", &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Ran { .. }), "{outcome:?}");
+    assert_eq!(gate.promised(), 0, "the promise ends with the run");
+}

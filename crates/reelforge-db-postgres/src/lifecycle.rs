@@ -82,3 +82,26 @@ pub async fn stored_bytes_by_user(db: impl PgExecutor<'_>) -> Result<Vec<UserByt
     .fetch_all(db)
     .await
 }
+
+/// The job a claim now would take next, with what its run needs to know to size its
+/// scratch space: the profile (the JSON document) and the input's bytes when known.
+#[derive(Debug)]
+pub struct NextJobRow {
+    pub task_id: Uuid,
+    pub profile: serde_json::Value,
+    pub input_bytes: Option<i64>,
+}
+
+pub async fn next_job(db: impl PgExecutor<'_>) -> Result<Option<NextJobRow>> {
+    sqlx::query_as!(
+        NextJobRow,
+        r#"SELECT t.id AS task_id, t.profile,
+                  COALESCE((t.source->>'size')::bigint, (t.input->>'size')::bigint) AS input_bytes
+           FROM jobs j JOIN tasks t ON t.id = j.task_id
+           WHERE (j.state = 'queued' AND j.run_at <= reelforge_now())
+              OR (j.state = 'running' AND j.lease_expires_at < reelforge_now())
+           ORDER BY j.run_at, j.id LIMIT 1"#,
+    )
+    .fetch_optional(db)
+    .await
+}

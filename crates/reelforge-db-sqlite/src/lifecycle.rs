@@ -84,3 +84,28 @@ pub async fn stored_bytes_by_user(
     .fetch_all(db)
     .await
 }
+
+/// The job a claim at `now_ms` would take next, with what its run needs to know to size its
+/// scratch space: the profile (the JSON document) and the input's bytes when known.
+#[derive(Debug)]
+pub struct NextJobRow {
+    pub task_id: String,
+    pub profile: String,
+    pub input_bytes: Option<i64>,
+}
+
+pub async fn next_job(db: impl SqliteExecutor<'_>, now_ms: i64) -> Result<Option<NextJobRow>> {
+    sqlx::query_as!(
+        NextJobRow,
+        r#"SELECT t.id AS "task_id!", t.profile AS "profile!",
+                  COALESCE(json_extract(t.source, '$.size'), json_extract(t.input, '$.size'))
+                    AS "input_bytes?: i64"
+           FROM jobs j JOIN tasks t ON t.id = j.task_id
+           WHERE (j.state = 'queued' AND j.run_at <= ?1)
+              OR (j.state = 'running' AND j.lease_expires_at < ?1)
+           ORDER BY j.run_at, j.id LIMIT 1"#,
+        now_ms,
+    )
+    .fetch_optional(db)
+    .await
+}

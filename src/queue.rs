@@ -69,7 +69,10 @@ pub async fn run_one(
         Ok(space) => space,
         Err(short) => return Ok(Outcome::WaitingForScratch(short)),
     };
-    let Some(lease) = ctx.db.claim(owner, ctx.lease).await? else {
+    // Made again through a short database outage: a claim whose reply was lost returns the
+    // job it took (`claim` is idempotent per owner), so the outage costs no attempt.
+    let claimed = retry_transient(ctx.lease / 2, "claim", || ctx.db.claim(owner, ctx.lease));
+    let Some(lease) = claimed.await? else {
         return Ok(Outcome::Idle);
     };
     let _running = RunningJob::start();

@@ -136,7 +136,7 @@ pub struct ListQuery {
 
 /// A job claimed by a worker, and who holds it. Every write after `claim` goes through a
 /// lease and takes effect only while `owner` still holds the job.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     pub job_id: Uuid,
     pub task_id: Uuid,
@@ -205,6 +205,9 @@ pub trait TaskRepo: Send + Sync {
 /// deleted) and the caller must drop its result.
 #[async_trait]
 pub trait JobQueue: Send + Sync {
+    /// The next due job (or one whose lease ran out), leased to `owner`. Idempotent per
+    /// owner: while `owner` holds a live lease (a claim whose reply was lost), that job is
+    /// returned again, with its lease renewed and no attempt spent.
     async fn claim(&self, owner: &str, lease: Duration) -> RepoResult<Option<Lease>>;
     async fn task_for_job(&self, task_id: Uuid) -> RepoResult<Option<TaskRecord>>;
     /// Extend the lease to `duration` from now.

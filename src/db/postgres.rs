@@ -476,6 +476,19 @@ impl JobQueue for PgRepo {
 
     async fn claim(&self, owner: &str, lease: Duration) -> RepoResult<Option<Lease>> {
         let mut tx = self.pool.begin().await?;
+        if let Some(held) = sql::held_job(&mut *tx, owner).await? {
+            // This claim's reply was lost before: the same job, the same attempt.
+            sql::heartbeat(&mut *tx, held.id, owner, ms(lease)).await?;
+            tx.commit().await?;
+            return Ok(Some(Lease {
+                job_id: held.id,
+                task_id: held.task_id,
+                owner: owner.to_string(),
+                attempt: count("attempts", held.attempts)?,
+                max_attempts: count("max_attempts", held.max_attempts)?,
+                run: count("run", held.runs)?,
+            }));
+        }
         let Some(row) = sql::claim_job(&mut *tx, owner, ms(lease)).await? else {
             tx.rollback().await?;
             return Ok(None);

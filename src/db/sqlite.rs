@@ -423,6 +423,19 @@ impl JobQueue for SqliteRepo {
     async fn claim(&self, owner: &str, lease: Duration) -> RepoResult<Option<Lease>> {
         let now = now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(held) = sql::held_job(&mut *tx, owner, now).await? {
+            // This claim's reply was lost before: the same job, the same attempt.
+            sql::heartbeat(&mut *tx, &held.id, owner, now + ms(lease)).await?;
+            tx.commit().await?;
+            return Ok(Some(Lease {
+                job_id: uuid(&held.id)?,
+                task_id: uuid(&held.task_id)?,
+                owner: owner.to_string(),
+                attempt: u32::try_from(held.attempts).unwrap_or(u32::MAX),
+                max_attempts: u32::try_from(held.max_attempts).unwrap_or(1),
+                run: u32::try_from(held.runs).unwrap_or(u32::MAX),
+            }));
+        }
         let Some(row) = sql::claim_job(&mut *tx, owner, now + ms(lease), now).await? else {
             tx.rollback().await?;
             return Ok(None);

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 on_both_backends!(
     one_claim_per_job_and_expired_leases_are_reclaimed,
+    a_claim_made_again_returns_the_job_it_took,
     retries_wait_their_backoff_and_stop_at_max_attempts,
     cancel_ends_the_lease_and_release_requeues_at_once,
     recovery_requeues_expired_leases,
@@ -149,6 +150,31 @@ async fn one_claim_per_job_and_expired_leases_are_reclaimed(db: Db) {
     assert!(
         db.claim("c", lease).await.unwrap().is_none(),
         "done jobs stay done"
+    );
+}
+
+/// A claim whose reply was lost (the database committed it) and that the worker makes again
+/// gets the same job, with no attempt or run spent; other workers still get other jobs.
+async fn a_claim_made_again_returns_the_job_it_took(db: Db) {
+    let (user, first) = task(&db, 3).await;
+    let (_, second) = task(&db, 3).await;
+    let lease = Duration::from_secs(30);
+    let a = db.claim("w:0", lease).await.unwrap().unwrap();
+    let before = db.get_task(user, first).await.unwrap().unwrap();
+    let again = db.claim("w:0", lease).await.unwrap().unwrap();
+    assert_eq!(again, a);
+    let after = db.get_task(user, first).await.unwrap().unwrap();
+    assert_eq!(
+        (after.attempts, after.started_at, after.status),
+        (before.attempts, before.started_at, TaskStatus::Running)
+    );
+    let b = db.claim("w:1", lease).await.unwrap().unwrap();
+    assert_eq!((a.task_id, b.task_id), (first, second));
+    // Once its job is done, the owner claims anew.
+    assert!(db.complete(&a, &[], None).await.unwrap());
+    assert!(
+        db.claim("w:0", lease).await.unwrap().is_none(),
+        "nothing else due"
     );
 }
 
@@ -792,12 +818,16 @@ async fn postgres_concurrent_claimers_never_share_a_job() {
             other.clone()
         };
         claimers.push(tokio::spawn(async move {
-            let owner = format!("claimer-{i}");
+            // An owner holds one job at a time (a claim again would return it): each claim
+            // stands for a worker loop of its own.
             let mut got = vec![];
-            while let Some(j) = db.claim(&owner, Duration::from_secs(60)).await.unwrap() {
-                got.push(j);
+            loop {
+                let owner = format!("claimer-{i}-{}", got.len());
+                match db.claim(&owner, Duration::from_secs(60)).await.unwrap() {
+                    Some(j) => got.push(j),
+                    None => break got,
+                }
             }
-            got
         }));
     }
     let mut claimed = vec![];

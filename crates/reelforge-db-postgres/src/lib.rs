@@ -95,6 +95,32 @@ pub struct ClaimedJobRow {
     pub max_attempts: i32,
 }
 
+/// The job `owner` holds already (its lease still running), with its task's run count: a
+/// claim whose reply was lost (each worker loop runs one job at a time, so a live lease under
+/// its name is one). An expired lease is claimed anew, with an attempt.
+#[derive(Debug)]
+pub struct HeldJobRow {
+    pub id: Uuid,
+    pub task_id: Uuid,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub runs: i32,
+}
+
+pub async fn held_job(db: impl PgExecutor<'_>, owner: &str) -> Result<Option<HeldJobRow>> {
+    sqlx::query_as!(
+        HeldJobRow,
+        "SELECT j.id, t.id AS task_id, j.attempts, j.max_attempts, t.runs
+         FROM jobs j JOIN tasks t ON t.id = j.task_id
+         WHERE j.state = 'running' AND j.lease_owner = $1
+           AND j.lease_expires_at > reelforge_now()
+         LIMIT 1",
+        owner,
+    )
+    .fetch_optional(db)
+    .await
+}
+
 /// A job `requeue_expired_jobs` put back.
 #[derive(Debug)]
 pub struct RequeuedJob {

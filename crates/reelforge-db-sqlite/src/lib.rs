@@ -559,6 +559,37 @@ pub async fn claim_job(
     .await
 }
 
+/// The job `owner` holds already (its lease still running at `now`), with its task's run
+/// count: a claim whose reply was lost (each worker loop runs one job at a time, so a live
+/// lease under its name is one). An expired lease is claimed anew, with an attempt.
+#[derive(Debug)]
+pub struct HeldJobRow {
+    pub id: String,
+    pub task_id: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub runs: i64,
+}
+
+pub async fn held_job(
+    db: impl SqliteExecutor<'_>,
+    owner: &str,
+    now: i64,
+) -> Result<Option<HeldJobRow>> {
+    sqlx::query_as!(
+        HeldJobRow,
+        r#"SELECT j.id AS "id!", t.id AS "task_id!", j.attempts AS "attempts!",
+                  j.max_attempts AS "max_attempts!", t.runs AS "runs!"
+           FROM jobs j JOIN tasks t ON t.id = j.task_id
+           WHERE j.state = 'running' AND j.lease_owner = ? AND j.lease_expires_at > ?
+           LIMIT 1"#,
+        owner,
+        now,
+    )
+    .fetch_optional(db)
+    .await
+}
+
 /// The claimed job's task → running, showing `attempts` used, with the error and due time
 /// of a waiting retry cleared; returns its run count (one more than before).
 pub async fn start_task(

@@ -469,9 +469,25 @@ impl Storage {
 
     /// Every key under `prefix`.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        Ok(self
+            .list_dated(prefix)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    /// Every key under `prefix`, with when it was last written.
+    pub async fn list_dated(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, StorageError> {
         let p = Self::path(prefix);
         let metas: Vec<_> = self.store.list(Some(&p)).try_collect().await?;
-        Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
+        Ok(metas
+            .into_iter()
+            .map(|m| (m.location.to_string(), m.last_modified))
+            .collect())
     }
 
     /// Delete every key under `prefix`.

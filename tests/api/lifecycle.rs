@@ -366,3 +366,54 @@ async fn a_worker_waits_for_scratch_space_rather_than_claim_a_job_that_does_not_
     assert!(matches!(outcome, Outcome::Ran { .. }), "{outcome:?}");
     assert_eq!(gate.promised(), 0, "the promise ends with the run");
 }
+
+#[tokio::test]
+async fn the_orphan_sweep_removes_what_no_task_accounts_for_and_nothing_else() {
+    use reelforge::retention::sweep_orphaned_objects;
+    use reelforge::storage::keys;
+    let app = spawn_app().await;
+    let t = app.user("uma").await;
+    let clip = std::fs::read(clip_tiny()).unwrap();
+    let done = id_of(
+        app.upload(&t, "done.mp4", clip, &[("profile", "thumbnail")])
+            .await,
+    )
+    .await;
+    app.drain().await;
+    let queued = id_of(app.upload(&t, "later.mp4", b"x".to_vec(), &[]).await).await;
+    let storage = &app.worker.storage;
+    let file = app.data_dir.path().join("stray.bin");
+    std::fs::write(&file, b"stray").unwrap();
+    let uuid = |s: &str| uuid::Uuid::parse_str(s).unwrap();
+    // A run that died before committing, on a finished task and on a queued one; and the
+    // input of a task whose row never came.
+    let stray_done = keys::output(uuid(&done), 99, "stray.jpg");
+    let stray_queued = keys::output(uuid(&queued), 99, "stray.jpg");
+    let lost = keys::input(uuid::Uuid::now_v7(), "lost.mp4");
+    for key in [&stray_done, &stray_queued, &lost] {
+        storage.put_file(key, &file).await.unwrap();
+    }
+    let sweep = |after: chrono::Duration| {
+        sweep_orphaned_objects(&app.worker.db, storage, Utc::now() + after)
+    };
+    // Everything is fresh: a task may be storing its input before its row exists.
+    assert_eq!(sweep(chrono::Duration::zero()).await.unwrap(), 0);
+    assert_eq!(sweep(chrono::Duration::hours(2)).await.unwrap(), 2);
+    let left = storage.list("tasks").await.unwrap();
+    assert!(
+        !left.contains(&stray_done) && !left.contains(&lost),
+        "{left:?}"
+    );
+    assert!(
+        left.contains(&stray_queued),
+        "a queued task's run may be writing: {left:?}"
+    );
+    // The finished task's own files stay.
+    let task = app.task(&t, &done).await;
+    let output = task["outputs"][0]["url"].as_str().unwrap();
+    assert_eq!(app.get(output, &t).send().await.unwrap().status(), 200);
+    let input = format!("/api/tasks/{done}/input");
+    assert_eq!(app.get(&input, &t).send().await.unwrap().status(), 200);
+    // Idempotent.
+    assert_eq!(sweep(chrono::Duration::hours(2)).await.unwrap(), 0);
+}

@@ -896,7 +896,19 @@ async function tasksPage() {
     empty,
     h("div", { class: "toolbar" }, newer, older));
 
-  async function load() {
+  // One list request at a time; a change pushed while one is in flight asks for another, so
+  // an answer older than the change cannot overwrite the row the change updated.
+  let loading = null;
+  let stale = false;
+  function load() {
+    if (loading) { stale = true; return loading; }
+    loading = (async () => {
+      do { stale = false; await loadOnce(); } while (stale);
+    })().finally(() => { loading = null; });
+    return loading;
+  }
+
+  async function loadOnce() {
     const cursor = view.cursors[view.cursors.length - 1];
     const q = new URLSearchParams({ max: PAGE, commands: "false" });
     if (view.status) q.set("status", view.status);
@@ -926,6 +938,7 @@ async function tasksPage() {
   const events = new EventSource("/api/events");
   events.addEventListener("open", () => load());
   events.addEventListener("task", (e) => {
+    if (loading) stale = true;
     const t = JSON.parse(e.data);
     const row = body.querySelector(`tr[data-task-id="${t.id}"]`);
     const fits = !view.status || view.status === t.status;
@@ -934,6 +947,7 @@ async function tasksPage() {
     else if (fits && view.cursors.length === 1) load();
   });
   events.addEventListener("deleted", (e) => {
+    if (loading) stale = true;
     const { id } = JSON.parse(e.data);
     const row = body.querySelector(`tr[data-task-id="${id}"]`);
     if (row) row.remove();

@@ -52,6 +52,11 @@ pub struct SettingsArgs {
     /// (path-style requests; plain `http://` only on loopback).
     #[arg(long, global = true, env = "REELFORGE_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
+    /// Where presigned download URLs point (default: the S3 endpoint): the address users
+    /// reach the S3 server at when the API talks to it on a private name, e.g. through a
+    /// proxy that passes the Host header on (plain `http://` only on loopback).
+    #[arg(long, global = true, env = "REELFORGE_S3_PUBLIC_ENDPOINT")]
+    pub s3_public_endpoint: Option<String>,
     /// Per-run temporary folders (default `$DATA_DIR/scratch`).
     #[arg(long, global = true, env = "REELFORGE_SCRATCH_DIR")]
     pub scratch_dir: Option<PathBuf>,
@@ -452,6 +457,7 @@ impl SettingsArgs {
             database_url: self.database_url.or(other.database_url),
             storage_url: self.storage_url.or(other.storage_url),
             s3_endpoint: self.s3_endpoint.or(other.s3_endpoint),
+            s3_public_endpoint: self.s3_public_endpoint.or(other.s3_public_endpoint),
             scratch_dir: self.scratch_dir.or(other.scratch_dir),
             workers: self.workers.or(other.workers),
             jwt_secret: self.jwt_secret.or(other.jwt_secret),
@@ -919,17 +925,29 @@ impl Stores {
             &a.s3_endpoint,
             crate::storage::parse_s3_endpoint,
         )?;
-        if s3_endpoint.is_some() && !matches!(location, crate::storage::Location::S3 { .. }) {
-            return Err(bad(
-                "REELFORGE_S3_ENDPOINT",
-                "only applies to s3:// storage (REELFORGE_STORAGE_URL)",
-            ));
+        let s3_public_endpoint = optional(
+            "REELFORGE_S3_PUBLIC_ENDPOINT",
+            &a.s3_public_endpoint,
+            crate::storage::parse_s3_endpoint,
+        )?;
+        let is_s3 = matches!(location, crate::storage::Location::S3 { .. });
+        for (setting, value) in [
+            ("REELFORGE_S3_ENDPOINT", &s3_endpoint),
+            ("REELFORGE_S3_PUBLIC_ENDPOINT", &s3_public_endpoint),
+        ] {
+            if value.is_some() && !is_s3 {
+                return Err(bad(
+                    setting,
+                    "only applies to s3:// storage (REELFORGE_STORAGE_URL)",
+                ));
+            }
         }
         Ok(Stores {
             database_url,
             storage_url,
             options: crate::storage::StorageOptions {
                 s3_endpoint,
+                s3_public_endpoint,
                 extra: vec![],
             },
         })

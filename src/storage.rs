@@ -172,6 +172,9 @@ pub fn parse_s3_endpoint(text: &str) -> Result<url::Url, String> {
 pub struct StorageOptions {
     /// An S3-compatible server (path-style requests); `None` = AWS (or `AWS_ENDPOINT`).
     pub s3_endpoint: Option<url::Url>,
+    /// Where presigned URLs point when users reach the S3 server at another address than
+    /// the service does (a public name in front of a private one); `None` = `s3_endpoint`.
+    pub s3_public_endpoint: Option<url::Url>,
     /// `object_store` configuration keys (`aws_access_key_id`, `google_service_account`, …)
     /// applied over the `AWS_*` / `GOOGLE_*` environment. Not a setting: for embedding and tests.
     pub extra: Vec<(String, String)>,
@@ -220,7 +223,9 @@ impl Storage {
     /// credentials from the environment, then `options.extra`. No request is made here.
     pub fn from_url(url: &str, options: &StorageOptions) -> anyhow::Result<Self> {
         let location = Location::parse(url).map_err(|e| anyhow::anyhow!(e))?;
-        if options.s3_endpoint.is_some() && !matches!(location, Location::S3 { .. }) {
+        if (options.s3_endpoint.is_some() || options.s3_public_endpoint.is_some())
+            && !matches!(location, Location::S3 { .. })
+        {
             anyhow::bail!("an S3 endpoint is set but the storage URL is not s3://");
         }
         match location {
@@ -243,13 +248,25 @@ impl Storage {
                     let key: AmazonS3ConfigKey = k.parse()?;
                     b = b.with_config(key, v);
                 }
-                if let Some(endpoint) = &options.s3_endpoint {
-                    b = b
-                        .with_endpoint(endpoint.as_str().trim_end_matches('/'))
+                let at = |b: AmazonS3Builder, endpoint: &url::Url| {
+                    b.with_endpoint(endpoint.as_str().trim_end_matches('/'))
                         .with_virtual_hosted_style_request(false)
-                        .with_allow_http(endpoint.scheme() == "http");
+                        .with_allow_http(endpoint.scheme() == "http")
+                };
+                // Signing is local (no request): a second client configured with the
+                // public address signs URLs for it, with the same credentials.
+                let signer = match &options.s3_public_endpoint {
+                    Some(public) => Some(at(b.clone(), public).build()?),
+                    None => None,
+                };
+                if let Some(endpoint) = &options.s3_endpoint {
+                    b = at(b, endpoint);
                 }
-                Ok(Self::remote(b.build()?, &prefix))
+                let mut storage = Self::remote(b.build()?, &prefix);
+                if let Some(signer) = signer {
+                    storage.signer = Some(Arc::new(PrefixStore::new(signer, prefix.as_str())));
+                }
+                Ok(storage)
             }
             Location::Gcs { bucket, prefix } => {
                 let mut b = GoogleCloudStorageBuilder::from_env()

@@ -63,9 +63,14 @@ fn query(url: &url::Url, name: &str) -> String {
 /// A SigV4 presigned GET at the custom endpoint, under the prefix, expiring within 15 min
 /// of its signing time, which is now.
 fn check_presigned(url: &url::Url, moto: &Moto, key_suffix: &str) {
+    check_presigned_at(url, &moto.endpoint, key_suffix);
+}
+
+/// [`check_presigned`] at `endpoint`, where the URL's host is part of what is signed.
+fn check_presigned_at(url: &url::Url, endpoint: &str, key_suffix: &str) {
     assert!(
         url.as_str()
-            .starts_with(&format!("{}/reels/tenant-1/tasks/", moto.endpoint)),
+            .starts_with(&format!("{endpoint}/reels/tenant-1/tasks/")),
         "{url}"
     );
     assert!(url.path().ends_with(key_suffix), "{url}");
@@ -90,6 +95,41 @@ fn check_presigned(url: &url::Url, moto: &Moto, key_suffix: &str) {
         query(url, "X-Amz-Signature"),
         sigv4_signature(url, SECRET_KEY, REGION)
     );
+}
+
+/// With `REELFORGE_S3_PUBLIC_ENDPOINT` the API talks to the store at one address and signs
+/// downloads for another (here `localhost` for the same server, as a proxy in front of a
+/// private name would be): the URL is signed for the public host, and it serves the bytes.
+#[tokio::test]
+async fn downloads_are_signed_for_the_public_endpoint_when_one_is_set() {
+    let Some(moto) = Moto::start("downloads_are_signed_for_the_public_endpoint").await else {
+        return;
+    };
+    moto.bucket("reels").await;
+    let public = moto.endpoint.replace("127.0.0.1", "localhost");
+    assert_ne!(public, moto.endpoint);
+    let app = spawn_app_with(Options {
+        storage_url: Some("s3://reels/tenant-1".into()),
+        s3_endpoint: Some(moto.endpoint.clone()),
+        s3_public_endpoint: Some(public.clone()),
+        storage_extra: moto.extra(),
+        ..Default::default()
+    })
+    .await;
+    let t = app.user("pia").await;
+    let bytes = b"public endpoint bytes".to_vec();
+    let r = app.upload(&t, "in.mov", bytes.clone(), &[]).await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let loc = redirect(&app, &format!("/api/tasks/{id}/input"), &t).await;
+    check_presigned_at(&loc, &public, ".mov");
+    let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+    let got = plain.get(loc).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), bytes);
 }
 
 #[tokio::test]

@@ -54,6 +54,7 @@ async fn gcs_signed_urls_follow_v4_signing_with_the_service_account_key() {
         "gs://reel-bucket/team/7",
         &StorageOptions {
             s3_endpoint: None,
+            s3_public_endpoint: None,
             extra: vec![("google_service_account".into(), sa.display().to_string())],
         },
     )
@@ -118,6 +119,7 @@ async fn gcs_with_a_missing_service_account_file_fails_to_open() {
         "gs://reel-bucket",
         &StorageOptions {
             s3_endpoint: None,
+            s3_public_endpoint: None,
             extra: vec![(
                 "google_service_account".into(),
                 "/nonexistent/reelforge-sa.json".into(),

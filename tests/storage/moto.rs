@@ -93,6 +93,7 @@ impl Moto {
     pub fn options(&self) -> StorageOptions {
         StorageOptions {
             s3_endpoint: Some(url::Url::parse(&self.endpoint).unwrap()),
+            s3_public_endpoint: None,
             extra: self.extra(),
         }
     }

@@ -91,6 +91,46 @@ fn settings_name_the_bad_storage_setting() {
     assert!(s.storage_options.s3_endpoint.is_some());
 }
 
+#[test]
+fn the_public_s3_endpoint_is_checked_like_the_endpoint() {
+    let public = |storage_url: &str, endpoint: &str| {
+        Settings::resolve(
+            SettingsArgs {
+                storage_url: Some(storage_url.into()),
+                s3_public_endpoint: Some(endpoint.into()),
+                ..Default::default()
+            },
+            SettingsArgs::default(),
+        )
+        .map_err(|e| e.to_string())
+    };
+    let s = public("s3://reels", "https://objects.example.com").unwrap();
+    assert_eq!(
+        s.storage_options
+            .s3_public_endpoint
+            .as_ref()
+            .map(|u| u.as_str()),
+        Some("https://objects.example.com/")
+    );
+    for (storage_url, endpoint, why) in [
+        ("s3://reels", "http://objects.example.com", "loopback"),
+        (
+            "s3://reels",
+            "https://objects.example.com/bucket",
+            "scheme://host:port only",
+        ),
+        (
+            "gs://reels",
+            "https://objects.example.com",
+            "only applies to s3://",
+        ),
+    ] {
+        let e = public(storage_url, endpoint).err().unwrap();
+        assert!(e.starts_with("REELFORGE_S3_PUBLIC_ENDPOINT: "), "{e}");
+        assert!(e.contains(why), "{e}");
+    }
+}
+
 /// The binary refuses a malformed storage setting at start: exit 1, one line naming it.
 #[test]
 fn startup_fails_fast_on_bad_storage_settings() {
@@ -185,6 +225,7 @@ async fn https_clients_build_and_connect() {
         "s3://reels/p",
         &StorageOptions {
             s3_endpoint: Some(url::Url::parse("https://127.0.0.1:1").unwrap()),
+            s3_public_endpoint: None,
             extra: vec![
                 ("aws_access_key_id".into(), "x".into()),
                 ("aws_secret_access_key".into(), "y".into()),

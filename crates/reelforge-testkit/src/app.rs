@@ -66,6 +66,8 @@ pub struct Options {
     pub storage_url: Option<String>,
     /// `REELFORGE_S3_ENDPOINT`.
     pub s3_endpoint: Option<String>,
+    /// `REELFORGE_S3_PUBLIC_ENDPOINT`.
+    pub s3_public_endpoint: Option<String>,
     /// Extra `object_store` keys (credentials of a test S3 server).
     pub storage_extra: Vec<(String, String)>,
     /// E-mail through this test SMTP server, sent as `reelforge@example.com`.
@@ -130,6 +132,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         idle_timeout: o.idle_timeout.map(str::to_string),
         storage_url: o.storage_url,
         s3_endpoint: o.s3_endpoint,
+        s3_public_endpoint: o.s3_public_endpoint,
         smtp_url: o.smtp.as_ref().map(|s| s.url.clone()),
         mail_from: o
             .smtp

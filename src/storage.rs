@@ -192,6 +192,9 @@ pub struct Storage {
     /// The same store's multipart API, whose uploads outlive a process (resumable uploads
     /// on S3, GCS and memory; `None` on local files, which append instead).
     multipart: Option<Arc<dyn MultipartStore>>,
+    /// Tests: awaited before a resumable upload is made whole (see
+    /// [`Storage::hold_finishing`]); shared by every clone.
+    finishing_hold: Arc<resumable::FinishingHold>,
 }
 
 pub mod keys {
@@ -238,6 +241,7 @@ impl Storage {
                     signer: None,
                     local: Some(store),
                     multipart: None,
+                    finishing_hold: Arc::default(),
                 })
             }
             Location::S3 { bucket, prefix } => {
@@ -288,6 +292,7 @@ impl Storage {
             signer: Some(store.clone()),
             local: None,
             multipart: Some(store),
+            finishing_hold: Arc::default(),
         }
     }
 
@@ -298,6 +303,7 @@ impl Storage {
             signer: None,
             local: None,
             multipart: Some(store),
+            finishing_hold: Arc::default(),
         }
     }
 

@@ -16,8 +16,10 @@
 //! synced (a dead process loses nothing; a dead machine may lose the last seconds).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
 use object_store::multipart::PartId;
 use object_store::{
@@ -117,6 +119,12 @@ impl Hasher {
         self.0.finish().as_ref().to_vec()
     }
 }
+
+/// What a test holds finishing uploads on ([`Storage::hold_finishing`]).
+type Hold = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
+#[derive(Default)]
+pub(super) struct FinishingHold(RwLock<Option<Hold>>);
 
 /// One request's bytes for an upload.
 pub struct Append<'a> {
@@ -248,6 +256,25 @@ impl Storage {
         Ok(parts)
     }
 
+    /// Tests: await `hold` whenever an upload's last bytes have arrived, before it is made
+    /// whole (the multipart upload completed, the local file moved to its key), so that a
+    /// test can act while a request stands at that point (its client going away).
+    pub fn hold_finishing(
+        &self,
+        hold: impl Fn() -> BoxFuture<'static, ()> + Send + Sync + 'static,
+    ) {
+        if let Ok(mut slot) = self.finishing_hold.0.write() {
+            *slot = Some(Arc::new(hold));
+        }
+    }
+
+    async fn before_finishing(&self) {
+        let hold = self.finishing_hold.0.read().ok().and_then(|h| h.clone());
+        if let Some(hold) = hold {
+            hold().await;
+        }
+    }
+
     /// Attributes of an object a client may download straight from the store.
     fn typed(&self, key: &str) -> Attributes {
         let mut attributes = Attributes::new();
@@ -344,6 +371,7 @@ impl Storage {
         let path = self.local_path(&local_data_key(append.id))?;
         let finished = append.offset + kept == append.length && end == AppendEnd::Done;
         if finished {
+            self.before_finishing().await;
             let dest = self.local_path(append.key)?;
             if let Some(parent) = dest.parent() {
                 tokio::fs::create_dir_all(parent).await?;
@@ -399,6 +427,7 @@ impl Storage {
         }
         let finished = append.offset + received == append.length && end == AppendEnd::Done;
         if finished {
+            self.before_finishing().await;
             self.finish_parts(append.key, &mut next, buf.freeze())
                 .await?;
         } else {

@@ -156,6 +156,45 @@ async fn an_upload_cut_off_mid_way_keeps_what_arrived_and_resumes() {
     assert!(input.bytes().await.unwrap() == all);
 }
 
+/// The client of an upload's last PATCH goes away while the server makes the upload whole:
+/// the server finishes anyway (the upload complete, its task queued, nothing left staged)
+/// instead of stopping half-way with the request.
+#[tokio::test]
+async fn a_last_patch_whose_client_goes_away_still_finishes_the_upload() {
+    let app = app().await;
+    let t = app.user("leaver").await;
+    let all = data(300_000);
+    let meta = [("filename", "clip.mp4"), ("profile", "thumbnail")];
+    let up = create(&app, &t, all.len() as u64, &meta).await;
+    let r = patch(&app, &t, &up, 0, all[..100_000].to_vec()).await;
+    assert_eq!(r.status(), 204);
+    tus::finish_and_leave(&app, &t, &up, 100_000, &all[100_000..]).await;
+    let r = tus::request(&app, Method::HEAD, &up, &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(tus::header_u64(&r, "upload-offset"), all.len() as u64);
+    assert_eq!(tus::header_u64(&r, "upload-length"), all.len() as u64);
+    let task_url = r.headers()["reelforge-task"].to_str().unwrap().to_string();
+    let task: Value = app
+        .get(&task_url, &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(task["status"], "queued");
+    let input = app
+        .get(&format!("{task_url}/input"), &t)
+        .send()
+        .await
+        .unwrap();
+    assert!(input.bytes().await.unwrap() == all, "the input differs");
+    assert!(staged(&app).is_empty(), "{:?}", staged(&app));
+}
+
 /// An upload past its expiry answers 410; the sweep removes it and its bytes, and leaves a
 /// finished upload's task input alone.
 #[tokio::test]

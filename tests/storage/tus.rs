@@ -92,6 +92,47 @@ async fn small_requests_fill_parts_through_a_staged_tail() {
     );
 }
 
+/// The client of the last PATCH goes away while the server completes the multipart upload:
+/// it is completed anyway and recorded, the task queued, no part or staged tail left.
+#[tokio::test]
+async fn a_last_patch_whose_client_goes_away_still_completes_the_multipart_upload() {
+    let Some(moto) = Moto::start("tus_leaver_on_s3").await else {
+        return;
+    };
+    let app = app_on(&moto, "64MB").await;
+    let t = app.user("leaver").await;
+    let mib = 1024 * 1024;
+    let all = data(10 * mib + 3);
+    let meta = [("filename", "clip.mp4"), ("profile", "thumbnail")];
+    let up = create(&app, &t, all.len() as u64, &meta).await;
+    // A staged tail first, so finishing has a part, a completion and a tail to remove.
+    let r = patch(&app, &t, &up, 0, all[..3 * mib].to_vec()).await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(staged(&moto).await.len(), 1);
+    tus::finish_and_leave(&app, &t, &up, 3 * mib as u64, &all[3 * mib..]).await;
+    assert_eq!(offset(&app, &t, &up).await, all.len() as u64);
+    let id = up.rsplit('/').next().unwrap();
+    assert_eq!(app.task(&t, id).await["status"], "queued");
+    assert_eq!(
+        moto.open_uploads(BUCKET).await,
+        0,
+        "the multipart upload is still open"
+    );
+    assert!(staged(&moto).await.is_empty(), "{:?}", staged(&moto).await);
+    let object = moto
+        .storage(&format!("s3://{BUCKET}/t"))
+        .read(&format!("tasks/{id}/input/clip.mp4"), None)
+        .await
+        .unwrap();
+    let got: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(object.body)
+        .await
+        .unwrap();
+    assert!(
+        got.concat() == all,
+        "the object differs from the bytes sent"
+    );
+}
+
 #[tokio::test]
 async fn tuspy_uploads_to_s3() {
     let Some(moto) = Moto::start("tuspy_on_s3").await else {

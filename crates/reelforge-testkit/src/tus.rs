@@ -509,4 +509,61 @@ impl RawPatch {
         use tokio::io::AsyncWriteExt;
         let _ = self.stream.shutdown().await;
     }
+
+    /// Go away without the answer: close this side, then wait until the server has closed
+    /// the connection (hyper drops the request's handler as it does). Returns what the
+    /// server sent before.
+    pub async fn leave(mut self) -> Vec<u8> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = self.stream.shutdown().await;
+        let mut got = vec![];
+        // The end of the stream, or a reset: either way the server is gone.
+        let _ = self.stream.read_to_end(&mut got).await;
+        got
+    }
+}
+
+/// Send an upload's last `bytes` (at `offset`) from a client that goes away while the
+/// server makes the upload whole. The server is held just before that step
+/// (`Storage::hold_finishing`, left in place) until the client has closed its side and seen
+/// the server close the connection; then it goes on. Returns when the task the upload's
+/// metadata names is queued (the last thing a finished upload's request does); panics if
+/// it never is, the request's work having gone with its client.
+pub async fn finish_and_leave(app: &TestApp, token: &str, path: &str, offset: u64, bytes: &[u8]) {
+    let (reached_tx, mut reached) = tokio::sync::mpsc::unbounded_channel();
+    let go = std::sync::Arc::new(tokio::sync::Notify::new());
+    let held = go.clone();
+    app.worker.storage.hold_finishing(move || {
+        let (reached, go) = (reached_tx.clone(), held.clone());
+        Box::pin(async move {
+            let _ = reached.send(());
+            go.notified().await;
+        })
+    });
+    let mut raw = RawPatch::start(app, token, path, offset, bytes.len() as u64).await;
+    raw.send(bytes).await;
+    within(
+        reached.recv(),
+        "the last bytes never reached the finishing step",
+    )
+    .await;
+    let answer = within(raw.leave(), "the server kept the connection open").await;
+    assert!(
+        answer.is_empty(),
+        "answered before finishing: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    go.notify_one();
+    within(
+        app.worker.signals.wait_for_job(),
+        "the finished upload's task was never queued (the request's work went with its client?)",
+    )
+    .await;
+}
+
+/// `f`, or a panic saying `what` after 30 s (a test that fails must not hang).
+async fn within<T>(f: impl std::future::Future<Output = T>, what: &str) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(30), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} (waited 30 s)"))
 }

@@ -4,6 +4,8 @@
 //! An upload's state is its database row and its bytes are in storage
 //! ([`crate::storage::resumable`]), so any API process can take the next `PATCH`. A request
 //! that writes holds the row's lock ([`UploadLock`]); a second writer meanwhile gets 423.
+//! The locked write runs in a task of its own, so a client that goes away does not stop it
+//! half-way (between storage and the row).
 //! The upload's id is also the id of the task made from it: when its metadata names a
 //! `profile` (or `options`, `format`) the task is queued as the last byte is stored;
 //! otherwise `POST /api/tasks` with `{"upload": id}` makes it.
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use anyhow::Context;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -347,7 +350,8 @@ fn upload_headers(status: StatusCode, upload: &UploadRecord) -> Response {
 }
 
 /// Store one request's bytes under the upload's lock and record them; queue the task when
-/// the upload is finished and its metadata describes one.
+/// the upload is finished and its metadata describes one. Runs to its end even if the
+/// client goes away.
 async fn write(
     state: &AppState,
     user: AuthUser,
@@ -359,10 +363,19 @@ async fn write(
     if offset != upload.offset {
         return Err(offset_mismatch(upload.offset));
     }
-    let lock = UploadLock::take(&state.db, upload.id).await?;
-    let outcome = write_locked(state, user, &lock, offset, checksum, body).await;
-    lock.release(&state.db).await;
-    let (upload, end) = outcome?;
+    // hyper drops this future when the client goes away, even after its last byte came:
+    // cancelled there, a finishing upload would be left half-made (a completed multipart
+    // upload, or a moved file, that the row does not record; no task). So the locked part
+    // runs in its own task, which dropping the handle does not cancel: whatever it starts
+    // it finishes, and it releases the lock.
+    let (state, id) = (state.clone(), upload.id);
+    let writing = tokio::spawn(async move {
+        let lock = UploadLock::take(&state.db, id).await?;
+        let outcome = write_locked(&state, user, &lock, offset, checksum, body).await;
+        lock.release(&state.db).await;
+        outcome
+    });
+    let (upload, end) = writing.await.context("an upload's write failed")??;
     match end {
         AppendEnd::Done | AppendEnd::Interrupted(_) => {
             Ok(upload_headers(StatusCode::NO_CONTENT, &upload))

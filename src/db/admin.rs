@@ -10,11 +10,13 @@ use uuid::Uuid;
 use super::RepoResult;
 
 /// An invite code as admins list it (never the code itself).
-#[derive(Debug, Clone, PartialEq)]
+// The admin API answers with it as it is, under the schema name clients already know.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = InviteView)]
 pub struct Invite {
     pub id: Uuid,
     pub note: String,
-    /// The admin who made it (`None`: made with `reelforge user invite`, or that admin is gone).
+    /// The admin who made it (`null`: made with `reelforge user invite`, or that admin is gone).
     pub created_by: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -136,12 +138,4 @@ pub trait AdminRepo: Send + Sync {
     async fn queue_counts(&self) -> RepoResult<QueueCounts>;
     /// Failed tasks per error code that finished at or after `since`, most frequent first.
     async fn failures_since(&self, since: DateTime<Utc>) -> RepoResult<Vec<FailureCount>>;
-}
-
-pub(super) fn duration_ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-pub(super) fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }

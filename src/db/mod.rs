@@ -125,6 +125,16 @@ pub(crate) fn seconds_i64(s: u64) -> i64 {
     i64::try_from(s).unwrap_or(i64::MAX)
 }
 
+/// Milliseconds as the databases' signed integers (saturating, like [`seconds_i64`]).
+pub(crate) fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A count or sum of bytes as the databases return it (signed), as the unsigned it is.
+pub(crate) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
 /// Listing parameters; `after` is the keyset cursor (the last id of the previous page).
 #[derive(Debug, Clone)]
 pub struct ListQuery {

@@ -320,32 +320,6 @@ pub async fn user_task(
     Ok(Json(task.view()))
 }
 
-/// An invite code as admins list it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InviteView {
-    pub id: Uuid,
-    pub note: String,
-    pub created_by: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub used_by: Option<String>,
-    pub used_at: Option<DateTime<Utc>>,
-}
-
-impl From<Invite> for InviteView {
-    fn from(i: Invite) -> Self {
-        InviteView {
-            id: i.id,
-            note: i.note,
-            created_by: i.created_by,
-            created_at: i.created_at,
-            expires_at: i.expires_at,
-            used_by: i.used_by,
-            used_at: i.used_at,
-        }
-    }
-}
-
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct NewInviteRequest {
@@ -361,7 +335,7 @@ pub struct NewInviteRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedInvite {
     pub code: String,
-    pub invite: InviteView,
+    pub invite: Invite,
 }
 
 /// Make an invite code for `REELFORGE_SIGNUP=invite` (one signup each).
@@ -378,25 +352,15 @@ pub async fn create_invite(
     let (code, new) = NewInvite::generate(&req.note, Some(admin.id), req.expires_in_days)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidField, e))?;
     let invite = state.db.create_invite(new).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedInvite {
-            code,
-            invite: invite.into(),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(CreatedInvite { code, invite })))
 }
 
 /// Every invite code, used or not, oldest first.
 #[utoipa::path(get, path = "/api/admin/invites", tag = "admin",
-    responses((status = 200, body = [InviteView]), (status = 403, body = ErrorBody)),
+    responses((status = 200, body = [Invite]), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_invites(
-    State(state): State<AppState>,
-    _: Admin,
-) -> ApiResult<Json<Vec<InviteView>>> {
-    let invites = state.db.invites().await?;
-    Ok(Json(invites.into_iter().map(InviteView::from).collect()))
+pub async fn list_invites(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<Invite>>> {
+    Ok(Json(state.db.invites().await?))
 }
 
 /// Withdraw an invite code that has not been used.

@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::limits::{BodyLimit, JSON_BODY_LIMIT, is_over_limit};
 use super::observe::RequestUser;
 use crate::auth::{API_KEY_PREFIX, TokenError, token_hash};
+use crate::db::User;
 use crate::domain::field_error::{describe, json_kind, whole_numbers};
 use crate::domain::{ErrorCode, KeyScope};
 
@@ -40,23 +41,33 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let user = if parts.headers.contains_key(header::AUTHORIZATION) {
-            bearer_user(&parts.headers, &parts.method, state).await?
-        } else {
-            let session = super::session::request_session(state, &parts.method, &parts.headers)
-                .await?
-                .ok_or_else(ApiError::unauthorized)?;
-            AuthUser {
-                id: session.user_id,
-                session: Some(session.id),
-                key: None,
-            }
-        };
-        if let Some(slot) = parts.extensions.get::<RequestUser>() {
-            slot.set(user.id);
-        }
-        Ok(user)
+        Ok(authenticate(parts, state).await?.0)
     }
+}
+
+/// The caller, and their account when checking the credential read it (a JWT's does; a
+/// session's or an API key's query checks the account without returning it).
+async fn authenticate(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<(AuthUser, Option<User>), ApiError> {
+    let (user, account) = if parts.headers.contains_key(header::AUTHORIZATION) {
+        bearer_user(&parts.headers, &parts.method, state).await?
+    } else {
+        let session = super::session::request_session(state, &parts.method, &parts.headers)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        let user = AuthUser {
+            id: session.user_id,
+            session: Some(session.id),
+            key: None,
+        };
+        (user, None)
+    };
+    if let Some(slot) = parts.extensions.get::<RequestUser>() {
+        slot.set(user.id);
+    }
+    Ok((user, account))
 }
 
 /// A signed-in admin; anyone else is refused with `403 admin_only`. What an admin may
@@ -68,8 +79,12 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let user = AuthUser::from_request_parts(parts, state).await?;
-        if !state.db.user_by_id(user.id).await?.is_some_and(|u| u.admin) {
+        let (user, account) = authenticate(parts, state).await?;
+        let account = match account {
+            Some(account) => Some(account),
+            None => state.db.user_by_id(user.id).await?,
+        };
+        if !account.is_some_and(|u| u.admin) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 ErrorCode::AdminOnly,
@@ -84,11 +99,11 @@ async fn bearer_user(
     headers: &HeaderMap,
     method: &Method,
     state: &AppState,
-) -> Result<AuthUser, ApiError> {
+) -> Result<(AuthUser, Option<User>), ApiError> {
     {
         let token = bearer_token(headers).ok_or_else(ApiError::unauthorized)?;
         if token.starts_with(API_KEY_PREFIX) {
-            return key_user(token, method, state).await;
+            return Ok((key_user(token, method, state).await?, None));
         }
         let claims = state.tokens.verify_claims(token).map_err(|e| match e {
             TokenError::Expired => ApiError::new(
@@ -107,11 +122,12 @@ async fn bearer_user(
                 "the password changed after this token was issued; log in again",
             ));
         }
-        Ok(AuthUser {
+        let caller = AuthUser {
             id,
             session: None,
             key: None,
-        })
+        };
+        Ok((caller, Some(user)))
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`AdminRepo`] on PostgreSQL.
 
 use super::*;
-use crate::db::admin::{count, duration_ms};
+use crate::db::{count, duration_ms};
 
 fn invite_from_row(r: sql::InviteRow) -> Invite {
     Invite {

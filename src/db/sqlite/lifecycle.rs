@@ -1,7 +1,7 @@
 //! [`LifecycleRepo`] on SQLite.
 
 use super::*;
-use crate::db::admin::{count, duration_ms};
+use crate::db::{count, duration_ms};
 
 #[async_trait]
 impl LifecycleRepo for SqliteRepo {

@@ -78,18 +78,7 @@ async fn small_requests_fill_parts_through_a_staged_tail() {
             .await,
     )
     .await;
-    let object = moto
-        .storage(&format!("s3://{BUCKET}/t"))
-        .read(&format!("tasks/{id}/input/big.mov"), None)
-        .await
-        .unwrap();
-    let got: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(object.body)
-        .await
-        .unwrap();
-    assert!(
-        got.concat() == all,
-        "the object differs from the bytes sent"
-    );
+    assert_stored_input(&moto, &id, "big.mov", &all).await;
 }
 
 /// The client of the last PATCH goes away while the server completes the multipart upload:
@@ -119,18 +108,7 @@ async fn a_last_patch_whose_client_goes_away_still_completes_the_multipart_uploa
         "the multipart upload is still open"
     );
     assert!(staged(&moto).await.is_empty(), "{:?}", staged(&moto).await);
-    let object = moto
-        .storage(&format!("s3://{BUCKET}/t"))
-        .read(&format!("tasks/{id}/input/clip.mp4"), None)
-        .await
-        .unwrap();
-    let got: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(object.body)
-        .await
-        .unwrap();
-    assert!(
-        got.concat() == all,
-        "the object differs from the bytes sent"
-    );
+    assert_stored_input(&moto, id, "clip.mp4", &all).await;
 }
 
 #[tokio::test]
@@ -187,4 +165,20 @@ async fn an_abandoned_upload_is_aborted_by_the_expiry_sweep() {
         "the multipart upload is still open"
     );
     assert!(moto.all_keys(BUCKET).await.is_empty());
+}
+
+/// The task's input in the bucket is exactly `sent`.
+async fn assert_stored_input(moto: &Moto, id: &str, name: &str, sent: &[u8]) {
+    let object = moto
+        .storage(&format!("s3://{BUCKET}/t"))
+        .read(&format!("tasks/{id}/input/{name}"), None)
+        .await
+        .unwrap();
+    let got: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(object.body)
+        .await
+        .unwrap();
+    assert!(
+        got.concat() == sent,
+        "the object differs from the bytes sent"
+    );
 }

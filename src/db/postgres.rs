@@ -9,6 +9,13 @@
 //! first idle worker); the worker loop's timeout stays the polling fallback, since
 //! notifications sent while the listener is reconnecting are lost.
 //!
+//! Lock order: a transaction that writes a task and its job locks the job row first, then
+//! the task. Workers do so by their nature (a claim locks the job it picks, then starts its
+//! task; finish, retry_later and release write the job, then the task); the API's cancel,
+//! retry and delete take the job's lock first on purpose (`lock_job_of_task`), because in the
+//! other order a worker and the API each wait for the other until the deadlock detector
+//! aborts one (after `deadlock_timeout`: a delete answered 500 after more than a second).
+//!
 //! The statements themselves live in the `reelforge-db-postgres` crate (`crates/`), checked
 //! at compile time against `migrations/postgres`; this module holds the transactions, the
 //! listener, and maps rows to domain types.
@@ -345,6 +352,8 @@ impl TaskRepo for PgRepo {
 
     async fn cancel_task(&self, user: Uuid, id: Uuid) -> RepoResult<Option<(TaskRecord, bool)>> {
         let mut tx = self.pool.begin().await?;
+        // The job before the task, as workers lock them (see the module's comment).
+        sql::lock_job_of_task(&mut *tx, id, user).await?;
         let changed = sql::cancel_task(&mut *tx, id, user).await? == 1;
         if changed {
             sql::cancel_job_of_task(&mut *tx, id).await?;
@@ -361,6 +370,9 @@ impl TaskRepo for PgRepo {
         max_attempts: u32,
     ) -> RepoResult<RetryOutcome> {
         let mut tx = self.pool.begin().await?;
+        // The job before the task: a worker cannot hold the job of a failed or cancelled
+        // task, but a delete of it can (see the module's comment).
+        sql::lock_job_of_task(&mut *tx, id, user).await?;
         let requeued = sql::requeue_task_for_retry(&mut *tx, id, user).await? == 1;
         if requeued {
             let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
@@ -378,6 +390,9 @@ impl TaskRepo for PgRepo {
 
     async fn delete_task(&self, user: Uuid, id: Uuid) -> RepoResult<Option<TaskRecord>> {
         let mut tx = self.pool.begin().await?;
+        // The job before the task (the delete cascades to it; see the module's comment): a
+        // claim under way is waited for, and a claim after this passes the job over.
+        sql::lock_job_of_task(&mut *tx, id, user).await?;
         let row = sql::delete_task(&mut *tx, id, user).await?;
         if row.is_some() {
             // ON DELETE CASCADE covers these; explicit, like the SQLite backend.

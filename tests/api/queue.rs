@@ -12,6 +12,7 @@ use reelforge::domain::{
     EmailAddress, OutputFile, Profile, Source, Stage, TaskError, TaskStatus, Username,
 };
 use reelforge::media::probe::{AudioStream, MediaInfo, VideoStream};
+use reelforge_db_postgres as sql;
 use reelforge_testkit::on_both_backends;
 use reelforge_testkit::pg::TestDb;
 use uuid::Uuid;
@@ -32,6 +33,7 @@ on_both_backends!(
     sessions_expire_idle_or_absolute_and_end_with_a_password_change,
     shares_are_owner_scoped_expire_and_go_with_their_task,
     the_oldest_due_job_is_the_one_waiting_longest,
+    deletes_racing_claims_all_succeed,
 );
 
 /// The same job as `lease`, as another worker would name it.
@@ -897,6 +899,170 @@ async fn postgres_notify_wakes_an_idle_waiter_quickly() {
     }
 }
 
+// --- Lock order: the API's writes against a worker's (PostgreSQL) --------------------------
+//
+// A worker's transactions lock a job row, then its task (claim, finish, retry_later,
+// release). A transaction of the API that locks them the other way round waits on the worker
+// while the worker waits on it, until PostgreSQL's deadlock detector aborts one after
+// deadlock_timeout (1 s): for a delete, a 500 after more than a second. Each test below holds
+// the other transaction open by hand after its first lock, starts the API's call, waits until
+// that call is blocked on a lock, then lets the other transaction take its second lock: in
+// the wrong order that is a deadlock, and the API's call (the one waiting longest) is aborted
+// with 40P01.
+
+/// A connection of the test's own to the test database (another process, to PostgreSQL).
+async fn connection(t: &TestDb) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(t.pg_url()).await.unwrap()
+}
+
+/// Wait until a session of the test database waits for a lock (the API's call got to it).
+async fn until_blocked(watcher: &mut sqlx::PgConnection) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut *watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the call never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A delete while a claim of the task's job is half-way (job locked, task not yet): the
+/// delete waits for the claim, then removes the task it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_delete_racing_a_claim_waits_for_it() {
+    use sqlx::Connection;
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let (user, id) = task(&t.db, 3).await;
+    let mut watcher = connection(&t).await;
+    let mut worker = connection(&t).await;
+    let mut claim = worker.begin().await.unwrap();
+    let job = sql::claim_job(&mut *claim, "w", 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.task_id, Some(id));
+    let db = t.db.clone();
+    let started = Instant::now();
+    let delete = tokio::spawn(async move { db.delete_task(user, id).await });
+    until_blocked(&mut watcher).await;
+    sql::start_task(&mut *claim, id, 1)
+        .await
+        .expect("the claim takes the task");
+    claim.commit().await.unwrap();
+    let deleted = delete.await.unwrap();
+    let deleted = deleted.expect("the delete waits for the claim, no deadlock");
+    assert_eq!(deleted.map(|t| t.id), Some(id));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no deadlock_timeout went by: {:?}",
+        started.elapsed()
+    );
+    assert!(t.db.task_for_job(id).await.unwrap().is_none());
+    let lease = Lease {
+        job_id: job.id,
+        task_id: id,
+        owner: "w".into(),
+        attempt: 1,
+        max_attempts: 3,
+        run: 1,
+    };
+    assert!(
+        !t.db
+            .heartbeat(&lease, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+}
+
+/// A cancel while a claim is half-way: it waits, then cancels the task the claim started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_cancel_racing_a_claim_waits_for_it() {
+    use sqlx::Connection;
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let (user, id) = task(&t.db, 3).await;
+    let mut watcher = connection(&t).await;
+    let mut worker = connection(&t).await;
+    let mut claim = worker.begin().await.unwrap();
+    let job = sql::claim_job(&mut *claim, "w", 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let db = t.db.clone();
+    let cancel = tokio::spawn(async move { db.cancel_task(user, id).await });
+    until_blocked(&mut watcher).await;
+    sql::start_task(&mut *claim, id, 1)
+        .await
+        .expect("the claim takes the task");
+    claim.commit().await.unwrap();
+    let cancelled = cancel.await.unwrap();
+    let (task, changed) = cancelled
+        .expect("the cancel waits for the claim, no deadlock")
+        .unwrap();
+    assert!(changed);
+    assert_eq!(task.status, TaskStatus::Cancelled);
+    assert!(task.started_at.is_some(), "the claim's start came first");
+    let lease = Lease {
+        job_id: job.id,
+        task_id: id,
+        owner: "w".into(),
+        attempt: 1,
+        max_attempts: 3,
+        run: 1,
+    };
+    assert!(
+        !t.db
+            .heartbeat(&lease, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+}
+
+/// A retry while a delete is half-way (job locked, task not yet deleted): the retry waits and
+/// finds nothing left to retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_retry_racing_a_delete_waits_for_it() {
+    use sqlx::Connection;
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let (user, id) = task(&t.db, 3).await;
+    assert!(t.db.cancel_task(user, id).await.unwrap().unwrap().1);
+    let mut watcher = connection(&t).await;
+    let mut other = connection(&t).await;
+    let mut delete = other.begin().await.unwrap();
+    assert_eq!(
+        sql::lock_job_of_task(&mut *delete, id, user).await.unwrap(),
+        1
+    );
+    let db = t.db.clone();
+    let retry = tokio::spawn(async move { db.retry_task(user, id, 3).await });
+    until_blocked(&mut watcher).await;
+    let gone = sql::delete_task(&mut *delete, id, user)
+        .await
+        .expect("the delete takes the task");
+    assert!(gone.is_some());
+    delete.commit().await.unwrap();
+    let retried = retry.await.unwrap();
+    let retried = retried.expect("the retry waits for the delete, no deadlock");
+    assert!(matches!(retried, RetryOutcome::NotFound), "{retried:?}");
+}
+
 // --- Upgrades -------------------------------------------------------------------------------
 
 /// The ids of `alice`, then `ALICE`, `Alice` and `bob`, made before user names became
@@ -1204,4 +1370,32 @@ async fn the_oldest_due_job_is_the_one_waiting_longest(db: Db) {
     );
     let retry = db.oldest_due_job(later).await.unwrap().unwrap();
     assert!(retry >= after + chrono::Duration::seconds(599), "{retry}");
+}
+
+/// Deletes racing claims of the same task: every delete succeeds at once (on PostgreSQL a
+/// delete that locked the task before the job deadlocked with a claim that locked the job
+/// first), and a claim that won the race holds a lease the delete voided.
+async fn deletes_racing_claims_all_succeed(db: Db) {
+    let user = user(&db).await;
+    for round in 0..50 {
+        let id = task_for(&db, user, url_source(), 3).await;
+        let owner = format!("w{round}");
+        let started = Instant::now();
+        let (claimed, deleted) = tokio::join!(
+            db.claim(&owner, Duration::from_secs(30)),
+            db.delete_task(user, id)
+        );
+        let deleted = deleted.unwrap_or_else(|e| panic!("round {round}: delete failed: {e}"));
+        assert_eq!(deleted.map(|t| t.id), Some(id), "round {round}");
+        let claimed = claimed.unwrap_or_else(|e| panic!("round {round}: claim failed: {e}"));
+        if let Some(lease) = claimed {
+            assert_eq!(lease.task_id, id);
+            assert!(!db.heartbeat(&lease, Duration::from_secs(30)).await.unwrap());
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "round {round}: took {:?}",
+            started.elapsed()
+        );
+    }
 }

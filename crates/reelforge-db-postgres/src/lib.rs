@@ -468,6 +468,30 @@ pub async fn reset_job_of_task(
     .await
 }
 
+/// Lock the job of the user's task (`FOR UPDATE`); returns how many rows were locked (0: not
+/// the user's task, or it has no job). A transaction that writes a task and its job must take
+/// this first, before touching the task: workers lock the job row first and the task second
+/// (`claim_job` then `start_task`; `finish_job`, `requeue_job`, `release_job` likewise), so
+/// a transaction locking the task first and the job second (a `DELETE FROM tasks` cascading
+/// to `jobs`, a cancel) could deadlock with them. Taken in the workers' order, it waits for
+/// a worker's transaction to end, or makes a claim pass over the job (`SKIP LOCKED`).
+pub async fn lock_job_of_task(
+    db: impl PgExecutor<'_>,
+    task_id: Uuid,
+    user_id: Uuid,
+) -> Result<u64> {
+    let locked = sqlx::query_scalar!(
+        "SELECT id FROM jobs \
+         WHERE task_id = $1 AND task_id IN (SELECT id FROM tasks WHERE id = $1 AND user_id = $2) \
+         FOR UPDATE",
+        task_id,
+        user_id,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(locked.len() as u64)
+}
+
 /// Removes the user's task; returns what was removed.
 pub async fn delete_task(
     db: impl PgExecutor<'_>,

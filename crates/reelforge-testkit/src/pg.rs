@@ -114,6 +114,12 @@ impl TestDb {
         reelforge::db::connect(url).await.unwrap()
     }
 
+    /// The PostgreSQL database's URL, for a connection of the test's own (statements run
+    /// by hand, e.g. to hold a transaction open half-way).
+    pub fn pg_url(&self) -> &str {
+        &self.pg().url
+    }
+
     fn pg(&self) -> &PgDatabase {
         self._pg.as_ref().unwrap()
     }

@@ -1,4 +1,5 @@
-//! Writes of a job whose lease is held, made again through a short database outage.
+//! Writes of a job whose lease is held, made again through a short database outage (and the
+//! API's task delete, through an outage or a lost race).
 
 use std::time::Duration;
 
@@ -40,7 +41,7 @@ where
     loop {
         match call().await {
             Err(e) if e.is_transient() && std::time::Instant::now() + pause < deadline => {
-                tracing::warn!(error = %e, what, ?pause, "the database is out of reach; trying again");
+                tracing::warn!(error = %e, what, ?pause, "the database is out of reach or the call lost a race; trying again");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
@@ -107,6 +108,7 @@ mod tests {
             coded("57P03"),
             coded("08006"),
             coded("40001"),
+            coded("40P01"),
             coded("5"),
         ] {
             assert!(e.is_transient(), "{e}");

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{AuthUser, body_bytes, parse_json};
-use crate::db::{ListQuery, NewTask, RetryOutcome};
+use crate::db::{ListQuery, NewTask, RetryOutcome, retry_transient};
 use crate::domain::ErrorCode;
 use crate::domain::task::parse_profile;
 use crate::domain::{Profile, Source, TaskStatus, TaskView};
@@ -415,6 +415,9 @@ pub async fn get_task(
     Ok(Json(task.view()))
 }
 
+/// How long a delete is tried again through transient database errors: a user waits for it.
+const DELETE_RETRY_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Stop a task and delete it with its files (a running ffmpeg is killed).
 #[utoipa::path(delete, path = "/api/tasks/{id}", tag = "tasks",
     params(("id" = String, Path, description = "task id")),
@@ -427,11 +430,15 @@ pub async fn delete_task(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = task_id(&id)?;
-    let removed = state
-        .db
-        .delete_task(user.id, id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    // A delete that lost a race (a deadlock or serialization failure rolls it back) or met a
+    // dropped connection is made again rather than answered 500. If a commit's reply was
+    // lost, the second call finds nothing: 404, as the client's own retry would get, and the
+    // orphan sweep removes the files.
+    let removed = retry_transient(DELETE_RETRY_WINDOW, "delete_task", || {
+        state.db.delete_task(user.id, id)
+    })
+    .await?
+    .ok_or_else(ApiError::not_found)?;
     state.signals.cancel_task(removed.id);
     state.storage.delete_prefix(&keys::task_prefix(id)).await?;
     state.signals.task_changed(id);

@@ -2,8 +2,11 @@
 //! ffmpeg → store and probe each output. Glue only: the decisions live in `media`, the
 //! process handling in `process`, the bytes in `storage`.
 //!
-//! Every run works in its own scratch folder, removed whatever the outcome (`Scratch`).
-//! ffmpeg only ever sees local files in it.
+//! Every run works in its own scratch folder, removed whatever the outcome (`Scratch`), once
+//! every writer into it has stopped: ffmpeg is killed and reaped, and the copies into it
+//! (fetch, storage) stop on the run's cancel token themselves, never dropped half-way (a
+//! file operation of tokio's blocking threads would outlive its dropped future). ffmpeg only
+//! ever sees local files in it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -134,6 +137,7 @@ pub fn sweep_scratch(root: &Path) -> std::io::Result<usize> {
 
 fn storage_error(e: StorageError) -> JobError {
     match e {
+        StorageError::Cancelled => JobError::Cancelled,
         StorageError::NotFound => JobError::Abort(task_error(
             ErrorCode::InputMissing,
             "the task's input is no longer in storage",
@@ -143,6 +147,9 @@ fn storage_error(e: StorageError) -> JobError {
 }
 
 fn fetch_error(e: FetchError) -> JobError {
+    if let FetchError::Cancelled = e {
+        return JobError::Cancelled;
+    }
     let err = task_error(e.code(), e.to_string());
     if e.is_retryable() {
         JobError::Retry(err)
@@ -459,7 +466,7 @@ async fn plan_task(
 ) -> Result<Plan, JobError> {
     let task = run.task;
     let logo = if task.profile.wants_logo() {
-        Some(fetch_logo(run.storage, task, dir).await?)
+        Some(fetch_logo(run.storage, task, dir, run.cancel).await?)
     } else {
         None
     };
@@ -472,9 +479,17 @@ async fn plan_task(
 }
 
 /// The task's own logo from storage, else the service's default, as `{dir}/logo.png`.
-async fn fetch_logo(storage: &Storage, task: &TaskRecord, dir: &Path) -> Result<PathBuf, JobError> {
+async fn fetch_logo(
+    storage: &Storage,
+    task: &TaskRecord,
+    dir: &Path,
+    cancel: &CancellationToken,
+) -> Result<PathBuf, JobError> {
     let logo = dir.join("logo.png");
-    match storage.get_to_file(&keys::logo(task.id), &logo).await {
+    match storage
+        .get_to_file(&keys::logo(task.id), &logo, cancel)
+        .await
+    {
         Ok(_) => {}
         Err(StorageError::NotFound) => tokio::fs::write(&logo, DEFAULT_LOGO)
             .await
@@ -686,10 +701,7 @@ async fn fetch_input(
 ) -> Result<(PathBuf, String), JobError> {
     let path = dir.join("input");
     if let Some(key) = &task.input_key {
-        tokio::select! {
-            r = storage.get_to_file(key, &path) => { r.map_err(storage_error)?; }
-            _ = cancel.cancelled() => return Err(JobError::Cancelled),
-        }
+        copy_stored_input(storage, key, &path, cancel).await?;
         return Ok((path, key.clone()));
     }
     let Source::Url { url } = &task.source else {
@@ -699,26 +711,110 @@ async fn fetch_input(
         )));
     };
     let url = env.fetcher.check(url).await.map_err(fetch_error)?;
-    let fetched = tokio::select! {
-        r = env.fetcher.fetch_to_file(&url, &path, |got, total| {
+    // Stopped by `cancel` itself, never dropped half-way (see `copy_stored_input`); a
+    // cancelled fetch removes its partial file.
+    let fetched = env
+        .fetcher
+        .fetch_to_file(&url, &path, cancel, |got, total| {
             if let Some(total) = total.filter(|t| *t > 0) {
-                report(progress, Stage::Fetching, got as f64 / total as f64 * 100.0, None);
+                report(
+                    progress,
+                    Stage::Fetching,
+                    got as f64 / total as f64 * 100.0,
+                    None,
+                );
             }
-        }) => r.map_err(fetch_error)?,
-        _ = cancel.cancelled() => {
-            let _ = std::fs::remove_file(&path);
-            return Err(JobError::Cancelled);
-        }
-    };
+        })
+        .await
+        .map_err(fetch_error)?;
     let name = crate::domain::safe_filename(fetched.filename_hint.as_deref().unwrap_or("input"));
     let key = keys::input(task.id, &name);
     storage.put_file(&key, &path).await.map_err(storage_error)?;
     Ok((path, key))
 }
 
+/// The stored input (an upload, or a URL fetched by an earlier attempt) into `path`. The
+/// copy stops on `cancel` itself, and is never dropped half-way: a hard link or a write it
+/// had handed to a blocking thread would still land, in a scratch folder being removed.
+async fn copy_stored_input(
+    storage: &Storage,
+    key: &str,
+    path: &Path,
+    cancel: &CancellationToken,
+) -> Result<(), JobError> {
+    storage
+        .get_to_file(key, path, cancel)
+        .await
+        .map_err(storage_error)?;
+    if cancel.is_cancelled() {
+        return Err(JobError::Cancelled);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A cancelled copy into scratch returns only once its file operations have ended: they
+    /// run on tokio's blocking threads, and one left behind (a hard link, a file created)
+    /// would land in the scratch folder while it is being removed ("Directory not empty").
+    /// The one blocking thread is kept busy, so the copy's operation waits in the queue
+    /// while the copy is cancelled.
+    #[test]
+    fn a_cancelled_copy_into_scratch_leaves_no_operation_behind() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let root = tempfile::tempdir().unwrap();
+            let url = format!("file://{}", root.path().join("store").display());
+            let storage = Storage::from_url(&url, &Default::default()).unwrap();
+            let key = "tasks/t/input/clip.mp4";
+            let body = bytes::Bytes::from(vec![7u8; 4096]);
+            let chunks = futures::stream::iter([Ok::<_, std::io::Error>(body)]);
+            storage.put_stream(key, chunks, 1 << 20).await.unwrap();
+            let scratch = root.path().join("scratch");
+            std::fs::create_dir(&scratch).unwrap();
+
+            let (open, gate) = std::sync::mpsc::channel::<()>();
+            let busy = tokio::task::spawn_blocking(move || gate.recv());
+            let cancel = CancellationToken::new();
+            let path = scratch.join("input");
+            let mut copy = std::pin::pin!(copy_stored_input(&storage, key, &path, &cancel));
+            assert!(futures::poll!(copy.as_mut()).is_pending(), "queued");
+            cancel.cancel();
+            assert!(
+                futures::poll!(copy.as_mut()).is_pending(),
+                "the copy returned while its file operation was still to run"
+            );
+            open.send(()).unwrap();
+            let copied = copy.await;
+            let seen = names(&scratch);
+            busy.await.unwrap().unwrap();
+            // Every queued blocking operation has run once this one has (one thread, FIFO).
+            tokio::task::spawn_blocking(|| ()).await.unwrap();
+            assert_eq!(
+                names(&scratch),
+                seen,
+                "a file changed after the copy returned"
+            );
+            assert!(matches!(copied, Err(JobError::Cancelled)), "{copied:?}");
+            std::fs::remove_dir_all(&scratch).unwrap();
+        });
+    }
 
     #[test]
     fn commands_are_shown_relative_and_quoted() {

@@ -30,6 +30,7 @@ use object_store::{
     PutMultipartOptions, RetryConfig, WriteMultipart,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Multipart chunk size: S3 needs ≥ 5 MiB for every part but the last.
@@ -51,6 +52,8 @@ pub enum StorageError {
     Timeout(Duration),
     #[error("local file: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cancelled")]
+    Cancelled,
 }
 
 fn map_not_found(e: object_store::Error) -> StorageError {
@@ -421,7 +424,18 @@ impl Storage {
     /// on the same file system this is a hard link (objects are immutable once written:
     /// every write of a key replaces its file, it never rewrites one in place), so the
     /// caller must only read `path`.
-    pub async fn get_to_file(&self, key: &str, path: &Path) -> Result<u64, StorageError> {
+    ///
+    /// `cancel` stops a copy between chunks ([`StorageError::Cancelled`], `path` left as
+    /// far as it got). Never drop this future to stop it instead: its file operations run
+    /// on tokio's blocking threads, where one whose future was dropped still completes —
+    /// a link or a file made after the caller removed the folder, or while it does. When
+    /// this returns, every operation it began has ended, whatever the result.
+    pub async fn get_to_file(
+        &self,
+        key: &str,
+        path: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<u64, StorageError> {
         if let Some(local) = &self.local {
             let src = local.path_to_filesystem(&Self::path(key))?;
             match tokio::fs::hard_link(&src, path).await {
@@ -433,20 +447,36 @@ impl Storage {
                 Err(e) => return Err(e.into()),
             }
         }
-        let got = self
-            .store
-            .get(&Self::path(key))
-            .await
-            .map_err(map_not_found)?;
+        // Nothing is written locally before the answer: dropping the request is safe.
+        let location = Self::path(key);
+        let got = tokio::select! {
+            got = self.store.get(&location) => got.map_err(map_not_found)?,
+            _ = cancel.cancelled() => return Err(StorageError::Cancelled),
+        };
         let mut stream = got.into_stream();
         let mut file = tokio::fs::File::create(path).await?;
         let mut total = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            total += chunk.len() as u64;
-            file.write_all(&chunk).await?;
+        let copied = async {
+            loop {
+                let chunk = tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return Err(StorageError::Cancelled),
+                    chunk = stream.next() => chunk,
+                };
+                let Some(chunk) = chunk else {
+                    return Ok(total);
+                };
+                let chunk = chunk?;
+                total += chunk.len() as u64;
+                file.write_all(&chunk).await?;
+            }
         }
-        file.flush().await?;
+        .await;
+        // `write_all` returns once a blocking thread has the bytes; wait for it to write them
+        // however the copy ended, so that nothing writes to `path` after this returns.
+        let flushed = file.flush().await;
+        let total = copied?;
+        flushed?;
         Ok(total)
     }
 

@@ -12,6 +12,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::time::{Instant, timeout_at};
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::filename::{disposition_filename, url_filename};
@@ -145,16 +146,23 @@ impl Fetcher {
     /// the body into `dest` (created or truncated). `on_bytes(received, content_length)` is
     /// called after every chunk. On any error the partially written `dest` is removed; a `dest`
     /// that existed before is left alone when the fetch fails before the body starts.
+    ///
+    /// `cancel` stops it ([`FetchError::Cancelled`]) while it waits for the network, never in
+    /// the middle of a file operation. Never drop this future to stop it instead: those
+    /// operations run on tokio's blocking threads, where one whose future was dropped still
+    /// completes (the file created, or written, after the caller removed its folder). When
+    /// this returns, every operation it began has ended, whatever the result.
     pub async fn fetch_to_file(
         &self,
         url: &Url,
         dest: &Path,
+        cancel: &CancellationToken,
         mut on_bytes: impl FnMut(u64, Option<u64>),
     ) -> Result<Fetched, FetchError> {
         let deadline = Instant::now() + self.policy.total_timeout;
         let mut created = false;
         let result = self
-            .fetch_inner(url, dest, deadline, &mut created, &mut on_bytes)
+            .fetch_inner(url, dest, deadline, cancel, &mut created, &mut on_bytes)
             .await;
         if let Err(err) = &result {
             tracing::debug!(code = %err.code(), error = %err, "fetch failed");
@@ -175,10 +183,15 @@ impl Fetcher {
         url: &Url,
         dest: &Path,
         deadline: Instant,
+        cancel: &CancellationToken,
         created: &mut bool,
         on_bytes: &mut impl FnMut(u64, Option<u64>),
     ) -> Result<Fetched, FetchError> {
-        let (response, final_url) = self.follow_redirects(url, deadline).await?;
+        // Nothing is written before the answer: dropping the requests is safe.
+        let (response, final_url) = tokio::select! {
+            r = self.follow_redirects(url, deadline) => r?,
+            _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+        };
         let limit = self.policy.max_bytes;
         let total = response.content_length();
         if total.is_some_and(|len| len > limit) {
@@ -195,7 +208,7 @@ impl Fetcher {
             .and_then(|v| disposition_filename(v.as_bytes()))
             .or_else(|| url_filename(&final_url));
         let size = self
-            .stream_body(response, total, dest, deadline, created, on_bytes)
+            .stream_body(response, dest, deadline, cancel, created, on_bytes)
             .await?;
         Ok(Fetched {
             size,
@@ -250,39 +263,60 @@ impl Fetcher {
     }
 
     /// Streams the body into `dest` (created or truncated), counting bytes against
-    /// `max_bytes` and every chunk against `deadline`. `created` is set as soon as `dest`
-    /// exists, so that the caller can remove a partial download.
+    /// `max_bytes` and every chunk against `deadline`, until the end or `cancel`. `created`
+    /// is set as soon as `dest` exists, so that the caller can remove a partial download.
     async fn stream_body(
         &self,
         mut response: reqwest::Response,
-        total: Option<u64>,
         dest: &Path,
         deadline: Instant,
+        cancel: &CancellationToken,
         created: &mut bool,
         on_bytes: &mut impl FnMut(u64, Option<u64>),
     ) -> Result<u64, FetchError> {
         let limit = self.policy.max_bytes;
+        let total = response.content_length();
         let file = tokio::fs::File::create(dest)
             .await
             .map_err(FetchError::Io)?;
         *created = true;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut size = 0u64;
-        loop {
-            let chunk = timeout_at(deadline, response.chunk())
-                .await
-                .map_err(|_| FetchError::Timeout)?
-                .map_err(map_reqwest_error)?;
-            let Some(chunk) = chunk else { break };
-            size = size.saturating_add(chunk.len() as u64);
-            if size > limit {
-                return Err(FetchError::TooLarge { limit });
+        let streamed = async {
+            loop {
+                let chunk = tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+                    chunk = timeout_at(deadline, response.chunk()) => chunk,
+                };
+                let chunk = chunk
+                    .map_err(|_| FetchError::Timeout)?
+                    .map_err(map_reqwest_error)?;
+                let Some(chunk) = chunk else {
+                    return Ok(size);
+                };
+                size = size.saturating_add(chunk.len() as u64);
+                if size > limit {
+                    return Err(FetchError::TooLarge { limit });
+                }
+                out.write_all(&chunk).await.map_err(FetchError::Io)?;
+                on_bytes(size, total);
             }
-            out.write_all(&chunk).await.map_err(FetchError::Io)?;
-            on_bytes(size, total);
         }
-        out.flush().await.map_err(FetchError::Io)?;
-        Ok(size)
+        .await;
+        // `write_all` returns once a blocking thread has the bytes; wait for it to write them
+        // however the body ended, so that nothing writes to `dest` after this returns (a
+        // failed fetch's buffered rest is not written: the file goes).
+        match streamed {
+            Ok(size) => {
+                out.flush().await.map_err(FetchError::Io)?;
+                Ok(size)
+            }
+            Err(e) => {
+                let _ = out.get_mut().flush().await;
+                Err(e)
+            }
+        }
     }
 }
 

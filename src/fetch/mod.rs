@@ -94,6 +94,9 @@ pub enum FetchError {
     /// Writing the destination file failed.
     #[error("fetch failed: could not store the downloaded data")]
     Io(#[source] std::io::Error),
+    /// Stopped by its caller (the task was cancelled or deleted).
+    #[error("fetch cancelled")]
+    Cancelled,
 }
 
 impl FetchError {
@@ -109,6 +112,7 @@ impl FetchError {
             FetchError::Timeout => ErrorCode::FetchTimeout,
             FetchError::TooLarge { .. } => ErrorCode::InputTooLarge,
             FetchError::HttpStatus { .. } => ErrorCode::HttpStatus,
+            FetchError::Cancelled => ErrorCode::Cancelled,
         }
     }
 
@@ -121,7 +125,8 @@ impl FetchError {
             | FetchError::NotAllowed(_)
             | FetchError::TooManyRedirects { .. }
             | FetchError::BadRedirect(_)
-            | FetchError::TooLarge { .. } => false,
+            | FetchError::TooLarge { .. }
+            | FetchError::Cancelled => false,
         }
     }
 }

@@ -110,7 +110,7 @@ async fn local_store_moves_files_by_hard_link_and_stays_immutable() {
     let scratch = tempfile::tempdir().unwrap();
     let input = scratch.path().join("input");
     assert_eq!(
-        s.get_to_file("tasks/t/out/1/out.mp4", &input)
+        s.get_to_file("tasks/t/out/1/out.mp4", &input, &CancellationToken::new())
             .await
             .unwrap(),
         12
@@ -122,8 +122,12 @@ async fn local_store_moves_files_by_hard_link_and_stays_immutable() {
     assert_eq!(std::fs::read(&input).unwrap(), b"first output");
     assert_eq!(s.size("tasks/t/out/1/out.mp4").await.unwrap(), 3);
     assert!(matches!(
-        s.get_to_file("tasks/t/missing", &scratch.path().join("m"))
-            .await,
+        s.get_to_file(
+            "tasks/t/missing",
+            &scratch.path().join("m"),
+            &CancellationToken::new()
+        )
+        .await,
         Err(StorageError::NotFound)
     ));
 }

@@ -16,6 +16,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use reelforge::fetch::{AllowList, FetchError, FetchPolicy, Fetched, Fetcher, check_url};
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
 const FILE_LEN: usize = 300_000;
@@ -150,8 +151,13 @@ fn dest() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// A token never cancelled.
+fn go() -> CancellationToken {
+    CancellationToken::new()
+}
+
 async fn fetch(f: &Fetcher, url: &Url, dest: &std::path::Path) -> Result<Fetched, FetchError> {
-    f.fetch_to_file(url, dest, |_, _| {}).await
+    f.fetch_to_file(url, dest, &go(), |_, _| {}).await
 }
 
 #[tokio::test]
@@ -164,7 +170,7 @@ async fn fetches_allowed_loopback_to_file() {
     let (_dir, path) = dest();
     let mut progress = Vec::new();
     let got = f
-        .fetch_to_file(&url, &path, |n, total| progress.push((n, total)))
+        .fetch_to_file(&url, &path, &go(), |n, total| progress.push((n, total)))
         .await
         .unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), payload());
@@ -267,7 +273,7 @@ async fn redirect_to_blocked_target_is_refused() {
     assert!(
         Fetcher::new(policy("127.0.0.2"))
             .unwrap()
-            .fetch_to_file(&other.url("/big"), &path, |_, _| {})
+            .fetch_to_file(&other.url("/big"), &path, &go(), |_, _| {})
             .await
             .is_ok()
     );
@@ -334,7 +340,7 @@ async fn content_length_over_limit() {
     let (_dir, path) = dest();
     let mut calls = 0;
     let err = f
-        .fetch_to_file(&srv.url("/big"), &path, |_, _| calls += 1)
+        .fetch_to_file(&srv.url("/big"), &path, &go(), |_, _| calls += 1)
         .await
         .unwrap_err();
     assert!(
@@ -357,7 +363,7 @@ async fn chunked_body_over_limit() {
     });
     let mut seen = Vec::new();
     let err = f
-        .fetch_to_file(&srv.url("/chunked"), &path, |n, total| {
+        .fetch_to_file(&srv.url("/chunked"), &path, &go(), |n, total| {
             seen.push((n, total))
         })
         .await
@@ -392,6 +398,46 @@ async fn total_timeout() {
         assert!(started.elapsed() < Duration::from_secs(3));
         assert!(!path.exists(), "{route}");
     }
+}
+
+/// A fetch cancelled mid-body returns at once, its partial file removed; one cancelled while
+/// it waits for the answer creates none.
+#[tokio::test]
+async fn cancel_stops_the_fetch_and_removes_the_partial_file() {
+    let srv = spawn_server("127.0.0.1:0").await;
+    let f = fetcher(policy("127.0.0.1"));
+    let (_dir, path) = dest();
+    let cancel = CancellationToken::new();
+    let started = Instant::now();
+    let mut got = 0;
+    // The first chunk arrives and is written; the rest stalls for 10 s.
+    let err = f
+        .fetch_to_file(&srv.url("/stall"), &path, &cancel, |n, _| {
+            got = n;
+            cancel.cancel();
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Cancelled), "{err:?}");
+    assert_eq!(err.code(), "cancelled");
+    assert!(!err.is_retryable());
+    assert_eq!(got, 11);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(!path.exists());
+
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.cancel();
+    });
+    let err = f
+        .fetch_to_file(&srv.url("/slow"), &path, &cancel, |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Cancelled), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(!path.exists());
 }
 
 #[tokio::test]

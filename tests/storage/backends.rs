@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use reelforge::storage::{Storage, StorageError, StorageOptions, keys};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::moto::Moto;
@@ -242,8 +243,24 @@ async fn get_range_and_errors(f: Fixture) {
 
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("copy");
-    assert_eq!(f.storage.get_to_file(&key, &local).await.unwrap(), 3000);
+    let go = CancellationToken::new();
+    assert_eq!(
+        f.storage.get_to_file(&key, &local, &go).await.unwrap(),
+        3000
+    );
     assert_eq!(std::fs::read(&local).unwrap(), bytes);
+    // Cancelled: a local link is made all the same (one quick operation, never abandoned),
+    // a download stops before its first byte.
+    let stop = CancellationToken::new();
+    stop.cancel();
+    let copied = f
+        .storage
+        .get_to_file(&key, &dir.path().join("c2"), &stop)
+        .await;
+    match &f.backend {
+        Backend::Local(_) => assert_eq!(copied.unwrap(), 3000),
+        Backend::S3 { .. } => assert!(matches!(copied, Err(StorageError::Cancelled)), "{copied:?}"),
+    }
     // And back again under another key.
     let key2 = keys::output(t, 1, "copy.mov");
     assert_eq!(f.storage.put_file(&key2, &local).await.unwrap(), 3000);
@@ -259,7 +276,7 @@ async fn get_range_and_errors(f: Fixture) {
         Err(StorageError::NotFound)
     ));
     assert!(matches!(
-        f.storage.get_to_file(&missing, &local).await,
+        f.storage.get_to_file(&missing, &local, &go).await,
         Err(StorageError::NotFound)
     ));
     // Deleting what is not there is not an error.

@@ -917,6 +917,24 @@ async fn connection(t: &TestDb) -> sqlx::PgConnection {
 }
 
 /// Wait until a session of the test database waits for a lock (the API's call got to it).
+/// The claim by worker `w` of `job` (task `task`, first attempt) no longer holds its lease.
+async fn assert_claim_lost(t: &TestDb, job: Uuid, task: Uuid) {
+    let lease = Lease {
+        job_id: job,
+        task_id: task,
+        owner: "w".into(),
+        attempt: 1,
+        max_attempts: 3,
+        run: 1,
+    };
+    assert!(
+        !t.db
+            .heartbeat(&lease, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+}
+
 async fn until_blocked(watcher: &mut sqlx::PgConnection) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -972,20 +990,7 @@ async fn postgres_a_delete_racing_a_claim_waits_for_it() {
         started.elapsed()
     );
     assert!(t.db.task_for_job(id).await.unwrap().is_none());
-    let lease = Lease {
-        job_id: job.id,
-        task_id: id,
-        owner: "w".into(),
-        attempt: 1,
-        max_attempts: 3,
-        run: 1,
-    };
-    assert!(
-        !t.db
-            .heartbeat(&lease, Duration::from_secs(30))
-            .await
-            .unwrap()
-    );
+    assert_claim_lost(&t, job.id, id).await;
 }
 
 /// A cancel while a claim is half-way: it waits, then cancels the task the claim started.
@@ -1017,20 +1022,7 @@ async fn postgres_a_cancel_racing_a_claim_waits_for_it() {
     assert!(changed);
     assert_eq!(task.status, TaskStatus::Cancelled);
     assert!(task.started_at.is_some(), "the claim's start came first");
-    let lease = Lease {
-        job_id: job.id,
-        task_id: id,
-        owner: "w".into(),
-        attempt: 1,
-        max_attempts: 3,
-        run: 1,
-    };
-    assert!(
-        !t.db
-            .heartbeat(&lease, Duration::from_secs(30))
-            .await
-            .unwrap()
-    );
+    assert_claim_lost(&t, job.id, id).await;
 }
 
 /// A retry while a delete is half-way (job locked, task not yet deleted): the retry waits and

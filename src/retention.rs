@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::db::{Db, RepoResult};
 use crate::domain::TaskStatus;
+use crate::signals::Signals;
 use crate::storage::{Storage, keys};
 
 /// How often an API process sweeps expired files, and orphans (every that many sweeps).
@@ -34,10 +35,12 @@ pub const ORPHAN_GRACE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 /// Tasks taken per query.
 const BATCH: u32 = 100;
 
-/// Remove the files of every task due at `now`; how many tasks' files were removed.
+/// Remove the files of every task due at `now`; how many tasks' files were removed. Each
+/// task's change is signalled (its `files_expired_at` shows at once).
 pub async fn sweep_expired_files(
     db: &Db,
     storage: &Storage,
+    signals: &Signals,
     retention: Option<Duration>,
     now: DateTime<Utc>,
 ) -> RepoResult<usize> {
@@ -50,6 +53,7 @@ pub async fn sweep_expired_files(
             if !db.mark_files_expired(task, now).await? {
                 continue;
             }
+            signals.task_changed(task);
             if let Err(e) = storage.delete_prefix(&keys::task_prefix(task)).await {
                 tracing::warn!(task = %task, error = %e, "could not remove an expired task's files");
             }
@@ -116,11 +120,12 @@ pub async fn sweep_orphaned_objects(
 pub async fn retention_loop(
     db: Db,
     storage: Storage,
+    signals: Signals,
     retention: Option<Duration>,
     stopping: CancellationToken,
 ) {
     for round in 0u32.. {
-        match sweep_expired_files(&db, &storage, retention, Utc::now()).await {
+        match sweep_expired_files(&db, &storage, &signals, retention, Utc::now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(tasks = n, "files past their retention removed"),
             Err(e) => tracing::warn!(error = %e, "could not sweep files past their retention"),

@@ -1,5 +1,6 @@
 //! Signals between the API and the workers of one process: a job was queued (wake an idle
-//! worker), a task changed (wake its event streams), a task must stop (cancel its run).
+//! worker), a task changed (wake its event streams, drop its cached reads), a task must
+//! stop (cancel its run).
 //!
 //! They only shorten waits inside this process. Other processes learn the same facts from
 //! the database (LISTEN/NOTIFY, heartbeats, the event streams' one-second poll), so a lost
@@ -11,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::db::cache::{Change, ReadCache};
 
 /// Shared by every handler and worker of a process; cloning shares it.
 #[derive(Clone)]
@@ -24,6 +27,8 @@ struct Inner {
     message: Notify,
     changed: broadcast::Sender<Uuid>,
     running: Mutex<HashMap<Uuid, CancellationToken>>,
+    /// What requests read most, kept fresh by the changes signalled here.
+    reads: Arc<ReadCache>,
 }
 
 impl Default for Signals {
@@ -35,6 +40,7 @@ impl Default for Signals {
                 message: Notify::new(),
                 changed,
                 running: Mutex::new(HashMap::new()),
+                reads: Arc::default(),
             }),
         }
     }
@@ -44,6 +50,15 @@ impl Signals {
     /// A job was queued: wake one idle worker of this process.
     pub fn job_queued(&self) {
         self.inner.queued.notify_one();
+    }
+
+    /// A task (and its job) was created: wake a worker, and drop its owner's cached lists.
+    pub fn task_created(&self, task: Uuid, owner: Uuid) {
+        self.job_queued();
+        self.changed(Change::Task {
+            id: task,
+            user: Some(owner),
+        });
     }
 
     /// Resolves when [`Signals::job_queued`] is called (or was, since the last wait).
@@ -63,8 +78,25 @@ impl Signals {
 
     /// A task's state changed: wake its event streams in this process.
     pub fn task_changed(&self, task: Uuid) {
-        // No stream is listening: nothing to do.
-        let _ = self.inner.changed.send(task);
+        self.changed(Change::Task {
+            id: task,
+            user: None,
+        });
+    }
+
+    /// Data that cached reads show changed (in this process; call it after the commit):
+    /// drop the cached copies, and wake the event streams of a changed task.
+    pub fn changed(&self, change: Change) {
+        self.inner.reads.apply(change);
+        if let Change::Task { id, .. } = change {
+            // No stream is listening: nothing to do.
+            let _ = self.inner.changed.send(id);
+        }
+    }
+
+    /// The process's cache of what requests read most (`db::cache`).
+    pub fn reads(&self) -> &Arc<ReadCache> {
+        &self.inner.reads
     }
 
     /// Ids of tasks that change from now on.

@@ -214,6 +214,11 @@ impl Application {
             tokio::spawn(crate::http::serve::serve(listener, app, timeouts, stopping))
         });
         if self.role != Role::Worker {
+            tokio::spawn(crate::db::cache::follow_changes(
+                self.state.db.clone(),
+                self.state.signals.reads().clone(),
+                stopping.clone(),
+            ));
             tokio::spawn(sweep_uploads(
                 self.state.db.clone(),
                 self.state.storage.clone(),
@@ -222,6 +227,7 @@ impl Application {
             tokio::spawn(crate::retention::retention_loop(
                 self.state.db.clone(),
                 self.state.storage.clone(),
+                self.state.signals.clone(),
                 self.state.retention,
                 stopping.clone(),
             ));

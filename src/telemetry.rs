@@ -26,10 +26,11 @@ pub const STORED_BYTES: &str = "reelforge_stored_bytes";
 pub const USER_STORED_BYTES_MAX: &str = "reelforge_user_stored_bytes_max";
 pub const USERS_AT_QUOTA: &str = "reelforge_users_at_quota";
 pub const SCRATCH_WAITING: &str = "reelforge_scratch_waiting";
+pub const READ_CACHE: &str = "reelforge_read_cache_lookups_total";
 
 /// Every metric above: docs/operations.md lists them, and the shipped alerts and dashboard
 /// use no other (checked by the tests below).
-pub const ALL: [&str; 22] = [
+pub const ALL: [&str; 23] = [
     HTTP_REQUESTS,
     HTTP_DURATION,
     TASKS_BY_STATUS,
@@ -52,6 +53,7 @@ pub const ALL: [&str; 22] = [
     USER_STORED_BYTES_MAX,
     USERS_AT_QUOTA,
     SCRATCH_WAITING,
+    READ_CACHE,
 ];
 
 /// `pretty` (default) or `json` lines on stderr; `RUST_LOG` filters.
@@ -93,6 +95,10 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 fn describe() {
+    metrics::describe_counter!(
+        READ_CACHE,
+        "Look-ups of the read cache (accounts, API keys, tasks, task lists) by result: hit or miss"
+    );
     metrics::describe_gauge!(
         SCRATCH_WAITING,
         "Workers waiting for scratch space before claiming their next job"

@@ -1,5 +1,6 @@
 //! API keys in the repository: made, listed and revoked by their owner, looked up by hash
-//! on every request (so a revocation holds at once in every process).
+//! (through the read cache, `cache.rs`, so a revocation holds within `cache::MAX_AGE` in
+//! every process).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -10,6 +10,7 @@
 
 mod admin;
 mod api_keys;
+pub mod cache;
 mod lifecycle;
 mod notify;
 pub mod postgres;
@@ -208,6 +209,12 @@ pub trait TaskRepo: Send + Sync {
     /// When the job that has waited longest became due (queued, due at or before `now`).
     async fn oldest_due_job(&self, now: DateTime<Utc>) -> RepoResult<Option<DateTime<Utc>>>;
     async fn ping(&self) -> RepoResult<()>;
+    /// Changes committed by any process, as the database announces them (read caches
+    /// follow it). `None`: this backend announces none (SQLite, where the serving process
+    /// makes the changes and [`cache::MAX_AGE`] bounds what others do).
+    async fn changes(&self) -> RepoResult<Option<tokio::sync::broadcast::Receiver<cache::Change>>> {
+        Ok(None)
+    }
 }
 
 /// The queue as workers see it. Every write after `claim` is conditional on the lease owner

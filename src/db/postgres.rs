@@ -28,10 +28,11 @@ use async_trait::async_trait;
 use reelforge_db_postgres::{self as sql, CHANNEL};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use tokio::sync::{Notify, OnceCell};
+use tokio::sync::{Notify, OnceCell, broadcast};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::cache::Change;
 use super::*;
 use crate::domain::notification::Event;
 
@@ -56,11 +57,39 @@ impl Drop for PgRepo {
     }
 }
 
-/// What the listener wakes: idle workers (a job was queued) and idle deliverers (a message).
-#[derive(Default)]
+/// What the listener wakes: idle workers (a job was queued), idle deliverers (a message),
+/// and the read caches that follow the change feed.
 struct Wakeups {
     jobs: Notify,
     notifications: Notify,
+    changes: broadcast::Sender<Change>,
+}
+
+impl Default for Wakeups {
+    fn default() -> Self {
+        Wakeups {
+            jobs: Notify::new(),
+            notifications: Notify::new(),
+            // A cache that falls this far behind drops everything (`Lagged`).
+            changes: broadcast::channel(1024).0,
+        }
+    }
+}
+
+/// A change feed payload (`0012_change_feed.sql`): `task <id> <user>`, `user <id>`,
+/// `keys <user>`. Anything else reads as "something changed".
+fn parse_change(payload: &str) -> Change {
+    let words: Vec<&str> = payload.split(' ').collect();
+    let id = |i: usize| words.get(i).and_then(|w| Uuid::parse_str(w).ok());
+    match (words.first().copied(), id(1)) {
+        (Some("task"), Some(task)) => Change::Task {
+            id: task,
+            user: id(2),
+        },
+        (Some("user"), Some(user)) => Change::User(user),
+        (Some("keys"), Some(user)) => Change::Keys(user),
+        _ => Change::Everything,
+    }
 }
 
 fn json<T: serde::de::DeserializeOwned>(what: &str, v: serde_json::Value) -> RepoResult<T> {
@@ -208,7 +237,7 @@ impl PgRepo {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.ignore_pool_close_event(true);
         listener
-            .listen_all([CHANNEL, sql::NOTIFICATIONS_CHANNEL])
+            .listen_all([CHANNEL, sql::NOTIFICATIONS_CHANNEL, sql::CHANGES_CHANNEL])
             .await?;
         let wakeups = Arc::new(Wakeups::default());
         let wake = wakeups.clone();
@@ -219,12 +248,18 @@ impl PgRepo {
                     _ = stop.cancelled() => break,
                     r = listener.try_recv() => match r {
                         Ok(Some(n)) if n.channel() == CHANNEL => wake.jobs.notify_one(),
+                        Ok(Some(n)) if n.channel() == sql::CHANGES_CHANNEL => {
+                            // No cache listening: nothing to do.
+                            let _ = wake.changes.send(parse_change(n.payload()));
+                        }
                         Ok(Some(_)) => wake.notifications.notify_one(),
                         // The connection dropped and was re-established: notifications may
-                        // have been missed, so let a worker and a deliverer look.
+                        // have been missed, so let a worker and a deliverer look, and the
+                        // caches forget.
                         Ok(None) => {
                             wake.jobs.notify_one();
                             wake.notifications.notify_one();
+                            let _ = wake.changes.send(Change::Everything);
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "queue listener failed; retrying");
@@ -414,6 +449,14 @@ impl TaskRepo for PgRepo {
 
     async fn ping(&self) -> RepoResult<()> {
         Ok(sql::ping(&self.pool).await?)
+    }
+
+    async fn changes(&self) -> RepoResult<Option<broadcast::Receiver<Change>>> {
+        let wakeups = self
+            .wakeups
+            .get_or_try_init(|| self.start_listener())
+            .await?;
+        Ok(Some(wakeups.changes.subscribe()))
     }
 }
 

@@ -17,6 +17,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Admin, JsonBody};
 use super::tasks::{ListParams, task_id, task_page};
 use crate::config::SignupMode;
+use crate::db::cache::Change;
 use crate::db::{FailureCount, Invite, LiveWorker, NewInvite, RunningJob, User};
 use crate::domain::{ErrorCode, TaskView};
 use crate::queue::ALIVE_FOR;
@@ -270,6 +271,7 @@ pub async fn update_user(
     {
         return Err(ApiError::not_found());
     }
+    state.signals.changed(Change::User(id));
     let user = state
         .db
         .user_by_id(id)

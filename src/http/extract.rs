@@ -114,7 +114,8 @@ async fn bearer_user(
             TokenError::Invalid => invalid_token("the token is not valid"),
         })?;
         let id = claims.sub;
-        let Some(user) = state.db.user_by_id(id).await?.filter(|u| !u.disabled) else {
+        let account = state.signals.reads().user(&state.db, id).await?;
+        let Some(user) = account.filter(|u| !u.disabled) else {
             return Err(invalid_token("the token's account is disabled or deleted"));
         };
         if claims.pwv != user.password_version {
@@ -131,12 +132,14 @@ async fn bearer_user(
     }
 }
 
-/// A request with an API key: the key must be live (looked up on every request, so a
-/// revocation holds at once in every process), and a `read` key only reads.
+/// A request with an API key: the key must be live (read through the read cache, so a
+/// revocation holds at once in this process and within its change feed's delay, at most
+/// `cache::MAX_AGE`, in every other), and a `read` key only reads.
 async fn key_user(token: &str, method: &Method, state: &AppState) -> Result<AuthUser, ApiError> {
     let key = state
-        .db
-        .live_api_key(&token_hash(token))
+        .signals
+        .reads()
+        .api_key(&state.db, &token_hash(token))
         .await?
         .ok_or_else(|| invalid_token("the API key is unknown, revoked or expired"))?;
     let safe = [Method::GET, Method::HEAD, Method::OPTIONS].contains(method);

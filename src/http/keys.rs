@@ -15,6 +15,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{AuthUser, body_bytes, parse_json};
 use super::tasks::task_id;
 use crate::auth::{api_key_prefix, new_api_key, token_hash};
+use crate::db::cache::Change;
 use crate::db::{ApiKey, NewApiKey};
 use crate::domain::{ErrorCode, KeyScope};
 
@@ -153,7 +154,8 @@ pub async fn list_keys(
     Ok(Json(keys.iter().map(view).collect()))
 }
 
-/// Revoke an API key: it stops working at once, on every API process. A key may revoke
+/// Revoke an API key: it stops working at once on this API process, and within 0.5 s
+/// (milliseconds on PostgreSQL) on every other. A key may revoke
 /// itself (what `reelforge logout` does), but no other key.
 #[utoipa::path(delete, path = "/api/keys/{id}", tag = "accounts",
     params(("id" = String, Path)),
@@ -171,6 +173,7 @@ pub async fn revoke_key(
         _ => logged_in(user)?,
     };
     if state.db.revoke_api_key(user.id, id).await? {
+        state.signals.changed(Change::Keys(user.id));
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found())

@@ -32,6 +32,7 @@ use super::accounts::{LoginRequest, UserInfo, authenticate, missing};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{AuthUser, JsonBody};
 use crate::auth::{AccountKey, random_token, same_secret, token_hash};
+use crate::db::cache::Change;
 use crate::db::{Session, SessionTimeouts};
 use crate::domain::{ErrorCode, Password};
 
@@ -359,6 +360,7 @@ pub async fn change_password(
     if !state.db.change_password(user.id, &hash).await? {
         return Err(ApiError::unauthorized());
     }
+    state.signals.changed(Change::User(user.id));
     let mut cookie_header = None;
     let session = match user.session {
         Some(_) => {

@@ -207,7 +207,7 @@ pub async fn create_task(
             state.max_attempts,
         )
         .await?;
-    state.signals.job_queued();
+    state.signals.task_created(task.id, task.user_id);
     Ok(created(&task.view()))
 }
 
@@ -315,7 +315,7 @@ pub(super) async fn task_page(
         limit: limit + 1,
         ..page.clone()
     };
-    let mut tasks = state.db.list_tasks(owner, &q).await?;
+    let mut tasks = state.signals.reads().tasks(&state.db, owner, &q).await?;
     let more = tasks.len() > limit as usize;
     tasks.truncate(limit as usize);
     let mut views: Vec<TaskView> = tasks.iter().map(|t| t.view()).collect();
@@ -408,8 +408,9 @@ pub async fn get_task(
 ) -> ApiResult<Json<TaskView>> {
     let id = task_id(&id)?;
     let task = state
-        .db
-        .get_task(user.id, id)
+        .signals
+        .reads()
+        .task(&state.db, user.id, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(Json(task.view()))

@@ -91,7 +91,7 @@ pub(super) async fn create_from_upload(
     .await;
     match outcome {
         Ok(task) => {
-            state.signals.job_queued();
+            state.signals.task_created(task.id, task.user_id);
             Ok(created(&task.view()))
         }
         Err(e) => {

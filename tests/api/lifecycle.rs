@@ -27,7 +27,8 @@ fn objects_of(app: &TestApp, id: &str) -> Vec<std::path::PathBuf> {
 
 async fn sweep(app: &TestApp, retention: Option<Duration>, after: chrono::Duration) -> usize {
     let now = Utc::now() + after;
-    sweep_expired_files(&app.worker.db, &app.worker.storage, retention, now)
+    let w = &app.worker;
+    sweep_expired_files(&w.db, &w.storage, &w.signals, retention, now)
         .await
         .unwrap()
 }

@@ -11,6 +11,7 @@ mod mail;
 mod playback;
 mod profiles_doc;
 mod queue;
+mod read_cache;
 mod service;
 mod sessions;
 mod shares;

@@ -1391,3 +1391,45 @@ async fn deletes_racing_claims_all_succeed(db: Db) {
         );
     }
 }
+
+/// The change feed the read caches follow (`db::cache`): writes of another process are
+/// announced, with the owner of a changed task.
+#[tokio::test]
+async fn postgres_announces_every_change_a_cached_read_could_show() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let mut feed =
+        t.db.changes()
+            .await
+            .unwrap()
+            .expect("PostgreSQL has a change feed");
+    // Written by another pool: another process, as far as the database can tell.
+    let other = t.second_pool().await;
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), feed.recv())
+            .await
+            .expect("a change within 10 s")
+            .unwrap()
+    };
+    let user = user(&other).await;
+    let task = task_for(&other, user, url_source(), 3).await;
+    assert_eq!(
+        next().await,
+        reelforge::db::cache::Change::Task {
+            id: task,
+            user: Some(user)
+        }
+    );
+    other.cancel_task(user, task).await.unwrap().unwrap();
+    assert_eq!(
+        next().await,
+        reelforge::db::cache::Change::Task {
+            id: task,
+            user: Some(user)
+        }
+    );
+    let name = other.user_by_id(user).await.unwrap().unwrap().username;
+    assert!(other.set_user_disabled(&name, true).await.unwrap());
+    assert_eq!(next().await, reelforge::db::cache::Change::User(user));
+}

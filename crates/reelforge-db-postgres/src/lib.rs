@@ -24,6 +24,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 /// The LISTEN/NOTIFY channel of the queue.
 pub const CHANNEL: &str = "reelforge_jobs";
 
+/// The channel the triggers of `migrations/postgres/0012_change_feed.sql` announce changes
+/// on, for read caches.
+pub const CHANGES_CHANNEL: &str = "reelforge_changes";
+
 /// Names of the unique constraints of `users` (`migrations/postgres/0001_init.sql`; since
 /// 0003 the username's is a unique index on `lower(username)`).
 pub const USERNAME_UNIQUE: &str = "users_username_unique";

@@ -60,6 +60,8 @@ pub struct Options {
     pub retry_base: Option<std::time::Duration>,
     /// Run on a fresh PostgreSQL database (needs `REELFORGE_TEST_PG_URL`).
     pub postgres: bool,
+    /// Run on this database, made by someone else (a second API process on the same one).
+    pub database_url: Option<String>,
     /// `None` = `Role::Serve`.
     pub role: Option<Role>,
     /// `REELFORGE_STORAGE_URL` (default: `file://` in the data dir).
@@ -103,7 +105,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(o: Options) -> TestApp {
     reelforge::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let pg = if o.postgres || postgres_by_default() {
+    let pg = if o.database_url.is_none() && (o.postgres || postgres_by_default()) {
         Some(
             PgDatabase::create()
                 .await
@@ -117,7 +119,9 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         // A `worker` app listens (for probes and metrics) only when told where.
         worker_listen: Some("127.0.0.1:0".into()),
         data_dir: Some(dir.path().to_path_buf()),
-        database_url: pg.as_ref().map(|p| p.url.clone()),
+        database_url: o
+            .database_url
+            .or_else(|| pg.as_ref().map(|p| p.url.clone())),
         workers: Some(o.workers),
         max_upload: o.max_upload.map(str::to_string),
         token_ttl: o.token_ttl.map(str::to_string),
@@ -400,4 +404,21 @@ pub async fn error_code(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
     let body: Value = r.json().await.unwrap_or(Value::Null);
     (status, body["error"].as_str().unwrap_or("").to_string())
+}
+
+/// Polls `check` until it holds; fails if that takes a second or more (what the read cache
+/// promises for changes it is not told of: another process's, the CLI's).
+pub async fn within_a_second<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "{what}: still not seen after 1 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

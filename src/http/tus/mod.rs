@@ -595,7 +595,7 @@ async fn make_task(
                 "a task was already made from this upload",
             )
         })?;
-    state.signals.job_queued();
+    state.signals.task_created(task.id, task.user_id);
     Ok(task)
 }
 

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -69,12 +70,32 @@ struct Entry<T> {
 /// A list page's query, as a map key.
 type ListKey = (Uuid, u32, bool, Option<&'static str>, Option<Uuid>);
 
+/// The entries of one kind, and the reads of it under way.
+struct Kind<K, V> {
+    entries: HashMap<K, Entry<V>>,
+    /// A key being read: requests that miss it meanwhile wait for that read (they hold
+    /// a receiver; the reader's sender is dropped when it is done) instead of each going
+    /// to the database; at an entry's expiry under load that would be every request.
+    flights: HashMap<K, watch::Receiver<()>>,
+}
+
+impl<K, V> Default for Kind<K, V> {
+    fn default() -> Self {
+        Kind {
+            entries: HashMap::new(),
+            flights: HashMap::new(),
+        }
+    }
+}
+
+type Of<K, V> = fn(&mut Maps) -> &mut Kind<K, V>;
+
 #[derive(Default)]
 struct Maps {
-    users: HashMap<Uuid, Entry<Option<User>>>,
-    keys: HashMap<String, Entry<ApiKey>>,
-    tasks: HashMap<(Uuid, Uuid), Entry<Option<TaskRecord>>>,
-    lists: HashMap<ListKey, Entry<Vec<TaskRecord>>>,
+    users: Kind<Uuid, Option<User>>,
+    keys: Kind<String, Option<ApiKey>>,
+    tasks: Kind<(Uuid, Uuid), Option<TaskRecord>>,
+    lists: Kind<ListKey, Vec<TaskRecord>>,
 }
 
 pub struct ReadCache {
@@ -111,18 +132,12 @@ impl ReadCache {
             .await
     }
 
-    /// The live API key of `key_hash` (`ApiKeyRepo::live_api_key`). Unknown keys are not
-    /// kept: guessing fills nothing.
+    /// The live API key of `key_hash` (`ApiKeyRepo::live_api_key`). Unknown keys are kept
+    /// too (as `None`, within the bound on entries): guessing costs no database read.
     pub async fn api_key(&self, db: &Db, key_hash: &str) -> RepoResult<Option<ApiKey>> {
-        if let Some(key) = self.lookup(|m| &mut m.keys, key_hash) {
-            return Ok(Some(key));
-        }
-        let began = self.begin();
-        let key = db.live_api_key(key_hash).await?;
-        if let Some(key) = &key {
-            self.store(began, |m| &mut m.keys, key_hash.to_string(), key.clone());
-        }
-        Ok(key)
+        let key = key_hash.to_string();
+        self.through(|m| &mut m.keys, key, || db.live_api_key(key_hash))
+            .await
     }
 
     /// One task of `user` (`TaskRepo::get_task`).
@@ -144,26 +159,45 @@ impl ReadCache {
             .await
     }
 
-    /// Forget what `change` makes wrong.
+    /// Forget what `change` makes wrong. (Reads under way are not stored: `generation`.)
     pub fn apply(&self, change: Change) {
         let Ok(mut m) = self.maps.lock() else { return };
         self.generation.fetch_add(1, Ordering::SeqCst);
+        let Maps {
+            users,
+            keys,
+            tasks,
+            lists,
+        } = &mut *m;
+        let (users, keys, tasks, lists) = (
+            &mut users.entries,
+            &mut keys.entries,
+            &mut tasks.entries,
+            &mut lists.entries,
+        );
         match change {
             Change::Task { id, user } => {
-                m.tasks.retain(|(_, task), _| *task != id);
+                tasks.retain(|(_, task), _| *task != id);
                 match user {
-                    Some(user) => m.lists.retain(|key, _| key.0 != user),
-                    None => m.lists.clear(),
+                    Some(user) => lists.retain(|key, _| key.0 != user),
+                    None => lists.clear(),
                 }
             }
             Change::User(user) => {
-                m.users.remove(&user);
-                m.keys.retain(|_, e| e.value.user_id != user);
-                m.tasks.retain(|(owner, _), _| *owner != user);
-                m.lists.retain(|key, _| key.0 != user);
+                users.remove(&user);
+                keys.retain(|_, e| e.value.as_ref().is_none_or(|k| k.user_id != user));
+                tasks.retain(|(owner, _), _| *owner != user);
+                lists.retain(|key, _| key.0 != user);
             }
-            Change::Keys(user) => m.keys.retain(|_, e| e.value.user_id != user),
-            Change::Everything => *m = Maps::default(),
+            Change::Keys(user) => {
+                keys.retain(|_, e| e.value.as_ref().is_none_or(|k| k.user_id != user));
+            }
+            Change::Everything => {
+                users.clear();
+                keys.clear();
+                tasks.clear();
+                lists.clear();
+            }
         }
     }
 
@@ -174,40 +208,95 @@ impl ReadCache {
         }
     }
 
-    /// The entry of `key` if fresh, else `read` (stored when no change came meanwhile).
-    async fn through<K, V, F, Fut>(
-        &self,
-        map: fn(&mut Maps) -> &mut HashMap<K, Entry<V>>,
-        key: K,
-        read: F,
-    ) -> RepoResult<V>
+    /// The entry of `key` if fresh; else the answer of the read of `key` under way, if
+    /// one is and its answer was kept; else `read` (stored when no change came meanwhile).
+    /// An entry past half its age is read again by the one request that finds it so while
+    /// the others are still served it: under steady load no request waits for the database.
+    async fn through<K, V, F, Fut>(&self, kind: Of<K, V>, key: K, read: F) -> RepoResult<V>
     where
-        K: Eq + Hash,
+        K: Eq + Hash + Clone,
         V: Clone,
         F: FnOnce() -> Fut,
         Fut: Future<Output = RepoResult<V>>,
     {
-        if let Some(value) = self.lookup(map, &key) {
-            return Ok(value);
+        if let Some((value, aging)) = self.lookup(kind, &key) {
+            if !aging {
+                return Ok(value);
+            }
+            return match self.join_or_lead(kind, &key) {
+                Ok(Some(flight)) => {
+                    let began = self.begin();
+                    match read().await {
+                        Ok(fresh) => {
+                            self.store(began, kind, key, fresh.clone());
+                            drop(flight);
+                            Ok(fresh)
+                        }
+                        // The entry is still within its age: serve it; the next request
+                        // past half its age tries again.
+                        Err(e) => {
+                            tracing::debug!(error = %e, "could not refresh a cached read");
+                            Ok(value)
+                        }
+                    }
+                }
+                // Being read again already (or the lock is poisoned): still young enough.
+                Ok(None) | Err(_) => Ok(value),
+            };
         }
+        let flight = match self.join_or_lead(kind, &key) {
+            Ok(flight) => flight,
+            Err(mut under_way) => {
+                // Err: the reader's sender is gone, i.e. it is done (it never sends).
+                let _ = under_way.changed().await;
+                match self.fresh(kind, &key) {
+                    Some((value, _)) => return Ok(value),
+                    // Its answer was not kept (a change came, or it failed): read anew.
+                    None => None,
+                }
+            }
+        };
         let began = self.begin();
         let value = read().await?;
-        self.store(began, map, key, value.clone());
+        self.store(began, kind, key, value.clone());
+        drop(flight);
         Ok(value)
     }
 
-    fn lookup<K, Q, V>(&self, map: fn(&mut Maps) -> &mut HashMap<K, Entry<V>>, key: &Q) -> Option<V>
+    /// Lead the read of `key` (the returned guard ends the flight when dropped), or the
+    /// receiver of the read already under way.
+    fn join_or_lead<'a, K, V>(
+        &'a self,
+        kind: Of<K, V>,
+        key: &K,
+    ) -> Result<Option<Flight<'a, K, V>>, watch::Receiver<()>>
+    where
+        K: Eq + Hash + Clone,
+    {
+        let Ok(mut m) = self.maps.lock() else {
+            return Ok(None);
+        };
+        let flights = &mut kind(&mut m).flights;
+        if let Some(under_way) = flights.get(key) {
+            return Err(under_way.clone());
+        }
+        let (done, under_way) = watch::channel(());
+        flights.insert(key.clone(), under_way);
+        Ok(Some(Flight {
+            cache: self,
+            kind,
+            key: key.clone(),
+            _done: done,
+        }))
+    }
+
+    fn lookup<K, Q, V>(&self, kind: Of<K, V>, key: &Q) -> Option<(V, bool)>
     where
         K: Eq + Hash + std::borrow::Borrow<Q>,
         Q: Eq + Hash + ?Sized,
         V: Clone,
     {
-        let found = self.maps.lock().ok().and_then(|mut m| {
-            map(&mut m)
-                .get(key)
-                .filter(|e| e.read_at.elapsed() < self.max_age)
-                .map(|e| e.value.clone())
-        });
+        let found = self.fresh(kind, key);
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -220,6 +309,22 @@ impl ReadCache {
         found
     }
 
+    /// The entry of `key` if it is younger than `max_age`, and whether it is past half of it.
+    fn fresh<K, Q, V>(&self, kind: Of<K, V>, key: &Q) -> Option<(V, bool)>
+    where
+        K: Eq + Hash + std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+        V: Clone,
+    {
+        let mut m = self.maps.lock().ok()?;
+        kind(&mut m)
+            .entries
+            .get(key)
+            .map(|e| (e, e.read_at.elapsed()))
+            .filter(|(_, age)| *age < self.max_age)
+            .map(|(e, age)| (e.value.clone(), age >= self.max_age / 2))
+    }
+
     /// Taken before a read: the generation then, and when the read began.
     fn begin(&self) -> (u64, Instant) {
         (self.generation.load(Ordering::SeqCst), Instant::now())
@@ -228,7 +333,7 @@ impl ReadCache {
     fn store<K: Eq + Hash, V>(
         &self,
         (generation, read_at): (u64, Instant),
-        map: fn(&mut Maps) -> &mut HashMap<K, Entry<V>>,
+        kind: Of<K, V>,
         key: K,
         value: V,
     ) {
@@ -236,7 +341,7 @@ impl ReadCache {
         if self.generation.load(Ordering::SeqCst) != generation {
             return;
         }
-        let entries = map(&mut m);
+        let entries = &mut kind(&mut m).entries;
         if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, e| e.read_at.elapsed() < self.max_age);
             if entries.len() >= MAX_ENTRIES {
@@ -244,6 +349,22 @@ impl ReadCache {
             }
         }
         entries.insert(key, Entry { value, read_at });
+    }
+}
+
+/// A read under way: ends (waking those who wait for it) when dropped, answered or not.
+struct Flight<'a, K: Eq + Hash, V> {
+    cache: &'a ReadCache,
+    kind: Of<K, V>,
+    key: K,
+    _done: watch::Sender<()>,
+}
+
+impl<K: Eq + Hash, V> Drop for Flight<'_, K, V> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.cache.maps.lock() {
+            (self.kind)(&mut m).flights.remove(&self.key);
+        }
     }
 }
 

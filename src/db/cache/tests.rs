@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicUsize;
 use chrono::Utc;
 
 use super::*;
+use crate::db::RepoError;
 
 fn user(id: Uuid, disabled: bool) -> User {
     User {
@@ -122,8 +123,8 @@ fn list_key(owner: Uuid) -> ListKey {
 fn cached(cache: &ReadCache, owner: Uuid, id: Uuid) -> (bool, bool) {
     let m = cache.maps.lock().unwrap();
     (
-        m.tasks.contains_key(&(owner, id)),
-        m.lists.contains_key(&list_key(owner)),
+        m.tasks.entries.contains_key(&(owner, id)),
+        m.lists.entries.contains_key(&list_key(owner)),
     )
 }
 
@@ -163,5 +164,60 @@ async fn the_entries_of_a_kind_stay_bounded() {
     for _ in 0..MAX_ENTRIES + 10 {
         read(&cache, Uuid::now_v7(), false, &reads).await;
     }
-    assert!(cache.maps.lock().unwrap().users.len() <= MAX_ENTRIES);
+    assert!(cache.maps.lock().unwrap().users.entries.len() <= MAX_ENTRIES);
+}
+
+/// Ten requests missing the same key at once, as at an entry's expiry under load; the read
+/// yields a few times, so the others arrive while it is under way.
+async fn ten_at_once(cache: &ReadCache, id: Uuid, fail: bool) -> (usize, usize) {
+    let reads = AtomicUsize::new(0);
+    let answers = futures::future::join_all((0..10).map(|_| {
+        cache.through(
+            |m| &mut m.users,
+            id,
+            || async {
+                let first = reads.fetch_add(1, Ordering::SeqCst) == 0;
+                for _ in 0..3 {
+                    tokio::task::yield_now().await;
+                }
+                if fail && first {
+                    return Err(RepoError::Corrupt("the database went away".into()));
+                }
+                Ok(Some(user(id, false)))
+            },
+        )
+    }))
+    .await;
+    let ok = answers.iter().filter(|a| a.is_ok()).count();
+    (reads.load(Ordering::SeqCst), ok)
+}
+
+#[tokio::test]
+async fn requests_missing_the_same_key_share_one_read() {
+    let cache = ReadCache::with_max_age(Duration::from_secs(3600));
+    assert_eq!(ten_at_once(&cache, Uuid::now_v7(), false).await, (1, 10));
+}
+
+#[tokio::test]
+async fn when_the_shared_read_fails_the_others_read_for_themselves() {
+    let cache = ReadCache::with_max_age(Duration::from_secs(3600));
+    let (reads, ok) = ten_at_once(&cache, Uuid::now_v7(), true).await;
+    // The first failed; the nine waiting read again (one of them leading the rest, or each).
+    assert_eq!(ok, 9);
+    assert!((2..=10).contains(&reads), "{reads} reads");
+    assert!(cache.maps.lock().unwrap().users.flights.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_half_its_age_one_request_reads_again_while_the_others_are_served() {
+    let cache = ReadCache::with_max_age(Duration::from_secs(10));
+    let (id, reads) = (Uuid::now_v7(), AtomicUsize::new(0));
+    read(&cache, id, false, &reads).await;
+    tokio::time::advance(Duration::from_secs(6)).await;
+    // One of the ten reads again (and waits for it); nine are served the entry at once.
+    assert_eq!(ten_at_once(&cache, id, false).await, (1, 10));
+    // Read again: young once more.
+    tokio::time::advance(Duration::from_secs(4)).await;
+    read(&cache, id, false, &reads).await;
+    assert_eq!(reads.load(Ordering::SeqCst), 1);
 }

@@ -202,6 +202,27 @@ print(f'{other:.1f} CPU-s ({100 * other / (w * os.cpu_count()):.0f}% of the mach
 
 # wait_quiet: before measuring, wait (up to QUIET_WAIT s, default 180) until the machine is
 # under 25 % busy over 3 s; says so either way. QUIET_WAIT=0 skips the wait.
+# wait_disk_quiet: sync, then wait until the disks write less than 2 MiB/s over 3 s (what an
+# earlier scenario left to write back, or to free, would otherwise land in the next one's tail).
+disk_written_mib() { awk '{s += $10} END {print int(s / 2048)}' /proc/diskstats; }
+wait_disk_quiet() {
+    local limit=${QUIET_WAIT:-180} start w0 w1
+    start=$(date +%s)
+    sync
+    while :; do
+        w0=$(disk_written_mib); sleep 3; w1=$(disk_written_mib)
+        if [ $((w1 - w0)) -lt 6 ]; then
+            log "disks quiet ($((w1 - w0)) MiB written over 3 s)"
+            return 0
+        fi
+        if [ $(($(date +%s) - start)) -ge "$limit" ]; then
+            log "disks still writing after ${limit} s: measuring anyway"
+            return 0
+        fi
+        log "disks busy ($((w1 - w0)) MiB written over 3 s): waiting"
+    done
+}
+
 wait_quiet() {
     local limit=${QUIET_WAIT:-180} start b0 b1 pct
     start=$(date +%s)

@@ -44,26 +44,11 @@ async fn clients_read_their_own_writes_at_once() {
     let id = url_task(&app, &t).await;
     assert_eq!(listed(&app, &t).await, std::slice::from_ref(&id));
     assert_eq!(status_of(&app, &t, &id).await, (200, json!("queued")));
-    let r = app
-        .post(&format!("/api/tasks/{id}/cancel"), &t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(app.task_action(&t, &id, "cancel").await.status(), 200);
     assert_eq!(status_of(&app, &t, &id).await, (200, json!("cancelled")));
-    let r = app
-        .post(&format!("/api/tasks/{id}/retry"), &t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(app.task_action(&t, &id, "retry").await.status(), 200);
     assert_eq!(status_of(&app, &t, &id).await, (200, json!("queued")));
-    let r = app
-        .delete(&format!("/api/tasks/{id}"), &t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(app.delete_task(&t, &id).await.status(), 204);
     assert_eq!(status_of(&app, &t, &id).await.0, 404);
     assert!(listed(&app, &t).await.is_empty());
 }
@@ -120,6 +105,14 @@ async fn disable(app: &TestApp, admin: &str, user: &str) {
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
 }
 
+async fn revoke(app: &TestApp, login: &str, key_id: &str) {
+    let r = app
+        .delete(&format!("/api/keys/{key_id}"), login)
+        .send()
+        .await;
+    assert_eq!(r.unwrap().status(), 204);
+}
+
 async fn user_id(app: &TestApp, token: &str) -> String {
     let (_, me) = app.get_json("/api/me", token).await;
     me["user"]["id"].as_str().unwrap().to_string()
@@ -132,12 +125,7 @@ async fn a_disabled_account_and_a_revoked_key_are_refused_at_once() {
     let ana = app.user("ana").await;
     let (key_id, key) = make_key(&app, &ana).await;
     assert_eq!(listed(&app, &key).await.len(), 0);
-    let r = app
-        .delete(&format!("/api/keys/{key_id}"), &ana)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    revoke(&app, &ana, &key_id).await;
     assert_eq!(app.get_json("/api/tasks", &key).await.0, 401);
 
     let id = user_id(&app, &ana).await;
@@ -165,12 +153,7 @@ async fn another_api_process_sees_changes_within_a_second() {
     assert_eq!(status_of(&b, &first, &id).await, (200, json!("queued")));
     assert_eq!(listed(&b, &second).await, std::slice::from_ref(&id));
 
-    let r = a
-        .post(&format!("/api/tasks/{id}/cancel"), &ana)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(a.task_action(&ana, &id, "cancel").await.status(), 200);
     within_a_second("the cancel", || async {
         status_of(&b, &first, &id).await == (200, json!("cancelled"))
     })
@@ -181,12 +164,7 @@ async fn another_api_process_sees_changes_within_a_second() {
     })
     .await;
 
-    let r = a
-        .delete(&format!("/api/keys/{first_id}"), &ana)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    revoke(&a, &ana, &first_id).await;
     within_a_second("the revoked key", || async {
         b.get_json("/api/tasks", &first).await.0 == 401
     })

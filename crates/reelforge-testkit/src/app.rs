@@ -281,6 +281,18 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST /api/tasks/{id}/{action}` (`cancel`, `retry`) as `token`.
+    pub async fn task_action(&self, token: &str, id: &str, action: &str) -> reqwest::Response {
+        let path = format!("/api/tasks/{id}/{action}");
+        self.post(&path, token).send().await.unwrap()
+    }
+
+    /// `DELETE /api/tasks/{id}` as `token`.
+    pub async fn delete_task(&self, token: &str, id: &str) -> reqwest::Response {
+        let path = format!("/api/tasks/{id}");
+        self.delete(&path, token).send().await.unwrap()
+    }
+
     pub fn post(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.client.post(self.url(path)).bearer_auth(token)
     }

@@ -202,42 +202,40 @@ print(f'{other:.1f} CPU-s ({100 * other / (w * os.cpu_count()):.0f}% of the mach
 
 # wait_quiet: before measuring, wait (up to QUIET_WAIT s, default 180) until the machine is
 # under 25 % busy over 3 s; says so either way. QUIET_WAIT=0 skips the wait.
-# wait_disk_quiet: sync, then wait until the disks write less than 2 MiB/s over 3 s (what an
-# earlier scenario left to write back, or to free, would otherwise land in the next one's tail).
-disk_written_mib() { awk '{s += $10} END {print int(s / 2048)}' /proc/diskstats; }
-wait_disk_quiet() {
-    local limit=${QUIET_WAIT:-180} start w0 w1
+# wait_below WHAT MAX PAUSE PROBE: until PROBE (a reading over its own 3 s, a whole number)
+# is below MAX, at most QUIET_WAIT (180) s, PAUSE s apart; logs each reading.
+wait_below() {
+    local what=$1 max=$2 pause=$3 probe=$4 limit=${QUIET_WAIT:-180} start n
     start=$(date +%s)
-    sync
     while :; do
-        w0=$(disk_written_mib); sleep 3; w1=$(disk_written_mib)
-        if [ $((w1 - w0)) -lt 6 ]; then
-            log "disks quiet ($((w1 - w0)) MiB written over 3 s)"
+        n=$("$probe")
+        if [ "$n" -lt "$max" ]; then
+            log "$what quiet ($n over 3 s)"
             return 0
         fi
         if [ $(($(date +%s) - start)) -ge "$limit" ]; then
-            log "disks still writing after ${limit} s: measuring anyway"
+            log "$what still $n after ${limit} s: measuring anyway (figures may be contended)"
             return 0
         fi
-        log "disks busy ($((w1 - w0)) MiB written over 3 s): waiting"
+        log "$what $n over 3 s (other builds/tests?): waiting"
+        sleep "$pause"
     done
 }
-
-wait_quiet() {
-    local limit=${QUIET_WAIT:-180} start b0 b1 pct
-    start=$(date +%s)
-    while :; do
-        b0=$(cpu_busy_s); sleep 3; b1=$(cpu_busy_s)
-        pct=$(python3 -c "import os; print(int(100 * ($b1 - $b0) / (3 * os.cpu_count())))")
-        if [ "$pct" -lt 25 ]; then
-            log "machine quiet (${pct}% busy over 3 s)"
-            return 0
-        fi
-        if [ $(($(date +%s) - start)) -ge "$limit" ]; then
-            log "machine still ${pct}% busy after ${limit} s: measuring anyway (figures may be contended)"
-            return 0
-        fi
-        log "machine ${pct}% busy (other builds/tests?): waiting"
-        sleep 7
-    done
+cpu_busy_pct_3s() {
+    local b0 b1
+    b0=$(cpu_busy_s); sleep 3; b1=$(cpu_busy_s)
+    python3 -c "import os; print(int(100 * ($b1 - $b0) / (3 * os.cpu_count())))"
+}
+disk_written_mib() { awk '{s += $10} END {print int(s / 2048)}' /proc/diskstats; }
+disk_mib_3s() {
+    local w0 w1
+    w0=$(disk_written_mib); sleep 3; w1=$(disk_written_mib)
+    echo $((w1 - w0))
+}
+# The machine: under 25 % busy. The disks (after a sync): under 2 MiB/s written, since what an
+# earlier scenario left to write back, or to free, would otherwise land in the next one's tail.
+wait_quiet() { wait_below "machine (% busy)" 25 7 cpu_busy_pct_3s; }
+wait_disk_quiet() {
+    sync
+    wait_below "disks (MiB written)" 6 0 disk_mib_3s
 }

@@ -11,4 +11,4 @@ pub use error_code::ErrorCode;
 pub use filename::safe_filename;
 pub use notification::{Channel, DeliveryState, EmailPreferences, Event, NotificationView};
 pub use task::{OutputFile, Profile, Source, Stage, TaskError, TaskRecord, TaskStatus, TaskView};
-pub use user::{EmailAddress, KeyScope, Password, Username};
+pub use user::{EmailAddress, KeyScope, PASSWORD_PATTERN, Password, Username};

@@ -114,6 +114,11 @@ impl EmailAddress {
 /// At least 8 characters with an upper-case letter, a lower-case letter and a digit.
 pub struct Password(String);
 
+/// [`Password::parse`]'s rules as the API documents them (a JSON Schema `pattern`). The
+/// length bounds are in the pattern rather than `minLength`/`maxLength`: with those beside
+/// three lookaheads, schemathesis spent ~160 s building a 1024-character boundary value.
+pub const PASSWORD_PATTERN: &str = "^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9]).{8,1024}$";
+
 impl Password {
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.chars().count() < 8 {
@@ -210,6 +215,10 @@ mod tests {
         assert!(Password::parse("admin1234").is_err());
         assert!(Password::parse("ADMIN1234").is_err());
         assert!(Password::parse("Adminadmin").is_err());
+        // The bounds the API schema states (8 and 1024 characters, counted as characters).
+        assert!(Password::parse("Admin12").is_err());
+        assert!(Password::parse(&format!("Aa1{}", "é".repeat(1021))).is_ok());
+        assert!(Password::parse(&format!("Aa1{}", "é".repeat(1022))).is_err());
         assert_eq!(
             format!("{:?}", Password::parse("Admin123").unwrap()),
             "Password(****)"

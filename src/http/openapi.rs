@@ -82,9 +82,8 @@ fn account_bodies(doc: &mut Value) {
         "examples": ["alice@example.com"]
     });
     let password = json!({
-        "type": "string", "minLength": 8, "maxLength": 1024,
-        "pattern": "^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9]).{8,}$",
-        "description": "At least 8 characters with an upper-case letter, a lower-case letter and a digit."
+        "type": "string", "pattern": crate::domain::PASSWORD_PATTERN,
+        "description": "8 to 1024 characters with an upper-case letter, a lower-case letter and a digit."
     });
     let repeat = json!({"type": "string", "description": "The password again (must be equal)."});
     let signup = |first: &str, second: &str| {
@@ -113,6 +112,13 @@ fn account_bodies(doc: &mut Value) {
             }
         })
     };
+    // A password reset's new password follows the same rules.
+    let mut reset_password = password.clone();
+    reset_password["description"] = json!(
+        "The new password: 8 to 1024 characters with an upper-case letter, a lower-case \
+         letter and a digit."
+    );
+    schemas["ResetConfirm"]["properties"]["password"] = reset_password;
     schemas["PasswordChangeRequest"] = json!({
         "description": "The account's current password, and the new one.",
         "type": "object", "additionalProperties": false,

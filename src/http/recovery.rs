@@ -54,14 +54,10 @@ pub struct ResetConfirm {
     /// From the e-mailed link (`…/#/reset/{token}`).
     #[schema(min_length = 1, max_length = 256)]
     pub token: String,
-    /// The new password: at least 8 characters with an upper-case letter, a lower-case
+    /// The new password: 8 to 1024 characters with an upper-case letter, a lower-case
     /// letter and a digit.
     #[serde(alias = "password1")]
-    #[schema(
-        min_length = 8,
-        max_length = 1024,
-        pattern = "^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9]).{8,}$"
-    )]
+    // Its schema is the sign-up's password (set in `http::openapi`).
     pub password: String,
     /// The new password again (must be equal).
     #[serde(alias = "password2")]

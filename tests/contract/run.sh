@@ -55,7 +55,8 @@ token=$(curl -fsS -X POST "$base/api/auth/login" -H 'Content-Type: application/j
 # An admin, so the admin routes are exercised too (not only refused).
 REELFORGE_DATA_DIR=$work/data "$bin" user promote contract >/dev/null
 SCHEMATHESIS_HOOKS=hooks PYTHONPATH=tests/contract \
-    "$venv/bin/schemathesis" run "$work/openapi.json" --url "$base" \
+    "$venv/bin/schemathesis" --config-file tests/contract/schemathesis.toml \
+    run "$work/openapi.json" --url "$base" \
     -H "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,positive_data_acceptance \
     --phases examples,coverage,fuzzing \

@@ -242,6 +242,12 @@ pub fn plan_compress(
     paths: &Paths,
     stem: &str,
 ) -> Result<Plan, PlanError> {
+    let job = compress_job(info, opts)?;
+    render(&job, paths, stem)
+}
+
+/// The decisions of a compression (pure, before any argv).
+pub(crate) fn compress_job(info: &MediaInfo, opts: &CompressOptions) -> Result<Job, PlanError> {
     opts.validate()?;
     let format = output_format(info, opts)?;
     checked_duration(info.duration)?;
@@ -270,7 +276,7 @@ pub fn plan_compress(
         _ => None,
     };
     let size = video_enc.as_ref().map_or((0, 0), |v| (v.width, v.height));
-    let job = Job {
+    Ok(Job {
         format,
         remux: false,
         video_index: video.map(|v| v.index),
@@ -281,8 +287,7 @@ pub fn plan_compress(
         end: None,
         expected_duration: info.duration,
         size,
-    };
-    render(&job, paths, stem)
+    })
 }
 
 /// The asked format, else the input's own when it can be written and compressed.

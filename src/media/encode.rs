@@ -7,6 +7,7 @@ use super::formats::Format;
 use super::geometry::scaled_size;
 use super::planner::{Paths, Plan, PlanError, PlannedRun, sanitize_stem};
 use super::probe::{AudioStream, MediaInfo, VideoStream};
+use std::path::{Path, PathBuf};
 
 /// A planned video encode.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,9 +121,13 @@ pub(crate) fn audio_encode(channels: u32, codec: AudioCodec, kbps: Option<u32>) 
 pub const GIF_DEFAULT_FPS: u32 = 15;
 pub const GIF_MAX_WIDTH: u32 = 480;
 
-fn video_args(index: usize, enc: &VideoEncode) -> Vec<String> {
+fn video_args(index: usize, enc: &VideoEncode, part: Part) -> Vec<String> {
     let mut argv = Vec::new();
     let mut chain: Vec<String> = Vec::new();
+    if part == Part::Video {
+        // A chunk starts at its own zero, so the join lays chunks end to end exactly.
+        chain.push("setpts=PTS-STARTPTS".to_owned());
+    }
     if let Some(rate) = enc.fps {
         chain.push(format!("fps={rate}"));
     }
@@ -170,11 +175,37 @@ fn audio_args(index: usize, enc: &AudioEncode) -> Vec<String> {
     argv
 }
 
+/// What one run of a [`Job`] writes: the whole output, or one piece of a chunked encode
+/// ([`super::chunks`]): the video of one time window, or the whole audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Whole,
+    Video,
+    Audio,
+}
+
 /// Renders a [`Job`] into its single run.
 pub(crate) fn render(job: &Job, paths: &Paths, stem: &str) -> Result<Plan, PlanError> {
     let output_name = format!("{}.{}", sanitize_stem(stem), job.format.extension());
     let output = paths.out_dir.join(&output_name);
-    let mut argv = input_args(&paths.input, job.start, job.end)?;
+    let run = render_run(job, &paths.input, output, output_name, Part::Whole)?;
+    Ok(Plan {
+        width: job.size.0,
+        height: job.size.1,
+        runs: vec![run],
+        result: None,
+    })
+}
+
+/// One run of `job` over `input`, writing `part` of it to `output`.
+pub(crate) fn render_run(
+    job: &Job,
+    input: &Path,
+    output: PathBuf,
+    output_name: String,
+    part: Part,
+) -> Result<PlannedRun, PlanError> {
+    let mut argv = input_args(input, job.start, job.end)?;
     if job.remux {
         if let Some(i) = job.video_index.filter(|_| !job.format.is_audio()) {
             argv.extend(["-map".to_owned(), format!("0:{i}")]);
@@ -184,31 +215,27 @@ pub(crate) fn render(job: &Job, paths: &Paths, stem: &str) -> Result<Plan, PlanE
         }
         argv.extend(strings(&["-c", "copy"]));
     } else {
-        if let (Some(i), Some(enc)) = (job.video_index, &job.video) {
-            argv.extend(video_args(i, enc));
+        if let (Some(i), Some(enc), true) = (job.video_index, &job.video, part != Part::Audio) {
+            argv.extend(video_args(i, enc, part));
         }
-        if let (Some(i), Some(enc)) = (job.audio_index, &job.audio) {
+        if let (Some(i), Some(enc), true) = (job.audio_index, &job.audio, part != Part::Video) {
             argv.extend(audio_args(i, enc));
         }
     }
-    if job.format.is_audio() {
+    if job.format.is_audio() || part == Part::Audio {
         argv.push("-vn".to_owned());
-    } else if job.format == Format::Gif {
+    } else if job.format == Format::Gif || part == Part::Video {
         argv.push("-an".to_owned());
     }
-    if matches!(job.format, Format::Mp4 | Format::Mov | Format::M4a) {
+    // Pieces are read once by the join, which moves the index itself.
+    if part == Part::Whole && matches!(job.format, Format::Mp4 | Format::Mov | Format::M4a) {
         argv.extend(strings(&["-movflags", "+faststart"]));
     }
     argv.extend(output_args(job.format.muxer(), &output)?);
-    Ok(Plan {
-        width: job.size.0,
-        height: job.size.1,
-        runs: vec![PlannedRun {
-            argv,
-            output,
-            output_name,
-            expected_duration: job.expected_duration,
-        }],
-        result: None,
+    Ok(PlannedRun {
+        argv,
+        output,
+        output_name,
+        expected_duration: job.expected_duration,
     })
 }

@@ -10,10 +10,14 @@
 //! ([`formats`]), frame sizes ([`geometry`]) and the single-output encode of convert and
 //! compress ([`encode`]).
 //!
+//! A long convert or compress can instead run as chunks that any worker encodes and a
+//! join ([`chunks`]; [`chunkable_encode`] says when).
+//!
 //! A new profile: its module here (options type, `NAME`, `plan_*` function, argv unit
 //! tests against the fixtures), a [`Profile`] variant, and its arm in [`plan()`].
 
 pub mod args;
+pub mod chunks;
 pub mod codecs;
 pub mod compress;
 pub mod convert;
@@ -36,6 +40,7 @@ pub use args::{
     FORBIDDEN_DEMUXERS, INPUT_FORMAT_WHITELIST, INPUT_PROTOCOL_WHITELIST, LOGO_DEMUXER,
     SAFE_INPUT_ARGS, SAFE_LOGO_ARGS, file_url, output_demuxer,
 };
+pub use chunks::{ChunkSettings, Chunkable, ChunkedPlan, VideoFrames};
 pub use logo::{LogoError, MAX_LOGO_BYTES, MAX_LOGO_SIDE, check_logo_png};
 pub use planner::{OptionError, Paths, Plan, PlanError, PlannedRun, sanitize_stem};
 
@@ -59,4 +64,21 @@ pub fn plan(
         Profile::Hls(o) => hls::plan_hls(info, o, paths, stem),
         Profile::Archive(_) => Err(PlanError::NotMedia),
     }
+}
+
+/// The encode of `profile` over the input when it can be split into chunks
+/// ([`chunks`]): a single-output video encode (convert, compress) that keeps every frame,
+/// in a codec and container the join handles, longer than `settings.threshold`. `None`:
+/// [`plan()`] runs it whole.
+pub fn chunkable_encode(
+    profile: &Profile,
+    info: &MediaInfo,
+    settings: &ChunkSettings,
+) -> Result<Option<Chunkable>, PlanError> {
+    let job = match profile {
+        Profile::Convert(o) => convert::convert_job(info, o)?,
+        Profile::Compress(o) => compress::compress_job(info, o)?,
+        _ => return Ok(None),
+    };
+    Ok(Chunkable::of(job, settings))
 }

@@ -6,6 +6,7 @@
 //! the profile promises: container, codecs, frame size, frame rate, duration within ±0.2 s,
 //! audio present.
 
+mod chunks;
 mod compress;
 mod convert;
 mod idrl;

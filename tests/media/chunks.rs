@@ -11,9 +11,9 @@ use reelforge::domain::Profile;
 use reelforge::media::codecs::Quality;
 use reelforge::media::convert::{ConvertOptions, plan_convert};
 use reelforge::media::formats::Format;
-use reelforge::media::{ChunkSettings, ChunkedPlan, Paths, PlannedRun, VideoFrames};
+use reelforge::media::{ChunkSettings, ChunkedPlan, Paths, VideoFrames};
 use reelforge::media::{chunkable_encode, chunks};
-use reelforge_testkit::plans::{probe, scratch};
+use reelforge_testkit::plans::{probe, run_ffmpeg, scratch};
 
 use crate::clip;
 
@@ -32,20 +32,6 @@ const SETTINGS: ChunkSettings = ChunkSettings {
     threshold: 5.0,
     length: 6.0,
 };
-
-fn run(run: &PlannedRun, cwd: &Path) {
-    let out = Command::new("ffmpeg")
-        .args(&run.argv)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        run.argv,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn ffprobe(args: &[&str], path: &Path) -> Vec<String> {
     let out = Command::new("ffprobe")
@@ -147,13 +133,13 @@ fn run_chunked(input: &Path, opts: &ConvertOptions, dir: &Path, out_dir: &Path) 
         .unwrap()
         .expect("keyframes every 2 s give cuts");
     for chunk in plan.chunks.iter().rev() {
-        run(chunk, dir);
+        run_ffmpeg(&chunk.argv, dir);
     }
     if let Some(audio) = &plan.audio {
-        run(audio, dir);
+        run_ffmpeg(&audio.argv, dir);
     }
     std::fs::write(work.join(chunks::JOIN_LIST), &plan.list).unwrap();
-    run(&plan.join, dir);
+    run_ffmpeg(&plan.join.argv, dir);
     plan
 }
 
@@ -166,7 +152,7 @@ fn run_whole(input: &Path, opts: &ConvertOptions, dir: &Path) -> PathBuf {
         logo: None,
     };
     let plan = plan_convert(&probe(input), opts, &paths, "clip").unwrap();
-    run(&plan.runs[0], dir);
+    run_ffmpeg(&plan.runs[0].argv, dir);
     plan.runs[0].output.clone()
 }
 

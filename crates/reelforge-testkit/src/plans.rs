@@ -79,21 +79,26 @@ pub fn scratch() -> (tempfile::TempDir, PathBuf) {
     (dir, out)
 }
 
+/// Runs ffmpeg with a planned argv in `cwd`, asserting it succeeded.
+pub fn run_ffmpeg(argv: &[String], cwd: &Path) -> std::process::Output {
+    let out = Command::new("ffmpeg")
+        .args(argv)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs every planned argv in `cwd`; returns the wall time.
 pub fn run_plan(plan: &Plan, cwd: &Path) -> Duration {
     let started = Instant::now();
     for run in &plan.runs {
-        let out = Command::new("ffmpeg")
-            .args(&run.argv)
-            .current_dir(cwd)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{:?}: {}",
-            run.argv,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = run_ffmpeg(&run.argv, cwd);
         let progress = String::from_utf8_lossy(&out.stdout);
         assert!(progress.contains("progress=end"), "{progress}");
         assert!(run.output.is_file(), "{:?}", run.output);

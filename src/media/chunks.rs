@@ -200,11 +200,6 @@ impl Chunkable {
         bounds.push(self.job.end.map(|t| frames.between_frames(t)));
         plan_chunked(&self.job, &bounds, input, work, out_dir, stem).map(Some)
     }
-
-    /// The output's frame size.
-    pub fn size(&self) -> (u32, u32) {
-        self.job.size
-    }
 }
 
 /// The runs of a chunked encode. Chunks and audio write under the work folder and may run

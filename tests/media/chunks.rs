@@ -13,7 +13,7 @@ use reelforge::media::convert::{ConvertOptions, plan_convert};
 use reelforge::media::formats::Format;
 use reelforge::media::{ChunkSettings, ChunkedPlan, Paths, VideoFrames};
 use reelforge::media::{chunkable_encode, chunks};
-use reelforge_testkit::plans::{probe, run_ffmpeg, scratch};
+use reelforge_testkit::plans::{ffmpeg, probe, run_ffmpeg, scratch};
 
 use crate::clip;
 
@@ -91,19 +91,12 @@ fn ssim(a: &Path, b: &Path) -> Vec<f64> {
         "[0:v]setpts=PTS-STARTPTS[a];[1:v]setpts=PTS-STARTPTS[b];[a][b]ssim=stats_file={}",
         stats.display()
     );
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
-        .arg(a)
-        .arg("-i")
-        .arg(b)
-        .args(["-lavfi", &graph, "-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // testkit's ffmpeg splits on whitespace: temp paths and the graph have none.
+    ffmpeg(&format!(
+        "-i {} -i {} -lavfi {graph} -f null -",
+        a.display(),
+        b.display()
+    ));
     std::fs::read_to_string(&stats)
         .unwrap()
         .lines()
@@ -250,7 +243,7 @@ fn a_chunked_trimmed_scaled_webm_joins_frame_exact() {
     let whole = run_whole(&input, &opts, dir.path());
     // The source's frames of the window, at the output's size, kept without loss.
     let reference = dir.path().join("reference.mkv");
-    reelforge_testkit::plans::ffmpeg(&format!(
+    ffmpeg(&format!(
         "-ss 1.5 -to 17 -i {} -vf scale=256:144 -c:v libx264 -qp 0 -an {}",
         input.display(),
         reference.display()
